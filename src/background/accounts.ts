@@ -1,0 +1,191 @@
+import browser from 'webextension-polyfill';
+import { CryptoAccount, ForeignDeviceKeysError } from '../crypto/account.js';
+import { MatrixHttp } from '../crypto/http.js';
+import type { AccountView } from '../shared/messages.js';
+
+/** What is remembered of an account on disk. Never a token. */
+interface AccountRecord {
+  baseUrl: string;
+  userId: string;
+  deviceId: string;
+  storeName: string;
+  /** Key of the store's encryption at rest; extension storage is out of every page's reach. */
+  storePassphrase: string;
+  /** Set once our device keys are on the server (or known to be ours). */
+  claimed: boolean;
+  error?: string;
+}
+
+const RECORDS_KEY = 'accounts';
+/** token → account key, in `storage.session`: memory only, survives worker restarts. */
+const TOKENS_KEY = 'tokens';
+
+const accountKey = (baseUrl: string, userId: string, deviceId: string) =>
+  `${baseUrl}|${userId}|${deviceId}`;
+
+function randomHex(bytes: number): string {
+  return [...crypto.getRandomValues(new Uint8Array(bytes))]
+    .map((b) => b.toString(16).padStart(2, '0'))
+    .join('');
+}
+
+/** The account cannot do encryption; the popup says why and what to do. */
+export class AccountUnusableError extends Error {}
+
+/**
+ * Knows the accounts: discovers them from a `/login` response or, for a client that was
+ * already logged in, from `GET /account/whoami` with the token of its first request;
+ * maps access tokens to accounts (a token only ever reaches the account the homeserver
+ * says it belongs to) and opens one CryptoAccount per (homeserver, user, device).
+ */
+export class AccountRegistry {
+  private readonly open = new Map<string, Promise<CryptoAccount>>();
+  private readonly byToken = new Map<string, Promise<CryptoAccount>>();
+
+  /** The account a page request's token belongs to, discovering it if needed. */
+  forToken(baseUrl: string, token: string): Promise<CryptoAccount> {
+    let account = this.byToken.get(token);
+    if (!account) {
+      account = this.resolveToken(baseUrl, token);
+      this.byToken.set(token, account);
+      account.catch(() => this.byToken.delete(token));
+    }
+    return account.then((found) => {
+      if (found.identity.baseUrl !== baseUrl) {
+        throw new AccountUnusableError('This access token belongs to another homeserver');
+      }
+      return found;
+    });
+  }
+
+  /** Learns the account from the body of a successful `POST /login`. */
+  async fromLogin(baseUrl: string, body: string): Promise<void> {
+    const login = JSON.parse(body) as { user_id?: unknown; access_token?: unknown; device_id?: unknown };
+    if (typeof login.user_id !== 'string' || typeof login.access_token !== 'string' || typeof login.device_id !== 'string') {
+      return; // not a login we can use (e.g. a UIA step)
+    }
+    const account = this.attach(baseUrl, login.access_token, login.user_id, login.device_id);
+    this.byToken.set(login.access_token, account);
+    account.catch(() => this.byToken.delete(login.access_token as string));
+    await account;
+  }
+
+  /** Forgets a token (the client logged out); the account's store stays for now. */
+  async forgetToken(token: string): Promise<void> {
+    this.byToken.delete(token);
+    const tokens = await this.tokens();
+    delete tokens[token];
+    await browser.storage.session.set({ [TOKENS_KEY]: tokens });
+  }
+
+  async views(): Promise<AccountView[]> {
+    const records = await this.records();
+    const tokens = await this.tokens();
+    const withToken = new Set(Object.values(tokens));
+    return Promise.all(
+      Object.entries(records).map(async ([key, record]): Promise<AccountView> => {
+        const view: AccountView = {
+          baseUrl: record.baseUrl,
+          userId: record.userId,
+          deviceId: record.deviceId,
+          ed25519: null,
+          state: 'waiting-for-login',
+        };
+        if (record.error) return { ...view, state: 'error', error: record.error };
+        const open = this.open.get(key);
+        const account = open ? await open.catch(() => undefined) : undefined;
+        if (account) return { ...view, ed25519: account.ed25519, state: 'active' };
+        return withToken.has(key) ? { ...view, state: 'active' } : view;
+      }),
+    );
+  }
+
+  private async resolveToken(baseUrl: string, token: string): Promise<CryptoAccount> {
+    const known = (await this.tokens())[token];
+    const records = await this.records();
+    if (known && records[known]) {
+      const record = records[known];
+      return this.attach(record.baseUrl, token, record.userId, record.deviceId);
+    }
+    const whoami = await new MatrixHttp(baseUrl, token).request<{ user_id?: string; device_id?: string }>(
+      'GET',
+      '/account/whoami',
+    );
+    if (!whoami.user_id || !whoami.device_id) {
+      throw new AccountUnusableError('The homeserver did not say which device this session is');
+    }
+    return this.attach(baseUrl, token, whoami.user_id, whoami.device_id);
+  }
+
+  /** Opens (or reuses) the account's machine and binds the token to it. */
+  private attach(baseUrl: string, token: string, userId: string, deviceId: string): Promise<CryptoAccount> {
+    const key = accountKey(baseUrl, userId, deviceId);
+    let account = this.open.get(key);
+    if (!account) {
+      account = this.openAccount(key, baseUrl, token, userId, deviceId);
+      this.open.set(key, account);
+      account.catch(() => this.open.delete(key));
+    }
+    return account.then(async (opened) => {
+      const tokens = await this.tokens();
+      if (tokens[token] !== key) await browser.storage.session.set({ [TOKENS_KEY]: { ...tokens, [token]: key } });
+      return opened;
+    });
+  }
+
+  private async openAccount(
+    key: string,
+    baseUrl: string,
+    token: string,
+    userId: string,
+    deviceId: string,
+  ): Promise<CryptoAccount> {
+    const records = await this.records();
+    let record = records[key];
+    if (record?.error) throw new AccountUnusableError(record.error);
+    if (!record) {
+      record = {
+        baseUrl,
+        userId,
+        deviceId,
+        storeName: `kirjava-${randomHex(8)}`,
+        storePassphrase: randomHex(32),
+        claimed: false,
+      };
+      await this.saveRecord(key, record);
+    }
+    const account = await CryptoAccount.open({ ...record, accessToken: token });
+    if (!record.claimed) {
+      try {
+        await account.claimDevice();
+        await this.saveRecord(key, { ...record, claimed: true });
+      } catch (error) {
+        account.close();
+        if (error instanceof ForeignDeviceKeysError) {
+          await this.saveRecord(key, { ...record, error: error.message });
+          throw new AccountUnusableError(error.message);
+        }
+        throw error;
+      }
+    } else {
+      // Keys may not have reached the server before a worker stop: the machine knows.
+      await account.flushOutgoingQueued();
+    }
+    return account;
+  }
+
+  private async records(): Promise<Record<string, AccountRecord>> {
+    const stored = await browser.storage.local.get(RECORDS_KEY);
+    return (stored[RECORDS_KEY] as Record<string, AccountRecord> | undefined) ?? {};
+  }
+
+  private async saveRecord(key: string, record: AccountRecord): Promise<void> {
+    const records = await this.records();
+    await browser.storage.local.set({ [RECORDS_KEY]: { ...records, [key]: record } });
+  }
+
+  private async tokens(): Promise<Record<string, string>> {
+    const stored = await browser.storage.session.get(TOKENS_KEY);
+    return (stored[TOKENS_KEY] as Record<string, string> | undefined) ?? {};
+  }
+}

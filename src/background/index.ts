@@ -1,0 +1,32 @@
+/**
+ * Kirjava's service worker: the only place that holds key material, crypto machines and
+ * access tokens. Listeners are registered synchronously at start (MV3 wakes the worker
+ * for them); the WASM module loads lazily on the first request that needs it.
+ */
+import browser, { type Runtime } from 'webextension-polyfill';
+import type { AccountsReply, BridgeMessage, UiRequest } from '../shared/messages.js';
+import { AccountRegistry } from './accounts.js';
+import { failure, handlePageRequest, isServed } from './page-requests.js';
+
+const registry = new AccountRegistry();
+
+const isOwnPage = (sender: Runtime.MessageSender) =>
+  sender.id === browser.runtime.id && !sender.tab && (sender.url ?? '').startsWith(browser.runtime.getURL(''));
+
+browser.runtime.onMessage.addListener((message: unknown, sender: Runtime.MessageSender) => {
+  if (sender.id !== browser.runtime.id) return undefined;
+  const channel = (message as { channel?: unknown } | null)?.channel;
+  if (channel === 'kirjava:page') {
+    const { request } = message as BridgeMessage;
+    return isServed(request, sender).then((served) =>
+      served ? handlePageRequest(registry, request).catch(failure) : undefined,
+    );
+  }
+  if (channel === 'kirjava:ui' && isOwnPage(sender)) {
+    const request = message as UiRequest;
+    if (request.kind === 'accounts') {
+      return registry.views().then((accounts): AccountsReply => ({ accounts }));
+    }
+  }
+  return undefined;
+});

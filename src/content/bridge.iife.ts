@@ -1,0 +1,65 @@
+/**
+ * ISOLATED-world bridge between the page's hook and the service worker. It hands the hook
+ * a private MessagePort, tells it which homeservers this page may use (none unless the
+ * user allowed the page's site), and relays the hook's requests to the worker. The page
+ * can see and forge everything on this path: the worker trusts none of it.
+ */
+import {
+  type BridgeMessage,
+  EMPTY_SETTINGS,
+  type HookConfig,
+  type PageReply,
+  type PageRequest,
+  SETTINGS_KEY,
+  type Settings,
+} from '../shared/messages.js';
+
+const channel = new MessageChannel();
+const port = channel.port1;
+window.postMessage({ kirjava: 'bridge-port' }, '*', [channel.port2]);
+
+async function readConfig(): Promise<HookConfig> {
+  const stored = await chrome.storage.local.get(SETTINGS_KEY);
+  const settings: Settings = { ...EMPTY_SETTINGS, ...(stored[SETTINGS_KEY] ?? {}) };
+  // about:blank frames inherit their creator's origin: self.origin, not location.origin.
+  const allowed = settings.allowedSites.includes(self.origin);
+  return { homeservers: allowed ? settings.homeservers : [] };
+}
+
+const postConfig = () =>
+  readConfig().then(
+    (config) => port.postMessage({ type: 'config', config }),
+    () => port.postMessage({ type: 'config', config: { homeservers: [] } }),
+  );
+postConfig();
+chrome.storage.onChanged.addListener((changes, area) => {
+  if (area === 'local' && SETTINGS_KEY in changes) postConfig();
+});
+
+/** The worker may be stopped at any moment; sendMessage wakes it, so retry a few times. */
+async function askWorker(request: PageRequest): Promise<PageReply> {
+  const message: BridgeMessage = { channel: 'kirjava:page', request };
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 4; attempt++) {
+    try {
+      const reply = (await chrome.runtime.sendMessage(message)) as PageReply | undefined;
+      if (reply) return reply;
+      return { ok: false, status: 403, errcode: 'M_FORBIDDEN', error: 'Kirjava does not serve this site' };
+    } catch (error) {
+      lastError = error;
+      await new Promise((resolve) => setTimeout(resolve, 100 * (attempt + 1)));
+    }
+  }
+  return {
+    ok: false,
+    status: 503,
+    errcode: 'M_UNKNOWN',
+    error: `Kirjava's background worker did not answer: ${(lastError as Error)?.message ?? lastError}`,
+  };
+}
+
+port.onmessage = (event: MessageEvent) => {
+  const { id, request } = (event.data ?? {}) as { id?: unknown; request?: PageRequest };
+  if (typeof id !== 'number' || !request) return;
+  askWorker(request).then((reply) => port.postMessage({ type: 'reply', id, reply }));
+};

@@ -1,0 +1,223 @@
+/**
+ * MAIN-world hook, run at document_start before the page's own code: wraps `fetch` and
+ * `XMLHttpRequest` so that the page's traffic to a configured homeserver passes through
+ * Kirjava's worker (sync and history decrypted, sends into encrypted rooms encrypted).
+ * Every other request goes straight to the browser's own implementation.
+ *
+ * No secret ever comes back through here: the worker returns decrypted events of the
+ * page's own account and ciphertext for its sends, nothing else.
+ */
+import type { HookConfig, PageReply, PageRequest } from '../shared/messages.js';
+import { routeOf, tokenOf } from './routes.js';
+
+(() => {
+  const nativeFetch = window.fetch.bind(window);
+  const NativeXHR = window.XMLHttpRequest;
+
+  let port: MessagePort | undefined;
+  let homeservers: string[] = [];
+  let configured!: () => void;
+  const ready = new Promise<void>((resolve) => (configured = resolve));
+  // If no bridge ever answers (extension reloading, page not allowed), stop waiting.
+  setTimeout(() => configured(), 3000);
+
+  let nextId = 1;
+  const pending = new Map<number, (reply: PageReply) => void>();
+
+  window.addEventListener('message', (event: MessageEvent) => {
+    if (event.source !== window || port || event.data?.kirjava !== 'bridge-port' || !event.ports[0]) return;
+    event.stopImmediatePropagation();
+    port = event.ports[0];
+    port.onmessage = (message: MessageEvent) => {
+      const data = message.data as { type?: string; config?: HookConfig; id?: number; reply?: PageReply };
+      if (data.type === 'config' && data.config) {
+        homeservers = data.config.homeservers;
+        configured();
+      } else if (data.type === 'reply' && typeof data.id === 'number' && data.reply) {
+        pending.get(data.id)?.(data.reply);
+        pending.delete(data.id);
+      }
+    };
+  });
+
+  function ask(request: PageRequest): Promise<PageReply> {
+    if (!port) {
+      return Promise.resolve({ ok: false, status: 503, errcode: 'M_UNKNOWN', error: 'Kirjava is not ready' });
+    }
+    const id = nextId++;
+    return new Promise((resolve) => {
+      pending.set(id, resolve);
+      port!.postMessage({ id, request });
+    });
+  }
+
+  const homeserverOf = (url: string) =>
+    homeservers.find((base) => url === base || url.startsWith(`${base}/`));
+
+  function errorResponse(reply: { status: number; errcode: string; error: string }): Response {
+    return new Response(JSON.stringify({ errcode: reply.errcode, error: reply.error }), {
+      status: reply.status,
+      headers: { 'Content-Type': 'application/json' },
+    });
+  }
+
+  /** A response with a replaced body, keeping status, headers and URL. */
+  function withBody(original: Response, body: string): Response {
+    const headers = new Headers(original.headers);
+    headers.delete('content-length');
+    headers.delete('content-encoding');
+    const response = new Response(body, { status: original.status, statusText: original.statusText, headers });
+    Object.defineProperty(response, 'url', { value: original.url });
+    return response;
+  }
+
+  /** The page's request, carried out with Kirjava in the middle. */
+  async function mediated(request: Request, baseUrl: string): Promise<Response> {
+    const route = routeOf(baseUrl, request.method, request.url);
+    const token = tokenOf(request.headers.get('Authorization'), request.url);
+    if (!route || (route.kind !== 'login' && !token)) return nativeFetch(request);
+
+    if (route.kind === 'send') {
+      const reply = await ask({
+        kind: 'send',
+        baseUrl,
+        token: token!,
+        roomId: route.roomId,
+        eventType: route.eventType,
+        txnId: route.txnId,
+        body: await request.clone().text(),
+      });
+      if (!reply.ok) return errorResponse(reply);
+      if (!('send' in reply) || reply.send === 'passthrough') return nativeFetch(request);
+      const url = request.url.replace(route.sendSegment, `/send/m.room.encrypted/${encodeURIComponent(route.txnId)}`);
+      const headers = new Headers(request.headers);
+      headers.set('Content-Type', 'application/json');
+      return nativeFetch(url, { method: 'PUT', headers, body: reply.send.body, signal: request.signal, credentials: request.credentials });
+    }
+
+    const response = await nativeFetch(request);
+    if (route.kind === 'logout') {
+      if (response.ok) await ask({ kind: 'logout', baseUrl, token: token!, all: route.all });
+      return response;
+    }
+    if (!response.ok) return response;
+    const text = await response.text();
+    let reply: PageReply;
+    if (route.kind === 'login') reply = await ask({ kind: 'login', baseUrl, body: text });
+    else if (route.kind === 'sync') reply = await ask({ kind: 'sync', baseUrl, token: token!, body: text });
+    else reply = await ask({ kind: 'events', baseUrl, token: token!, roomId: route.roomId, body: text });
+    if (!reply.ok) {
+      // Never hand over a sync whose keys were not processed: the client retries it.
+      return route.kind === 'login' ? withBody(response, text) : errorResponse(reply);
+    }
+    return withBody(response, 'body' in reply && typeof reply.body === 'string' ? reply.body : text);
+  }
+
+  const urlOf = (input: RequestInfo | URL): string =>
+    input instanceof Request ? input.url : input instanceof URL ? input.href : String(input);
+
+  async function kirjavaFetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+    const url = urlOf(input);
+    if (!url.includes('/_matrix/')) return nativeFetch(input, init);
+    await ready;
+    const baseUrl = homeserverOf(new URL(url, location.href).href);
+    if (!baseUrl) return nativeFetch(input, init);
+    return mediated(new Request(input, init), baseUrl);
+  }
+
+  Object.defineProperty(window, 'fetch', { value: kirjavaFetch, writable: true, configurable: true, enumerable: true });
+
+  /**
+   * XMLHttpRequest for homeserver URLs is carried out with the mediated fetch above and
+   * its result presented through the XHR interface; every other URL is the native XHR.
+   */
+  class KirjavaXHR extends NativeXHR {
+    private method = 'GET';
+    private url = '';
+    private readonly requestHeaders = new Headers();
+    private controller: AbortController | undefined;
+
+    open(method: string, url: string | URL, async = true, user?: string | null, password?: string | null): void {
+      this.method = method.toUpperCase();
+      this.url = new URL(String(url), location.href).href;
+      super.open(method, url, async, user, password);
+    }
+
+    setRequestHeader(name: string, value: string): void {
+      this.requestHeaders.append(name, value);
+      super.setRequestHeader(name, value);
+    }
+
+    send(body?: Document | XMLHttpRequestBodyInit | null): void {
+      if (!this.url.includes('/_matrix/')) return super.send(body);
+      const controller = (this.controller = new AbortController());
+      ready
+        .then(() => {
+          const baseUrl = homeserverOf(this.url);
+          if (!baseUrl) return super.send(body);
+          const hasBody = body !== undefined && body !== null && this.method !== 'GET' && this.method !== 'HEAD';
+          const request = new Request(this.url, {
+            method: this.method,
+            headers: this.requestHeaders,
+            body: hasBody ? (body as BodyInit) : undefined,
+            signal: controller.signal,
+            credentials: this.withCredentials ? 'include' : 'same-origin',
+          });
+          this.dispatchEvent(new ProgressEvent('loadstart'));
+          return mediated(request, baseUrl).then(
+            (response) => this.complete(response),
+            () => this.fail(controller.signal.aborted ? 'abort' : 'error'),
+          );
+        })
+        .catch(() => this.fail('error'));
+    }
+
+    abort(): void {
+      if (this.controller) this.controller.abort();
+      else super.abort();
+    }
+
+    private define(values: Record<string, unknown>): void {
+      for (const [name, value] of Object.entries(values)) {
+        Object.defineProperty(this, name, { value, configurable: true });
+      }
+    }
+
+    private async complete(response: Response): Promise<void> {
+      const text = await response.text();
+      const headerLines = [...response.headers].map(([k, v]) => `${k}: ${v}`).join('\r\n');
+      const type = this.responseType;
+      let parsed: unknown = text;
+      if (type === 'json') {
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          parsed = null;
+        }
+      } else if (type === 'arraybuffer') parsed = new TextEncoder().encode(text).buffer;
+      else if (type === 'blob') parsed = new Blob([text], { type: response.headers.get('content-type') ?? '' });
+      this.define({
+        readyState: 4,
+        status: response.status,
+        statusText: response.statusText,
+        responseURL: response.url || this.url,
+        response: parsed,
+        responseText: type === '' || type === 'text' ? text : undefined,
+        getResponseHeader: (name: string) => response.headers.get(name),
+        getAllResponseHeaders: () => (headerLines ? `${headerLines}\r\n` : ''),
+      });
+      for (const name of ['readystatechange', 'load', 'loadend']) {
+        this.dispatchEvent(name === 'readystatechange' ? new Event(name) : new ProgressEvent(name));
+      }
+    }
+
+    private fail(kind: 'error' | 'abort'): void {
+      this.define({ readyState: 4, status: 0, statusText: '', response: null, responseText: '' });
+      for (const name of ['readystatechange', kind, 'loadend']) {
+        this.dispatchEvent(name === 'readystatechange' ? new Event(name) : new ProgressEvent(name));
+      }
+    }
+  }
+
+  Object.defineProperty(window, 'XMLHttpRequest', { value: KirjavaXHR, writable: true, configurable: true, enumerable: false });
+})();

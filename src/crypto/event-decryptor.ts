@@ -1,0 +1,126 @@
+import {
+  DecryptionErrorCode,
+  DecryptionSettings,
+  type OlmMachine,
+  RoomId,
+  ShieldColor,
+  TrustRequirement,
+} from '@matrix-org/matrix-sdk-crypto-wasm';
+
+/** A room event as it travels in client-server API bodies. */
+export interface RoomEvent {
+  event_id?: string;
+  type?: string;
+  sender?: string;
+  room_id?: string;
+  origin_server_ts?: number;
+  state_key?: string;
+  content?: Record<string, unknown>;
+  unsigned?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+/** Namespaced field under `unsigned` that tells a smarter client how an event was decrypted. */
+export const ENCRYPTION_INFO_KEY = 'io.kirjava.encryption';
+
+const REASONS: Partial<Record<DecryptionErrorCode, string>> = {
+  [DecryptionErrorCode.MissingRoomKey]:
+    "the sender's device has not sent this session the key for this message yet",
+  [DecryptionErrorCode.UnknownMessageIndex]:
+    'this session only has the key for later messages in this conversation',
+  [DecryptionErrorCode.MismatchedIdentityKeys]: "the sender's keys do not match its device",
+  [DecryptionErrorCode.UnknownSenderDevice]: "the sender's device is unknown",
+  [DecryptionErrorCode.UnsignedSenderDevice]: "the sender's device is not signed by its owner",
+  [DecryptionErrorCode.SenderIdentityVerificationViolation]:
+    "the sender's identity changed after it was verified",
+  [DecryptionErrorCode.MismatchedSender]: 'the event claims a sender that did not encrypt it',
+};
+
+const SHIELD_COLORS: Record<ShieldColor, string> = {
+  [ShieldColor.Red]: 'red',
+  [ShieldColor.Grey]: 'grey',
+  [ShieldColor.None]: 'none',
+};
+
+/**
+ * Decrypts one `m.room.encrypted` event into the event the client would have seen had
+ * the sender not encrypted it: same event_id, sender, origin_server_ts and unsigned;
+ * type and content from the plaintext; the envelope's `m.relates_to` kept (it is sent
+ * in clear, Matrix spec "Mentions and relations in encrypted events"). An event that
+ * cannot be decrypted becomes a readable notice that says why.
+ */
+export class RoomEventDecryptor {
+  private readonly settings = new DecryptionSettings(TrustRequirement.Untrusted);
+
+  constructor(private readonly machine: OlmMachine) {}
+
+  async decrypt(roomId: string, envelope: RoomEvent): Promise<RoomEvent> {
+    try {
+      const decrypted = await this.machine.decryptRoomEvent(
+        JSON.stringify(envelope),
+        new RoomId(roomId),
+        this.settings,
+      );
+      const plaintext = JSON.parse(decrypted.event) as RoomEvent;
+      const shield = decrypted.shieldState(false);
+      const info = {
+        decrypted: true,
+        sender_device: decrypted.senderDevice?.toString() ?? null,
+        sender_curve25519_key: decrypted.senderCurve25519Key,
+        shield: { color: SHIELD_COLORS[shield.color], message: shield.message ?? null },
+      };
+      const verifiedSender = decrypted.sender.toString();
+      if (verifiedSender !== envelope.sender) {
+        return notice(
+          envelope,
+          `** Warning: this message claims to be from ${envelope.sender} but was encrypted by ${verifiedSender}; it is not shown. **`,
+          { ...info, decrypted: false, forged_sender: verifiedSender },
+        );
+      }
+      return {
+        ...envelope,
+        type: typeof plaintext.type === 'string' ? plaintext.type : 'm.room.message',
+        content: withRelation(plaintext.content, envelope.content),
+        unsigned: { ...(envelope.unsigned ?? {}), [ENCRYPTION_INFO_KEY]: info },
+      };
+    } catch (error) {
+      const code = (error as { code?: DecryptionErrorCode }).code;
+      const reason =
+        (code !== undefined && REASONS[code]) ||
+        `it could not be decrypted (${(error as Error)?.message ?? String(error)})`;
+      return notice(envelope, `** Unable to decrypt: ${reason}. **`, {
+        decrypted: false,
+        error_code: code === undefined ? 'UnableToDecrypt' : DecryptionErrorCode[code],
+        session_id: (envelope.content as { session_id?: unknown } | undefined)?.session_id ?? null,
+      });
+    }
+  }
+}
+
+/** The plaintext content with the envelope's `m.relates_to` when the plaintext has none. */
+function withRelation(
+  content: unknown,
+  envelopeContent: Record<string, unknown> | undefined,
+): Record<string, unknown> {
+  const out: Record<string, unknown> =
+    content && typeof content === 'object' ? { ...(content as Record<string, unknown>) } : {};
+  const relation = envelopeContent?.['m.relates_to'];
+  if (relation !== undefined && out['m.relates_to'] === undefined) out['m.relates_to'] = relation;
+  return out;
+}
+
+/** A readable `m.notice` in place of an event the client must not take as genuine. */
+function notice(envelope: RoomEvent, body: string, info: Record<string, unknown>): RoomEvent {
+  const content: Record<string, unknown> = { msgtype: 'm.notice', body };
+  // Keep thread and reply placement, but never let a notice act as an edit or reaction.
+  const relation = envelope.content?.['m.relates_to'] as { rel_type?: string } | undefined;
+  if (relation && (relation.rel_type === 'm.thread' || 'm.in_reply_to' in relation)) {
+    content['m.relates_to'] = relation;
+  }
+  return {
+    ...envelope,
+    type: 'm.room.message',
+    content,
+    unsigned: { ...(envelope.unsigned ?? {}), [ENCRYPTION_INFO_KEY]: info },
+  };
+}

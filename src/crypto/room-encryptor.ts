@@ -1,0 +1,106 @@
+import {
+  EncryptionSettings,
+  type OlmMachine,
+  RoomId,
+  RoomSettings,
+  EncryptionAlgorithm,
+  UserId,
+} from '@matrix-org/matrix-sdk-crypto-wasm';
+import { MatrixApiError, type MatrixHttp, seg } from './http.js';
+import type { OutgoingRequestProcessor } from './outgoing.js';
+
+/** Raised when a room's encryption state cannot be established: the send must not go out. */
+export class EncryptionStateUnknownError extends Error {}
+
+interface MemberEvent {
+  type?: string;
+  state_key?: string;
+  content?: { membership?: string };
+}
+
+/**
+ * Knows which rooms are encrypted and encrypts events for them (Matrix spec "Sending an
+ * encrypted message event"): loads the members (clients lazy-load them, so their view is
+ * not enough), tracks their devices, claims one-time keys for devices without an Olm
+ * session, shares the room key, then encrypts. Encryption state is kept in the machine's
+ * own store (`setRoomSettings`), so it survives worker restarts.
+ */
+export class RoomEncryptor {
+  /** Rooms looked up this worker lifetime and found unencrypted. */
+  private readonly plainRooms = new Set<string>();
+
+  constructor(
+    private readonly machine: OlmMachine,
+    private readonly http: MatrixHttp,
+    private readonly outgoing: { flush(): Promise<void>; processor: OutgoingRequestProcessor },
+  ) {}
+
+  /** Records an `m.room.encryption` state event seen in a sync or history body. */
+  async markEncrypted(roomId: string): Promise<void> {
+    this.plainRooms.delete(roomId);
+    const existing = await this.machine.getRoomSettings(new RoomId(roomId));
+    if (existing) return; // encryption can never be turned off, nor downgraded
+    const settings = new RoomSettings();
+    // Megolm is the only room algorithm; an unknown one still means "encrypted".
+    settings.algorithm = EncryptionAlgorithm.MegolmV1AesSha2;
+    await this.machine.setRoomSettings(new RoomId(roomId), settings);
+  }
+
+  /**
+   * Whether the room is encrypted; asks the homeserver for the room's `m.room.encryption`
+   * state when this account has not seen it. Throws EncryptionStateUnknownError if the
+   * homeserver cannot say: the caller must then fail closed.
+   */
+  async isEncrypted(roomId: string): Promise<boolean> {
+    if (await this.machine.getRoomSettings(new RoomId(roomId))) return true;
+    if (this.plainRooms.has(roomId)) return false;
+    try {
+      await this.http.request('GET', `/rooms/${seg(roomId)}/state/m.room.encryption/`);
+      await this.markEncrypted(roomId);
+      return true;
+    } catch (error) {
+      if (error instanceof MatrixApiError && error.status === 404 && error.errcode === 'M_NOT_FOUND') {
+        this.plainRooms.add(roomId);
+        return false;
+      }
+      throw new EncryptionStateUnknownError(
+        `Kirjava could not find out whether ${roomId} is encrypted (${(error as Error).message}); the message was not sent.`,
+      );
+    }
+  }
+
+  /** Encrypts one event for the room's current members; returns the `m.room.encrypted` content. */
+  async encrypt(roomId: string, eventType: string, content: string): Promise<string> {
+    const members = await this.loadMembers(roomId);
+    await this.machine.updateTrackedUsers(members.map((u) => u.clone()));
+    await this.outgoing.flush(); // keys/query for new or changed users
+    const claim = await this.machine.getMissingSessions(members.map((u) => u.clone()));
+    if (claim) await this.outgoing.processor.send(claim);
+    const settings = new EncryptionSettings();
+    // shareRoomKey right before encrypting: encrypting without a shared, unexpired session
+    // panics inside the library (DESIGN.md §4).
+    const toDevice = await this.machine.shareRoomKey(
+      new RoomId(roomId),
+      members.map((u) => u.clone()),
+      settings,
+    );
+    for (const request of toDevice) await this.outgoing.processor.send(request);
+    return this.machine.encryptRoomEvent(new RoomId(roomId), eventType, content);
+  }
+
+  /** Joined and invited members, from the server (`GET /rooms/{roomId}/members`). */
+  private async loadMembers(roomId: string): Promise<UserId[]> {
+    const body = await this.http.request<{ chunk?: MemberEvent[] }>(
+      'GET',
+      `/rooms/${seg(roomId)}/members?not_membership=leave`,
+    );
+    const users = new Set<string>();
+    for (const event of body.chunk ?? []) {
+      const membership = event.content?.membership;
+      if (typeof event.state_key === 'string' && (membership === 'join' || membership === 'invite')) {
+        users.add(event.state_key);
+      }
+    }
+    return [...users].map((id) => new UserId(id));
+  }
+}

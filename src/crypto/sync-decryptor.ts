@@ -1,0 +1,139 @@
+import { DeviceLists, type OlmMachine, UserId } from '@matrix-org/matrix-sdk-crypto-wasm';
+import type { RoomEvent, RoomEventDecryptor } from './event-decryptor.js';
+import type { RoomEncryptor } from './room-encryptor.js';
+
+type Json = Record<string, unknown>;
+
+const isObject = (value: unknown): value is Json =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+const arrayOf = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
+const stringsOf = (value: unknown): string[] =>
+  arrayOf(value).filter((v): v is string => typeof v === 'string');
+
+/**
+ * Processes a `/sync` response (Matrix spec "Syncing"): to-device events, device list
+ * changes, one-time key counts and fallback key types go to the machine first, so room
+ * keys that arrive in this sync decrypt this sync's timeline; then every
+ * `m.room.encrypted` timeline event of joined and left rooms is replaced by its
+ * plaintext. Anything malformed is left as the server sent it.
+ */
+export class SyncDecryptor {
+  constructor(
+    private readonly machine: OlmMachine,
+    private readonly decryptor: RoomEventDecryptor,
+    private readonly rooms: RoomEncryptor,
+  ) {}
+
+  async process(sync: Json): Promise<Json> {
+    await this.receiveChanges(sync);
+    const rooms = isObject(sync.rooms) ? sync.rooms : {};
+    const jobs: Promise<void>[] = [];
+    for (const section of ['join', 'leave'] as const) {
+      const byRoom = rooms[section];
+      if (!isObject(byRoom)) continue;
+      for (const [roomId, room] of Object.entries(byRoom)) {
+        if (!isObject(room)) continue;
+        jobs.push(this.processRoom(roomId, room));
+      }
+    }
+    await Promise.all(jobs);
+    return sync;
+  }
+
+  private async receiveChanges(sync: Json): Promise<void> {
+    const toDevice = isObject(sync.to_device) ? arrayOf(sync.to_device.events) : [];
+    const deviceLists = isObject(sync.device_lists) ? sync.device_lists : {};
+    const counts = new Map<string, number>();
+    const rawCounts = sync.device_one_time_keys_count;
+    if (isObject(rawCounts)) {
+      for (const [algorithm, count] of Object.entries(rawCounts)) {
+        if (typeof count === 'number') counts.set(algorithm, count);
+      }
+    }
+    const rawFallback =
+      sync.device_unused_fallback_key_types ??
+      sync['org.matrix.msc2732.device_unused_fallback_key_types'];
+    // Absent means the server does not report fallback keys: pass undefined, not empty.
+    const fallback = Array.isArray(rawFallback) ? new Set(stringsOf(rawFallback)) : undefined;
+    const validUsers = (ids: string[]) =>
+      ids.flatMap((id) => {
+        try {
+          return [new UserId(id)];
+        } catch {
+          return [];
+        }
+      });
+    await this.machine.receiveSyncChanges(
+      JSON.stringify(toDevice.filter(isObject)),
+      new DeviceLists(
+        validUsers(stringsOf(deviceLists.changed)),
+        validUsers(stringsOf(deviceLists.left)),
+      ),
+      counts,
+      fallback,
+    );
+    if (isObject(sync.to_device)) {
+      // Encrypted to-device events are the machine's business; a plain client cannot use them.
+      sync.to_device.events = toDevice.filter(
+        (event) => !(isObject(event) && event.type === 'm.room.encrypted'),
+      );
+    }
+  }
+
+  private async processRoom(roomId: string, room: Json): Promise<void> {
+    const state = isObject(room.state) ? arrayOf(room.state.events) : [];
+    const timeline = isObject(room.timeline) ? room.timeline : undefined;
+    const events = timeline ? arrayOf(timeline.events) : [];
+    for (const event of [...state, ...events]) {
+      if (isObject(event) && event.type === 'm.room.encryption' && event.state_key === '') {
+        await this.rooms.markEncrypted(roomId);
+      }
+    }
+    if (timeline && Array.isArray(timeline.events)) {
+      timeline.events = await decryptAll(this.decryptor, roomId, timeline.events);
+    }
+  }
+}
+
+/** Replaces every `m.room.encrypted` event in the list by its decryption, in place order. */
+export async function decryptAll(
+  decryptor: RoomEventDecryptor,
+  roomId: string,
+  events: unknown[],
+): Promise<unknown[]> {
+  return Promise.all(
+    events.map((event) =>
+      isObject(event) && event.type === 'm.room.encrypted' && isObject(event.content)
+        ? decryptor.decrypt(roomId, event as RoomEvent)
+        : event,
+    ),
+  );
+}
+
+/**
+ * Decrypts a history response: `/rooms/{roomId}/messages` (chunk, state),
+ * `/rooms/{roomId}/context/{eventId}` (event, events_before, events_after, state) and
+ * `/rooms/{roomId}/event/{eventId}` (the event itself).
+ */
+export async function decryptHistory(
+  decryptor: RoomEventDecryptor,
+  rooms: RoomEncryptor,
+  roomId: string,
+  body: Json,
+): Promise<Json> {
+  for (const event of [...arrayOf(body.state), ...arrayOf(body.chunk)]) {
+    if (isObject(event) && event.type === 'm.room.encryption' && event.state_key === '') {
+      await rooms.markEncrypted(roomId);
+    }
+  }
+  if (body.type === 'm.room.encrypted' && typeof body.event_id === 'string') {
+    return (await decryptAll(decryptor, roomId, [body]))[0] as Json;
+  }
+  for (const key of ['chunk', 'events_before', 'events_after'] as const) {
+    if (Array.isArray(body[key])) body[key] = await decryptAll(decryptor, roomId, body[key]);
+  }
+  if (isObject(body.event)) body.event = (await decryptAll(decryptor, roomId, [body.event]))[0];
+  return body;
+}
+
+export { isObject };

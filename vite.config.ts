@@ -1,0 +1,19 @@
+import { defineConfig } from 'vite';
+import { crx } from '@crxjs/vite-plugin';
+import { svelte } from '@sveltejs/vite-plugin-svelte';
+import manifest from './manifest.json' with { type: 'json' };
+
+// The MAIN-world hook and the bridge are `*.iife.ts`: crxjs bundles them as standalone
+// scripts so they run at document_start, before the page's own code (DESIGN.md §3).
+export default defineConfig({
+  plugins: [svelte(), crx({ manifest })],
+  build: {
+    outDir: 'dist',
+    emptyOutDir: true,
+    target: 'chrome120',
+    minify: false,
+    sourcemap: false,
+    chunkSizeWarningLimit: 10_000,
+  },
+  server: { cors: true },
+});
