@@ -10,8 +10,9 @@ import { failure, handlePageRequest, isServed } from './page-requests.js';
 
 const registry = new AccountRegistry();
 
+/** The popup and options pages (also when opened in a tab); never a content script. */
 const isOwnPage = (sender: Runtime.MessageSender) =>
-  sender.id === browser.runtime.id && !sender.tab && (sender.url ?? '').startsWith(browser.runtime.getURL(''));
+  sender.id === browser.runtime.id && (sender.url ?? '').startsWith(browser.runtime.getURL(''));
 
 browser.runtime.onMessage.addListener((message: unknown, sender: Runtime.MessageSender) => {
   if (sender.id !== browser.runtime.id) return undefined;
