@@ -13,6 +13,8 @@ interface AccountRecord {
   storePassphrase: string;
   /** Set once our device keys are on the server (or known to be ours). */
   claimed: boolean;
+  /** The device's ed25519 key, for the popup while the machine is not open. */
+  ed25519?: string;
   error?: string;
 }
 
@@ -88,7 +90,7 @@ export class AccountRegistry {
           baseUrl: record.baseUrl,
           userId: record.userId,
           deviceId: record.deviceId,
-          ed25519: null,
+          ed25519: record.ed25519 ?? null,
           state: 'waiting-for-login',
         };
         if (record.error) return { ...view, state: 'error', error: record.error };
@@ -158,7 +160,7 @@ export class AccountRegistry {
     if (!record.claimed) {
       try {
         await account.claimDevice();
-        await this.saveRecord(key, { ...record, claimed: true });
+        await this.saveRecord(key, { ...record, claimed: true, ed25519: account.ed25519 });
       } catch (error) {
         account.close();
         if (error instanceof ForeignDeviceKeysError) {
