@@ -1,0 +1,40 @@
+/**
+ * The popup's side of the `kirjava:ui` conversation with the background worker.
+ */
+import browser from 'webextension-polyfill';
+import type { AccountsReply, AccountView, UiRequest } from '../shared/messages';
+
+/** A worker that has not answered by then is stuck or gone; say so instead of waiting. */
+const ANSWER_TIMEOUT_MS = 5000;
+
+const NO_ANSWER = 'The Kirjava background worker did not answer';
+const WHAT_TO_DO = 'If this lasts, reload Kirjava in chrome://extensions.';
+
+/** The accounts the worker serves; throws an Error the popup can show as is. */
+export async function requestAccounts(): Promise<AccountView[]> {
+  const request: UiRequest = { channel: 'kirjava:ui', kind: 'accounts' };
+  let reply: unknown;
+  try {
+    reply = await withTimeout(browser.runtime.sendMessage(request), ANSWER_TIMEOUT_MS);
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error);
+    throw new Error(`${NO_ANSWER} (${detail}). ${WHAT_TO_DO}`);
+  }
+  if (!isAccountsReply(reply)) {
+    // The polyfill resolves to undefined when no listener answered at all.
+    throw new Error(`${NO_ANSWER}. ${WHAT_TO_DO}`);
+  }
+  return reply.accounts;
+}
+
+function isAccountsReply(reply: unknown): reply is AccountsReply {
+  return typeof reply === 'object' && reply !== null && Array.isArray((reply as AccountsReply).accounts);
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
