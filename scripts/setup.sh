@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what the build and the tests need, and only what is missing, so it is fast when
+# everything is present: Debian's Chromium (the browser the tests drive), Synapse in
+# .venv-synapse (the test homeserver) and node_modules (npm ci when package-lock.json is newer).
+# Works on a fresh Debian bookworm machine as root (or with sudo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_updated=
+apt_install() {
+  if [ -z "$apt_updated" ]; then
+    as_root apt-get update
+    apt_updated=1
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+}
+
+if [ ! -x /usr/bin/chromium ]; then
+  echo "setup: installing Chromium (Debian package)"
+  apt_install chromium
+fi
+
+if ! .venv-synapse/bin/python -c 'import synapse' 2>/dev/null; then
+  echo "setup: installing Synapse into .venv-synapse"
+  if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    apt_install python3 python3-venv
+  fi
+  python3 -m venv .venv-synapse
+  .venv-synapse/bin/pip install --quiet --upgrade pip
+  .venv-synapse/bin/pip install --quiet matrix-synapse
+fi
+
+# npm ci writes node_modules/.package-lock.json last: older than the lock file means stale.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing node_modules (npm ci)"
+  npm ci
+fi
