@@ -1,0 +1,67 @@
+/**
+ * The contract between the plain test client page (main.ts, in the browser) and the Node-side
+ * tests: what `window.kirjavaTest` offers. Types only, so both sides can import it.
+ */
+
+/** One timeline event as the plain client sees it (after whatever the extension did to it). */
+export interface TimelineEntry {
+  eventId: string;
+  type: string;
+  sender: string;
+  body: string | undefined;
+  msgtype: string | undefined;
+  /** The SDK's send status for local echoes (`sending`, `sent`, ...); null once the server sent it back. */
+  status: string | null;
+}
+
+export interface Session {
+  userId: string;
+  deviceId: string;
+  accessToken: string;
+}
+
+export interface RawResponse {
+  status: number;
+  /** The parsed JSON body, or null when the body is not JSON. */
+  json: any;
+}
+
+export interface StartOptions {
+  /** `limit` of the initial sync's room timelines (the SDK's default is 8). */
+  initialSyncLimit?: number;
+}
+
+export interface KirjavaTestApi {
+  /** Password login through the SDK (`POST /login`, a new device), then starts syncing. */
+  login(baseUrl: string, user: string, password: string, options?: StartOptions): Promise<Session>;
+  /** Starts syncing as a client that was already logged in elsewhere. */
+  startWithToken(
+    baseUrl: string,
+    userId: string,
+    accessToken: string,
+    deviceId: string,
+    options?: StartOptions,
+  ): Promise<Session>;
+  timeline(roomId: string): Promise<TimelineEntry[]>;
+  /** Resolves with the first server-confirmed `m.room.message` with this body. */
+  waitForBody(roomId: string, body: string, timeoutMs?: number): Promise<TimelineEntry>;
+  /** `client.sendTextMessage`: the SDK's real send path. Returns the event id. */
+  sendText(roomId: string, body: string): Promise<string>;
+  createRoom(options: { encrypted: boolean; invite: string[] }): Promise<string>;
+  joinRoom(roomId: string): Promise<void>;
+  /** The id of a room we are invited to, waiting for one to arrive. */
+  waitForInvite(timeoutMs?: number): Promise<string>;
+  /** `client.scrollback` (`GET /rooms/{roomId}/messages`), then the timeline. */
+  scrollback(roomId: string, limit: number): Promise<TimelineEntry[]>;
+  /** A plain `window.fetch` to the homeserver with the session's token; `path` starts with `/_matrix/`. */
+  rawFetch(method: string, path: string, body?: unknown): Promise<RawResponse>;
+  /** The same through `XMLHttpRequest`. */
+  rawXhr(method: string, path: string, body?: unknown): Promise<RawResponse>;
+  stop(): Promise<void>;
+}
+
+declare global {
+  interface Window {
+    kirjavaTest: KirjavaTestApi;
+  }
+}

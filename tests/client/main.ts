@@ -1,0 +1,311 @@
+/**
+ * The plain client under test: a web page built on matrix-js-sdk *without* crypto, like the web
+ * clients Kirjava is for. `usingExternalCrypto` (the pantalaimon flag) lets it send into encrypted
+ * rooms as plaintext, which the extension must encrypt. The Playwright tests drive it through
+ * `window.kirjavaTest` (see api.ts); a small room list and timeline make screenshots readable.
+ */
+import {
+  ClientEvent,
+  createClient,
+  EventType,
+  KnownMembership,
+  Preset,
+  RoomEvent,
+  SyncState,
+  type MatrixClient,
+  type MatrixEvent,
+  type Room,
+} from 'matrix-js-sdk';
+import type { KirjavaTestApi, RawResponse, Session, StartOptions, TimelineEntry } from './api.ts';
+
+let client: MatrixClient | undefined;
+let session: (Session & { baseUrl: string }) | undefined;
+let selectedRoomId: string | undefined;
+
+function running(): MatrixClient {
+  if (!client) throw new Error('The test client is not started: call login() or startWithToken() first');
+  return client;
+}
+
+function summarize(event: MatrixEvent): TimelineEntry {
+  const content = event.getContent();
+  return {
+    eventId: event.getId() ?? '',
+    type: event.getType(),
+    sender: event.getSender() ?? '',
+    body: typeof content.body === 'string' ? content.body : undefined,
+    msgtype: typeof content.msgtype === 'string' ? content.msgtype : undefined,
+    status: event.status ?? null,
+  };
+}
+
+function timelineOf(roomId: string): TimelineEntry[] {
+  const room = running().getRoom(roomId);
+  if (!room) throw new Error(`The client does not know room ${roomId}`);
+  return room.getLiveTimeline().getEvents().map(summarize);
+}
+
+/** Resolves with `probe()`'s first defined value, re-checking whenever the client syncs or a timeline grows. */
+function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs: number): Promise<T> {
+  const matrix = running();
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      let value: T | undefined;
+      try {
+        value = probe();
+      } catch {
+        return; // e.g. the room is not known yet
+      }
+      if (value === undefined) return;
+      finish();
+      resolve(value);
+    };
+    const timer = setTimeout(() => {
+      finish();
+      reject(new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`));
+    }, timeoutMs);
+    const finish = () => {
+      clearTimeout(timer);
+      matrix.off(ClientEvent.Sync, check);
+      matrix.off(ClientEvent.Room, check);
+      matrix.off(RoomEvent.Timeline, check);
+      matrix.off(RoomEvent.MyMembership, check);
+    };
+    matrix.on(ClientEvent.Sync, check);
+    matrix.on(ClientEvent.Room, check);
+    matrix.on(RoomEvent.Timeline, check);
+    matrix.on(RoomEvent.MyMembership, check);
+    check();
+  });
+}
+
+async function start(baseUrl: string, who: Session, options: StartOptions = {}): Promise<Session> {
+  if (client) throw new Error('The test client is already started');
+  client = createClient({
+    baseUrl,
+    userId: who.userId,
+    deviceId: who.deviceId,
+    accessToken: who.accessToken,
+    usingExternalCrypto: true,
+  });
+  session = { ...who, baseUrl };
+  client.on(ClientEvent.Sync, render);
+  client.on(RoomEvent.Timeline, render);
+  client.on(ClientEvent.Room, render);
+  const prepared = new Promise<void>((resolve, reject) => {
+    const onSync = (state: SyncState) => {
+      if (state === SyncState.Prepared) {
+        client!.off(ClientEvent.Sync, onSync);
+        resolve();
+      } else if (state === SyncState.Error) {
+        client!.off(ClientEvent.Sync, onSync);
+        reject(new Error('The first sync failed'));
+      }
+    };
+    client!.on(ClientEvent.Sync, onSync);
+  });
+  await client.startClient({ lazyLoadMembers: true, initialSyncLimit: options.initialSyncLimit ?? 20 });
+  await prepared;
+  render();
+  return who;
+}
+
+async function raw(
+  transport: (url: string, method: string, headers: Record<string, string>, body?: string) => Promise<RawResponse>,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<RawResponse> {
+  if (!session) throw new Error('The test client is not started');
+  const headers: Record<string, string> = { Authorization: `Bearer ${session.accessToken}` };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  return transport(`${session.baseUrl}${path}`, method, headers, body === undefined ? undefined : JSON.stringify(body));
+}
+
+function parseJson(text: string): any {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+const api: KirjavaTestApi = {
+  async login(baseUrl, user, password, options) {
+    const answer = await createClient({ baseUrl }).loginRequest({
+      type: 'm.login.password',
+      identifier: { type: 'm.id.user', user },
+      password,
+      initial_device_display_name: 'Plain test client',
+    });
+    return start(
+      baseUrl,
+      { userId: answer.user_id, deviceId: answer.device_id, accessToken: answer.access_token },
+      options,
+    );
+  },
+
+  startWithToken: (baseUrl, userId, accessToken, deviceId, options) =>
+    start(baseUrl, { userId, accessToken, deviceId }, options),
+
+  timeline: async (roomId) => timelineOf(roomId),
+
+  waitForBody: (roomId, body, timeoutMs = 15_000) =>
+    waitFor(
+      `a message "${body}" in ${roomId}`,
+      () => timelineOf(roomId).find((e) => e.type === EventType.RoomMessage && e.body === body && e.status === null),
+      timeoutMs,
+    ),
+
+  async sendText(roomId, body) {
+    const { event_id } = await running().sendTextMessage(roomId, body);
+    return event_id;
+  },
+
+  async createRoom({ encrypted, invite }) {
+    const { room_id: roomId } = await running().createRoom({
+      preset: Preset.PrivateChat,
+      invite,
+      initial_state: encrypted
+        ? [{ type: EventType.RoomEncryption, state_key: '', content: { algorithm: 'm.megolm.v1.aes-sha2' } }]
+        : [],
+    });
+    await waitFor(
+      `room ${roomId} to reach the client`,
+      () => {
+        const room = running().getRoom(roomId);
+        return room && (!encrypted || room.hasEncryptionStateEvent()) ? room : undefined;
+      },
+      15_000,
+    );
+    selectedRoomId = roomId;
+    render();
+    return roomId;
+  },
+
+  async joinRoom(roomId) {
+    await running().joinRoom(roomId);
+    await waitFor(
+      `our join of ${roomId} to sync`,
+      () => (running().getRoom(roomId)?.getMyMembership() === KnownMembership.Join ? true : undefined),
+      15_000,
+    );
+    selectedRoomId = roomId;
+    render();
+  },
+
+  waitForInvite: (timeoutMs = 15_000) =>
+    waitFor(
+      'an invite',
+      () =>
+        running()
+          .getRooms()
+          .find((room) => room.getMyMembership() === KnownMembership.Invite)?.roomId,
+      timeoutMs,
+    ),
+
+  async scrollback(roomId, limit) {
+    const room = running().getRoom(roomId);
+    if (!room) throw new Error(`The client does not know room ${roomId}`);
+    await running().scrollback(room, limit);
+    return timelineOf(roomId);
+  },
+
+  rawFetch: (method, path, body) =>
+    raw(
+      async (url, method, headers, body) => {
+        const response = await window.fetch(url, { method, headers, body });
+        return { status: response.status, json: parseJson(await response.text()) };
+      },
+      method,
+      path,
+      body,
+    ),
+
+  rawXhr: (method, path, body) =>
+    raw(
+      (url, method, headers, body) =>
+        new Promise((resolve, reject) => {
+          const xhr = new XMLHttpRequest();
+          xhr.open(method, url);
+          for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
+          xhr.onload = () => resolve({ status: xhr.status, json: parseJson(xhr.responseText) });
+          xhr.onerror = () => reject(new Error(`XHR ${method} ${url} failed`));
+          xhr.send(body ?? null);
+        }),
+      method,
+      path,
+      body,
+    ),
+
+  async stop() {
+    client?.stopClient();
+    client = undefined;
+    session = undefined;
+    render();
+  },
+};
+
+window.kirjavaTest = api;
+
+// --- The visible part: room list and the selected room's timeline, for screenshots and humans. ---
+
+let renderQueued = false;
+function render(): void {
+  if (renderQueued) return;
+  renderQueued = true;
+  setTimeout(() => {
+    renderQueued = false;
+    draw();
+  }, 0);
+}
+
+function roomLabel(room: Room): string {
+  const encrypted = room.hasEncryptionStateEvent() ? ' [encrypted room]' : '';
+  const invited = room.getMyMembership() === KnownMembership.Invite ? ' (invited)' : '';
+  return `${room.name || room.roomId}${encrypted}${invited}`;
+}
+
+function draw(): void {
+  const me = document.getElementById('me')!;
+  const list = document.getElementById('rooms')!;
+  const title = document.getElementById('room-title')!;
+  const timeline = document.getElementById('timeline')!;
+  me.textContent = session ? `${session.userId} (${session.deviceId})` : 'Not logged in';
+  const rooms = client?.getRooms() ?? [];
+  list.replaceChildren(
+    ...rooms.map((room) => {
+      const item = document.createElement('li');
+      item.textContent = roomLabel(room);
+      item.className = room.roomId === selectedRoomId ? 'selected' : '';
+      item.onclick = () => {
+        selectedRoomId = room.roomId;
+        render();
+      };
+      return item;
+    }),
+  );
+  const room = selectedRoomId ? client?.getRoom(selectedRoomId) : rooms[0];
+  title.textContent = room ? roomLabel(room) : 'No room';
+  const events = room ? room.getLiveTimeline().getEvents().map(summarize) : [];
+  timeline.replaceChildren(
+    ...events
+      .filter((e) => e.type === EventType.RoomMessage || e.type === EventType.RoomMessageEncrypted)
+      .map((e) => {
+        const line = document.createElement('div');
+        line.className = e.type === EventType.RoomMessageEncrypted ? 'event encrypted' : 'event';
+        const sender = document.createElement('span');
+        sender.className = 'sender';
+        sender.textContent = e.sender;
+        const type = document.createElement('span');
+        type.className = 'type';
+        type.textContent = e.type;
+        const text = e.type === EventType.RoomMessageEncrypted ? '(encrypted, not readable)' : (e.body ?? '');
+        line.append(sender, text, type);
+        return line;
+      }),
+  );
+  timeline.parentElement!.scrollTop = timeline.parentElement!.scrollHeight; // newest messages in view
+}
+
+render();
