@@ -89,10 +89,13 @@ import { routeOf, tokenOf } from './routes.js';
       });
       if (!reply.ok) return errorResponse(reply);
       if (!('send' in reply) || reply.send === 'passthrough') return nativeFetch(request);
-      const url = request.url.replace(route.sendSegment, `/send/m.room.encrypted/${encodeURIComponent(route.txnId)}`);
+      // Same transaction id, so a retried send stays idempotent on the homeserver.
+      const url = new URL(request.url);
+      const txn = route.txnId === undefined ? '' : `/${encodeURIComponent(route.txnId)}`;
+      url.pathname = url.pathname.slice(0, url.pathname.lastIndexOf(route.sendSegment)) + `/send/m.room.encrypted${txn}`;
       const headers = new Headers(request.headers);
       headers.set('Content-Type', 'application/json');
-      return nativeFetch(url, { method: 'PUT', headers, body: reply.send.body, signal: request.signal, credentials: request.credentials });
+      return nativeFetch(url.href, { method: request.method, headers, body: reply.send.body, signal: request.signal, credentials: request.credentials });
     }
 
     const response = await nativeFetch(request);

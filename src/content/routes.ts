@@ -7,9 +7,27 @@ export type Route =
   | { kind: 'logout'; all: boolean }
   | { kind: 'sync' }
   | { kind: 'events'; roomId: string }
-  | { kind: 'send'; roomId: string; eventType: string; txnId: string; sendSegment: string };
+  | {
+      kind: 'send';
+      roomId: string;
+      eventType: string;
+      /** Absent for the legacy `POST .../send/{eventType}` without a transaction id. */
+      txnId?: string;
+      /** The `/send/...` part of the path as the page wrote it, to be replaced. */
+      sendSegment: string;
+    };
 
-const PREFIX = /^\/_matrix\/client\/(?:r0|v3|v1|unstable)(\/.*)$/;
+const PREFIX = /^\/_matrix\/client\/(?:r0|v3|v1|api\/v1|unstable)(\/.*)$/;
+
+/** Like decodeURIComponent, but a malformed escape stays as written (as Synapse's unquote). */
+const lenientDecode = (segment: string): string =>
+  segment.replace(/(%[0-9a-fA-F]{2})+/g, (run) => {
+    try {
+      return decodeURIComponent(run);
+    } catch {
+      return run;
+    }
+  });
 
 const decode = (segment: string): string | undefined => {
   try {
@@ -24,8 +42,9 @@ export function routeOf(baseUrl: string, method: string, url: string): Route | u
   try {
     const parsed = new URL(url);
     const base = new URL(baseUrl);
-    if (parsed.origin !== base.origin) return undefined;
-    path = parsed.pathname.slice(base.pathname.replace(/\/$/, '').length);
+    const basePath = base.pathname.replace(/\/$/, '');
+    if (parsed.origin !== base.origin || !parsed.pathname.startsWith(`${basePath}/`)) return undefined;
+    path = parsed.pathname.slice(basePath.length);
   } catch {
     return undefined;
   }
@@ -39,18 +58,23 @@ export function routeOf(baseUrl: string, method: string, url: string): Route | u
   if (method === 'GET' && rest === '/sync') return { kind: 'sync' };
   const room = /^\/rooms\/([^/]+)\/(.*)$/.exec(rest);
   if (!room) return undefined;
+  // A send is routed even with a malformed room id (Synapse would accept it); reads are not.
   const roomId = decode(room[1]);
-  if (!roomId) return undefined;
+  const sendRoomId = roomId ?? lenientDecode(room[1]);
   const tail = room[2];
-  if (method === 'GET' && (tail === 'messages' || /^(context|event)\/[^/]+$/.test(tail))) {
+  if (roomId !== undefined && method === 'GET' && (tail === 'messages' || /^(context|event)\/[^/]+$/.test(tail))) {
     return { kind: 'events', roomId };
   }
-  const send = /^send\/([^/]+)\/([^/]+)$/.exec(tail);
-  if (send && (method === 'PUT' || method === 'POST')) {
-    const eventType = decode(send[1]);
-    const txnId = decode(send[2]);
-    if (eventType === undefined || txnId === undefined) return undefined;
-    return { kind: 'send', roomId, eventType, txnId, sendSegment: `/send/${send[1]}/${send[2]}` };
+  // Synapse accepts an empty txn id and, for POST, none at all: both must be routed.
+  const send = /^send\/([^/]+)(?:\/([^/]*))?$/.exec(tail);
+  if (send && (method === 'PUT' || method === 'POST') && (send[2] !== undefined || method === 'POST')) {
+    return {
+      kind: 'send',
+      roomId: sendRoomId,
+      eventType: lenientDecode(send[1]),
+      txnId: send[2] === undefined ? undefined : lenientDecode(send[2]),
+      sendSegment: send[2] === undefined ? `/send/${send[1]}` : `/send/${send[1]}/${send[2]}`,
+    };
   }
   return undefined;
 }

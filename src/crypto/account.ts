@@ -105,7 +105,7 @@ export class CryptoAccount {
     const sync = parseObject(body);
     if (!sync) return body;
     const result = await this.queue.run(() => this.syncs.process(sync));
-    return JSON.stringify(result);
+    return serializeOr(result, body);
   }
 
   /** Decrypts a /messages, /context or /event body of `roomId`. */
@@ -113,7 +113,7 @@ export class CryptoAccount {
     const parsed = parseObject(body);
     if (!parsed) return body;
     const result = await this.queue.run(() => decryptHistory(this.decryptor, this.rooms, roomId, parsed));
-    return JSON.stringify(result);
+    return serializeOr(result, body);
   }
 
   /** Decides what a `PUT /rooms/{roomId}/send/{eventType}/{txnId}` must send instead. */
@@ -166,5 +166,17 @@ function parseObject(text: string): Record<string, unknown> | undefined {
     return isObject(value) ? value : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * The processed body as JSON; the original body when it cannot be serialized (content
+ * nested deeper than JSON.stringify's stack allows): nothing is dropped, nothing decrypted.
+ */
+function serializeOr(result: unknown, original: string): string {
+  try {
+    return JSON.stringify(result);
+  } catch {
+    return original;
   }
 }

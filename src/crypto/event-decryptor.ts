@@ -4,6 +4,7 @@ import {
   type OlmMachine,
   RoomId,
   ShieldColor,
+  ShieldStateCode,
   TrustRequirement,
 } from '@matrix-org/matrix-sdk-crypto-wasm';
 
@@ -51,6 +52,7 @@ const SHIELD_COLORS: Record<ShieldColor, string> = {
  */
 export class RoomEventDecryptor {
   private readonly settings = new DecryptionSettings(TrustRequirement.Untrusted);
+  private readonly replays = new ReplayDetector();
 
   constructor(private readonly machine: OlmMachine) {}
 
@@ -69,12 +71,21 @@ export class RoomEventDecryptor {
         sender_curve25519_key: decrypted.senderCurve25519Key,
         shield: { color: SHIELD_COLORS[shield.color], message: shield.message ?? null },
       };
-      const verifiedSender = decrypted.sender.toString();
-      if (verifiedSender !== envelope.sender) {
+      // The claimed sender is only authenticated by the shield: MismatchedSender means the
+      // device that encrypted this does not belong to the envelope's sender.
+      if (shield.code === ShieldStateCode.MismatchedSender) {
         return notice(
           envelope,
-          `** Warning: this message claims to be from ${envelope.sender} but was encrypted by ${verifiedSender}; it is not shown. **`,
-          { ...info, decrypted: false, forged_sender: verifiedSender },
+          `** Warning: this message claims to be from ${envelope.sender} but was not encrypted by any of their devices; it is not shown. **`,
+          { ...info, decrypted: false, forged_sender: true },
+        );
+      }
+      const replayOf = this.replays.check(envelope);
+      if (replayOf) {
+        return notice(
+          envelope,
+          `** Warning: this message is a replay of an earlier message (${replayOf}); it is not shown. **`,
+          { ...info, decrypted: false, replay_of: replayOf },
         );
       }
       return {
@@ -113,8 +124,12 @@ function withRelation(
 function notice(envelope: RoomEvent, body: string, info: Record<string, unknown>): RoomEvent {
   const content: Record<string, unknown> = { msgtype: 'm.notice', body };
   // Keep thread and reply placement, but never let a notice act as an edit or reaction.
-  const relation = envelope.content?.['m.relates_to'] as { rel_type?: string } | undefined;
-  if (relation && (relation.rel_type === 'm.thread' || 'm.in_reply_to' in relation)) {
+  const relation = envelope.content?.['m.relates_to'];
+  if (
+    relation &&
+    typeof relation === 'object' &&
+    ((relation as { rel_type?: unknown }).rel_type === 'm.thread' || 'm.in_reply_to' in relation)
+  ) {
     content['m.relates_to'] = relation;
   }
   return {
@@ -123,4 +138,28 @@ function notice(envelope: RoomEvent, body: string, info: Record<string, unknown>
     content,
     unsigned: { ...(envelope.unsigned ?? {}), [ENCRYPTION_INFO_KEY]: info },
   };
+}
+
+/**
+ * Flags a ciphertext seen before under another event id: megolm decryption alone does
+ * not stop a homeserver from replaying a message (DESIGN.md §4). Megolm ciphertexts
+ * embed the message index, so the same (session id, ciphertext) is the same message.
+ * Bounded, in memory: replays are caught within a worker lifetime.
+ */
+class ReplayDetector {
+  private readonly seen = new Map<string, string>();
+
+  constructor(private readonly limit = 50_000) {}
+
+  /** The earlier event id when this envelope replays one, else undefined. */
+  check(envelope: RoomEvent): string | undefined {
+    const content = envelope.content as { session_id?: unknown; ciphertext?: unknown } | undefined;
+    if (typeof content?.ciphertext !== 'string' || typeof envelope.event_id !== 'string') return undefined;
+    const key = `${String(content.session_id)}|${content.ciphertext.slice(0, 64)}|${content.ciphertext.length}`;
+    const earlier = this.seen.get(key);
+    if (earlier !== undefined) return earlier === envelope.event_id ? undefined : earlier;
+    if (this.seen.size >= this.limit) this.seen.delete(this.seen.keys().next().value as string);
+    this.seen.set(key, envelope.event_id);
+    return undefined;
+  }
 }

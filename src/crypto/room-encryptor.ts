@@ -38,12 +38,18 @@ export class RoomEncryptor {
   /** Records an `m.room.encryption` state event seen in a sync or history body. */
   async markEncrypted(roomId: string): Promise<void> {
     this.plainRooms.delete(roomId);
-    const existing = await this.machine.getRoomSettings(new RoomId(roomId));
+    let room: RoomId;
+    try {
+      room = new RoomId(roomId);
+    } catch {
+      return; // not a room id: nothing can be sent there either
+    }
+    const existing = await this.machine.getRoomSettings(room);
     if (existing) return; // encryption can never be turned off, nor downgraded
     const settings = new RoomSettings();
     // Megolm is the only room algorithm; an unknown one still means "encrypted".
     settings.algorithm = EncryptionAlgorithm.MegolmV1AesSha2;
-    await this.machine.setRoomSettings(new RoomId(roomId), settings);
+    await this.machine.setRoomSettings(room, settings);
   }
 
   /**

@@ -1,5 +1,5 @@
 import { DeviceLists, type OlmMachine, UserId } from '@matrix-org/matrix-sdk-crypto-wasm';
-import type { RoomEvent, RoomEventDecryptor } from './event-decryptor.js';
+import { ENCRYPTION_INFO_KEY, type RoomEvent, type RoomEventDecryptor } from './event-decryptor.js';
 import type { RoomEncryptor } from './room-encryptor.js';
 
 type Json = Record<string, unknown>;
@@ -72,7 +72,7 @@ export class SyncDecryptor {
       counts,
       fallback,
     );
-    if (isObject(sync.to_device)) {
+    if (isObject(sync.to_device) && Array.isArray(sync.to_device.events)) {
       // Encrypted to-device events are the machine's business; a plain client cannot use them.
       sync.to_device.events = toDevice.filter(
         (event) => !(isObject(event) && event.type === 'm.room.encrypted'),
@@ -95,18 +95,28 @@ export class SyncDecryptor {
   }
 }
 
-/** Replaces every `m.room.encrypted` event in the list by its decryption, in place order. */
+/**
+ * Replaces every `m.room.encrypted` event in the list by its decryption, in place order.
+ * Kirjava's decryption report under `unsigned` is removed from every other event: only
+ * Kirjava may say that an event was decrypted, never the homeserver.
+ */
 export async function decryptAll(
   decryptor: RoomEventDecryptor,
   roomId: string,
   events: unknown[],
 ): Promise<unknown[]> {
   return Promise.all(
-    events.map((event) =>
-      isObject(event) && event.type === 'm.room.encrypted' && isObject(event.content)
-        ? decryptor.decrypt(roomId, event as RoomEvent)
-        : event,
-    ),
+    events.map((event) => {
+      if (!isObject(event)) return event;
+      if (event.type === 'm.room.encrypted' && isObject(event.content)) {
+        return decryptor.decrypt(roomId, event as RoomEvent);
+      }
+      if (isObject(event.unsigned) && ENCRYPTION_INFO_KEY in event.unsigned) {
+        const { [ENCRYPTION_INFO_KEY]: _forged, ...unsigned } = event.unsigned;
+        return { ...event, unsigned };
+      }
+      return event;
+    }),
   );
 }
 

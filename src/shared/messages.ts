@@ -23,7 +23,8 @@ export type PageRequest =
       token: string;
       roomId: string;
       eventType: string;
-      txnId: string;
+      /** Absent for the legacy `POST .../send/{eventType}`. */
+      txnId?: string;
       body: string;
     }
   /** The page logged out (`/logout`, `/logout/all`) with this token. */
