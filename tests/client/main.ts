@@ -306,6 +306,17 @@ function draw(): void {
       }),
   );
   timeline.parentElement!.scrollTop = timeline.parentElement!.scrollHeight; // newest messages in view
+  document.getElementById('composer')!.hidden = !room;
 }
+
+/** The composer, for people trying the demo by hand: sends like any client would. */
+document.getElementById('composer')!.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const input = document.getElementById('message') as HTMLInputElement;
+  const roomId = selectedRoomId ?? client?.getRooms()[0]?.roomId;
+  if (!roomId || !input.value.trim()) return;
+  api.sendText(roomId, input.value).catch((error) => console.error('Sending failed:', error));
+  input.value = '';
+});
 
 render();
