@@ -12,6 +12,7 @@ import {
   Preset,
   RoomEvent,
   SyncState,
+  type IMatrixClientCreateOpts,
   type MatrixClient,
   type MatrixEvent,
   type Room,
@@ -81,13 +82,15 @@ function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs: number)
 
 async function start(baseUrl: string, who: Session, options: StartOptions = {}): Promise<Session> {
   if (client) throw new Error('The test client is already started');
-  client = createClient({
+  // createClient's parameter type omits usingExternalCrypto, but it passes the option through.
+  const clientOptions: IMatrixClientCreateOpts = {
     baseUrl,
     userId: who.userId,
     deviceId: who.deviceId,
     accessToken: who.accessToken,
     usingExternalCrypto: true,
-  });
+  };
+  client = createClient(clientOptions);
   session = { ...who, baseUrl };
   client.on(ClientEvent.Sync, render);
   client.on(RoomEvent.Timeline, render);
