@@ -11,12 +11,12 @@ import {
   KnownMembership,
   Preset,
   RoomEvent,
-  SyncState,
   type IMatrixClientCreateOpts,
   type MatrixClient,
   type MatrixEvent,
   type Room,
 } from 'matrix-js-sdk';
+import { startClientPrepared, waitForClient } from './sdk-wait.ts';
 import type { KirjavaTestApi, RawResponse, Session, StartOptions, TimelineEntry } from './api.ts';
 
 let client: MatrixClient | undefined;
@@ -46,38 +46,8 @@ function timelineOf(roomId: string): TimelineEntry[] {
   return room.getLiveTimeline().getEvents().map(summarize);
 }
 
-/** Resolves with `probe()`'s first defined value, re-checking whenever the client syncs or a timeline grows. */
 function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs: number): Promise<T> {
-  const matrix = running();
-  return new Promise((resolve, reject) => {
-    const check = () => {
-      let value: T | undefined;
-      try {
-        value = probe();
-      } catch {
-        return; // e.g. the room is not known yet
-      }
-      if (value === undefined) return;
-      finish();
-      resolve(value);
-    };
-    const timer = setTimeout(() => {
-      finish();
-      reject(new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`));
-    }, timeoutMs);
-    const finish = () => {
-      clearTimeout(timer);
-      matrix.off(ClientEvent.Sync, check);
-      matrix.off(ClientEvent.Room, check);
-      matrix.off(RoomEvent.Timeline, check);
-      matrix.off(RoomEvent.MyMembership, check);
-    };
-    matrix.on(ClientEvent.Sync, check);
-    matrix.on(ClientEvent.Room, check);
-    matrix.on(RoomEvent.Timeline, check);
-    matrix.on(RoomEvent.MyMembership, check);
-    check();
-  });
+  return waitForClient(running(), what, probe, timeoutMs);
 }
 
 async function start(baseUrl: string, who: Session, options: StartOptions = {}): Promise<Session> {
@@ -95,20 +65,10 @@ async function start(baseUrl: string, who: Session, options: StartOptions = {}):
   client.on(ClientEvent.Sync, render);
   client.on(RoomEvent.Timeline, render);
   client.on(ClientEvent.Room, render);
-  const prepared = new Promise<void>((resolve, reject) => {
-    const onSync = (state: SyncState) => {
-      if (state === SyncState.Prepared) {
-        client!.off(ClientEvent.Sync, onSync);
-        resolve();
-      } else if (state === SyncState.Error) {
-        client!.off(ClientEvent.Sync, onSync);
-        reject(new Error('The first sync failed'));
-      }
-    };
-    client!.on(ClientEvent.Sync, onSync);
+  await startClientPrepared(client, {
+    lazyLoadMembers: true,
+    initialSyncLimit: options.initialSyncLimit ?? 20,
   });
-  await client.startClient({ lazyLoadMembers: true, initialSyncLimit: options.initialSyncLimit ?? 20 });
-  await prepared;
   render();
   return who;
 }
