@@ -60,6 +60,22 @@ export class AccountRegistry {
     });
   }
 
+  /**
+   * The open account with this id (see AccountView.id), for the popup and options pages.
+   * It needs a live token of the account: after a browser restart that is the client's
+   * next request.
+   */
+  async forAccount(id: string): Promise<CryptoAccount> {
+    const open = this.open.get(id);
+    if (open) return open;
+    const token = Object.entries(await this.tokens()).find(([, key]) => key === id)?.[0];
+    const record = (await this.records())[id];
+    if (!token || !record) {
+      throw new AccountUnusableError('Waiting for login: open your Matrix client so Kirjava can reach this account');
+    }
+    return this.attach(record.baseUrl, token, record.userId, record.deviceId);
+  }
+
   /** Learns the account from the body of a successful `POST /login`. */
   async fromLogin(baseUrl: string, body: string): Promise<void> {
     const login = JSON.parse(body) as { user_id?: unknown; access_token?: unknown; device_id?: unknown };
@@ -87,6 +103,7 @@ export class AccountRegistry {
     return Promise.all(
       Object.entries(records).map(async ([key, record]): Promise<AccountView> => {
         const view: AccountView = {
+          id: key,
           baseUrl: record.baseUrl,
           userId: record.userId,
           deviceId: record.deviceId,

@@ -4,11 +4,14 @@
  * for them); the WASM module loads lazily on the first request that needs it.
  */
 import browser, { type Runtime } from 'webextension-polyfill';
-import type { AccountsReply, BridgeMessage, UiRequest } from '../shared/messages.js';
+import type { BridgeMessage, UiRequest } from '../shared/messages.js';
 import { AccountRegistry } from './accounts.js';
 import { failure, handlePageRequest, isServed } from './page-requests.js';
+import { handleUiRequest, onUiRequest } from './ui-router.js';
 
 const registry = new AccountRegistry();
+
+onUiRequest('accounts', async () => ({ accounts: await registry.views() }));
 
 /** The popup and options pages (also when opened in a tab); never a content script. */
 const isOwnPage = (sender: Runtime.MessageSender) =>
@@ -23,11 +26,6 @@ browser.runtime.onMessage.addListener((message: unknown, sender: Runtime.Message
       served ? handlePageRequest(registry, request).catch(failure) : undefined,
     );
   }
-  if (channel === 'kirjava:ui' && isOwnPage(sender)) {
-    const request = message as UiRequest;
-    if (request.kind === 'accounts') {
-      return registry.views().then((accounts): AccountsReply => ({ accounts }));
-    }
-  }
+  if (channel === 'kirjava:ui' && isOwnPage(sender)) return handleUiRequest(message as UiRequest);
   return undefined;
 });

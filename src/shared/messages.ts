@@ -55,6 +55,8 @@ export interface BridgeMessage {
 export type AccountState = 'active' | 'waiting-for-login' | 'error';
 
 export interface AccountView {
+  /** Stable id of (homeserver, user, device); UI requests name the account by it. */
+  id: string;
   baseUrl: string;
   userId: string;
   deviceId: string;
@@ -65,8 +67,23 @@ export interface AccountView {
   error?: string;
 }
 
-/** Requests from the extension's own pages (popup, options). */
-export type UiRequest = { channel: 'kirjava:ui'; kind: 'accounts' };
+/**
+ * Requests from the extension's own pages (popup, options), keyed by `kind`. Each
+ * feature adds its requests here as `kind → { request fields; reply }`; the worker's
+ * handlers are registered per kind in src/background/ui-router.ts.
+ */
+export interface UiRequests {
+  accounts: { request: {}; reply: AccountsReply };
+}
+
+export type UiKind = keyof UiRequests;
+export type UiRequest<K extends UiKind = UiKind> = { channel: 'kirjava:ui'; kind: K } & UiRequests[K]['request'];
+export type UiReply<K extends UiKind = UiKind> = UiRequests[K]['reply'] | UiErrorReply;
+
+/** A UI request the worker could not carry out; `error` says what the user can do. */
+export interface UiErrorReply {
+  error: string;
+}
 
 export interface AccountsReply {
   accounts: AccountView[];
