@@ -54,6 +54,10 @@ export async function handlePageRequest(registry: AccountRegistry, request: Page
       const account = await registry.forToken(request.baseUrl, request.token);
       return { ok: true, body: await account.processHistory(request.roomId, request.body) };
     }
+    case 'notifications': {
+      const account = await registry.forToken(request.baseUrl, request.token);
+      return { ok: true, body: await account.processNotifications(request.body) };
+    }
     case 'send': {
       try {
         const account = await registry.forToken(request.baseUrl, request.token);

@@ -108,6 +108,7 @@ import { routeOf, tokenOf } from './routes.js';
     let reply: PageReply;
     if (route.kind === 'login') reply = await ask({ kind: 'login', baseUrl, body: text });
     else if (route.kind === 'sync') reply = await ask({ kind: 'sync', baseUrl, token: token!, body: text });
+    else if (route.kind === 'notifications') reply = await ask({ kind: 'notifications', baseUrl, token: token!, body: text });
     else reply = await ask({ kind: 'events', baseUrl, token: token!, roomId: route.roomId, body: text });
     if (!reply.ok) {
       // Never hand over a sync whose keys were not processed: the client retries it.

@@ -6,6 +6,7 @@ export type Route =
   | { kind: 'login' }
   | { kind: 'logout'; all: boolean }
   | { kind: 'sync' }
+  | { kind: 'notifications' }
   | { kind: 'events'; roomId: string }
   | {
       kind: 'send';
@@ -56,13 +57,14 @@ export function routeOf(baseUrl: string, method: string, url: string): Route | u
     return { kind: 'logout', all: rest === '/logout/all' };
   }
   if (method === 'GET' && rest === '/sync') return { kind: 'sync' };
+  if (method === 'GET' && rest === '/notifications') return { kind: 'notifications' };
   const room = /^\/rooms\/([^/]+)\/(.*)$/.exec(rest);
   if (!room) return undefined;
   // A send is routed even with a malformed room id (Synapse would accept it); reads are not.
   const roomId = decode(room[1]);
   const sendRoomId = roomId ?? lenientDecode(room[1]);
   const tail = room[2];
-  if (roomId !== undefined && method === 'GET' && (tail === 'messages' || /^(context|event)\/[^/]+$/.test(tail))) {
+  if (roomId !== undefined && method === 'GET' && (tail === 'messages' || tail === 'threads' || /^(context|event)\/[^/]+$/.test(tail) || /^relations\/[^/]+(\/[^/]+){0,2}$/.test(tail))) {
     return { kind: 'events', roomId };
   }
   // Synapse accepts an empty txn id and, for POST, none at all: both must be routed.

@@ -4,7 +4,7 @@ import { type FetchLike, MatrixApiError, MatrixHttp } from './http.js';
 import { OutgoingRequestProcessor } from './outgoing.js';
 import { RoomEncryptor } from './room-encryptor.js';
 import { SerialQueue } from './serial-queue.js';
-import { SyncDecryptor, decryptHistory, isObject } from './sync-decryptor.js';
+import { SyncDecryptor, decryptHistory, decryptNotifications, isObject } from './sync-decryptor.js';
 
 export interface AccountIdentity {
   baseUrl: string;
@@ -113,6 +113,14 @@ export class CryptoAccount {
     const parsed = parseObject(body);
     if (!parsed) return body;
     const result = await this.queue.run(() => decryptHistory(this.decryptor, this.rooms, roomId, parsed));
+    return serializeOr(result, body);
+  }
+
+  /** Decrypts a /notifications body (events of many rooms). */
+  async processNotifications(body: string): Promise<string> {
+    const parsed = parseObject(body);
+    if (!parsed) return body;
+    const result = await this.queue.run(() => decryptNotifications(this.decryptor, parsed));
     return serializeOr(result, body);
   }
 

@@ -14,8 +14,13 @@ export type PageRequest =
   | { kind: 'login'; baseUrl: string; body: string }
   /** A `/sync` response body to be fed to the crypto machine and decrypted. */
   | { kind: 'sync'; baseUrl: string; token: string; body: string }
-  /** A history response (`/messages`, `/context/{id}`, `/event/{id}`) to be decrypted. */
+  /**
+   * A history response of one room (`/messages`, `/context/{id}`, `/event/{id}`,
+   * `/relations/...`, `/threads`) to be decrypted.
+   */
   | { kind: 'events'; baseUrl: string; token: string; roomId: string; body: string }
+  /** A `/notifications` response (events of many rooms) to be decrypted. */
+  | { kind: 'notifications'; baseUrl: string; token: string; body: string }
   /** A `PUT /rooms/{roomId}/send/{eventType}/{txnId}` the page is about to make. */
   | {
       kind: 'send';
