@@ -1,6 +1,7 @@
 import { DeviceId, OlmMachine, UserId, initAsync } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { RoomEventDecryptor } from './event-decryptor.js';
 import { type FetchLike, MatrixApiError, MatrixHttp } from './http.js';
+import { MentionTracker } from './mentions.js';
 import { OutgoingRequestProcessor } from './outgoing.js';
 import { RoomEncryptor } from './room-encryptor.js';
 import { SerialQueue } from './serial-queue.js';
@@ -61,7 +62,7 @@ export class CryptoAccount {
       flush: () => this.flushOutgoing(),
       processor: this.outgoing,
     });
-    this.syncs = new SyncDecryptor(machine, this.decryptor, this.rooms);
+    this.syncs = new SyncDecryptor(machine, this.decryptor, this.rooms, new MentionTracker(identity.userId));
   }
 
   static async open(options: OpenOptions): Promise<CryptoAccount> {

@@ -1,5 +1,6 @@
 import { DeviceLists, type OlmMachine, UserId } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { ENCRYPTION_INFO_KEY, type RoomEvent, type RoomEventDecryptor } from './event-decryptor.js';
+import type { MentionTracker } from './mentions.js';
 import type { RoomEncryptor } from './room-encryptor.js';
 
 type Json = Record<string, unknown>;
@@ -22,10 +23,12 @@ export class SyncDecryptor {
     private readonly machine: OlmMachine,
     private readonly decryptor: RoomEventDecryptor,
     private readonly rooms: RoomEncryptor,
+    private readonly mentions?: MentionTracker,
   ) {}
 
   async process(sync: Json): Promise<Json> {
     await this.receiveChanges(sync);
+    this.mentions?.observeAccountData(sync);
     const rooms = isObject(sync.rooms) ? sync.rooms : {};
     const jobs: Promise<void>[] = [];
     for (const section of ['join', 'leave'] as const) {
@@ -33,7 +36,11 @@ export class SyncDecryptor {
       if (!isObject(byRoom)) continue;
       for (const [roomId, room] of Object.entries(byRoom)) {
         if (!isObject(room)) continue;
-        jobs.push(this.processRoom(roomId, room));
+        jobs.push(
+          this.processRoom(roomId, room).then(() => {
+            if (section === 'join') this.mentions?.applyToRoom(roomId, room);
+          }),
+        );
       }
     }
     await Promise.all(jobs);

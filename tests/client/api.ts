@@ -43,6 +43,8 @@ export interface KirjavaTestApi {
     options?: StartOptions,
   ): Promise<Session>;
   timeline(roomId: string): Promise<TimelineEntry[]>;
+  /** The room's unread counts as the SDK keeps them (from the sync's `unread_notifications`). */
+  unreadCounts(roomId: string): Promise<{ total: number; highlight: number }>;
   /** Resolves with the first server-confirmed `m.room.message` with this body. */
   waitForBody(roomId: string, body: string, timeoutMs?: number): Promise<TimelineEntry>;
   /** `client.sendTextMessage`: the SDK's real send path. Returns the event id. */

@@ -8,6 +8,7 @@ import {
   ClientEvent,
   createClient,
   EventType,
+  NotificationCountType,
   KnownMembership,
   Preset,
   RoomEvent,
@@ -112,6 +113,14 @@ const api: KirjavaTestApi = {
     start(baseUrl, { userId, accessToken, deviceId }, options),
 
   timeline: async (roomId) => timelineOf(roomId),
+
+  async unreadCounts(roomId) {
+    const room = running().getRoom(roomId);
+    return {
+      total: room?.getUnreadNotificationCount(NotificationCountType.Total) ?? 0,
+      highlight: room?.getUnreadNotificationCount(NotificationCountType.Highlight) ?? 0,
+    };
+  },
 
   waitForBody: (roomId, body, timeoutMs = 15_000) =>
     waitFor(

@@ -112,4 +112,27 @@ describe('Threads, edits and notifications in an encrypted room reach the plain 
     assert.equal(notification.event.content.body, 'A notification-worthy secret');
     assert.equal(notification.event.unsigned['io.kirjava.encryption'].decrypted, true);
   });
+
+  it('A mention of the user inside an encrypted message counts as a highlight', story, async () => {
+    const { client, userId, deviceId } = await bed.givenLoggedInClient();
+    const peer = await bed.givenPeer();
+    const roomId = await givenEncryptedRoom(peer, client, userId, deviceId);
+
+    await peer.sendText(roomId, 'Just chatting, nobody in particular');
+    await client.waitForBody(roomId, 'Just chatting, nobody in particular');
+    assert.equal((await client.unreadCounts(roomId)).highlight, 0, 'a message without a mention highlighted');
+
+    const mentionId = await peer.client.sendEvent(roomId, 'm.room.message' as any, {
+      msgtype: 'm.text',
+      body: `${userId}: are you there?`,
+      'm.mentions': { user_ids: [userId] },
+    } as any);
+    await assertEncryptedOnServer(peer, roomId, mentionId.event_id, 'are you there?');
+    await client.waitForBody(roomId, `${userId}: are you there?`);
+    const counts = await poll('the highlight', async () => {
+      const now = await client.unreadCounts(roomId);
+      return now.highlight >= 1 ? now : undefined;
+    }, 10_000);
+    assert.equal(counts.highlight, 1);
+  });
 });
