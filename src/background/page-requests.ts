@@ -83,8 +83,13 @@ function sendError(error: unknown): MatrixErrorReply {
   return matrixError(500, 'M_UNKNOWN', `Kirjava could not encrypt this message: ${(error as Error)?.message ?? error}`);
 }
 
-/** Any other failure: the hook turns it into an error response so the client retries. */
-export function failure(error: unknown): MatrixErrorReply {
+/**
+ * Any other failure: the hook turns it into an error response so the client retries. An
+ * account that cannot do encryption (another app's keys on its device) still lets the
+ * client read, undecrypted, rather than stopping its sync for good: the popup says why.
+ */
+export function failure(error: unknown): PageReply {
+  if (error instanceof AccountUnusableError) return { ok: true };
   if (error instanceof MatrixApiError) return matrixError(error.status, error.errcode, error.serverMessage);
   return matrixError(503, 'M_UNKNOWN', `Kirjava: ${(error as Error)?.message ?? String(error)}`);
 }
