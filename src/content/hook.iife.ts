@@ -98,6 +98,13 @@ import { routeOf, tokenOf } from './routes.js';
       return nativeFetch(url.href, { method: request.method, headers, body: reply.send.body, signal: request.signal, credentials: request.credentials });
     }
 
+    if (route.kind === 'search') {
+      const reply = await ask({ kind: 'search', baseUrl, token: token!, body: await request.clone().text(), nextBatch: route.nextBatch });
+      if (!reply.ok) return errorResponse(reply);
+      const body = 'body' in reply && typeof reply.body === 'string' ? reply.body : '{}';
+      return new Response(body, { status: 200, headers: { 'Content-Type': 'application/json' } });
+    }
+
     const response = await nativeFetch(request);
     if (route.kind === 'logout') {
       if (response.ok) await ask({ kind: 'logout', baseUrl, token: token!, all: route.all });

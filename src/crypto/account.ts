@@ -1,6 +1,6 @@
 import { DeviceId, OlmMachine, UserId, initAsync } from '@matrix-org/matrix-sdk-crypto-wasm';
-import { RoomEventDecryptor } from './event-decryptor.js';
-import { type FetchLike, MatrixApiError, MatrixHttp } from './http.js';
+import { type DecryptionListener, RoomEventDecryptor } from './event-decryptor.js';
+import { type FetchLike, MatrixApiError, MatrixHttp, seg } from './http.js';
 import { OutgoingRequestProcessor } from './outgoing.js';
 import { RoomEncryptor } from './room-encryptor.js';
 import { SerialQueue } from './serial-queue.js';
@@ -114,6 +114,24 @@ export class CryptoAccount {
     if (!parsed) return body;
     const result = await this.queue.run(() => decryptHistory(this.decryptor, this.rooms, roomId, parsed));
     return serializeOr(result, body);
+  }
+
+  /**
+   * Calls `listener` with every event this account decrypts from now on (sync, history,
+   * notifications); returns the function that stops it.
+   */
+  onDecrypted(listener: DecryptionListener): () => void {
+    this.decryptor.listeners.add(listener);
+    return () => this.decryptor.listeners.delete(listener);
+  }
+
+  /**
+   * Fetches a history response of `roomId` with the account's own token and decrypts it:
+   * `path` is below `/rooms/{roomId}/`, e.g. `messages?dir=b` or `context/{eventId}`.
+   */
+  async fetchHistory(roomId: string, path: string): Promise<Record<string, unknown>> {
+    const body = await this.http.requestText('GET', `/rooms/${seg(roomId)}/${path}`);
+    return JSON.parse(await this.processHistory(roomId, body)) as Record<string, unknown>;
   }
 
   /** Decrypts a /notifications body (events of many rooms). */

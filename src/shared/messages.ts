@@ -32,6 +32,11 @@ export type PageRequest =
       txnId?: string;
       body: string;
     }
+  /**
+   * The page's `POST /search` body and `next_batch` query parameter: the worker answers
+   * it (encrypted rooms from its index, the rest from the homeserver).
+   */
+  | { kind: 'search'; baseUrl: string; token: string; body: string; nextBatch?: string }
   /** The page logged out (`/logout`, `/logout/all`) with this token. */
   | { kind: 'logout'; baseUrl: string; token: string; all: boolean };
 
