@@ -20,9 +20,11 @@ import {
   mergeRoomEvents,
   parseSearchRequest,
 } from '../crypto/search-query.js';
-import type { PageReply } from '../shared/messages.js';
+import type { PageReply, SearchIndexStatus } from '../shared/messages.js';
 import type { AccountRegistry } from './accounts.js';
+import { SearchHistoryIndexer } from './search-history.js';
 import { SearchIndex } from './search-index.js';
+import { onUiRequest } from './ui-router.js';
 
 type Json = Record<string, unknown>;
 const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -39,9 +41,23 @@ const services = new WeakMap<AccountRegistry, SearchService>();
 export class SearchService {
   private readonly indexes = new Map<string, Promise<SearchIndex>>();
   private readonly ids = new WeakMap<CryptoAccount, string>();
+  private readonly history = new SearchHistoryIndexer();
 
   constructor(private readonly registry: AccountRegistry) {
     registry.onAccountOpened((id, account) => this.attach(id, account));
+    onUiRequest('searchIndexStatus', ({ accountId }) => this.status(String(accountId)));
+    onUiRequest('searchIndexHistory', async ({ accountId }) => {
+      const id = String(accountId);
+      const account = await registry.forAccount(id);
+      this.history.start(id, account, await this.indexOf(id));
+      return this.status(id);
+    });
+  }
+
+  async status(accountId: string): Promise<SearchIndexStatus> {
+    if (!(await this.registry.views()).some((view) => view.id === accountId)) throw new Error('Kirjava does not know this account');
+    const index = await this.indexOf(accountId);
+    return { indexedEvents: await index.count(), history: this.history.status(accountId) };
   }
 
   /** The index of the account with this id, opened once per worker lifetime. */

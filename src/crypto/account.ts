@@ -134,6 +134,17 @@ export class CryptoAccount {
     return JSON.parse(await this.processHistory(roomId, body)) as Record<string, unknown>;
   }
 
+  /** The rooms the account has joined (`GET /joined_rooms`) that are encrypted. */
+  async joinedEncryptedRooms(): Promise<string[]> {
+    const joined = await this.http.request<{ joined_rooms?: unknown }>('GET', '/joined_rooms');
+    const rooms = Array.isArray(joined.joined_rooms) ? joined.joined_rooms.filter((r): r is string => typeof r === 'string') : [];
+    const encrypted: string[] = [];
+    for (const roomId of rooms) {
+      if (await this.queue.run(() => this.rooms.isEncrypted(roomId))) encrypted.push(roomId);
+    }
+    return encrypted;
+  }
+
   /** Decrypts a /notifications body (events of many rooms). */
   async processNotifications(body: string): Promise<string> {
     const parsed = parseObject(body);
