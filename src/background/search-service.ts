@@ -19,9 +19,10 @@ import {
   localPage,
   mergeRoomEvents,
   parseSearchRequest,
+  serverBoundary,
 } from '../crypto/search-query.js';
 import type { PageReply, SearchIndexStatus } from '../shared/messages.js';
-import type { AccountRegistry } from './accounts.js';
+import { AccountUnusableError, type AccountRegistry } from './accounts.js';
 import { SearchHistoryIndexer } from './search-history.js';
 import { SearchIndex } from './search-index.js';
 import { onUiRequest } from './ui-router.js';
@@ -96,7 +97,15 @@ export class SearchService {
       if (error instanceof SearchRequestError) return { ok: false, status: 400, errcode: error.errcode, error: error.message };
       return { ok: false, status: 400, errcode: 'M_NOT_JSON', error: 'Content not JSON.' };
     }
-    const account = await this.registry.forToken(baseUrl, token);
+    let account: CryptoAccount;
+    try {
+      account = await this.registry.forToken(baseUrl, token);
+    } catch (error) {
+      if (!(error instanceof AccountUnusableError)) throw error;
+      // No encryption for this session, hence nothing indexed: the homeserver answers alone.
+      const path = `/search${nextBatch === undefined ? '' : `?next_batch=${encodeURIComponent(nextBatch)}`}`;
+      return { ok: true, body: await new MatrixHttp(baseUrl, token).requestText('POST', path, body) };
+    }
     const index = await this.indexOfAccount(account);
 
     // The server side: unencrypted rooms. Its own token continues it; none means it is done.
@@ -108,17 +117,8 @@ export class SearchService {
           body,
         )
       : Promise.resolve(undefined);
-
-    // Counted on every page, so `count` stays the same across pages.
-    const page = localPage(await index.candidates(request), request, batch.local);
-    const localResults = batch.first || batch.local ? page.results : [];
-    const results: SearchResult[] = await Promise.all(
-      localResults.map(async ({ rank, event }) => ({
-        rank,
-        result: event as unknown as Json,
-        ...(request.eventContext ? { context: await this.contextOf(account, event, request.eventContext) } : {}),
-      })),
-    );
+    const candidates = index.candidates(request);
+    candidates.catch(() => undefined); // awaited below; not unhandled if the server fails first
 
     const answer = await serverAnswer;
     const categories = isObject(answer?.search_categories) ? answer.search_categories : undefined;
@@ -127,11 +127,19 @@ export class SearchService {
       : askServer
         ? undefined
         : { count: batch.serverCount };
-    const merged = mergeRoomEvents(
-      request,
-      { results, count: page.count, next: batch.first || batch.local ? page.next : undefined },
-      server,
+
+    // Counted on every page, so `count` stays the same across pages.
+    const localGoesOn = batch.first || batch.local !== undefined;
+    const page = localPage(await candidates, request, batch.local, serverBoundary(request.orderBy, server));
+    const localResults = localGoesOn ? page.results : [];
+    const results: SearchResult[] = await Promise.all(
+      localResults.map(async ({ rank, event }) => ({
+        rank,
+        result: event as unknown as Json,
+        ...(request.eventContext ? { context: await this.contextOf(account, event, request.eventContext) } : {}),
+      })),
     );
+    const merged = mergeRoomEvents(request, { results, count: page.count, next: localGoesOn ? page.next : undefined }, server);
     return { ok: true, body: JSON.stringify({ search_categories: { room_events: merged } }) };
   }
 

@@ -293,14 +293,21 @@ export interface LocalPage {
   next?: LocalCursor;
 }
 
+/** Where a search starts: every result sorts after it. */
+export const START: LocalCursor = { rank: Number.MAX_VALUE, ts: Number.MAX_SAFE_INTEGER, id: '\uffff' };
+
 /**
- * Ranks and filters the candidates and cuts the page that follows `after`. Keyset paging:
- * a message indexed between two pages does not shift the later pages.
+ * Ranks and filters the candidates and cuts the page that follows `after`: at most
+ * `limit` results, and only those that sort before `until` when given (the last result
+ * of the homeserver's page, when the homeserver has more pages: what sorts after it
+ * belongs on a later page, next to the homeserver's later results). Keyset paging: a
+ * message indexed between two pages does not shift the later pages.
  */
 export function localPage(
   candidates: Iterable<IndexedEvent>,
   request: Pick<SearchRequest, 'query' | 'keys' | 'filter' | 'orderBy'>,
-  after?: LocalCursor,
+  after: LocalCursor = START,
+  until?: LocalCursor,
 ): LocalPage {
   const matches: RankedEvent[] = [];
   const seen = new Set<string>();
@@ -311,12 +318,31 @@ export function localPage(
     seen.add(event.event_id);
     matches.push({ rank, event });
   }
-  matches.sort((a, b) => compareResults(request.orderBy, cursorOf(a), cursorOf(b)));
-  const start = after ? matches.filter((m) => compareResults(request.orderBy, after, cursorOf(m)) < 0) : matches;
-  const results = start.slice(0, request.filter.limit);
-  const more = start.length > results.length;
-  return { results, count: matches.length, next: more ? cursorOf(results[results.length - 1]) : undefined };
+  const order = (a: LocalCursor, b: LocalCursor) => compareResults(request.orderBy, a, b);
+  matches.sort((a, b) => order(cursorOf(a), cursorOf(b)));
+  const rest = matches.filter((m) => order(after, cursorOf(m)) < 0);
+  const due = until ? rest.filter((m) => order(cursorOf(m), until) <= 0) : rest;
+  const results = due.slice(0, request.filter.limit);
+  const next = results.length > 0 ? cursorOf(results[results.length - 1]) : after;
+  return { results, count: matches.length, next: rest.length > results.length ? next : undefined };
 }
+
+/**
+ * The last result of the homeserver's page in the request's order, when the homeserver
+ * has further pages; undefined when local results need not wait for it.
+ */
+export function serverBoundary(orderBy: 'rank' | 'recent', server: ServerRoomEvents | undefined): LocalCursor | undefined {
+  if (!server?.next_batch) return undefined;
+  const keys = (server.results ?? []).filter((r) => isObject(r) && isObject(r.result)).map(resultKey);
+  if (keys.length === 0) return undefined;
+  return keys.sort((a, b) => compareResults(orderBy, a, b))[keys.length - 1];
+}
+
+const resultKey = (r: SearchResult): LocalCursor => ({
+  rank: typeof r.rank === 'number' ? r.rank : 0,
+  ts: typeof r.result.origin_server_ts === 'number' ? r.result.origin_server_ts : 0,
+  id: String(r.result.event_id),
+});
 
 /**
  * Kirjava's `next_batch`: where each side (Kirjava's index, the homeserver) continues.
@@ -382,8 +408,8 @@ export interface ServerRoomEvents {
 }
 
 /**
- * One page of the answer: the page of each side, merged in the request's order (each side
- * pages on its own, so a page holds up to `limit` results from each); `count` is the sum;
+ * One page of the answer: the page of each side, merged in the request's order (a page
+ * holds up to `limit` results from each side, see localPage); `count` is the sum;
  * `next_batch` continues both sides; groups list the page's results per room or sender.
  */
 export function mergeRoomEvents(
@@ -397,12 +423,7 @@ export function mergeRoomEvents(
   const serverResults = (server?.results ?? []).filter(
     (r) => isObject(r) && isObject(r.result) && !localIds.has(r.result.event_id),
   );
-  const key = (r: SearchResult): LocalCursor => ({
-    rank: typeof r.rank === 'number' ? r.rank : 0,
-    ts: typeof r.result.origin_server_ts === 'number' ? r.result.origin_server_ts : 0,
-    id: String(r.result.event_id),
-  });
-  const results = [...localResults, ...serverResults].sort((a, b) => compareResults(request.orderBy, key(a), key(b)));
+  const results = [...localResults, ...serverResults].sort((a, b) => compareResults(request.orderBy, resultKey(a), resultKey(b)));
   const highlights = [...new Set([...request.query.words, ...(server?.highlights ?? [])])];
   const answer: Json = {
     results,

@@ -18,6 +18,7 @@ import {
   parseSearchRequest,
   parseSearchTerm,
   rankOf,
+  serverBoundary,
   wordsOf,
 } from '../../src/crypto/search-query.ts';
 
@@ -198,6 +199,37 @@ describe('Merging with the homeserver', () => {
     const merged = mergeRoomEvents(req, { results: [local('$same', 3)], count: 1 }, { results: [server('$same', 3)], count: 1 }) as any;
     assert.equal(merged.next_batch, undefined);
     assert.deepEqual(merged.results.map((r: any) => r.result.room_id), [ROOM]);
+  });
+
+  it('by recency, pages are in order across both sides: local results wait for the server page they belong to', () => {
+    const localEvents = [90, 70, 50, 30].map((ts) => message(`$l${ts}`, 'jam', ts));
+    const serverPages = [
+      { results: [100, 80, 60].map((ts) => server(`$s${ts}`, ts)), count: 5, next_batch: 'page2' },
+      { results: [40, 20].map((ts) => server(`$s${ts}`, ts)), count: 5 },
+    ];
+    const req = request('jam', { order_by: 'recent', filter: { limit: 3 } });
+    const pages: string[][] = [];
+    let after: ReturnType<typeof decodeBatch>['local'];
+    for (const serverPage of serverPages) {
+      const page = localPage(localEvents, req, after, serverBoundary('recent', serverPage));
+      const merged = mergeRoomEvents(req, { results: page.results.map((r) => ({ rank: r.rank, result: r.event })), count: page.count, next: page.next }, serverPage) as any;
+      assert.equal(merged.count, 9);
+      pages.push(merged.results.map((r: any) => r.result.event_id));
+      after = decodeBatch(merged.next_batch).local;
+    }
+    assert.deepEqual(pages, [
+      ['$s100', '$l90', '$s80', '$l70', '$s60'],
+      ['$l50', '$s40', '$l30', '$s20'],
+    ]);
+    assert.equal(after, undefined, 'nothing left after the last page');
+  });
+
+  it('a local page with nothing due yet still continues from where it was', () => {
+    const req = request('jam', { order_by: 'recent', filter: { limit: 3 } });
+    const page = localPage([message('$old', 'jam', 1)], req, undefined, { rank: 0, ts: 50, id: '$s50' });
+    assert.deepEqual(page.results, []);
+    assert.ok(page.next, 'the old local match is still to come');
+    assert.deepEqual(localPage([message('$old', 'jam', 1)], req, page.next).results.map((r) => r.event.event_id), ['$old']);
   });
 
   it('keeps a side that has finished out of the next pages', () => {
