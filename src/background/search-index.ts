@@ -63,6 +63,8 @@ class SearchDatabase extends Dexie {
 
 export class SearchIndex {
   private writes: Promise<unknown> = Promise.resolve();
+  /** Events redacted this worker lifetime, so a decryption that finishes later is not indexed. */
+  private readonly redacted = new Set<string>();
 
   private constructor(
     private readonly db: SearchDatabase,
@@ -97,7 +99,7 @@ export class SearchIndex {
    */
   add(roomId: string, event: Record<string, unknown>): Promise<void> {
     const terms = indexTermsOf(event);
-    if (terms.length === 0 || typeof event.event_id !== 'string' || typeof event.sender !== 'string') {
+    if (terms.length === 0 || typeof event.event_id !== 'string' || typeof event.sender !== 'string' || this.redacted.has(`${roomId}|${event.event_id}`)) {
       return Promise.resolve();
     }
     const stored: IndexedEvent = {
@@ -120,6 +122,20 @@ export class SearchIndex {
       });
     });
     this.writes = write.catch((error) => console.warn('Kirjava: could not index an event', error));
+    return write;
+  }
+
+  /**
+   * Forgets an event redacted in `roomId` (a redaction only counts in the event's own
+   * room), and refuses it should its decryption still be on the way.
+   */
+  remove(roomId: string, eventId: string): Promise<void> {
+    this.redacted.add(`${roomId}|${eventId}`);
+    if (this.redacted.size > 10_000) this.redacted.delete(this.redacted.values().next().value as string);
+    const write = this.writes.then(async () => {
+      if ((await this.db.events.get(eventId))?.room === roomId) await this.db.events.delete(eventId);
+    });
+    this.writes = write.catch((error) => console.warn('Kirjava: could not remove an event from the index', error));
     return write;
   }
 

@@ -84,6 +84,9 @@ export class SearchService {
     account.onDecrypted((roomId, event) => {
       index.then((opened) => opened.add(roomId, event)).catch((error) => console.warn('Kirjava: search index', error));
     });
+    account.onRedacted((roomId, redactedId) => {
+      index.then((opened) => opened.remove(roomId, redactedId)).catch((error) => console.warn('Kirjava: search index', error));
+    });
   }
 
   /** The answer to the page's `POST /search` body (and `next_batch` query parameter). */

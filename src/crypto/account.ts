@@ -125,6 +125,12 @@ export class CryptoAccount {
     return () => this.decryptor.listeners.delete(listener);
   }
 
+  /** Calls `listener` with the id of every event redacted in a sync or history body from now on. */
+  onRedacted(listener: (roomId: string, redactedId: string) => void): () => void {
+    this.decryptor.redactionListeners.add(listener);
+    return () => this.decryptor.redactionListeners.delete(listener);
+  }
+
   /**
    * Fetches a history response of `roomId` with the account's own token and decrypts it:
    * `path` is below `/rooms/{roomId}/`, e.g. `messages?dir=b` or `context/{eventId}`.

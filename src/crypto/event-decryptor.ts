@@ -58,8 +58,23 @@ export class RoomEventDecryptor {
   private readonly replays = new ReplayDetector();
   /** Told of every event decrypted genuinely (not of notices), e.g. to index it for search. */
   readonly listeners = new Set<DecryptionListener>();
+  /** Told of every redaction seen in a room (they travel in clear), with the redacted event's id. */
+  readonly redactionListeners = new Set<(roomId: string, redactedId: string) => void>();
 
   constructor(private readonly machine: OlmMachine) {}
+
+  /** Reports an `m.room.redaction` (`redacts` at the top level, or in content from room v11). */
+  noteRedaction(roomId: string, event: RoomEvent): void {
+    const redacts = typeof event.redacts === 'string' ? event.redacts : event.content?.redacts;
+    if (typeof redacts !== 'string') return;
+    for (const listener of this.redactionListeners) {
+      try {
+        listener(roomId, redacts);
+      } catch (error) {
+        console.warn('Kirjava: a redaction listener failed', error);
+      }
+    }
+  }
 
   async decrypt(roomId: string, envelope: RoomEvent): Promise<RoomEvent> {
     try {

@@ -103,7 +103,7 @@ describe('Searching encrypted rooms through Kirjava', () => {
     assert.equal(without.count, 18);
   });
 
-  it('A word only in an unencrypted room comes from the server; the rooms filter is honoured', story, async () => {
+  it('A word only in an unencrypted room comes from the server; the rooms filter is honoured; a redaction is forgotten', story, async () => {
     const { client, userId, deviceId } = await bed.givenLoggedInClient();
     const peer = await bed.givenPeer();
     const secretRoom = await givenEncryptedRoom(peer, client, userId, deviceId);
@@ -140,6 +140,14 @@ describe('Searching encrypted rooms through Kirjava', () => {
     const grouped = await search(client, roomEvents('pumpkin', { groupings: { group_by: [{ key: 'room_id' }] } }));
     assert.deepEqual(Object.keys(grouped.groups.room_id).sort(), [openRoom, secretRoom].sort());
     assert.deepEqual(grouped.groups.room_id[secretRoom].results, [secretPumpkin]);
+
+    // The peer redacts its secret: once the client has synced the redaction, search forgets it.
+    await peer.client.redactEvent(secretRoom, secretPumpkin);
+    const afterRedaction = await poll('the redacted message to leave the index', async () => {
+      const answer = await search(client, roomEvents('pumpkin'));
+      return answer.count === 1 ? answer : undefined;
+    }, 15_000);
+    assert.deepEqual(afterRedaction.results.map((r: any) => r.result.event_id), [openPumpkin]);
   });
 
   it('Messages the client never synced are found after "Index history for search" in the popup', story, async () => {
