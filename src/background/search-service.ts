@@ -112,15 +112,22 @@ export class SearchService {
     const index = await this.indexOfAccount(account);
 
     // The server side: unencrypted rooms. Its own token continues it; none means it is done.
+    const http = new MatrixHttp(baseUrl, token);
     const askServer = batch.first || batch.server !== undefined;
     const serverAnswer = askServer
-      ? new MatrixHttp(baseUrl, token).request<Json>(
+      ? http.request<Json>(
           'POST',
           `/search${batch.server === undefined ? '' : `?next_batch=${encodeURIComponent(batch.server)}`}`,
           body,
         )
       : Promise.resolve(undefined);
-    const candidates = index.candidates(request);
+    // Like Synapse, only rooms the user is in now: a room left keeps its index but is not searched.
+    const candidates = Promise.all([index.candidates(request), http.request<{ joined_rooms?: unknown }>('GET', '/joined_rooms')]).then(
+      ([events, joined]) => {
+        const rooms = new Set(Array.isArray(joined.joined_rooms) ? joined.joined_rooms : []);
+        return events.filter((event) => rooms.has(event.room_id));
+      },
+    );
     candidates.catch(() => undefined); // awaited below; not unhandled if the server fails first
 
     const answer = await serverAnswer;

@@ -102,7 +102,9 @@ import { routeOf, tokenOf } from './routes.js';
       const reply = await ask({ kind: 'search', baseUrl, token: token!, body: await request.clone().text(), nextBatch: route.nextBatch });
       if (!reply.ok) return errorResponse(reply);
       const body = 'body' in reply && typeof reply.body === 'string' ? reply.body : '{}';
-      return new Response(body, { status: 200, headers: { 'Content-Type': 'application/json' } });
+      const response = new Response(body, { status: 200, headers: { 'Content-Type': 'application/json' } });
+      Object.defineProperty(response, 'url', { value: request.url });
+      return response;
     }
 
     const response = await nativeFetch(request);

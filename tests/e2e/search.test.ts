@@ -101,6 +101,11 @@ describe('Searching encrypted rooms through Kirjava', () => {
     assert.deepEqual(both.results.map((r: any) => r.result.content.body), ['Jar 7 of marmalade']);
     const without = await search(client, roomEvents('marmalade -7 -8 -9', { filter: { limit: 50 } }));
     assert.equal(without.count, 18);
+
+    // Like the homeserver, search covers the rooms the user is in: after leaving, nothing.
+    const left = await client.rawFetch('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/leave`, {});
+    assert.equal(left.status, 200);
+    assert.equal((await search(client, roomEvents('marmalade'))).count, 0);
   });
 
   it('A word only in an unencrypted room comes from the server; the rooms filter is honoured; a redaction is forgotten', story, async () => {
