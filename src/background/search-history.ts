@@ -21,7 +21,14 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export class SearchHistoryIndexer {
   private readonly runs = new Map<string, History>();
 
-  constructor(private readonly pauseMs = PAGE_PAUSE_MS) {}
+  /**
+   * `keepAlive` is called once per page: an extension API call resets the service worker's
+   * idle timer, so a long run is not cut off when the popup closes.
+   */
+  constructor(
+    private readonly keepAlive: () => Promise<unknown> = async () => undefined,
+    private readonly pauseMs = PAGE_PAUSE_MS,
+  ) {}
 
   status(accountId: string): History {
     return { ...(this.runs.get(accountId) ?? { state: 'idle', roomsDone: 0, roomsTotal: 0, eventsSeen: 0 }) };
@@ -57,6 +64,7 @@ export class SearchHistoryIndexer {
         if (chunk.length === 0 || !end || end === from) break;
         from = end;
         await index.saveRoomProgress({ room: roomId, from, done: false });
+        await this.keepAlive().catch(() => undefined);
         await sleep(this.pauseMs);
       }
       await index.saveRoomProgress({ room: roomId, done: true });

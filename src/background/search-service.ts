@@ -7,6 +7,7 @@
  *
  * Also fills the index: every event an account decrypts is added as it is decrypted.
  */
+import browser from 'webextension-polyfill';
 import type { CryptoAccount } from '../crypto/account.js';
 import { MatrixHttp, seg } from '../crypto/http.js';
 import {
@@ -42,7 +43,7 @@ const services = new WeakMap<AccountRegistry, SearchService>();
 export class SearchService {
   private readonly indexes = new Map<string, Promise<SearchIndex>>();
   private readonly ids = new WeakMap<CryptoAccount, string>();
-  private readonly history = new SearchHistoryIndexer();
+  private readonly history = new SearchHistoryIndexer(() => browser.runtime.getPlatformInfo());
 
   constructor(private readonly registry: AccountRegistry) {
     registry.onAccountOpened((id, account) => this.attach(id, account));
