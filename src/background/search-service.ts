@@ -24,6 +24,7 @@ import {
 } from '../crypto/search-query.js';
 import type { PageReply, SearchIndexStatus } from '../shared/messages.js';
 import { AccountUnusableError, type AccountRegistry } from './accounts.js';
+import { decryptServerResults } from '../crypto/search-results.js';
 import { SearchHistoryIndexer } from './search-history.js';
 import { SearchIndex } from './search-index.js';
 import { onUiRequest } from './ui-router.js';
@@ -134,10 +135,11 @@ export class SearchService {
     const answer = await serverAnswer;
     const categories = isObject(answer?.search_categories) ? answer.search_categories : undefined;
     const server: ServerRoomEvents | undefined = isObject(categories?.room_events)
-      ? (categories.room_events as ServerRoomEvents)
+      ? { ...(categories.room_events as ServerRoomEvents) }
       : askServer
         ? undefined
         : { count: batch.serverCount };
+    if (server?.results) server.results = await decryptServerResults(account, Array.isArray(server.results) ? server.results : []);
 
     // Counted on every page, so `count` stays the same across pages.
     const localGoesOn = batch.first || batch.local !== undefined;
