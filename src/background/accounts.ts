@@ -43,6 +43,12 @@ export class AccountUnusableError extends Error {}
 export class AccountRegistry {
   private readonly open = new Map<string, Promise<CryptoAccount>>();
   private readonly byToken = new Map<string, Promise<CryptoAccount>>();
+  private readonly openedListeners: ((id: string, account: CryptoAccount) => void)[] = [];
+
+  /** Calls `listener` for each account opened from now on, before it processes anything. */
+  onAccountOpened(listener: (id: string, account: CryptoAccount) => void): void {
+    this.openedListeners.push(listener);
+  }
 
   /** The account a page request's token belongs to, discovering it if needed. */
   forToken(baseUrl: string, token: string): Promise<CryptoAccount> {
@@ -141,7 +147,10 @@ export class AccountRegistry {
     const key = accountKey(baseUrl, userId, deviceId);
     let account = this.open.get(key);
     if (!account) {
-      account = this.openAccount(key, baseUrl, token, userId, deviceId);
+      account = this.openAccount(key, baseUrl, token, userId, deviceId).then((opened) => {
+        for (const listener of this.openedListeners) listener(key, opened);
+        return opened;
+      });
       this.open.set(key, account);
       account.catch(() => this.open.delete(key));
     }

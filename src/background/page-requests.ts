@@ -3,6 +3,7 @@ import { MatrixApiError } from '../crypto/http.js';
 import { EncryptionStateUnknownError } from '../crypto/room-encryptor.js';
 import type { MatrixErrorReply, PageReply, PageRequest } from '../shared/messages.js';
 import { AccountUnusableError, type AccountRegistry } from './accounts.js';
+import { searchServiceFor } from './search-service.js';
 import { getSettings } from './settings.js';
 
 /** The web origin of the page (or about:blank frame) a message came from. */
@@ -67,6 +68,8 @@ export async function handlePageRequest(registry: AccountRegistry, request: Page
         return sendError(error);
       }
     }
+    case 'search':
+      return searchServiceFor(registry).search(request.baseUrl, request.token, request.body, request.nextBatch);
     case 'logout':
       await registry.forgetToken(request.token);
       return { ok: true };

@@ -98,6 +98,15 @@ import { routeOf, tokenOf } from './routes.js';
       return nativeFetch(url.href, { method: request.method, headers, body: reply.send.body, signal: request.signal, credentials: request.credentials });
     }
 
+    if (route.kind === 'search') {
+      const reply = await ask({ kind: 'search', baseUrl, token: token!, body: await request.clone().text(), nextBatch: route.nextBatch });
+      if (!reply.ok) return errorResponse(reply);
+      const body = 'body' in reply && typeof reply.body === 'string' ? reply.body : '{}';
+      const response = new Response(body, { status: 200, headers: { 'Content-Type': 'application/json' } });
+      Object.defineProperty(response, 'url', { value: request.url });
+      return response;
+    }
+
     const response = await nativeFetch(request);
     if (route.kind === 'logout') {
       if (response.ok) await ask({ kind: 'logout', baseUrl, token: token!, all: route.all });

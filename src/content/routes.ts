@@ -7,6 +7,8 @@ export type Route =
   | { kind: 'logout'; all: boolean }
   | { kind: 'sync' }
   | { kind: 'notifications' }
+  /** `POST /search`; `nextBatch` is the `next_batch` query parameter. */
+  | { kind: 'search'; nextBatch?: string }
   | { kind: 'events'; roomId: string }
   | {
       kind: 'send';
@@ -58,6 +60,9 @@ export function routeOf(baseUrl: string, method: string, url: string): Route | u
   }
   if (method === 'GET' && rest === '/sync') return { kind: 'sync' };
   if (method === 'GET' && rest === '/notifications') return { kind: 'notifications' };
+  if (method === 'POST' && rest === '/search') {
+    return { kind: 'search', nextBatch: new URL(url).searchParams.get('next_batch') ?? undefined };
+  }
   const room = /^\/rooms\/([^/]+)\/(.*)$/.exec(rest);
   if (!room) return undefined;
   // A send is routed even with a malformed room id (Synapse would accept it); reads are not.

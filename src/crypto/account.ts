@@ -1,6 +1,6 @@
 import { DeviceId, OlmMachine, UserId, initAsync } from '@matrix-org/matrix-sdk-crypto-wasm';
-import { RoomEventDecryptor } from './event-decryptor.js';
-import { type FetchLike, MatrixApiError, MatrixHttp } from './http.js';
+import { type DecryptionListener, RoomEventDecryptor } from './event-decryptor.js';
+import { type FetchLike, MatrixApiError, MatrixHttp, seg } from './http.js';
 import { MentionTracker } from './mentions.js';
 import { OutgoingRequestProcessor } from './outgoing.js';
 import { RoomEncryptor } from './room-encryptor.js';
@@ -115,6 +115,41 @@ export class CryptoAccount {
     if (!parsed) return body;
     const result = await this.queue.run(() => decryptHistory(this.decryptor, this.rooms, roomId, parsed));
     return serializeOr(result, body);
+  }
+
+  /**
+   * Calls `listener` with every event this account decrypts from now on (sync, history,
+   * notifications); returns the function that stops it.
+   */
+  onDecrypted(listener: DecryptionListener): () => void {
+    this.decryptor.listeners.add(listener);
+    return () => this.decryptor.listeners.delete(listener);
+  }
+
+  /** Calls `listener` with the id of every event redacted in a sync or history body from now on. */
+  onRedacted(listener: (roomId: string, redactedId: string) => void): () => void {
+    this.decryptor.redactionListeners.add(listener);
+    return () => this.decryptor.redactionListeners.delete(listener);
+  }
+
+  /**
+   * Fetches a history response of `roomId` with the account's own token and decrypts it:
+   * `path` is below `/rooms/{roomId}/`, e.g. `messages?dir=b` or `context/{eventId}`.
+   */
+  async fetchHistory(roomId: string, path: string): Promise<Record<string, unknown>> {
+    const body = await this.http.requestText('GET', `/rooms/${seg(roomId)}/${path}`);
+    return JSON.parse(await this.processHistory(roomId, body)) as Record<string, unknown>;
+  }
+
+  /** The rooms the account has joined (`GET /joined_rooms`) that are encrypted. */
+  async joinedEncryptedRooms(): Promise<string[]> {
+    const joined = await this.http.request<{ joined_rooms?: unknown }>('GET', '/joined_rooms');
+    const rooms = Array.isArray(joined.joined_rooms) ? joined.joined_rooms.filter((r): r is string => typeof r === 'string') : [];
+    const encrypted: string[] = [];
+    for (const roomId of rooms) {
+      if (await this.queue.run(() => this.rooms.isEncrypted(roomId))) encrypted.push(roomId);
+    }
+    return encrypted;
   }
 
   /** Decrypts a /notifications body (events of many rooms). */

@@ -21,6 +21,9 @@ export interface RoomEvent {
   [key: string]: unknown;
 }
 
+/** Called with each genuinely decrypted event; must not modify it. */
+export type DecryptionListener = (roomId: string, event: RoomEvent) => void;
+
 /** Namespaced field under `unsigned` that tells a smarter client how an event was decrypted. */
 export const ENCRYPTION_INFO_KEY = 'io.kirjava.encryption';
 
@@ -53,8 +56,25 @@ const SHIELD_COLORS: Record<ShieldColor, string> = {
 export class RoomEventDecryptor {
   private readonly settings = new DecryptionSettings(TrustRequirement.Untrusted);
   private readonly replays = new ReplayDetector();
+  /** Told of every event decrypted genuinely (not of notices), e.g. to index it for search. */
+  readonly listeners = new Set<DecryptionListener>();
+  /** Told of every redaction seen in a room (they travel in clear), with the redacted event's id. */
+  readonly redactionListeners = new Set<(roomId: string, redactedId: string) => void>();
 
   constructor(private readonly machine: OlmMachine) {}
+
+  /** Reports an `m.room.redaction` (`redacts` at the top level, or in content from room v11). */
+  noteRedaction(roomId: string, event: RoomEvent): void {
+    const redacts = typeof event.redacts === 'string' ? event.redacts : event.content?.redacts;
+    if (typeof redacts !== 'string') return;
+    for (const listener of this.redactionListeners) {
+      try {
+        listener(roomId, redacts);
+      } catch (error) {
+        console.warn('Kirjava: a redaction listener failed', error);
+      }
+    }
+  }
 
   async decrypt(roomId: string, envelope: RoomEvent): Promise<RoomEvent> {
     try {
@@ -88,12 +108,20 @@ export class RoomEventDecryptor {
           { ...info, decrypted: false, replay_of: replayOf },
         );
       }
-      return {
+      const event: RoomEvent = {
         ...envelope,
         type: typeof plaintext.type === 'string' ? plaintext.type : 'm.room.message',
         content: withRelation(plaintext.content, envelope.content),
         unsigned: { ...(envelope.unsigned ?? {}), [ENCRYPTION_INFO_KEY]: info },
       };
+      for (const listener of this.listeners) {
+        try {
+          listener(roomId, event);
+        } catch (error) {
+          console.warn('Kirjava: a decryption listener failed', error);
+        }
+      }
+      return event;
     } catch (error) {
       const code = (error as { code?: DecryptionErrorCode }).code;
       const reason =

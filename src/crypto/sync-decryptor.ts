@@ -119,6 +119,7 @@ export async function decryptAll(
 
 async function decryptOne(decryptor: RoomEventDecryptor, roomId: string, event: unknown): Promise<unknown> {
   if (!isObject(event)) return event;
+  if (event.type === 'm.room.redaction') decryptor.noteRedaction(roomId, event as RoomEvent);
   let out: Json = event;
   if (event.type === 'm.room.encrypted' && isObject(event.content)) {
     out = await decryptor.decrypt(roomId, event as RoomEvent);

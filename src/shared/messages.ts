@@ -32,6 +32,11 @@ export type PageRequest =
       txnId?: string;
       body: string;
     }
+  /**
+   * The page's `POST /search` body and `next_batch` query parameter: the worker answers
+   * it (encrypted rooms from its index, the rest from the homeserver).
+   */
+  | { kind: 'search'; baseUrl: string; token: string; body: string; nextBatch?: string }
   /** The page logged out (`/logout`, `/logout/all`) with this token. */
   | { kind: 'logout'; baseUrl: string; token: string; all: boolean };
 
@@ -79,6 +84,25 @@ export interface AccountView {
  */
 export interface UiRequests {
   accounts: { request: {}; reply: AccountsReply };
+  /** How many messages the account's search index holds, and how history indexing goes. */
+  searchIndexStatus: { request: { accountId: string }; reply: SearchIndexStatus };
+  /** Starts indexing the history of the account's encrypted rooms ("Index history for search"). */
+  searchIndexHistory: { request: { accountId: string }; reply: SearchIndexStatus };
+}
+
+/** The search index of one account, as the popup shows it. */
+export interface SearchIndexStatus {
+  /** Decrypted messages (and room names, topics) in the index. */
+  indexedEvents: number;
+  history: {
+    state: 'idle' | 'running' | 'done' | 'failed';
+    roomsDone: number;
+    roomsTotal: number;
+    /** History events fetched and decrypted in this run. */
+    eventsSeen: number;
+    /** What went wrong and what the user can do, when state is 'failed'. */
+    error?: string;
+  };
 }
 
 export type UiKind = keyof UiRequests;
