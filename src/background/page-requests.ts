@@ -67,6 +67,10 @@ export async function handlePageRequest(registry: AccountRegistry, request: Page
         return sendError(error);
       }
     }
+    case 'media-key': {
+      const account = await registry.forToken(request.baseUrl, request.token);
+      return { ok: true, media: typeof request.mxc === 'string' ? (account.mediaKey(request.mxc) ?? null) : null };
+    }
     case 'logout':
       await registry.forgetToken(request.token);
       return { ok: true };

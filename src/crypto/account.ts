@@ -1,6 +1,7 @@
 import { DeviceId, OlmMachine, UserId, initAsync } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { RoomEventDecryptor } from './event-decryptor.js';
 import { type FetchLike, MatrixApiError, MatrixHttp } from './http.js';
+import { type MediaKey, MediaKeyRing } from './media-keys.js';
 import { OutgoingRequestProcessor } from './outgoing.js';
 import { RoomEncryptor } from './room-encryptor.js';
 import { SerialQueue } from './serial-queue.js';
@@ -48,6 +49,7 @@ export class CryptoAccount {
   private readonly decryptor: RoomEventDecryptor;
   private readonly rooms: RoomEncryptor;
   private readonly syncs: SyncDecryptor;
+  private readonly media = new MediaKeyRing();
   private flushing: Promise<void> | undefined;
 
   private constructor(
@@ -56,7 +58,7 @@ export class CryptoAccount {
     private readonly http: MatrixHttp,
   ) {
     this.outgoing = new OutgoingRequestProcessor(machine, http);
-    this.decryptor = new RoomEventDecryptor(machine);
+    this.decryptor = new RoomEventDecryptor(machine, this.media);
     this.rooms = new RoomEncryptor(machine, http, {
       flush: () => this.flushOutgoing(),
       processor: this.outgoing,
@@ -134,6 +136,11 @@ export class CryptoAccount {
       const encrypted = await this.rooms.encrypt(roomId, eventType, JSON.stringify(content));
       return { eventType: 'm.room.encrypted', body: encrypted };
     });
+  }
+
+  /** The key of an encrypted file a decrypted event of this account named (see MediaKeyRing). */
+  mediaKey(mxc: string): MediaKey | undefined {
+    return this.media.lookup(mxc);
   }
 
   /** Sends the machine's pending outgoing requests (keys upload/query/claim, to-device, ...). */

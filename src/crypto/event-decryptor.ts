@@ -7,6 +7,7 @@ import {
   ShieldStateCode,
   TrustRequirement,
 } from '@matrix-org/matrix-sdk-crypto-wasm';
+import type { MediaKeyRing } from './media-keys.js';
 
 /** A room event as it travels in client-server API bodies. */
 export interface RoomEvent {
@@ -54,7 +55,11 @@ export class RoomEventDecryptor {
   private readonly settings = new DecryptionSettings(TrustRequirement.Untrusted);
   private readonly replays = new ReplayDetector();
 
-  constructor(private readonly machine: OlmMachine) {}
+  constructor(
+    private readonly machine: OlmMachine,
+    /** Learns the keys of encrypted files in decrypted content and exposes them to the client. */
+    private readonly media?: MediaKeyRing,
+  ) {}
 
   async decrypt(roomId: string, envelope: RoomEvent): Promise<RoomEvent> {
     try {
@@ -91,7 +96,7 @@ export class RoomEventDecryptor {
       return {
         ...envelope,
         type: typeof plaintext.type === 'string' ? plaintext.type : 'm.room.message',
-        content: withRelation(plaintext.content, envelope.content),
+        content: exposeMedia(this.media, withRelation(plaintext.content, envelope.content)),
         unsigned: { ...(envelope.unsigned ?? {}), [ENCRYPTION_INFO_KEY]: info },
       };
     } catch (error) {
@@ -107,6 +112,9 @@ export class RoomEventDecryptor {
     }
   }
 }
+
+const exposeMedia = (media: MediaKeyRing | undefined, content: Record<string, unknown>) =>
+  media ? media.expose(content) : content;
 
 /** The plaintext content with the envelope's `m.relates_to` when the plaintext has none. */
 function withRelation(

@@ -1,0 +1,257 @@
+/**
+ * Encrypted media for the page, inside the MAIN-world hook (Matrix spec, client-server API,
+ * "Sending encrypted attachments").
+ *
+ * - Download: a download or thumbnail of an mxc whose key Kirjava knows (the page's own
+ *   upload, or a file a decrypted event named: the worker's MediaKeyRing) is fetched whole as
+ *   ciphertext, its SHA-256 checked, and decrypted here with WebCrypto; the page gets the
+ *   plaintext with the event's content type. A mismatch is an error, never bytes. Anything
+ *   else passes through untouched.
+ * - Upload: every upload is encrypted before it leaves the browser, since the target room is
+ *   not known yet. A send that references the upload becomes `file` (with the key) when the
+ *   worker encrypts it for an encrypted room; any other request that names the upload (a send
+ *   into an unencrypted room, a profile or room avatar) gets the plaintext, uploaded then.
+ *
+ * Decrypting here, not in the worker, keeps megabytes off the extension port (DESIGN.md §3);
+ * the per-file keys are part of event content the page receives anyway. Kirjava's own keys
+ * never come here.
+ *
+ * Memory: WebCrypto has no incremental SHA-256 or streaming AES, and the hash must be checked
+ * before any byte is returned, so one file is held whole: about 2 × its size at the peak
+ * (ciphertext and plaintext) for a download or an upload, plus the retained plaintexts below.
+ */
+import { AttachmentError, type EncryptedFile, decryptAttachment, encryptAttachment } from '../crypto/attachments.js';
+import type { MediaRoute } from './media-routes.js';
+
+export interface MediaKeyInfo {
+  file: EncryptedFile;
+  mimetype?: string;
+}
+
+/** One upload of the page, encrypted by Kirjava. */
+interface Upload extends MediaKeyInfo {
+  /** The page's plaintext, kept for a send into an unencrypted room; dropped when old. */
+  plaintext?: Blob;
+  /** The page's upload URL and Authorization, to upload the plaintext the same way. */
+  uploadUrl: string;
+  authorization: string | null;
+  /** The plaintext's mxc, once it had to be uploaded. */
+  plainMxc?: Promise<string>;
+}
+
+export interface MediaHookDeps {
+  nativeFetch: typeof fetch;
+  /** The worker's key for `mxc` (null: none), only when the request carries a token. */
+  askKey(baseUrl: string, token: string, mxc: string): Promise<MediaKeyInfo | null>;
+}
+
+/** Plaintexts kept for sends into unencrypted rooms; older ones are downloaded and decrypted again. */
+const RETAINED_PLAINTEXTS = 8;
+const REMEMBERED_UPLOADS = 1000;
+
+const SAFE_MIMETYPE = /^[\w.+-]+\/[\w.+-]+$/;
+
+type Json = Record<string, unknown>;
+const isObject = (value: unknown): value is Json =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+function jsonError(status: number, errcode: string, error: string): Response {
+  return new Response(JSON.stringify({ errcode, error }), { status, headers: { 'Content-Type': 'application/json' } });
+}
+
+export class MediaHook {
+  private readonly uploads = new Map<string, Upload>();
+  private readonly learned = new Map<string, MediaKeyInfo>();
+
+  constructor(private readonly deps: MediaHookDeps) {}
+
+  handle(route: MediaRoute, request: Request, baseUrl: string, token: string | undefined): Promise<Response> {
+    return route.kind === 'media-upload' ? this.upload(request, route.mxc) : this.download(request, route, baseUrl, token);
+  }
+
+  private async keyOf(mxc: string, baseUrl: string, token: string | undefined): Promise<MediaKeyInfo | undefined> {
+    const known = this.uploads.get(mxc) ?? this.learned.get(mxc);
+    if (known || !token) return known;
+    const answer = await this.deps.askKey(baseUrl, token, mxc);
+    if (!answer) return undefined;
+    this.learned.set(mxc, answer);
+    if (this.learned.size > REMEMBERED_UPLOADS) this.learned.delete(this.learned.keys().next().value as string);
+    return answer;
+  }
+
+  private async download(
+    request: Request,
+    route: Extract<MediaRoute, { kind: 'media-download' }>,
+    baseUrl: string,
+    token: string | undefined,
+  ): Promise<Response> {
+    const key = await this.keyOf(route.mxc, baseUrl, token);
+    if (!key) return this.deps.nativeFetch(request);
+    // The server cannot scale ciphertext: a thumbnail of an encrypted file is the whole file.
+    const response = await this.deps.nativeFetch(
+      route.thumbnail
+        ? new Request(route.downloadUrl, { headers: request.headers, signal: request.signal, credentials: request.credentials })
+        : request,
+    );
+    if (!response.ok) return response;
+    let plaintext: Uint8Array;
+    try {
+      plaintext = await decryptAttachment(await response.arrayBuffer(), key.file);
+    } catch (error) {
+      if (error instanceof AttachmentError) {
+        return jsonError(502, error.reason === 'hash' ? 'IO.KIRJAVA.MEDIA_TAMPERED' : 'IO.KIRJAVA.MEDIA_INVALID', `Kirjava: ${error.message}`);
+      }
+      throw error;
+    }
+    const type = key.mimetype && SAFE_MIMETYPE.test(key.mimetype) ? key.mimetype : 'application/octet-stream';
+    const decrypted = new Response(plaintext as BodyInit, {
+      status: 200,
+      headers: { 'Content-Type': type, 'Content-Length': String(plaintext.byteLength), 'Cache-Control': 'private, no-store' },
+    });
+    Object.defineProperty(decrypted, 'url', { value: response.url });
+    return decrypted;
+  }
+
+  private async upload(request: Request, reservedMxc: string | undefined): Promise<Response> {
+    const plaintext = await request.blob();
+    const mimetype = (plaintext.type || request.headers.get('Content-Type') || '').split(';')[0].trim() || undefined;
+    const { ciphertext, file } = await encryptAttachment(await plaintext.arrayBuffer());
+    // The name would tell the homeserver what the file is: the ciphertext goes without it.
+    const url = new URL(request.url);
+    url.searchParams.delete('filename');
+    const headers = new Headers(request.headers);
+    headers.set('Content-Type', 'application/octet-stream');
+    headers.delete('Content-Length');
+    const response = await this.deps.nativeFetch(url.href, {
+      method: request.method,
+      headers,
+      body: ciphertext as BodyInit,
+      signal: request.signal,
+      credentials: request.credentials,
+    });
+    if (!response.ok) return response;
+    const text = await response.text();
+    let mxc = reservedMxc;
+    if (!mxc) {
+      try {
+        const uri = JSON.parse(text)?.content_uri;
+        if (typeof uri === 'string' && uri.startsWith('mxc://')) mxc = uri;
+      } catch {
+        // not JSON: the page sees the server's answer as it is
+      }
+    }
+    if (mxc) {
+      const uploadUrl = new URL(request.url);
+      if (reservedMxc) uploadUrl.pathname = uploadUrl.pathname.replace(/\/upload\/[^/]+\/[^/]+$/, '/upload');
+      this.remember(mxc, {
+        file: { ...file, url: mxc },
+        ...(mimetype ? { mimetype } : {}),
+        plaintext,
+        uploadUrl: uploadUrl.href,
+        authorization: request.headers.get('Authorization'),
+      });
+    }
+    const answer = new Response(text, { status: response.status, statusText: response.statusText, headers: response.headers });
+    Object.defineProperty(answer, 'url', { value: response.url });
+    return answer;
+  }
+
+  private remember(mxc: string, upload: Upload): void {
+    this.uploads.set(mxc, upload);
+    const all = [...this.uploads.values()];
+    const withPlaintext = all.filter((u) => u.plaintext);
+    for (const old of withPlaintext.slice(0, Math.max(0, withPlaintext.length - RETAINED_PLAINTEXTS))) old.plaintext = undefined;
+    if (this.uploads.size > REMEMBERED_UPLOADS) this.uploads.delete(this.uploads.keys().next().value as string);
+  }
+
+  /** Whether a request body names one of the page's encrypted uploads. */
+  private namesUpload(text: string): boolean {
+    if (this.uploads.size === 0 || !text.includes('mxc://')) return false;
+    for (const mxc of this.uploads.keys()) if (text.includes(mxc)) return true;
+    return false;
+  }
+
+  /**
+   * The event content of a send with the page's uploads as EncryptedFile (`url` → `file`,
+   * `info.thumbnail_url` → `info.thumbnail_file`, also in `m.new_content`), for the worker
+   * to encrypt into an encrypted room; undefined when the send names none of them.
+   */
+  encryptedContent(body: string): string | undefined {
+    if (!this.namesUpload(body)) return undefined;
+    let content: unknown;
+    try {
+      content = JSON.parse(body);
+    } catch {
+      return undefined;
+    }
+    if (!isObject(content)) return undefined;
+    let changed = false;
+    const attach = (part: Json): Json => {
+      const out: Json = { ...part };
+      const file = typeof out.url === 'string' ? this.uploads.get(out.url) : undefined;
+      if (file) {
+        delete out.url;
+        out.file = file.file;
+        changed = true;
+      }
+      if (isObject(out.info)) {
+        const thumb = typeof out.info.thumbnail_url === 'string' ? this.uploads.get(out.info.thumbnail_url) : undefined;
+        if (thumb) {
+          const { thumbnail_url: _, ...info } = out.info;
+          out.info = { ...info, thumbnail_file: thumb.file };
+          changed = true;
+        }
+      }
+      return out;
+    };
+    const out = attach(content);
+    if (isObject(out['m.new_content'])) out['m.new_content'] = attach(out['m.new_content']);
+    return changed ? JSON.stringify(out) : undefined;
+  }
+
+  /**
+   * The request with every mention of the page's encrypted uploads replaced by the mxc of
+   * the plaintext, uploaded now (once per file): for whatever is not encrypted (sends into
+   * unencrypted rooms, state events, profiles). Requests that name none go unchanged.
+   */
+  async withPlaintextUploads(request: Request): Promise<Request> {
+    if (this.uploads.size === 0 || (request.method !== 'PUT' && request.method !== 'POST')) return request;
+    const text = await request.clone().text();
+    if (!this.namesUpload(text)) return request;
+    let body = text;
+    for (const [mxc, upload] of this.uploads) {
+      if (!body.includes(mxc)) continue;
+      upload.plainMxc ??= this.uploadPlaintext(upload);
+      upload.plainMxc.catch(() => (upload.plainMxc = undefined)); // a later retry uploads again
+      body = body.split(mxc).join(await upload.plainMxc);
+    }
+    return new Request(request, { body });
+  }
+
+  private async uploadPlaintext(upload: Upload): Promise<string> {
+    const plaintext = upload.plaintext ?? (await this.downloadOwn(upload));
+    const headers = new Headers({ 'Content-Type': upload.mimetype ?? 'application/octet-stream' });
+    if (upload.authorization) headers.set('Authorization', upload.authorization);
+    const response = await this.deps.nativeFetch(upload.uploadUrl, { method: 'POST', headers, body: plaintext });
+    const answer = await response.json().catch(() => ({}));
+    if (!response.ok || typeof answer?.content_uri !== 'string') {
+      throw new Error(`Kirjava could not upload the file for an unencrypted room: ${response.status} ${answer?.error ?? ''}`);
+    }
+    return answer.content_uri;
+  }
+
+  /** An upload whose plaintext was dropped: its ciphertext from the server, decrypted. */
+  private async downloadOwn(upload: Upload): Promise<Blob> {
+    const [serverName, mediaId] = upload.file.url.slice('mxc://'.length).split('/');
+    const base = upload.uploadUrl.replace(/\/_matrix\/media\/[^/]+\/upload.*$/, '');
+    const headers = new Headers();
+    if (upload.authorization) headers.set('Authorization', upload.authorization);
+    const response = await this.deps.nativeFetch(
+      `${base}/_matrix/client/v1/media/download/${encodeURIComponent(serverName)}/${encodeURIComponent(mediaId)}`,
+      { headers },
+    );
+    if (!response.ok) throw new Error(`Kirjava could not fetch your earlier upload again (${response.status}): upload the file again.`);
+    const plaintext = await decryptAttachment(await response.arrayBuffer(), upload.file);
+    return new Blob([plaintext as BlobPart], { type: upload.mimetype ?? '' });
+  }
+}
