@@ -8,7 +8,7 @@
  * page's own account and ciphertext for its sends, nothing else.
  */
 import type { HookConfig, PageReply, PageRequest } from '../shared/messages.js';
-import { MediaHook } from './media-hook.js';
+import { MediaHook, type UploadProgress } from './media-hook.js';
 import { mediaRouteOf } from './media-routes.js';
 import { routeOf, tokenOf } from './routes.js';
 
@@ -55,6 +55,7 @@ import { routeOf, tokenOf } from './routes.js';
 
   const media = new MediaHook({
     nativeFetch,
+    NativeXHR,
     askKey: async (baseUrl, token, mxc) => {
       const reply = await ask({ kind: 'media-key', baseUrl, token, mxc });
       return reply.ok && 'media' in reply ? reply.media : null;
@@ -82,10 +83,10 @@ import { routeOf, tokenOf } from './routes.js';
   }
 
   /** The page's request, carried out with Kirjava in the middle. */
-  async function mediated(request: Request, baseUrl: string): Promise<Response> {
+  async function mediated(request: Request, baseUrl: string, progress?: UploadProgress): Promise<Response> {
     const token = tokenOf(request.headers.get('Authorization'), request.url);
     const mediaRoute = mediaRouteOf(baseUrl, request.method, request.url);
-    if (mediaRoute) return media.handle(mediaRoute, request, baseUrl, token);
+    if (mediaRoute) return media.handle(mediaRoute, request, baseUrl, token, progress);
     const route = routeOf(baseUrl, request.method, request.url);
     // Anything not encrypted that names the page's (encrypted) uploads gets their plaintext.
     const inClear = () =>
@@ -187,7 +188,9 @@ import { routeOf, tokenOf } from './routes.js';
             credentials: this.withCredentials ? 'include' : 'same-origin',
           });
           this.dispatchEvent(new ProgressEvent('loadstart'));
-          return mediated(request, baseUrl).then(
+          const progress: UploadProgress = (loaded, total) =>
+            this.upload.dispatchEvent(new ProgressEvent('progress', { lengthComputable: true, loaded, total }));
+          return mediated(request, baseUrl, progress).then(
             (response) => this.complete(response),
             () => this.fail(controller.signal.aborted ? 'abort' : 'error'),
           );

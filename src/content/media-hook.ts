@@ -39,8 +39,13 @@ interface Upload extends MediaKeyInfo {
   plainMxc?: Promise<string>;
 }
 
+/** Upload progress of the page's request, in bytes (ciphertext and plaintext are the same size). */
+export type UploadProgress = (loaded: number, total: number) => void;
+
 export interface MediaHookDeps {
   nativeFetch: typeof fetch;
+  /** The browser's own XMLHttpRequest: the one way to observe upload progress. */
+  NativeXHR?: typeof XMLHttpRequest;
   /** The worker's key for `mxc` (null: none), only when the request carries a token. */
   askKey(baseUrl: string, token: string, mxc: string): Promise<MediaKeyInfo | null>;
 }
@@ -65,8 +70,17 @@ export class MediaHook {
 
   constructor(private readonly deps: MediaHookDeps) {}
 
-  handle(route: MediaRoute, request: Request, baseUrl: string, token: string | undefined): Promise<Response> {
-    return route.kind === 'media-upload' ? this.upload(request, route.mxc) : this.download(request, route, baseUrl, token);
+  /** `progress` reports an upload's progress to the page (XHR's `upload` events). */
+  handle(
+    route: MediaRoute,
+    request: Request,
+    baseUrl: string,
+    token: string | undefined,
+    progress?: UploadProgress,
+  ): Promise<Response> {
+    return route.kind === 'media-upload'
+      ? this.upload(request, route.mxc, progress)
+      : this.download(request, route, baseUrl, token);
   }
 
   private async keyOf(mxc: string, baseUrl: string, token: string | undefined): Promise<MediaKeyInfo | undefined> {
@@ -112,7 +126,7 @@ export class MediaHook {
     return decrypted;
   }
 
-  private async upload(request: Request, reservedMxc: string | undefined): Promise<Response> {
+  private async upload(request: Request, reservedMxc: string | undefined, progress?: UploadProgress): Promise<Response> {
     const plaintext = await request.blob();
     const mimetype = (plaintext.type || request.headers.get('Content-Type') || '').split(';')[0].trim() || undefined;
     const { ciphertext, file } = await encryptAttachment(await plaintext.arrayBuffer());
@@ -122,13 +136,7 @@ export class MediaHook {
     const headers = new Headers(request.headers);
     headers.set('Content-Type', 'application/octet-stream');
     headers.delete('Content-Length');
-    const response = await this.deps.nativeFetch(url.href, {
-      method: request.method,
-      headers,
-      body: ciphertext as BodyInit,
-      signal: request.signal,
-      credentials: request.credentials,
-    });
+    const response = await this.send(url.href, request, headers, ciphertext, progress);
     if (!response.ok) return response;
     const text = await response.text();
     let mxc = reservedMxc;
@@ -154,6 +162,37 @@ export class MediaHook {
     const answer = new Response(text, { status: response.status, statusText: response.statusText, headers: response.headers });
     Object.defineProperty(answer, 'url', { value: response.url });
     return answer;
+  }
+
+  /**
+   * Sends an upload body; through the native XHR when the page watches progress (fetch cannot
+   * report upload progress, and clients such as matrix-js-sdk abort an upload that reports
+   * none for 30 s).
+   */
+  private send(url: string, request: Request, headers: Headers, body: Uint8Array, progress?: UploadProgress): Promise<Response> {
+    const NativeXHR = this.deps.NativeXHR;
+    if (!progress || !NativeXHR) {
+      return this.deps.nativeFetch(url, { method: request.method, headers, body: body as BodyInit, signal: request.signal, credentials: request.credentials });
+    }
+    return new Promise((resolve, reject) => {
+      const xhr = new NativeXHR();
+      xhr.open(request.method, url);
+      headers.forEach((value, name) => xhr.setRequestHeader(name, value));
+      xhr.withCredentials = request.credentials === 'include';
+      xhr.upload.onprogress = (event) => progress(event.loaded, event.total);
+      xhr.onload = () => {
+        const responseHeaders = new Headers();
+        for (const line of xhr.getAllResponseHeaders().trim().split(/[\r\n]+/)) {
+          const colon = line.indexOf(':');
+          if (colon > 0) responseHeaders.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+        }
+        resolve(new Response(xhr.responseText, { status: xhr.status, statusText: xhr.statusText, headers: responseHeaders }));
+      };
+      xhr.onerror = () => reject(new TypeError('Failed to fetch'));
+      xhr.onabort = () => reject(new DOMException('The upload was aborted', 'AbortError'));
+      request.signal.addEventListener('abort', () => xhr.abort());
+      xhr.send(body as XMLHttpRequestBodyInit);
+    });
   }
 
   private remember(mxc: string, upload: Upload): void {
