@@ -69,7 +69,7 @@ export async function handlePageRequest(registry: AccountRegistry, request: Page
     }
     case 'media-key': {
       const account = await registry.forToken(request.baseUrl, request.token);
-      return { ok: true, media: typeof request.mxc === 'string' ? (account.mediaKey(request.mxc) ?? null) : null };
+      return { ok: true, media: typeof request.mxc === 'string' ? ((await account.mediaKey(request.mxc)) ?? null) : null };
     }
     case 'logout':
       await registry.forgetToken(request.token);

@@ -85,6 +85,7 @@ import { routeOf, tokenOf } from './routes.js';
   /** The page's request, carried out with Kirjava in the middle. */
   async function mediated(request: Request, baseUrl: string, progress?: UploadProgress): Promise<Response> {
     const token = tokenOf(request.headers.get('Authorization'), request.url);
+    if (token) media.noteToken(baseUrl, token);
     const mediaRoute = mediaRouteOf(baseUrl, request.method, request.url);
     if (mediaRoute) return media.handle(mediaRoute, request, baseUrl, token, progress);
     const route = routeOf(baseUrl, request.method, request.url);

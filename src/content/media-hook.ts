@@ -67,6 +67,8 @@ function jsonError(status: number, errcode: string, error: string): Response {
 export class MediaHook {
   private readonly uploads = new Map<string, Upload>();
   private readonly learned = new Map<string, MediaKeyInfo>();
+  /** The page's latest token per homeserver, to look up keys for downloads sent without one. */
+  private readonly tokens = new Map<string, string>();
 
   constructor(private readonly deps: MediaHookDeps) {}
 
@@ -83,8 +85,15 @@ export class MediaHook {
       : this.download(request, route, baseUrl, token);
   }
 
-  private async keyOf(mxc: string, baseUrl: string, token: string | undefined): Promise<MediaKeyInfo | undefined> {
+  /** Remembers the token of a page request to this homeserver. */
+  noteToken(baseUrl: string, token: string): void {
+    this.tokens.set(baseUrl, token);
+  }
+
+  private async keyOf(mxc: string, baseUrl: string, requestToken: string | undefined): Promise<MediaKeyInfo | undefined> {
     const known = this.uploads.get(mxc) ?? this.learned.get(mxc);
+    // Legacy downloads may go without a token: the key is the page's own account's.
+    const token = requestToken ?? this.tokens.get(baseUrl);
     if (known || !token) return known;
     const answer = await this.deps.askKey(baseUrl, token, mxc);
     if (!answer) return undefined;

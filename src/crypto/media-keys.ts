@@ -7,6 +7,12 @@ export interface MediaKey {
   mimetype?: string;
 }
 
+/** Where keys outlive the worker (the service worker stops when idle); optional. */
+export interface MediaKeyStore {
+  load(mxc: string): Promise<MediaKey | undefined>;
+  save(mxc: string, key: MediaKey): Promise<void>;
+}
+
 type Json = Record<string, unknown>;
 const isObject = (value: unknown): value is Json =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -19,17 +25,28 @@ const isObject = (value: unknown): value is Json =>
  * which decrypts (src/content/media-hook.ts).
  *
  * The keys are part of the event content the page already receives, so handing one to the
- * page that asks for it reveals nothing new. In memory, bounded: after a worker restart a
- * file's key is known again once its event is decrypted again.
+ * page that asks for it reveals nothing new. Recent keys are in memory (bounded); with a
+ * store, every key also outlives worker restarts, so a client that shows an old picture
+ * from its own cache still gets it decrypted.
  */
 export class MediaKeyRing {
   private readonly keys = new Map<string, MediaKey>();
 
-  constructor(private readonly limit = 20_000) {}
+  constructor(
+    private readonly limit = 20_000,
+    private readonly store?: MediaKeyStore,
+  ) {}
 
   /** The key of the ciphertext at `mxc`, if a decrypted event named it. */
-  lookup(mxc: string): MediaKey | undefined {
-    return this.keys.get(mxc);
+  async lookup(mxc: string): Promise<MediaKey | undefined> {
+    const known = this.keys.get(mxc);
+    if (known || !this.store) return known;
+    const stored = await this.store.load(mxc).catch((error) => {
+      console.warn('Kirjava: reading a stored media key failed', error);
+      return undefined;
+    });
+    if (stored && !this.keys.has(mxc)) this.keep(mxc, stored);
+    return this.keys.get(mxc) ?? stored;
   }
 
   /**
@@ -63,8 +80,17 @@ export class MediaKeyRing {
   }
 
   private remember(file: EncryptedFile, mimetype: string | undefined): void {
-    this.keys.delete(file.url); // re-insert: the map's order is least recently seen first
+    const key: MediaKey = mimetype === undefined ? { file } : { file, mimetype };
+    const before = this.keys.get(file.url);
+    this.keep(file.url, key);
+    if (this.store && JSON.stringify(before) !== JSON.stringify(key)) {
+      this.store.save(file.url, key).catch((error) => console.warn('Kirjava: storing a media key failed', error));
+    }
+  }
+
+  private keep(mxc: string, key: MediaKey): void {
+    this.keys.delete(mxc); // re-insert: the map's order is least recently seen first
     if (this.keys.size >= this.limit) this.keys.delete(this.keys.keys().next().value as string);
-    this.keys.set(file.url, mimetype === undefined ? { file } : { file, mimetype });
+    this.keys.set(mxc, key);
   }
 }

@@ -75,10 +75,11 @@ export interface KirjavaTestApi {
   /** The same through `XMLHttpRequest`. */
   rawXhr(method: string, path: string, body?: unknown): Promise<RawResponse>;
   /**
-   * GET `path` (a media download or thumbnail) with the session's token, through `fetch` or
-   * `XMLHttpRequest` (responseType arraybuffer), as a client showing an image does.
+   * GET `path` (a media download or thumbnail) with the session's token (or without one, as
+   * legacy media allows), through `fetch` or `XMLHttpRequest` (responseType arraybuffer), as a
+   * client showing an image does.
    */
-  downloadMedia(path: string, via?: 'fetch' | 'xhr'): Promise<MediaResponse>;
+  downloadMedia(path: string, via?: 'fetch' | 'xhr', options?: { withoutToken?: boolean }): Promise<MediaResponse>;
   /**
    * The SDK's real path for a picture: `uploadContent` (XHR) for the image and its thumbnail,
    * then `sendImageMessage` with `url` and `info.thumbnail_url`.

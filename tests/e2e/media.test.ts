@@ -74,6 +74,26 @@ describe('Encrypted media: the plain client sees pictures, the homeserver only c
     await assertDownloads(client, v1('download', plainMxc), plain, 'application/octet-stream');
   });
 
+  it('After the worker restarts, a picture decrypted before still downloads decrypted, also without a token', story, async () => {
+    const { client, userId, deviceId } = await bed.givenLoggedInClient();
+    const peer = await bed.givenPeer();
+    const roomId = await givenEncryptedRoom(peer, client, userId, deviceId);
+    const image = picture(50_000);
+    const thumbnail = picture(2_000);
+    const sent = await sendEncryptedImage(peer, roomId, {
+      bytes: image, mimetype: 'image/webp', thumbnail, thumbnailMimetype: 'image/png', body: 'before-restart.webp',
+    });
+    const content = await client.waitForEventContent(roomId, sent.eventId);
+    assert.equal(content.url, sent.file.url);
+
+    await bed.browser.stopWorker();
+    // The page never asked for this file before: its key comes from the restarted worker's store.
+    const got = await client.downloadMedia(legacy('download', content.url), 'fetch', { withoutToken: true });
+    assert.equal(got.status, 200, JSON.stringify(got.json));
+    assert.equal(got.contentType, 'image/webp');
+    assert.ok(Buffer.from(got.bytesBase64, 'base64').equals(image));
+  });
+
   it('A tampered ciphertext is refused with an error, and no bytes', story, async () => {
     const { client, userId, deviceId } = await bed.givenLoggedInClient();
     const peer = await bed.givenPeer();

@@ -86,7 +86,7 @@ describe('encrypted attachments', () => {
 describe('MediaKeyRing', () => {
   const file = (url: string) => ({ url, key: { kty: 'oct', key_ops: ['decrypt'], alg: 'A256CTR', k: 'k', ext: true }, iv: 'iv', hashes: { sha256: 'h' }, v: 'v2' });
 
-  it('gives a plain client `url` and `info.thumbnail_url` next to the standard `file` fields, and remembers both keys', () => {
+  it('gives a plain client `url` and `info.thumbnail_url` next to the standard `file` fields, and remembers both keys', async () => {
     const ring = new MediaKeyRing();
     const content = {
       msgtype: 'm.image',
@@ -99,31 +99,50 @@ describe('MediaKeyRing', () => {
     assert.equal(exposed.info.thumbnail_url, 'mxc://hs/thumb');
     assert.deepEqual(exposed.file, content.file, 'the standard shape stays');
     assert.deepEqual(exposed.info.thumbnail_file, content.info.thumbnail_file);
-    assert.deepEqual(ring.lookup('mxc://hs/full'), { file: content.file, mimetype: 'image/png' });
-    assert.deepEqual(ring.lookup('mxc://hs/thumb'), { file: content.info.thumbnail_file, mimetype: 'image/jpeg' });
-    assert.equal(ring.lookup('mxc://hs/other'), undefined);
+    assert.deepEqual(await ring.lookup('mxc://hs/full'), { file: content.file, mimetype: 'image/png' });
+    assert.deepEqual(await ring.lookup('mxc://hs/thumb'), { file: content.info.thumbnail_file, mimetype: 'image/jpeg' });
+    assert.equal(await ring.lookup('mxc://hs/other'), undefined);
   });
 
-  it('also exposes the file of an edit that replaces it (m.new_content), and leaves other content alone', () => {
+  it('also exposes the file of an edit that replaces it (m.new_content), and leaves other content alone', async () => {
     const ring = new MediaKeyRing();
     const edit = ring.expose({ body: '* new', 'm.new_content': { msgtype: 'm.file', body: 'new', file: file('mxc://hs/new') } }) as any;
     assert.equal(edit['m.new_content'].url, 'mxc://hs/new');
-    assert.ok(ring.lookup('mxc://hs/new'));
+    assert.ok(await ring.lookup('mxc://hs/new'));
     const text = { msgtype: 'm.text', body: 'hi' };
     assert.equal(ring.expose(text), text);
     const plain = { msgtype: 'm.image', url: 'mxc://hs/plain', file: 'not an EncryptedFile' };
     assert.equal(ring.expose(plain), plain);
   });
 
-  it('is bounded: the least recently seen key goes first', () => {
+  it('is bounded: the least recently seen key goes first', async () => {
     const ring = new MediaKeyRing(2);
     ring.expose({ file: file('mxc://hs/a') });
     ring.expose({ file: file('mxc://hs/b') });
     ring.expose({ file: file('mxc://hs/a') });
     ring.expose({ file: file('mxc://hs/c') });
-    assert.ok(ring.lookup('mxc://hs/a'));
-    assert.equal(ring.lookup('mxc://hs/b'), undefined);
-    assert.ok(ring.lookup('mxc://hs/c'));
+    assert.ok(await ring.lookup('mxc://hs/a'));
+    assert.equal(await ring.lookup('mxc://hs/b'), undefined);
+    assert.ok(await ring.lookup('mxc://hs/c'));
+  });
+});
+
+describe('MediaKeyRing with a store', () => {
+  const file = (url: string) => ({ url, key: { kty: 'oct', key_ops: ['decrypt'], alg: 'A256CTR', k: 'k', ext: true }, iv: 'iv', hashes: { sha256: 'h' }, v: 'v2' });
+
+  it('saves each new key once and finds keys a previous worker saved', async () => {
+    const saved = new Map<string, unknown>();
+    const store = {
+      load: async (mxc: string) => saved.get(mxc) as any,
+      save: async (mxc: string, key: unknown) => void saved.set(mxc, key),
+    };
+    const first = new MediaKeyRing(10, store);
+    first.expose({ file: file('mxc://hs/a'), info: { mimetype: 'image/png' } });
+    first.expose({ file: file('mxc://hs/a'), info: { mimetype: 'image/png' } });
+    assert.equal(saved.size, 1);
+    const afterRestart = new MediaKeyRing(10, store);
+    assert.deepEqual(await afterRestart.lookup('mxc://hs/a'), { file: file('mxc://hs/a'), mimetype: 'image/png' });
+    assert.equal(await afterRestart.lookup('mxc://hs/b'), undefined);
   });
 });
 
