@@ -212,10 +212,10 @@ export class MediaHook {
     if (this.uploads.size > REMEMBERED_UPLOADS) this.uploads.delete(this.uploads.keys().next().value as string);
   }
 
-  /** Whether a request body names one of the page's encrypted uploads. */
+  /** Whether a JSON request body names one of the page's encrypted uploads (as a whole string). */
   private namesUpload(text: string): boolean {
     if (this.uploads.size === 0 || !text.includes('mxc://')) return false;
-    for (const mxc of this.uploads.keys()) if (text.includes(mxc)) return true;
+    for (const mxc of this.uploads.keys()) if (text.includes(JSON.stringify(mxc))) return true;
     return false;
   }
 
@@ -268,10 +268,12 @@ export class MediaHook {
     if (!this.namesUpload(text)) return request;
     let body = text;
     for (const [mxc, upload] of this.uploads) {
-      if (!body.includes(mxc)) continue;
+      // Quoted: mxc://hs/m1 must not match inside "mxc://hs/m10".
+      const quoted = JSON.stringify(mxc);
+      if (!body.includes(quoted)) continue;
       upload.plainMxc ??= this.uploadPlaintext(upload);
       upload.plainMxc.catch(() => (upload.plainMxc = undefined)); // a later retry uploads again
-      body = body.split(mxc).join(await upload.plainMxc);
+      body = body.split(quoted).join(JSON.stringify(await upload.plainMxc));
     }
     return new Request(request, { body });
   }
