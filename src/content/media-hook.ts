@@ -50,8 +50,12 @@ export interface MediaHookDeps {
   askKey(baseUrl: string, token: string, mxc: string): Promise<MediaKeyInfo | null>;
 }
 
-/** Plaintexts kept for sends into unencrypted rooms; older ones are downloaded and decrypted again. */
+/**
+ * Plaintexts kept for sends into unencrypted rooms (the newest, up to this many and bytes);
+ * older ones are downloaded and decrypted again when needed.
+ */
 const RETAINED_PLAINTEXTS = 8;
+const RETAINED_BYTES = 64 * 1024 * 1024;
 const REMEMBERED_UPLOADS = 1000;
 
 const SAFE_MIMETYPE = /^[\w.+-]+\/[\w.+-]+$/;
@@ -206,9 +210,15 @@ export class MediaHook {
 
   private remember(mxc: string, upload: Upload): void {
     this.uploads.set(mxc, upload);
-    const all = [...this.uploads.values()];
-    const withPlaintext = all.filter((u) => u.plaintext);
-    for (const old of withPlaintext.slice(0, Math.max(0, withPlaintext.length - RETAINED_PLAINTEXTS))) old.plaintext = undefined;
+    let count = 0;
+    let bytes = 0;
+    for (const kept of [...this.uploads.values()].reverse()) {
+      if (!kept.plaintext) continue;
+      count += 1;
+      bytes += kept.plaintext.size;
+      // The newest file is always kept: it is the one the page is about to send.
+      if (kept !== upload && (count > RETAINED_PLAINTEXTS || bytes > RETAINED_BYTES)) kept.plaintext = undefined;
+    }
     if (this.uploads.size > REMEMBERED_UPLOADS) this.uploads.delete(this.uploads.keys().next().value as string);
   }
 

@@ -22,6 +22,11 @@ function mediaServer() {
     const request = new Request(input, init);
     log.push({ method: request.method, url: request.url, contentType: request.headers.get('Content-Type'), authorization: request.headers.get('Authorization') });
     const path = new URL(request.url).pathname;
+    const reserved = /^\/_matrix\/media\/v3\/upload\/hs\.example\/([^/]+)$/.exec(path);
+    if (request.method === 'PUT' && reserved) {
+      files.set(`mxc://hs.example/${reserved[1]}`, new Uint8Array(await request.arrayBuffer()));
+      return Response.json({});
+    }
     if (request.method === 'POST' && path === '/_matrix/media/v3/upload') {
       const mxc = `mxc://hs.example/m${++next}`;
       files.set(mxc, new Uint8Array(await request.arrayBuffer()));
@@ -116,6 +121,20 @@ describe('MediaHook uploads and the requests that name them', () => {
     const upload = server.log.at(-1)!;
     assert.equal(new URL(upload.url).searchParams.get('filename'), null);
     assert.equal(upload.contentType, 'application/octet-stream');
+  });
+
+  it('encrypts an upload to an mxc reserved with /create (PUT), and uploads its plaintext with POST when needed', async () => {
+    const server = mediaServer();
+    const { hook, request } = hookWith(server);
+    const image = bytes(2_000);
+    assert.equal((await request('PUT', '/_matrix/media/v3/upload/hs.example/reserved', new Blob([image], { type: 'image/gif' }))).status, 200);
+    assert.notDeepEqual(server.files.get('mxc://hs.example/reserved'), image);
+    assert.equal(JSON.parse(hook.encryptedContent(JSON.stringify({ msgtype: 'm.image', url: 'mxc://hs.example/reserved' }))!).file.url, 'mxc://hs.example/reserved');
+    const plain = await hook.withPlaintextUploads(new Request(`${BASE}/_matrix/client/v3/rooms/!r/state/m.room.avatar/`, {
+      method: 'PUT', body: JSON.stringify({ url: 'mxc://hs.example/reserved' }),
+    }));
+    assert.deepEqual(server.files.get(JSON.parse(await plain.text()).url), image);
+    assert.equal(server.log.at(-1)!.contentType, 'image/gif');
   });
 
   it('turns `url` and `info.thumbnail_url` of the page\'s uploads into `file` and `thumbnail_file` for an encrypted room', async () => {
