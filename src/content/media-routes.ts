@@ -57,6 +57,8 @@ export function mediaRouteOf(baseUrl: string, method: string, url: string): Medi
     if (thumbnail) {
       whole.pathname = `${parsed.pathname.slice(0, parsed.pathname.length - path.length)}${prefix}/download/${rawServer}/${rawMedia}`;
       whole.search = '';
+      const legacyToken = parsed.searchParams.get('access_token');
+      if (legacyToken) whole.searchParams.set('access_token', legacyToken);
     }
     return { kind: 'media-download', mxc: `mxc://${serverName}/${mediaId}`, thumbnail, downloadUrl: whole.href };
   }

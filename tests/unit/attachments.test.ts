@@ -161,6 +161,11 @@ describe('mediaRouteOf', () => {
       assert.deepEqual(route, { kind: 'media-download', mxc: 'mxc://example.org/abc', thumbnail: true, downloadUrl: `${BASE}/_matrix/media/${version}/download/example.org/abc` });
     }
     assert.equal((mediaRouteOf(BASE, 'GET', `${BASE}/_matrix/media/v3/download/example.org/abc/cat.png`) as any).mxc, 'mxc://example.org/abc');
+    assert.equal(
+      (mediaRouteOf(BASE, 'GET', `${BASE}/_matrix/media/v3/thumbnail/example.org/abc?width=8&access_token=tok`) as any).downloadUrl,
+      `${BASE}/_matrix/media/v3/download/example.org/abc?access_token=tok`,
+      'a token in the query string stays with the request',
+    );
   });
 
   it('keeps the base path and ignores other homeservers, other methods and other paths', () => {
