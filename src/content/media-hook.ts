@@ -16,11 +16,15 @@
  * the per-file keys are part of event content the page receives anyway. Kirjava's own keys
  * never come here.
  *
- * Memory: WebCrypto has no incremental SHA-256 or streaming AES, and the hash must be checked
- * before any byte is returned, so one file is held whole: about 2 × its size at the peak
- * (ciphertext and plaintext) for a download or an upload, plus the retained plaintexts below.
+ * Memory: files are processed in 1 MiB chunks (src/crypto/attachments.ts). A download's
+ * ciphertext must be complete and checked before any byte is returned, so it waits in a Blob
+ * (the browser's blob store, which keeps large blobs on disk), then is decrypted chunk by
+ * chunk as the page reads the response; an upload is encrypted the same way into a Blob. The
+ * page's own memory holds about one chunk per file in flight; what the page does with the
+ * plaintext (e.g. `response.arrayBuffer()`) is its own. Recent uploads' plaintexts are kept
+ * (as the page's Blobs) for sends into unencrypted rooms, bounded below.
  */
-import { AttachmentError, type EncryptedFile, decryptAttachment, encryptAttachment } from '../crypto/attachments.js';
+import { AttachmentError, type EncryptedFile, encryptBlob, openEncrypted } from '../crypto/attachments.js';
 import type { MediaRoute } from './media-routes.js';
 
 export interface MediaKeyInfo {
@@ -121,9 +125,9 @@ export class MediaHook {
         : request,
     );
     if (!response.ok) return response;
-    let plaintext: Uint8Array;
+    let opened: Awaited<ReturnType<typeof openEncrypted>>;
     try {
-      plaintext = await decryptAttachment(await response.arrayBuffer(), key.file);
+      opened = await openEncrypted(response.body, key.file);
     } catch (error) {
       if (error instanceof AttachmentError) {
         return jsonError(502, error.reason === 'hash' ? 'IO.KIRJAVA.MEDIA_TAMPERED' : 'IO.KIRJAVA.MEDIA_INVALID', `Kirjava: ${error.message}`);
@@ -131,9 +135,9 @@ export class MediaHook {
       throw error;
     }
     const type = key.mimetype && SAFE_MIMETYPE.test(key.mimetype) ? key.mimetype : 'application/octet-stream';
-    const decrypted = new Response(plaintext as BodyInit, {
+    const decrypted = new Response(opened.plaintext, {
       status: 200,
-      headers: { 'Content-Type': type, 'Content-Length': String(plaintext.byteLength), 'Cache-Control': 'private, no-store' },
+      headers: { 'Content-Type': type, 'Content-Length': String(opened.size), 'Cache-Control': 'private, no-store' },
     });
     Object.defineProperty(decrypted, 'url', { value: response.url });
     return decrypted;
@@ -142,7 +146,7 @@ export class MediaHook {
   private async upload(request: Request, reservedMxc: string | undefined, progress?: UploadProgress): Promise<Response> {
     const plaintext = await request.blob();
     const mimetype = (plaintext.type || request.headers.get('Content-Type') || '').split(';')[0].trim() || undefined;
-    const { ciphertext, file } = await encryptAttachment(await plaintext.arrayBuffer());
+    const { ciphertext, file } = await encryptBlob(plaintext);
     // The name would tell the homeserver what the file is: the ciphertext goes without it.
     const url = new URL(request.url);
     url.searchParams.delete('filename');
@@ -182,10 +186,10 @@ export class MediaHook {
    * report upload progress, and clients such as matrix-js-sdk abort an upload that reports
    * none for 30 s).
    */
-  private send(url: string, request: Request, headers: Headers, body: Uint8Array, progress?: UploadProgress): Promise<Response> {
+  private send(url: string, request: Request, headers: Headers, body: Blob, progress?: UploadProgress): Promise<Response> {
     const NativeXHR = this.deps.NativeXHR;
     if (!progress || !NativeXHR) {
-      return this.deps.nativeFetch(url, { method: request.method, headers, body: body as BodyInit, signal: request.signal, credentials: request.credentials });
+      return this.deps.nativeFetch(url, { method: request.method, headers, body, signal: request.signal, credentials: request.credentials });
     }
     return new Promise((resolve, reject) => {
       const xhr = new NativeXHR();
@@ -204,7 +208,7 @@ export class MediaHook {
       xhr.onerror = () => reject(new TypeError('Failed to fetch'));
       xhr.onabort = () => reject(new DOMException('The upload was aborted', 'AbortError'));
       request.signal.addEventListener('abort', () => xhr.abort());
-      xhr.send(body as XMLHttpRequestBodyInit);
+      xhr.send(body);
     });
   }
 
@@ -311,7 +315,7 @@ export class MediaHook {
       { headers },
     );
     if (!response.ok) throw new Error(`Kirjava could not fetch your earlier upload again (${response.status}): upload the file again.`);
-    const plaintext = await decryptAttachment(await response.arrayBuffer(), upload.file);
-    return new Blob([plaintext as BlobPart], { type: upload.mimetype ?? '' });
+    const { plaintext } = await openEncrypted(response.body, upload.file);
+    return new Blob([await new Response(plaintext).blob()], { type: upload.mimetype ?? '' });
   }
 }

@@ -4,10 +4,14 @@
  * (the block counter) start at zero, and the SHA-256 of the ciphertext, all in an
  * `EncryptedFile` object (`v: "v2"`).
  *
- * WebCrypto only (`globalThis.crypto.subtle`), no `chrome.*`: the same code runs in the
- * page's hook, in the worker and in Node tests. WebCrypto has neither incremental SHA-256
- * nor streaming AES, so one file is held whole: see `decryptAttachment` for the bound.
+ * WebCrypto (`globalThis.crypto.subtle`) and no `chrome.*`: the same code runs in the page's
+ * hook, in the worker and in Node tests. Two forms: whole buffers (`encryptAttachment`,
+ * `decryptAttachment`), and Blobs processed in 1 MiB chunks (`encryptBlob`, `openEncrypted`)
+ * for the page, so that a large file never sits whole in its memory: CTR mode can start at
+ * any block, and SHA-256 is computed incrementally (src/crypto/sha256.ts; WebCrypto only
+ * hashes whole buffers).
  */
+import { Sha256 } from './sha256.js';
 
 /** The JSON Web Key of an attachment (spec: JWK), always A256CTR. */
 export interface AttachmentJwk {
@@ -80,42 +84,30 @@ export function isEncryptedFile(value: unknown): value is EncryptedFile {
   );
 }
 
-/** Encrypts one file; the caller uploads `ciphertext` and puts its mxc URI into `file.url`. */
+/** Encrypts one file held in memory; the caller uploads `ciphertext` and puts its mxc into `file.url`. */
 export async function encryptAttachment(
   plaintext: ArrayBuffer | Uint8Array,
 ): Promise<{ ciphertext: Uint8Array; file: Omit<EncryptedFile, 'url'> }> {
-  const raw = globalThis.crypto.getRandomValues(new Uint8Array(32));
-  // Random high 64 bits, zero counter: a file never wraps the counter (2^64 blocks).
-  const iv = new Uint8Array(16);
-  globalThis.crypto.getRandomValues(iv.subarray(0, 8));
-  const key = await subtle().importKey('raw', raw, { name: 'AES-CTR' }, false, ['encrypt']);
-  const ciphertext = new Uint8Array(
-    await subtle().encrypt({ name: 'AES-CTR', counter: iv, length: 64 }, key, plaintext as BufferSource),
-  );
-  const sha256 = new Uint8Array(await subtle().digest('SHA-256', ciphertext));
-  return {
-    ciphertext,
-    file: {
-      key: { kty: 'oct', key_ops: ['encrypt', 'decrypt'], alg: 'A256CTR', k: toBase64Url(raw), ext: true },
-      iv: toBase64(iv),
-      hashes: { sha256: toBase64(sha256) },
-      v: 'v2',
-    },
-  };
+  const { ciphertext, file } = await encryptBlob(new Blob([plaintext as BlobPart]));
+  return { ciphertext: new Uint8Array(await ciphertext.arrayBuffer()), file };
 }
 
-/**
- * Checks the ciphertext's SHA-256 against `file.hashes.sha256`, then decrypts. Nothing is
- * returned unless the hash matches: a homeserver that alters the bytes gets an error, never
- * a plaintext of its choosing.
- *
- * Memory: the ciphertext and the plaintext are both held whole (2 × the file's size) until
- * the caller drops the ciphertext.
- */
-export async function decryptAttachment(
-  ciphertext: ArrayBuffer | Uint8Array,
-  file: Pick<EncryptedFile, 'key' | 'iv' | 'hashes' | 'v'>,
-): Promise<Uint8Array> {
+/** A multiple of the AES block size: each chunk starts on a block boundary. */
+export const CHUNK_BYTES = 1 << 20;
+
+/** The CTR counter block `blocks` AES blocks after `iv`: the low 64 bits count, and wrap. */
+function counterAt(iv: Uint8Array, blocks: number): Uint8Array<ArrayBuffer> {
+  const counter = new Uint8Array(16);
+  counter.set(iv);
+  const view = new DataView(counter.buffer);
+  view.setBigUint64(8, (view.getBigUint64(8) + BigInt(blocks)) & 0xffff_ffff_ffff_ffffn);
+  return counter;
+}
+
+type FileCrypto = Pick<EncryptedFile, 'key' | 'iv' | 'hashes' | 'v'>;
+
+/** The key, IV and expected hash of an EncryptedFile, or an AttachmentError saying what is wrong. */
+function parseFile(file: FileCrypto): { raw: Uint8Array<ArrayBuffer>; iv: Uint8Array<ArrayBuffer>; expected: Uint8Array } {
   if (file.v !== undefined && file.v !== 'v2' && file.v !== 'v1') {
     throw new AttachmentError(`This file uses an unsupported encryption version (${String(file.v)}); the sender's app is too old or too new for Kirjava.`, 'invalid');
   }
@@ -131,13 +123,98 @@ export async function decryptAttachment(
   if (!expected || expected.length !== 32) {
     throw new AttachmentError('This file has no SHA-256 hash to check it against: Kirjava does not show unchecked files.', 'invalid');
   }
-  const actual = new Uint8Array(await subtle().digest('SHA-256', ciphertext as BufferSource));
-  if (!actual.every((byte, i) => byte === expected[i])) {
+  return { raw, iv, expected };
+}
+
+function checkHash(actual: Uint8Array, expected: Uint8Array): void {
+  if (actual.length !== expected.length || !actual.every((byte, i) => byte === expected[i])) {
     throw new AttachmentError(
-      'This file was altered after it was sent (its SHA-256 does not match the sender\'s): Kirjava refuses to show it. Ask the sender to send it again.',
+      "This file was altered after it was sent (its SHA-256 does not match the sender's): Kirjava refuses to show it. Ask the sender to send it again.",
       'hash',
     );
   }
+}
+
+/**
+ * Encrypts a Blob chunk by chunk into a ciphertext Blob. The page holds one chunk at a time;
+ * the ciphertext parts are handed to the browser's blob store, which keeps large ones on disk.
+ */
+export async function encryptBlob(plaintext: Blob): Promise<{ ciphertext: Blob; file: Omit<EncryptedFile, 'url'> }> {
+  const raw = globalThis.crypto.getRandomValues(new Uint8Array(32));
+  const iv = new Uint8Array(16);
+  globalThis.crypto.getRandomValues(iv.subarray(0, 8));
+  const key = await subtle().importKey('raw', raw, { name: 'AES-CTR' }, false, ['encrypt']);
+  const hash = new Sha256();
+  const parts: Blob[] = [];
+  for (let offset = 0; offset < plaintext.size; offset += CHUNK_BYTES) {
+    const chunk = await plaintext.slice(offset, offset + CHUNK_BYTES).arrayBuffer();
+    const encrypted = new Uint8Array(
+      await subtle().encrypt({ name: 'AES-CTR', counter: counterAt(iv, offset / 16), length: 64 }, key, chunk),
+    );
+    hash.update(encrypted);
+    parts.push(new Blob([encrypted]));
+  }
+  return {
+    ciphertext: new Blob(parts, { type: 'application/octet-stream' }),
+    file: {
+      key: { kty: 'oct', key_ops: ['encrypt', 'decrypt'], alg: 'A256CTR', k: toBase64Url(raw), ext: true },
+      iv: toBase64(iv),
+      hashes: { sha256: toBase64(hash.digest()) },
+      v: 'v2',
+    },
+  };
+}
+
+/**
+ * Reads a ciphertext stream whole (into a Blob, hashing it on the way), checks its SHA-256,
+ * and only then returns a stream that decrypts it chunk by chunk as it is read. A mismatch
+ * throws before a single byte is available.
+ */
+export async function openEncrypted(
+  body: ReadableStream<Uint8Array> | null,
+  file: FileCrypto,
+): Promise<{ plaintext: ReadableStream<Uint8Array>; size: number }> {
+  const { raw, iv, expected } = parseFile(file);
   const key = await subtle().importKey('raw', raw, { name: 'AES-CTR' }, false, ['decrypt']);
-  return new Uint8Array(await subtle().decrypt({ name: 'AES-CTR', counter: iv, length: 64 }, key, ciphertext as BufferSource));
+  const hash = new Sha256();
+  const parts: Blob[] = [];
+  let pending: Uint8Array[] = [];
+  let pendingBytes = 0;
+  if (body) {
+    const reader = body.getReader();
+    for (let next = await reader.read(); !next.done; next = await reader.read()) {
+      hash.update(next.value);
+      pending.push(next.value);
+      pendingBytes += next.value.length;
+      if (pendingBytes >= CHUNK_BYTES) {
+        parts.push(new Blob(pending as BlobPart[]));
+        pending = [];
+        pendingBytes = 0;
+      }
+    }
+  }
+  parts.push(new Blob(pending as BlobPart[]));
+  checkHash(hash.digest(), expected);
+  const ciphertext = new Blob(parts);
+  let offset = 0;
+  const plaintext = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (offset >= ciphertext.size) return controller.close();
+      const chunk = await ciphertext.slice(offset, offset + CHUNK_BYTES).arrayBuffer();
+      const counter = counterAt(iv, offset / 16);
+      offset += chunk.byteLength;
+      controller.enqueue(new Uint8Array(await subtle().decrypt({ name: 'AES-CTR', counter, length: 64 }, key, chunk)));
+    },
+  });
+  return { plaintext, size: ciphertext.size };
+}
+
+/**
+ * Checks the ciphertext's SHA-256 against `file.hashes.sha256`, then decrypts, for a file held
+ * in memory. Nothing is returned unless the hash matches: a homeserver that alters the bytes
+ * gets an error, never a plaintext of its choosing.
+ */
+export async function decryptAttachment(ciphertext: ArrayBuffer | Uint8Array, file: FileCrypto): Promise<Uint8Array> {
+  const { plaintext } = await openEncrypted(new Blob([ciphertext as BlobPart]).stream(), file);
+  return new Uint8Array(await new Response(plaintext).arrayBuffer());
 }

@@ -3,9 +3,10 @@
  * worker's memory of file keys, and which media requests the hook takes part in.
  */
 import assert from 'node:assert/strict';
-import { createCipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { AttachmentError, decryptAttachment, encryptAttachment, fromBase64 } from '../../src/crypto/attachments.js';
+import { AttachmentError, CHUNK_BYTES, decryptAttachment, encryptAttachment, encryptBlob, fromBase64, openEncrypted } from '../../src/crypto/attachments.js';
+import { Sha256 } from '../../src/crypto/sha256.js';
 import { MediaKeyRing } from '../../src/crypto/media-keys.js';
 import { mediaRouteOf } from '../../src/content/media-routes.js';
 
@@ -80,6 +81,50 @@ describe('encrypted attachments', () => {
     ]) {
       await assert.rejects(decryptAttachment(ciphertext, broken), (error: unknown) => error instanceof AttachmentError && error.reason === 'invalid');
     }
+  });
+});
+
+describe('large files, chunk by chunk', () => {
+  const big = () => new Uint8Array(randomBytes(2 * CHUNK_BYTES + 4_321)); // three chunks, the last one ragged
+
+  it('Sha256 agrees with Node for every length around a block and any split of the input', () => {
+    for (const length of [0, 1, 55, 56, 63, 64, 65, 119, 120, 128, 5_000]) {
+      const data = new Uint8Array(randomBytes(length));
+      const hash = new Sha256();
+      for (let offset = 0; offset < length; ) {
+        const take = 1 + ((offset * 7919) % 97);
+        hash.update(data.subarray(offset, offset + take));
+        offset += take;
+      }
+      assert.equal(Buffer.from(hash.digest()).toString('hex'), createHash('sha256').update(data).digest('hex'), `length ${length}`);
+    }
+  });
+
+  it('encryptBlob across chunk boundaries is the same AES-256-CTR stream Node computes in one go', async () => {
+    const plaintext = big();
+    const { ciphertext, file } = await encryptBlob(new Blob([plaintext]));
+    const bytes = new Uint8Array(await ciphertext.arrayBuffer());
+    const decipher = createDecipheriv('aes-256-ctr', Buffer.from(file.key.k, 'base64url'), Buffer.from(file.iv, 'base64'));
+    assert.ok(Buffer.concat([decipher.update(bytes), decipher.final()]).equals(plaintext));
+    assert.equal(file.hashes.sha256, createHash('sha256').update(bytes).digest('base64').replace(/=+$/, ''));
+  });
+
+  it('openEncrypted decrypts a stream that arrives in odd pieces, and refuses before any byte when one bit differs', async () => {
+    const plaintext = big();
+    const { ciphertext, file } = await encryptAttachment(plaintext);
+    const inPieces = (bytes: Uint8Array) =>
+      new ReadableStream<Uint8Array>({
+        start(controller) {
+          for (let offset = 0; offset < bytes.length; offset += 333_333) controller.enqueue(bytes.slice(offset, offset + 333_333));
+          controller.close();
+        },
+      });
+    const opened = await openEncrypted(inPieces(ciphertext), file);
+    assert.equal(opened.size, plaintext.length);
+    assert.ok(Buffer.from(await new Response(opened.plaintext).arrayBuffer()).equals(plaintext));
+    const tampered = ciphertext.slice();
+    tampered[tampered.length - 1] ^= 0x80; // in the last chunk: still refused up front
+    await assert.rejects(openEncrypted(inPieces(tampered), file), (error: unknown) => error instanceof AttachmentError && error.reason === 'hash');
   });
 });
 
