@@ -40,7 +40,7 @@ describe('Encrypted media: the plain client sees pictures, the homeserver only c
     const { client, userId, deviceId } = await bed.givenLoggedInClient();
     const peer = await bed.givenPeer();
     const roomId = await givenEncryptedRoom(peer, client, userId, deviceId);
-    const image = picture(300_000);
+    const image = picture(2_500_000); // more than two of Kirjava's 1 MiB chunks
     const thumbnail = picture(5_000);
 
     const sent = await sendEncryptedImage(peer, roomId, {
@@ -126,7 +126,7 @@ describe('Encrypted media: the plain client sees pictures, the homeserver only c
     const { client, userId, deviceId } = await bed.givenLoggedInClient();
     const peer = await bed.givenPeer();
     const roomId = await givenEncryptedRoom(peer, client, userId, deviceId);
-    const image = picture(400_000);
+    const image = picture(2_600_000); // more than two of Kirjava's 1 MiB chunks
     const thumbnail = picture(4_000);
 
     const sent = await client.uploadAndSendImage(roomId, {
