@@ -83,11 +83,16 @@ import { routeOf, tokenOf } from './routes.js';
   }
 
   /** The page's request, carried out with Kirjava in the middle. */
-  async function mediated(request: Request, baseUrl: string, progress?: UploadProgress): Promise<Response> {
+  /** `upload`: for media uploads, the page's body Blob and an XHR's progress sink. */
+  async function mediated(
+    request: Request,
+    baseUrl: string,
+    upload: { progress?: UploadProgress; body?: Blob } = {},
+  ): Promise<Response> {
     const token = tokenOf(request.headers.get('Authorization'), request.url);
     if (token) media.noteToken(baseUrl, token);
     const mediaRoute = mediaRouteOf(baseUrl, request.method, request.url);
-    if (mediaRoute) return media.handle(mediaRoute, request, baseUrl, token, progress);
+    if (mediaRoute) return media.handle(mediaRoute, request, baseUrl, token, upload);
     const route = routeOf(baseUrl, request.method, request.url);
     // Anything not encrypted that names the page's (encrypted) uploads gets their plaintext.
     const inClear = () =>
@@ -147,7 +152,7 @@ import { routeOf, tokenOf } from './routes.js';
     await ready;
     const baseUrl = homeserverOf(new URL(url, location.href).href);
     if (!baseUrl) return nativeFetch(input, init);
-    return mediated(new Request(input, init), baseUrl);
+    return mediated(new Request(input, init), baseUrl, { body: init?.body instanceof Blob ? init.body : undefined });
   }
 
   Object.defineProperty(window, 'fetch', { value: kirjavaFetch, writable: true, configurable: true, enumerable: true });
@@ -191,7 +196,7 @@ import { routeOf, tokenOf } from './routes.js';
           this.dispatchEvent(new ProgressEvent('loadstart'));
           const progress: UploadProgress = (loaded, total) =>
             this.upload.dispatchEvent(new ProgressEvent('progress', { lengthComputable: true, loaded, total }));
-          return mediated(request, baseUrl, progress).then(
+          return mediated(request, baseUrl, { progress, body: body instanceof Blob ? body : undefined }).then(
             (response) => this.complete(response),
             () => this.fail(controller.signal.aborted ? 'abort' : 'error'),
           );

@@ -50,7 +50,7 @@ export interface MediaHookDeps {
   nativeFetch: typeof fetch;
   /** The browser's own XMLHttpRequest: the one way to observe upload progress. */
   NativeXHR?: typeof XMLHttpRequest;
-  /** The worker's key for `mxc` (null: none), only when the request carries a token. */
+  /** The worker's key for `mxc` (null: none), asked with the page's token for that homeserver. */
   askKey(baseUrl: string, token: string, mxc: string): Promise<MediaKeyInfo | null>;
 }
 
@@ -80,16 +80,20 @@ export class MediaHook {
 
   constructor(private readonly deps: MediaHookDeps) {}
 
-  /** `progress` reports an upload's progress to the page (XHR's `upload` events). */
+  /**
+   * `upload.progress` reports an upload's progress to the page (XHR's `upload` events);
+   * `upload.body` is the page's own Blob (a picked File stays on disk and is read in chunks),
+   * else the request's body is read.
+   */
   handle(
     route: MediaRoute,
     request: Request,
     baseUrl: string,
     token: string | undefined,
-    progress?: UploadProgress,
+    upload: { progress?: UploadProgress; body?: Blob } = {},
   ): Promise<Response> {
     return route.kind === 'media-upload'
-      ? this.upload(request, route.mxc, progress)
+      ? this.upload(request, route.mxc, upload.body, upload.progress)
       : this.download(request, route, baseUrl, token);
   }
 
@@ -143,8 +147,13 @@ export class MediaHook {
     return decrypted;
   }
 
-  private async upload(request: Request, reservedMxc: string | undefined, progress?: UploadProgress): Promise<Response> {
-    const plaintext = await request.blob();
+  private async upload(
+    request: Request,
+    reservedMxc: string | undefined,
+    body: Blob | undefined,
+    progress?: UploadProgress,
+  ): Promise<Response> {
+    const plaintext = body ?? (await request.blob());
     const mimetype = (plaintext.type || request.headers.get('Content-Type') || '').split(';')[0].trim() || undefined;
     const { ciphertext, file } = await encryptBlob(plaintext);
     // The name would tell the homeserver what the file is: the ciphertext goes without it.
