@@ -69,6 +69,12 @@ export class MediaKeyRing {
       this.remember(content.file, typeof info?.mimetype === 'string' ? info.mimetype : undefined);
       if (typeof content.url !== 'string') out = { ...out, url: content.file.url };
     }
+    // Some senders put the thumbnail at the top level (not the spec's place): honour it too.
+    if (isEncryptedFile(content.thumbnail_file)) {
+      const thumbInfo = isObject(content.thumbnail_info) ? content.thumbnail_info : isObject(info?.thumbnail_info) ? info.thumbnail_info : undefined;
+      this.remember(content.thumbnail_file, typeof thumbInfo?.mimetype === 'string' ? thumbInfo.mimetype : undefined);
+      if (typeof content.thumbnail_url !== 'string') out = { ...out, thumbnail_url: content.thumbnail_file.url };
+    }
     if (info && isEncryptedFile(info.thumbnail_file)) {
       const thumbInfo = isObject(info.thumbnail_info) ? info.thumbnail_info : undefined;
       this.remember(info.thumbnail_file, typeof thumbInfo?.mimetype === 'string' ? thumbInfo.mimetype : undefined);

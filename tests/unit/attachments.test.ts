@@ -154,6 +154,9 @@ describe('MediaKeyRing', () => {
     const edit = ring.expose({ body: '* new', 'm.new_content': { msgtype: 'm.file', body: 'new', file: file('mxc://hs/new') } }) as any;
     assert.equal(edit['m.new_content'].url, 'mxc://hs/new');
     assert.ok(await ring.lookup('mxc://hs/new'));
+    const topLevel = ring.expose({ msgtype: 'm.video', file: file('mxc://hs/video'), thumbnail_file: file('mxc://hs/poster'), thumbnail_info: { mimetype: 'image/jpeg' } }) as any;
+    assert.equal(topLevel.thumbnail_url, 'mxc://hs/poster');
+    assert.equal((await ring.lookup('mxc://hs/poster'))?.mimetype, 'image/jpeg');
     const text = { msgtype: 'm.text', body: 'hi' };
     assert.equal(ring.expose(text), text);
     const plain = { msgtype: 'm.image', url: 'mxc://hs/plain', file: 'not an EncryptedFile' };
