@@ -1,6 +1,7 @@
 import browser from 'webextension-polyfill';
 import { CryptoAccount, ForeignDeviceKeysError } from '../crypto/account.js';
 import { MatrixHttp } from '../crypto/http.js';
+import { IndexedDbMediaKeyStore } from './media-key-store.js';
 import type { AccountView } from '../shared/messages.js';
 
 /** What is remembered of an account on disk. Never a token. */
@@ -182,7 +183,11 @@ export class AccountRegistry {
       };
       await this.saveRecord(key, record);
     }
-    const account = await CryptoAccount.open({ ...record, accessToken: token });
+    const account = await CryptoAccount.open({
+      ...record,
+      accessToken: token,
+      mediaKeyStore: new IndexedDbMediaKeyStore(`${record.storeName}-media`, record.storePassphrase),
+    });
     if (!record.claimed) {
       try {
         await account.claimDevice();

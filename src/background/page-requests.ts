@@ -70,6 +70,10 @@ export async function handlePageRequest(registry: AccountRegistry, request: Page
     }
     case 'search':
       return searchServiceFor(registry).search(request.baseUrl, request.token, request.body, request.nextBatch);
+    case 'media-key': {
+      const account = await registry.forToken(request.baseUrl, request.token);
+      return { ok: true, media: typeof request.mxc === 'string' ? ((await account.mediaKey(request.mxc)) ?? null) : null };
+    }
     case 'logout':
       await registry.forgetToken(request.token);
       return { ok: true };

@@ -1,6 +1,7 @@
 import { DeviceId, OlmMachine, UserId, initAsync } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { type DecryptionListener, RoomEventDecryptor } from './event-decryptor.js';
 import { type FetchLike, MatrixApiError, MatrixHttp, seg } from './http.js';
+import { type MediaKey, MediaKeyRing, type MediaKeyStore } from './media-keys.js';
 import { MentionTracker } from './mentions.js';
 import { OutgoingRequestProcessor } from './outgoing.js';
 import { RoomEncryptor } from './room-encryptor.js';
@@ -20,6 +21,8 @@ export interface OpenOptions extends AccountIdentity {
   /** Key for the store's encryption at rest. */
   storePassphrase?: string;
   fetchFn?: FetchLike;
+  /** Keeps the keys of encrypted files across worker restarts; omit to keep them in memory only. */
+  mediaKeyStore?: MediaKeyStore;
 }
 
 /** What to send instead of the page's plaintext event, or leave it alone. */
@@ -49,15 +52,18 @@ export class CryptoAccount {
   private readonly decryptor: RoomEventDecryptor;
   private readonly rooms: RoomEncryptor;
   private readonly syncs: SyncDecryptor;
+  private readonly media: MediaKeyRing;
   private flushing: Promise<void> | undefined;
 
   private constructor(
     readonly identity: AccountIdentity,
     readonly machine: OlmMachine,
     private readonly http: MatrixHttp,
+    mediaKeyStore?: MediaKeyStore,
   ) {
+    this.media = new MediaKeyRing(undefined, mediaKeyStore);
     this.outgoing = new OutgoingRequestProcessor(machine, http);
-    this.decryptor = new RoomEventDecryptor(machine);
+    this.decryptor = new RoomEventDecryptor(machine, this.media);
     this.rooms = new RoomEncryptor(machine, http, {
       flush: () => this.flushOutgoing(),
       processor: this.outgoing,
@@ -75,7 +81,7 @@ export class CryptoAccount {
     );
     const http = new MatrixHttp(options.baseUrl, options.accessToken, options.fetchFn);
     const { baseUrl, userId, deviceId } = options;
-    return new CryptoAccount({ baseUrl, userId, deviceId }, machine, http);
+    return new CryptoAccount({ baseUrl, userId, deviceId }, machine, http, options.mediaKeyStore);
   }
 
   /** The device's ed25519 key (unpadded base64), as Element shows the "session key". */
@@ -170,6 +176,11 @@ export class CryptoAccount {
       const encrypted = await this.rooms.encrypt(roomId, eventType, JSON.stringify(content));
       return { eventType: 'm.room.encrypted', body: encrypted };
     });
+  }
+
+  /** The key of an encrypted file a decrypted event of this account named (see MediaKeyRing). */
+  mediaKey(mxc: string): Promise<MediaKey | undefined> {
+    return this.media.lookup(mxc);
   }
 
   /** Sends the machine's pending outgoing requests (keys upload/query/claim, to-device, ...). */

@@ -7,6 +7,7 @@ import {
   ShieldStateCode,
   TrustRequirement,
 } from '@matrix-org/matrix-sdk-crypto-wasm';
+import type { MediaKeyRing } from './media-keys.js';
 
 /** A room event as it travels in client-server API bodies. */
 export interface RoomEvent {
@@ -61,7 +62,11 @@ export class RoomEventDecryptor {
   /** Told of every redaction seen in a room (they travel in clear), with the redacted event's id. */
   readonly redactionListeners = new Set<(roomId: string, redactedId: string) => void>();
 
-  constructor(private readonly machine: OlmMachine) {}
+  constructor(
+    private readonly machine: OlmMachine,
+    /** Learns the keys of encrypted files in decrypted content and exposes them to the client. */
+    private readonly media?: MediaKeyRing,
+  ) {}
 
   /** Reports an `m.room.redaction` (`redacts` at the top level, or in content from room v11). */
   noteRedaction(roomId: string, event: RoomEvent): void {
@@ -111,7 +116,7 @@ export class RoomEventDecryptor {
       const event: RoomEvent = {
         ...envelope,
         type: typeof plaintext.type === 'string' ? plaintext.type : 'm.room.message',
-        content: withRelation(plaintext.content, envelope.content),
+        content: exposeMedia(this.media, withRelation(plaintext.content, envelope.content)),
         unsigned: { ...(envelope.unsigned ?? {}), [ENCRYPTION_INFO_KEY]: info },
       };
       for (const listener of this.listeners) {
@@ -135,6 +140,9 @@ export class RoomEventDecryptor {
     }
   }
 }
+
+const exposeMedia = (media: MediaKeyRing | undefined, content: Record<string, unknown>) =>
+  media ? media.expose(content) : content;
 
 /** The plaintext content with the envelope's `m.relates_to` when the plaintext has none. */
 function withRelation(

@@ -8,6 +8,8 @@
  * allowed sites and the access token against the account it belongs to.
  */
 
+import type { EncryptedFile } from '../crypto/attachments.js';
+
 /** What the MAIN-world hook asks of the worker, on behalf of the page's own request. */
 export type PageRequest =
   /** The body of a successful `POST /login` response: the worker learns the account. */
@@ -37,6 +39,11 @@ export type PageRequest =
    * it (encrypted rooms from its index, the rest from the homeserver).
    */
   | { kind: 'search'; baseUrl: string; token: string; body: string; nextBatch?: string }
+  /**
+   * The key of the encrypted file at `mxc`, which a decrypted event of this account named,
+   * so the hook can decrypt the page's download of it (src/content/media-hook.ts).
+   */
+  | { kind: 'media-key'; baseUrl: string; token: string; mxc: string }
   /** The page logged out (`/logout`, `/logout/all`) with this token. */
   | { kind: 'logout'; baseUrl: string; token: string; all: boolean };
 
@@ -53,6 +60,8 @@ export type PageReply =
   | { ok: true; body?: string }
   /** For sends: send `body` as `eventType` instead (an encrypted room), or pass through. */
   | { ok: true; send: { eventType: string; body: string } | 'passthrough' }
+  /** For media-key: the file's EncryptedFile and content type, or null when Kirjava has none. */
+  | { ok: true; media: { file: EncryptedFile; mimetype?: string } | null }
   | MatrixErrorReply;
 
 /** Envelope the bridge wraps around a page request for the worker. */
