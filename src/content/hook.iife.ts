@@ -9,6 +9,7 @@
  */
 import type { HookConfig, PageReply, PageRequest } from '../shared/messages.js';
 import { routeOf, tokenOf } from './routes.js';
+import { SyncSplice } from './sync-splice.js';
 
 (() => {
   const nativeFetch = window.fetch.bind(window);
@@ -105,15 +106,30 @@ import { routeOf, tokenOf } from './routes.js';
     }
     if (!response.ok) return response;
     const text = await response.text();
+    if (route.kind === 'sync') return mediatedSync(response, text, baseUrl, token!);
     let reply: PageReply;
     if (route.kind === 'login') reply = await ask({ kind: 'login', baseUrl, body: text });
-    else if (route.kind === 'sync') reply = await ask({ kind: 'sync', baseUrl, token: token!, body: text });
     else reply = await ask({ kind: 'events', baseUrl, token: token!, roomId: route.roomId, body: text });
     if (!reply.ok) {
       // Never hand over a sync whose keys were not processed: the client retries it.
       return route.kind === 'login' ? withBody(response, text) : errorResponse(reply);
     }
     return withBody(response, 'body' in reply && typeof reply.body === 'string' ? reply.body : text);
+  }
+
+  /**
+   * A /sync response: only the part the worker needs crosses the port (SyncSplice), and
+   * the decrypted events are put back here. A body that is not a JSON object goes whole.
+   */
+  async function mediatedSync(response: Response, text: string, baseUrl: string, token: string): Promise<Response> {
+    const splice = SyncSplice.of(text);
+    if (splice?.empty) return withBody(response, text);
+    const reply = await ask({ kind: 'sync', baseUrl, token, body: splice ? splice.part : text });
+    // Never hand over a sync whose keys were not processed: the client retries it.
+    if (!reply.ok) return errorResponse(reply);
+    const body = 'body' in reply && typeof reply.body === 'string' ? reply.body : undefined;
+    if (body === undefined) return withBody(response, text);
+    return withBody(response, splice ? (splice.merge(body) ?? text) : body);
   }
 
   const urlOf = (input: RequestInfo | URL): string =>
