@@ -63,7 +63,7 @@ import { SyncSplice } from './sync-splice.js';
   }
 
   /** A response with a replaced body, keeping status, headers and URL. */
-  function withBody(original: Response, body: string): Response {
+  function withBody(original: Response, body: BodyInit): Response {
     const headers = new Headers(original.headers);
     headers.delete('content-length');
     headers.delete('content-encoding');
@@ -105,8 +105,8 @@ import { SyncSplice } from './sync-splice.js';
       return response;
     }
     if (!response.ok) return response;
+    if (route.kind === 'sync') return mediatedSync(response, baseUrl, token!);
     const text = await response.text();
-    if (route.kind === 'sync') return mediatedSync(response, text, baseUrl, token!);
     let reply: PageReply;
     if (route.kind === 'login') reply = await ask({ kind: 'login', baseUrl, body: text });
     else reply = await ask({ kind: 'events', baseUrl, token: token!, roomId: route.roomId, body: text });
@@ -119,17 +119,77 @@ import { SyncSplice } from './sync-splice.js';
 
   /**
    * A /sync response: only the part the worker needs crosses the port (SyncSplice), and
-   * the decrypted events are put back here. A body that is not a JSON object goes whole.
+   * the decrypted events are put back here. The body is parsed once, here: the page's
+   * `json()` gets that object (parsedResponse). A body that is not a JSON object goes
+   * to the worker whole, as before.
    */
-  async function mediatedSync(response: Response, text: string, baseUrl: string, token: string): Promise<Response> {
+  /**
+   * Tokens whose last sync the worker answered: their syncs with nothing to wait for go
+   * unawaited. A token's first sync always waits (the worker discovers the account and
+   * uploads its device keys), and so does the next one after any failure.
+   */
+  const servedTokens = new Set<string>();
+
+  async function mediatedSync(response: Response, baseUrl: string, token: string): Promise<Response> {
+    const text = await response.clone().text();
     const splice = SyncSplice.of(text);
-    if (splice?.empty) return withBody(response, text);
-    const reply = await ask({ kind: 'sync', baseUrl, token, body: splice ? splice.part : text });
+    if (!splice) {
+      const reply = await ask({ kind: 'sync', baseUrl, token, body: text });
+      if (!reply.ok) return errorResponse(reply);
+      return withBody(response, 'body' in reply && typeof reply.body === 'string' ? reply.body : text);
+    }
+    if (splice.empty) return parsedResponse(response, splice.body);
+    if (!splice.needsAnswer && servedTokens.has(token)) {
+      // One-time key counts only: the machine gets them, nothing here waits for it.
+      void ask({ kind: 'sync', baseUrl, token, body: splice.part }).then((reply) => reply.ok || servedTokens.delete(token));
+      return parsedResponse(response, splice.body);
+    }
+    const reply = await ask({ kind: 'sync', baseUrl, token, body: splice.part });
     // Never hand over a sync whose keys were not processed: the client retries it.
-    if (!reply.ok) return errorResponse(reply);
-    const body = 'body' in reply && typeof reply.body === 'string' ? reply.body : undefined;
-    if (body === undefined) return withBody(response, text);
-    return withBody(response, splice ? (splice.merge(body) ?? text) : body);
+    if (!reply.ok) {
+      servedTokens.delete(token);
+      return errorResponse(reply);
+    }
+    servedTokens.add(token);
+    const merged = 'body' in reply && typeof reply.body === 'string' ? splice.merge(reply.body) : undefined;
+    return merged ? parsedResponse(response, merged, text) : parsedResponse(response, splice.body);
+  }
+
+  /**
+   * `original`, or (when `value` differs from the body) a response with `value` as its
+   * body, whose `json()` hands over `value` itself instead of parsing the body again.
+   * Read any other way, the body is `value` as JSON, serialized only if someone reads it
+   * (the original text when `value` cannot be serialized: nothing decrypted).
+   */
+  function parsedResponse(original: Response, value: unknown, originalText?: string): Response {
+    let response = original;
+    if (originalText !== undefined) {
+      void original.body?.cancel();
+      const encoder = new TextEncoder();
+      const body = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          let json: string;
+          try {
+            json = JSON.stringify(value);
+          } catch {
+            json = originalText;
+          }
+          controller.enqueue(encoder.encode(json));
+          controller.close();
+        },
+      });
+      response = withBody(original, body);
+    }
+    const nativeJson = response.json;
+    Object.defineProperty(response, 'json', {
+      configurable: true,
+      value(this: Response) {
+        if (this !== response || response.bodyUsed) return nativeJson.call(this);
+        void response.body?.cancel();
+        return Promise.resolve(value);
+      },
+    });
+    return response;
   }
 
   const urlOf = (input: RequestInfo | URL): string =>
@@ -203,17 +263,14 @@ import { SyncSplice } from './sync-splice.js';
     }
 
     private async complete(response: Response): Promise<void> {
-      const text = await response.text();
-      const headerLines = [...response.headers].map(([k, v]) => `${k}: ${v}`).join('\r\n');
       const type = this.responseType;
+      // A sync's json() is the object the hook already parsed: no second parse.
+      const json = type === 'json' ? await response.json().then((value: unknown) => ({ value }), () => ({ value: null })) : undefined;
+      const text = json ? '' : await response.text();
+      const headerLines = [...response.headers].map(([k, v]) => `${k}: ${v}`).join('\r\n');
       let parsed: unknown = text;
-      if (type === 'json') {
-        try {
-          parsed = JSON.parse(text);
-        } catch {
-          parsed = null;
-        }
-      } else if (type === 'arraybuffer') parsed = new TextEncoder().encode(text).buffer;
+      if (json) parsed = json.value;
+      else if (type === 'arraybuffer') parsed = new TextEncoder().encode(text).buffer;
       else if (type === 'blob') parsed = new Blob([text], { type: response.headers.get('content-type') ?? '' });
       this.define({
         readyState: 4,

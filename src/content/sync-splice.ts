@@ -107,11 +107,31 @@ export class SyncSplice {
   }
 
   /**
-   * The page's body with the worker's processed part put back; undefined when that
-   * changes nothing (the original text can be handed over as it is), or when the
-   * result cannot be serialized (the worker's own rule: then nothing is decrypted).
+   * Whether the page must wait for the worker before handing the body over: it has
+   * events to decrypt or strip, room encryption state, to-device events (room keys for
+   * this very sync) or device list changes. A part of nothing but one-time key counts and
+   * fallback key types is still sent, but nothing in the body depends on its answer.
    */
-  merge(processed: string): string | undefined {
+  get needsAnswer(): boolean {
+    const { rooms, to_device: toDevice, device_lists: lists } = JSON.parse(this.part) as Json;
+    const nonEmpty = (value: unknown) => Array.isArray(value) && value.length > 0;
+    return (
+      rooms !== undefined ||
+      (isObject(toDevice) && nonEmpty(toDevice.events)) ||
+      (isObject(lists) && (nonEmpty(lists.changed) || nonEmpty(lists.left)))
+    );
+  }
+
+  /** The parsed body as the page got it (no worker answer needed or wanted). */
+  get body(): Json {
+    return this.sync;
+  }
+
+  /**
+   * The page's body with the worker's processed part put back; undefined when that
+   * changes nothing (the original body can be handed over as it is).
+   */
+  merge(processed: string): Json | undefined {
     let answer: unknown;
     try {
       answer = JSON.parse(processed);
@@ -139,11 +159,6 @@ export class SyncSplice {
         changed = true;
       }
     }
-    if (!changed) return undefined;
-    try {
-      return JSON.stringify(this.sync);
-    } catch {
-      return undefined;
-    }
+    return changed ? this.sync : undefined;
   }
 }

@@ -52,7 +52,8 @@ async function throughSplice(text: string): Promise<string> {
   const splice = SyncSplice.of(text);
   if (!splice) return bob.processSync(text);
   if (splice.empty) return text;
-  return splice.merge(await bob.processSync(splice.part)) ?? text;
+  const merged = splice.merge(await bob.processSync(splice.part));
+  return merged ? JSON.stringify(merged) : text;
 }
 
 const plain = fc.record({
