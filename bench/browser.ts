@@ -39,18 +39,24 @@ export function timedFetch(page: Page, url: string, token: string, init: { metho
 export interface BenchBrowsers {
   kirjava: ExtensionBrowser;
   kirjavaPage: Page;
+  /** A page in the same Chromium on a site Kirjava does not serve: the hook idles. */
+  idlePage: Page;
+  /** `baseUrl` as the idle page reaches it, same-origin. */
+  idleBaseUrl: string;
   plain: Browser;
   plainPage: Page;
   debugPort: number;
   close(): Promise<void>;
 }
 
-export async function launchBrowsers(baseUrl: string): Promise<BenchBrowsers> {
+export async function launchBrowsers(baseUrl: string, idleBaseUrl: string): Promise<BenchBrowsers> {
   const debugPort = await freePort();
   const kirjava = await launchBrowser({ distDir: process.env.BENCH_DIST, extraArgs: [`--remote-debugging-port=${debugPort}`] });
   await kirjava.configure(baseUrl, baseUrl);
   const kirjavaPage = await kirjava.context.newPage();
   await kirjavaPage.goto(`${baseUrl}/bench.html`);
+  const idlePage = await kirjava.context.newPage();
+  await idlePage.goto(`${idleBaseUrl}/bench.html`);
   const plain = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     headless: true,
@@ -61,6 +67,8 @@ export async function launchBrowsers(baseUrl: string): Promise<BenchBrowsers> {
   return {
     kirjava,
     kirjavaPage,
+    idlePage,
+    idleBaseUrl,
     plain,
     plainPage,
     debugPort,

@@ -13,6 +13,8 @@ type Json = Record<string, any>;
 
 export interface BenchServer {
   baseUrl: string;
+  /** The same server on another port: another origin, one Kirjava does not serve. */
+  otherOriginUrl: string;
   hs: FakeHomeserver;
   /** `/sync?bench=NAME` serves `syncs.get(NAME)()`. */
   syncs: Map<string, () => string>;
@@ -34,16 +36,21 @@ async function bodyOf(request: IncomingMessage): Promise<string> {
 
 export async function startBenchServer(): Promise<BenchServer> {
   const port = await freePort();
+  const otherPort = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
   const hs = new FakeHomeserver();
   const state: BenchServer = {
     baseUrl,
+    otherOriginUrl: `http://127.0.0.1:${otherPort}`,
     hs,
     syncs: new Map(),
     histories: new Map(),
     whoami: new Map(),
     sends: 0,
-    close: () => new Promise((done) => server.close(() => done())),
+    close: async () => {
+      await new Promise((done) => server.close(() => done(undefined)));
+      await new Promise((done) => other.close(() => done(undefined)));
+    },
   };
   const server = createServer(async (request, response) => {
     const url = new URL(request.url ?? '/', baseUrl);
@@ -78,5 +85,7 @@ export async function startBenchServer(): Promise<BenchServer> {
     send(answer.status, await answer.text());
   });
   await new Promise<void>((done) => server.listen(port, '127.0.0.1', () => done()));
+  const other = createServer((request, response) => server.emit('request', request, response));
+  await new Promise<void>((done) => other.listen(otherPort, '127.0.0.1', () => done()));
   return state;
 }
