@@ -12,6 +12,11 @@ interface AccountRecord {
   storeName: string;
   /** Key of the store's encryption at rest; extension storage is out of every page's reach. */
   storePassphrase: string;
+  /**
+   * The store was made with storePassphrase's 32 random bytes as a raw key (no PBKDF2 on
+   * every worker start); stores made before that keep opening with the passphrase.
+   */
+  rawStoreKey?: boolean;
   /** Set once our device keys are on the server (or known to be ours). */
   claimed: boolean;
   /** The device's ed25519 key, for the popup while the machine is not open. */
@@ -31,6 +36,8 @@ function randomHex(bytes: number): string {
     .map((b) => b.toString(16).padStart(2, '0'))
     .join('');
 }
+
+const hexBytes = (hex: string) => Uint8Array.from(hex.match(/../g) ?? [], (byte) => parseInt(byte, 16));
 
 /** The account cannot do encryption; the popup says why and what to do. */
 export class AccountUnusableError extends Error {}
@@ -179,6 +186,7 @@ export class AccountRegistry {
         deviceId,
         storeName: `kirjava-${randomHex(8)}`,
         storePassphrase: randomHex(32),
+        rawStoreKey: true,
         claimed: false,
       };
       await this.saveRecord(key, record);
@@ -187,6 +195,7 @@ export class AccountRegistry {
       ...record,
       accessToken: token,
       mediaKeyStore: new IndexedDbMediaKeyStore(`${record.storeName}-media`, record.storePassphrase),
+      storeKey: record.rawStoreKey ? hexBytes(record.storePassphrase) : undefined,
     });
     if (!record.claimed) {
       try {

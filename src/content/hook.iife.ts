@@ -11,6 +11,7 @@ import type { HookConfig, PageReply, PageRequest } from '../shared/messages.js';
 import { MediaHook, type UploadProgress } from './media-hook.js';
 import { mediaRouteOf } from './media-routes.js';
 import { routeOf, tokenOf } from './routes.js';
+import { SyncSplice } from './sync-splice.js';
 
 (() => {
   const nativeFetch = window.fetch.bind(window);
@@ -73,7 +74,7 @@ import { routeOf, tokenOf } from './routes.js';
   }
 
   /** A response with a replaced body, keeping status, headers and URL. */
-  function withBody(original: Response, body: string): Response {
+  function withBody(original: Response, body: BodyInit): Response {
     const headers = new Headers(original.headers);
     headers.delete('content-length');
     headers.delete('content-encoding');
@@ -139,10 +140,10 @@ import { routeOf, tokenOf } from './routes.js';
       return response;
     }
     if (!response.ok) return response;
+    if (route.kind === 'sync') return mediatedSync(response, baseUrl, token!);
     const text = await response.text();
     let reply: PageReply;
     if (route.kind === 'login') reply = await ask({ kind: 'login', baseUrl, body: text });
-    else if (route.kind === 'sync') reply = await ask({ kind: 'sync', baseUrl, token: token!, body: text });
     else if (route.kind === 'notifications') reply = await ask({ kind: 'notifications', baseUrl, token: token!, body: text });
     else reply = await ask({ kind: 'events', baseUrl, token: token!, roomId: route.roomId, body: text });
     if (!reply.ok) {
@@ -150,6 +151,83 @@ import { routeOf, tokenOf } from './routes.js';
       return route.kind === 'login' ? withBody(response, text) : errorResponse(reply);
     }
     return withBody(response, 'body' in reply && typeof reply.body === 'string' ? reply.body : text);
+  }
+
+  /**
+   * A /sync response: only the part the worker needs crosses the port (SyncSplice), and
+   * the decrypted events are put back here. The body is parsed once, here: the page's
+   * `json()` gets that object (parsedResponse). A body that is not a JSON object goes
+   * to the worker whole, as before.
+   */
+  /**
+   * Tokens whose last sync the worker answered: their syncs with nothing to wait for go
+   * unawaited. A token's first sync always waits (the worker discovers the account and
+   * uploads its device keys), and so does the next one after any failure.
+   */
+  const servedTokens = new Set<string>();
+  /** Rooms this page has seen to be encrypted: their counts go to the worker (mentions). */
+  const encryptedRooms = new Set<string>();
+
+  async function mediatedSync(response: Response, baseUrl: string, token: string): Promise<Response> {
+    const text = await response.clone().text();
+    const splice = SyncSplice.of(text, encryptedRooms);
+    if (!splice) {
+      const reply = await ask({ kind: 'sync', baseUrl, token, body: text });
+      if (!reply.ok) return errorResponse(reply);
+      return withBody(response, 'body' in reply && typeof reply.body === 'string' ? reply.body : text);
+    }
+    if (splice.empty) return parsedResponse(response, splice.body);
+    if (!splice.needsAnswer && servedTokens.has(token)) {
+      // One-time key counts only: the machine gets them, nothing here waits for it.
+      void ask({ kind: 'sync', baseUrl, token, body: splice.part }).then((reply) => reply.ok || servedTokens.delete(token));
+      return parsedResponse(response, splice.body);
+    }
+    const reply = await ask({ kind: 'sync', baseUrl, token, body: splice.part });
+    // Never hand over a sync whose keys were not processed: the client retries it.
+    if (!reply.ok) {
+      servedTokens.delete(token);
+      return errorResponse(reply);
+    }
+    servedTokens.add(token);
+    const merged = 'body' in reply && typeof reply.body === 'string' ? splice.merge(reply.body) : undefined;
+    return merged ? parsedResponse(response, merged, text) : parsedResponse(response, splice.body);
+  }
+
+  /**
+   * `original`, or (when `value` differs from the body) a response with `value` as its
+   * body, whose `json()` hands over `value` itself instead of parsing the body again.
+   * Read any other way, the body is `value` as JSON, serialized only if someone reads it
+   * (the original text when `value` cannot be serialized: nothing decrypted).
+   */
+  function parsedResponse(original: Response, value: unknown, originalText?: string): Response {
+    let response = original;
+    if (originalText !== undefined) {
+      void original.body?.cancel();
+      const encoder = new TextEncoder();
+      const body = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          let json: string;
+          try {
+            json = JSON.stringify(value);
+          } catch {
+            json = originalText;
+          }
+          controller.enqueue(encoder.encode(json));
+          controller.close();
+        },
+      });
+      response = withBody(original, body);
+    }
+    const nativeJson = response.json;
+    Object.defineProperty(response, 'json', {
+      configurable: true,
+      value(this: Response) {
+        if (this !== response || response.bodyUsed) return nativeJson.call(this);
+        void response.body?.cancel();
+        return Promise.resolve(value);
+      },
+    });
+    return response;
   }
 
   const urlOf = (input: RequestInfo | URL): string =>
@@ -227,22 +305,14 @@ import { routeOf, tokenOf } from './routes.js';
     private async complete(response: Response): Promise<void> {
       const headerLines = [...response.headers].map(([k, v]) => `${k}: ${v}`).join('\r\n');
       const type = this.responseType;
-      // Media is binary: read bytes for arraybuffer and blob, text otherwise.
+      // Media is binary: bytes for arraybuffer and blob. A sync's json() is the object the
+      // hook already parsed: no second parse.
       let text = '';
       let parsed: unknown;
       if (type === 'arraybuffer') parsed = await response.arrayBuffer();
       else if (type === 'blob') parsed = await response.blob();
-      else {
-        text = await response.text();
-        parsed = text;
-        if (type === 'json') {
-          try {
-            parsed = JSON.parse(text);
-          } catch {
-            parsed = null;
-          }
-        }
-      }
+      else if (type === 'json') parsed = await response.json().catch(() => null);
+      else parsed = text = await response.text();
       this.define({
         readyState: 4,
         status: response.status,

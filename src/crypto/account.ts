@@ -1,4 +1,4 @@
-import { DeviceId, OlmMachine, UserId, initAsync } from '@matrix-org/matrix-sdk-crypto-wasm';
+import { DeviceId, OlmMachine, StoreHandle, UserId, initAsync } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { type DecryptionListener, RoomEventDecryptor } from './event-decryptor.js';
 import { type FetchLike, MatrixApiError, MatrixHttp, seg } from './http.js';
 import { type MediaKey, MediaKeyRing, type MediaKeyStore } from './media-keys.js';
@@ -18,8 +18,14 @@ export interface OpenOptions extends AccountIdentity {
   accessToken: string;
   /** IndexedDB store name; omit for the in-memory store (Node tests). */
   storeName?: string;
-  /** Key for the store's encryption at rest. */
+  /** Passphrase for the store's encryption at rest (runs PBKDF2, ≈ 170 ms per open). */
   storePassphrase?: string;
+  /**
+   * Raw 32-byte key for the store's encryption at rest, used instead of a passphrase: no
+   * key derivation, so a worker restart opens the store ≈ 170 ms sooner. A store made
+   * with a passphrase only opens with that passphrase.
+   */
+  storeKey?: Uint8Array;
   fetchFn?: FetchLike;
   /** Keeps the keys of encrypted files across worker restarts; omit to keep them in memory only. */
   mediaKeyStore?: MediaKeyStore;
@@ -73,12 +79,19 @@ export class CryptoAccount {
 
   static async open(options: OpenOptions): Promise<CryptoAccount> {
     await loadCrypto();
-    const machine = await OlmMachine.initialize(
-      new UserId(options.userId),
-      new DeviceId(options.deviceId),
-      options.storeName,
-      options.storePassphrase,
-    );
+    let machine: OlmMachine;
+    if (options.storeName && options.storeKey) {
+      const store = await StoreHandle.openWithKey(options.storeName, options.storeKey);
+      machine = await OlmMachine.initFromStore(new UserId(options.userId), new DeviceId(options.deviceId), store);
+      store.free();
+    } else {
+      machine = await OlmMachine.initialize(
+        new UserId(options.userId),
+        new DeviceId(options.deviceId),
+        options.storeName,
+        options.storePassphrase,
+      );
+    }
     const http = new MatrixHttp(options.baseUrl, options.accessToken, options.fetchFn);
     const { baseUrl, userId, deviceId } = options;
     return new CryptoAccount({ baseUrl, userId, deviceId }, machine, http, options.mediaKeyStore);

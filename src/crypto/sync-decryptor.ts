@@ -17,6 +17,9 @@ const stringsOf = (value: unknown): string[] =>
  * keys that arrive in this sync decrypt this sync's timeline; then every
  * `m.room.encrypted` timeline event of joined and left rooms is replaced by its
  * plaintext. Anything malformed is left as the server sent it.
+ *
+ * In the browser it sees only the part of a sync that src/content/sync-splice.ts cuts
+ * out (the port is the slow part): reading more of a sync here means selecting it there.
  */
 export class SyncDecryptor {
   constructor(

@@ -1,0 +1,333 @@
+/**
+ * `npm run bench`: holds Kirjava against the raw crypto library (Node, same WASM build)
+ * and the bare browser (Chromium without the extension), every figure a ratio or a
+ * difference against a baseline measured in the same run. Prints a table and writes
+ * BENCHMARKS.md (or BENCH_OUT). Runs per figure: BENCH_RUNS (default 7); the extension
+ * from dist/ (or BENCH_DIST).
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { CryptoAccount } from '../src/crypto/account.js';
+import { type BenchBrowsers, launchBrowsers, timedFetch, workerMemory } from './browser.js';
+import { HISTORY_ROOMS, ME, PLAIN_ROOM, SEND_ROOM, SYNC_ROOMS, makeCorpus, plainSyncBody, syncBody } from './corpus.js';
+import { benchSynapseSends } from './synapse-send.js';
+import { bareLoop, benchSyncProcessor, openReceiver, receiveKeys } from './node-decrypt.js';
+import { startBenchServer } from './server.js';
+import { differences, fmt, fmtSpread, paired, ratios, spread } from './stats.js';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 7);
+/** Cheap figures (pass-through, sends) get more runs: the machine is shared and noisy. */
+const CHEAP_RUNS = RUNS * 2 + 1;
+const repoRoot = resolve(import.meta.dirname, '..');
+const started = new Date();
+const loadBefore = loadavg();
+
+interface Row {
+  item: string;
+  measure: string;
+  baseline: string;
+  result: string;
+  target: string;
+  met?: boolean;
+}
+const rows: Row[] = [];
+const notes: string[] = [];
+const log = (...args: unknown[]) => console.log(`[bench ${((performance.now()) / 1000).toFixed(0)}s]`, ...args);
+
+/** A difference's median (min–max) with its sign. */
+function signed(s: { median: number; min: number; max: number }) {
+  const f = (v: number) => `${v < 0 ? '−' : '+'}${fmt(Math.abs(v), 1)}`;
+  return `${f(s.median)} ms (${f(s.min)}–${f(s.max)})`;
+}
+
+function ms(values: number[]) {
+  return fmtSpread(spread(values), 1, ' ms');
+}
+
+async function main() {
+  const server = await startBenchServer();
+  const { hs } = server;
+  const receiver = await openReceiver(hs);
+  const browserToken = hs.login(ME, 'BROWSERDEV');
+  server.whoami.set(browserToken, { user_id: ME, device_id: 'BROWSERDEV' });
+  const syncUrl = (name: string) => `${server.baseUrl}/_matrix/client/v3/sync?bench=${name}`;
+  server.syncs.set('empty', () => syncBody({}));
+
+  log('launching Chromium (with Kirjava, and plain)');
+  const browsers = await launchBrowsers(server.baseUrl, server.otherOriginUrl);
+  try {
+    const page = browsers.kirjavaPage;
+    // First authorized request: whoami, device keys upload.
+    const first = await timedFetch(page, syncUrl('empty'), browserToken);
+    if (first.status !== 200) throw new Error(`bench: first sync through Kirjava answered ${first.status}`);
+
+    log('encrypting the corpus with real OlmMachines');
+    const t0 = performance.now();
+    const corpus = await makeCorpus(hs, { syncEvents: 1000, historyEvents: 500, batches: 9 });
+    log(`corpus ready in ${fmt((performance.now() - t0) / 1000, 1)} s`);
+    for (const [room, events] of corpus.histories) server.histories.set(room, events);
+    await receiveKeys(hs, receiver);
+    // The browser's device gets its room keys the same way, in one sync.
+    server.syncs.set('keys', () => hs.syncFor(ME, 'BROWSERDEV'));
+    await timedFetch(page, syncUrl('keys'), browserToken);
+    await new Promise((r) => setTimeout(r, 500)); // outgoing requests after the keys sync
+
+    const memoryBefore = await workerMemory(browsers.debugPort);
+    let decryptedInBrowser = 0;
+
+    // 1. The sync processor in Node vs a bare decryptRoomEvent loop.
+    log('1. sync processor vs bare decrypt loop (Node)');
+    const one = await benchSyncProcessor(receiver, corpus.syncTimeline, RUNS);
+    const oneRatio = spread(ratios(one.subject, one.baseline));
+    rows.push({
+      item: '1',
+      measure: `CryptoAccount.processSync, ${one.events} megolm events (${fmt(one.bytes / 1e6)} MB), Node`,
+      baseline: `bare decryptRoomEvent loop ${ms(one.baseline)}`,
+      result: `×${fmtSpread(oneRatio)} (${ms(one.subject)})`,
+      target: '≤ 1.3',
+      met: oneRatio.median <= 1.3,
+    });
+
+    // 2. The same body end to end in Chromium vs the bare loop.
+    log('2. end to end in Chromium vs bare loop');
+    const corpusBody = syncBody(corpus.syncTimeline);
+    server.syncs.set('corpus', () => corpusBody);
+    const bare = bareLoop(receiver, corpus.syncTimeline);
+    const two = await paired(RUNS, bare, async () => {
+      const timed = await timedFetch(page, syncUrl('corpus'), browserToken);
+      if (timed.decrypted !== one.events) throw new Error(`bench: the page got ${timed.decrypted} of ${one.events} events decrypted`);
+      decryptedInBrowser += timed.decrypted;
+      return timed.ms;
+    });
+    const twoRatio = spread(ratios(two.subject, two.baseline));
+    rows.push({
+      item: '2',
+      measure: `page fetch → decrypted body in the page, same ${one.events} events, Chromium`,
+      baseline: `bare loop (Node) ${ms(two.baseline)}`,
+      result: `×${fmtSpread(twoRatio)} (${ms(two.subject)})`,
+      target: '—',
+    });
+
+    // 3. Pass-through of unencrypted syncs: with Kirjava vs the bare browser.
+    for (const [label, bytes, target] of [['10 KB', 10_000, 2], ['1 MB', 1_000_000, undefined], ['5 MB', 5_000_000, 40]] as const) {
+      log(`3. pass-through ${label}`);
+      const body = plainSyncBody(bytes);
+      server.syncs.set(`plain${bytes}`, () => body);
+      const url = syncUrl(`plain${bytes}`);
+      const idleUrl = url.replace(server.baseUrl, browsers.idleBaseUrl);
+      const idle = await paired(CHEAP_RUNS, async () => (await timedFetch(browsers.idlePage, idleUrl, browserToken)).ms, async () => (await timedFetch(page, url, browserToken)).ms);
+      const bare = await paired(CHEAP_RUNS, async () => (await timedFetch(browsers.plainPage, url, browserToken)).ms, async () => (await timedFetch(page, url, browserToken)).ms);
+      const added = spread(differences(idle.subject, idle.baseline));
+      const addedBare = spread(differences(bare.subject, bare.baseline));
+      rows.push({
+        item: '3',
+        measure: `unencrypted /sync of ${label} (${fmt(body.length / 1e6, 2)} MB), fetch + json() in the page`,
+        baseline: `same Chromium, site not served ${ms(idle.baseline)}; Chromium without the extension ${ms(bare.baseline)}`,
+        result: `${signed(added)} vs not served; ${signed(addedBare)} vs no extension`,
+        target: target === undefined ? '—' : `≤ +${target} ms`,
+        met: target === undefined ? undefined : Math.max(added.median, addedBare.median) <= target,
+      });
+    }
+
+    // 6. History reload: /messages of 500 encrypted events, second fetch vs first.
+    log('6. history reload');
+    const firsts: number[] = [];
+    const seconds: number[] = [];
+    for (const room of HISTORY_ROOMS) {
+      const url = `${server.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(room)}/messages?dir=b&limit=500`;
+      const a = await timedFetch(page, url, browserToken);
+      const again: number[] = [];
+      for (let i = 0; i < Math.max(3, Math.ceil(RUNS / 2)); i++) again.push((await timedFetch(page, url, browserToken)).ms);
+      if (a.decrypted !== 500) throw new Error(`bench: /messages decrypted ${a.decrypted} of 500`);
+      decryptedInBrowser += 500 * (1 + again.length);
+      firsts.push(a.ms);
+      seconds.push(spread(again).median);
+    }
+    const sixRatio = spread(ratios(seconds, firsts));
+    rows.push({
+      item: '6',
+      measure: `/messages of 500 encrypted events, second fetch vs first (${HISTORY_ROOMS.length} rooms)`,
+      baseline: `first fetch ${ms(firsts)}`,
+      result: `×${fmtSpread(sixRatio)} (${ms(seconds)})`,
+      target: '≤ 0.1',
+      met: sixRatio.median <= 0.1,
+    });
+
+    // 5. Sends through the page: encrypted (sessions exist) vs plaintext into an unencrypted room.
+    log('5. sends');
+    const sendUrl = (room: string, txn: string) => `${server.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(room)}/send/m.room.message/${txn}`;
+    let txn = 0;
+    const sendOnce = async (room: string) => {
+      const timed = await timedFetch(page, sendUrl(room, `bench${txn++}`), browserToken, { method: 'PUT', body: JSON.stringify({ msgtype: 'm.text', body: 'Lunch at noon?' }) });
+      if (timed.status !== 200) throw new Error(`bench: send into ${room} answered ${timed.status}`);
+      return timed.ms;
+    };
+    await sendOnce(SEND_ROOM); // key claim + share for the room's devices
+    const five = await paired(CHEAP_RUNS, () => sendOnce(PLAIN_ROOM), () => sendOnce(SEND_ROOM), 2);
+    const fiveRatio = spread(ratios(five.subject, five.baseline));
+    rows.push({
+      item: '5',
+      measure: 'bench server: encrypted send, sessions exist (room of 5 users, 6 devices)',
+      baseline: `plaintext send, unencrypted room ${ms(five.baseline)}`,
+      result: `×${fmtSpread(fiveRatio)} (${ms(five.subject)})`,
+      target: '≤ 1.2',
+      met: fiveRatio.median <= 1.2,
+    });
+    log('5. first send into rooms of 50 devices');
+    const firstSends: number[] = [];
+    const warmSends: number[] = [];
+    for (let r = 0; r < 3; r++) {
+      const room = `!crowd${r}:example.test`;
+      hs.setEncrypted(room);
+      hs.setMembership(room, ME, 'join');
+      for (let u = 0; u < 10; u++) {
+        const userId = `@crowd${r}_${u}:example.test`;
+        hs.setMembership(room, userId, 'join');
+        for (let d = 0; d < 5; d++) {
+          const account = await CryptoAccount.open({ baseUrl: hs.baseUrl, userId, deviceId: `D${d}`, accessToken: hs.login(userId, `D${d}`), fetchFn: hs.fetchFn });
+          await account.claimDevice();
+          account.close();
+        }
+      }
+      firstSends.push(await sendOnce(room));
+      warmSends.push(await sendOnce(room));
+    }
+    rows.push({
+      item: '5',
+      measure: 'bench server: first send into a room with 50 other devices (keys query + claim + share; 3 rooms)',
+      baseline: `next send into it ${ms(warmSends)}`,
+      result: ms(firstSends),
+      target: '—',
+    });
+
+    log('5. sends on Synapse');
+    const synapse = await benchSynapseSends(browsers.kirjava, page, CHEAP_RUNS);
+    const synapseRatio = spread(ratios(synapse.steady.subject, synapse.steady.baseline));
+    rows.push({
+      item: '5',
+      measure: 'Synapse: encrypted send from the page, sessions exist (2 users, 2 devices)',
+      baseline: `plaintext send, unencrypted room, same page ${ms(synapse.steady.baseline)}`,
+      result: `×${fmtSpread(synapseRatio)} (${ms(synapse.steady.subject)})`,
+      target: '≤ 1.2',
+      met: synapseRatio.median <= 1.2,
+    });
+    rows.push({
+      item: '5',
+      measure: `Synapse: first send into a room with ${synapse.devices} other devices (one sample)`,
+      baseline: `next sends into it ${ms(synapse.nextCrowded)}`,
+      result: `${fmt(synapse.firstCrowded, 1)} ms`,
+      target: '—',
+    });
+
+    // 7. Memory after 10,000 decrypted events.
+    log('7. memory after 10,000 decrypted events');
+    for (const [i, batch] of corpus.batches.entries()) {
+      const body = syncBody(batch, [], `b${i}`);
+      server.syncs.set(`batch${i}`, () => body);
+      const timed = await timedFetch(page, syncUrl(`batch${i}`), browserToken);
+      decryptedInBrowser += timed.decrypted;
+    }
+    const memoryAfter = await workerMemory(browsers.debugPort);
+    const mb = (bytes: number) => `${fmt(bytes / 2 ** 20, 1)} MiB`;
+    rows.push({
+      item: '7',
+      measure: `worker JS heap after ${decryptedInBrowser.toLocaleString('en')} decrypted events (${(1000 * (1 + corpus.batches.length) + 1500).toLocaleString('en')} distinct)`,
+      baseline: `after account setup ${mb(memoryBefore.heapUsed)}`,
+      result: `${mb(memoryAfter.heapUsed)} (+${mb(memoryAfter.heapUsed - memoryBefore.heapUsed)})`,
+      target: '—',
+    });
+    rows.push({
+      item: '7',
+      measure: 'extension storage (navigator.storage.estimate in the worker; IndexedDB part)',
+      baseline: `after account setup ${mb(memoryBefore.storageUsage)} (IDB ${mb(memoryBefore.idbUsage)})`,
+      result: `${mb(memoryAfter.storageUsage)} (IDB ${mb(memoryAfter.idbUsage)})`,
+      target: '—',
+    });
+
+    // 4. Cold start: worker stopped, then a /sync with one encrypted event.
+    log('4. cold start');
+    const singleBody = syncBody({ [SYNC_ROOMS[0]]: [corpus.single] });
+    server.syncs.set('single', () => singleBody);
+    const cold: number[] = [];
+    const warm: number[] = [];
+    await timedFetch(page, syncUrl('single'), browserToken);
+    for (let i = 0; i < Math.max(3, Math.ceil(RUNS / 2) + 1); i++) {
+      warm.push((await timedFetch(page, syncUrl('single'), browserToken)).ms);
+      await browsers.kirjava.stopWorker();
+      await new Promise((r) => setTimeout(r, 300));
+      const timed = await timedFetch(page, syncUrl('single'), browserToken);
+      if (timed.decrypted !== 1) throw new Error('bench: cold-start sync not decrypted');
+      cold.push(timed.ms);
+    }
+    const coldSpread = spread(cold);
+    rows.push({
+      item: '4',
+      measure: 'cold start: worker stopped, then a /sync with one encrypted event',
+      baseline: `same sync, worker running ${ms(warm)}`,
+      result: ms(cold),
+      target: '≤ 150 ms',
+      met: coldSpread.median <= 150,
+    });
+    corpus.close();
+  } finally {
+    await browsers.close();
+    receiver.close();
+    await server.close();
+  }
+}
+
+function machine(): string[] {
+  const chromium = (() => {
+    try {
+      return execFileSync('/usr/bin/chromium', ['--version'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    } catch {
+      return 'unknown';
+    }
+  })();
+  const wasm = JSON.parse(readFileSync(resolve(repoRoot, 'node_modules/@matrix-org/matrix-sdk-crypto-wasm/package.json'), 'utf8')).version;
+  const loadAfter = loadavg();
+  return [
+    `- Date: ${started.toISOString()}`,
+    `- Command: \`npm run bench\` (BENCH_RUNS=${RUNS})`,
+    `- Machine: ${cpus().length} cores (nproc), ${cpus()[0]?.model ?? 'unknown CPU'}`,
+    `- ${chromium}; Node ${process.version}; matrix-sdk-crypto-wasm ${wasm}`,
+    `- Load average (1/5/15 min) at start ${loadBefore.map((l) => l.toFixed(2)).join(' / ')}, at end ${loadAfter.map((l) => l.toFixed(2)).join(' / ')}: the machine is shared, so read ratios and differences, not absolute times`,
+  ];
+}
+
+function table(): string[] {
+  return [
+    '| # | Measure | Baseline (same run) | Kirjava | Target |',
+    '|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.item} | ${r.measure} | ${r.baseline} | ${r.result} | ${r.target}${r.met === undefined ? '' : r.met ? ' ✅' : ' ❌'} |`),
+  ];
+}
+
+main()
+  .then(() => {
+    const lines = [
+      `Figures: median (min–max) of ${RUNS} paired runs (pass-through and sends: ${CHEAP_RUNS}) unless the row says otherwise.`,
+      '',
+      ...table(),
+    ];
+    console.log(['', ...machine(), '', ...lines].join('\n'));
+    const path = resolve(repoRoot, process.env.BENCH_OUT ?? 'BENCHMARKS.md');
+    const latest = ['<!-- bench:latest -->', '## Latest run', '', ...machine(), '', ...lines, '<!-- /bench:latest -->'].join('\n');
+    let doc: string;
+    try {
+      doc = readFileSync(path, 'utf8');
+    } catch {
+      doc = '# Kirjava benchmarks\n\n<!-- bench:latest -->\n<!-- /bench:latest -->\n';
+    }
+    doc = doc.replace(/<!-- bench:latest -->[\s\S]*<!-- \/bench:latest -->/, latest);
+    writeFileSync(path, doc);
+    console.log(`\nwrote ${path}`);
+    process.exit(0);
+  })
+  .catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });

@@ -1,0 +1,203 @@
+/**
+ * Sends the worker only the part of a `/sync` body it works on, and splices its answer
+ * back into the page's copy: the runtime port costs about 24 ms per MB each way
+ * (DESIGN.md §3), while the worker needs only a small part of a busy sync.
+ *
+ * The part is itself a /sync body, so the worker processes it exactly as a whole one:
+ * the machine's fields (to_device, device_lists, one-time key counts, fallback key
+ * types; every sync, they are small), and per joined or left room the state and
+ * timeline events the worker reads or changes (`m.room.encryption` state, every
+ * `m.room.encrypted` event, any event carrying Kirjava's decryption report, which the
+ * worker strips, and any event whose bundled relations hold an encrypted event). Their
+ * positions are remembered; everything else stays in the page. For rooms known to be
+ * encrypted the part also carries what highlight counting needs (src/crypto/mentions.ts):
+ * `unread_notifications`, the `m.receipt` ephemeral events and the user's push rules;
+ * the worker's `unread_notifications` are put back.
+ */
+
+/**
+ * event-decryptor.ts's key for Kirjava's decryption report, spelled out here: importing
+ * it would pull the crypto library into the page's hook (a unit test keeps them equal).
+ */
+export const ENCRYPTION_INFO_KEY = 'io.kirjava.encryption';
+
+type Json = Record<string, unknown>;
+
+const isObject = (value: unknown): value is Json =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** Top-level /sync fields the machine is fed (see SyncDecryptor.receiveChanges). */
+const MACHINE_FIELDS = [
+  'to_device',
+  'device_lists',
+  'device_one_time_keys_count',
+  'device_unused_fallback_key_types',
+  'org.matrix.msc2732.device_unused_fallback_key_types',
+] as const;
+
+const SECTIONS = ['join', 'leave'] as const;
+
+const isEncrypted = (event: unknown): boolean =>
+  isObject(event) && event.type === 'm.room.encrypted' && isObject(event.content);
+
+/** Whether the worker reads or changes this room event (SyncDecryptor.processRoom, decryptAll). */
+function concernsWorker(event: unknown): boolean {
+  if (!isObject(event)) return false;
+  if (isEncrypted(event)) return true;
+  if (event.type === 'm.room.encryption' && event.state_key === '') return true;
+  if (event.type === 'm.room.member') return true; // the user's display name, for mentions
+  if (!isObject(event.unsigned)) return false;
+  if (ENCRYPTION_INFO_KEY in event.unsigned) return true;
+  const relations = event.unsigned['m.relations'];
+  if (!isObject(relations)) return false;
+  const thread = relations['m.thread'];
+  return (isObject(thread) && isEncrypted(thread.latest_event)) || isEncrypted(relations['m.replace']);
+}
+
+const isReceipt = (event: unknown) => isObject(event) && event.type === 'm.receipt';
+const isPushRules = (event: unknown) => isObject(event) && event.type === 'm.push_rules';
+
+export class SyncSplice {
+  /** section → room id → timeline positions of the events sent, in order. */
+  private readonly positions = new Map<string, Map<string, number[]>>();
+
+  private constructor(
+    private readonly sync: Json,
+    /** The part for the worker, as JSON. */
+    readonly part: string,
+  ) {}
+
+  /**
+   * Parses the body and cuts out the worker's part; undefined when the body is not a JSON
+   * object or the part cannot be serialized: the caller then hands over the whole body.
+   */
+  static of(body: string, encryptedRooms: Set<string> = new Set()): SyncSplice | undefined {
+    let sync: unknown;
+    try {
+      sync = JSON.parse(body);
+    } catch {
+      return undefined;
+    }
+    if (!isObject(sync)) return undefined;
+    const part: Json = {};
+    for (const field of MACHINE_FIELDS) if (field in sync) part[field] = sync[field];
+    const accountData = isObject(sync.account_data) && Array.isArray(sync.account_data.events) ? sync.account_data.events : [];
+    if (accountData.some(isPushRules)) part.account_data = { events: accountData.filter(isPushRules) };
+    const positions = new Map<string, Map<string, number[]>>();
+    const rooms = isObject(sync.rooms) ? sync.rooms : {};
+    const partRooms: Record<string, Record<string, Json>> = {};
+    for (const section of SECTIONS) {
+      const byRoom = rooms[section];
+      if (!isObject(byRoom)) continue;
+      for (const [roomId, room] of Object.entries(byRoom)) {
+        if (!isObject(room)) continue;
+        const state = isObject(room.state) && Array.isArray(room.state.events) ? room.state.events : [];
+        const timeline = isObject(room.timeline) && Array.isArray(room.timeline.events) ? room.timeline.events : [];
+        const stateEvents = state.filter(concernsWorker);
+        const indexes: number[] = [];
+        timeline.forEach((event, index) => concernsWorker(event) && indexes.push(index));
+        if ([...stateEvents, ...timeline].some((event) => isEncrypted(event) || (isObject(event) && event.type === 'm.room.encryption'))) {
+          encryptedRooms.add(roomId);
+        }
+        const counted = section === 'join' && encryptedRooms.has(roomId);
+        const relevant = indexes.some((index) => (timeline[index] as Json).type !== 'm.room.member') ||
+          stateEvents.some((event) => (event as Json).type !== 'm.room.member');
+        if (!relevant && !counted) continue;
+        const partRoom: Json = {
+          state: { events: stateEvents },
+          timeline: { events: indexes.map((index) => timeline[index]) },
+        };
+        if (counted) {
+          if ('unread_notifications' in room) partRoom.unread_notifications = room.unread_notifications;
+          const ephemeral = isObject(room.ephemeral) && Array.isArray(room.ephemeral.events) ? room.ephemeral.events : [];
+          if (ephemeral.some(isReceipt)) partRoom.ephemeral = { events: ephemeral.filter(isReceipt) };
+        }
+        (partRooms[section] ??= {})[roomId] = partRoom;
+        if (indexes.length) {
+          if (!positions.has(section)) positions.set(section, new Map());
+          positions.get(section)!.set(roomId, indexes);
+        }
+      }
+    }
+    if (Object.keys(partRooms).length) part.rooms = partRooms;
+    let json: string;
+    try {
+      json = JSON.stringify(part);
+    } catch {
+      return undefined;
+    }
+    const splice = new SyncSplice(sync, json);
+    for (const [section, byRoom] of positions) splice.positions.set(section, byRoom);
+    return splice;
+  }
+
+  /** Whether the worker has nothing at all to do with this body. */
+  get empty(): boolean {
+    return this.part === '{}';
+  }
+
+  /**
+   * Whether the page must wait for the worker before handing the body over: it has
+   * events to decrypt or strip, room encryption state, to-device events (room keys for
+   * this very sync) or device list changes. A part of nothing but one-time key counts and
+   * fallback key types is still sent, but nothing in the body depends on its answer.
+   */
+  get needsAnswer(): boolean {
+    const { rooms, to_device: toDevice, device_lists: lists } = JSON.parse(this.part) as Json;
+    const nonEmpty = (value: unknown) => Array.isArray(value) && value.length > 0;
+    return (
+      rooms !== undefined ||
+      (isObject(toDevice) && nonEmpty(toDevice.events)) ||
+      (isObject(lists) && (nonEmpty(lists.changed) || nonEmpty(lists.left)))
+    );
+  }
+
+  /** The parsed body as the page got it (no worker answer needed or wanted). */
+  get body(): Json {
+    return this.sync;
+  }
+
+  /**
+   * The page's body with the worker's processed part put back; undefined when that
+   * changes nothing (the original body can be handed over as it is).
+   */
+  merge(processed: string): Json | undefined {
+    let answer: unknown;
+    try {
+      answer = JSON.parse(processed);
+    } catch {
+      return undefined;
+    }
+    if (!isObject(answer)) return undefined;
+    let changed = false;
+    const toDevice = this.sync.to_device;
+    const answered = answer.to_device;
+    if (isObject(toDevice) && Array.isArray(toDevice.events) && isObject(answered) && Array.isArray(answered.events)) {
+      if (answered.events.length !== toDevice.events.length) {
+        toDevice.events = answered.events;
+        changed = true;
+      }
+    }
+    const rooms = this.sync.rooms as Record<string, Record<string, { timeline: { events: unknown[] }; unread_notifications?: unknown }>>;
+    const answeredRooms = isObject(answer.rooms) ? answer.rooms : {};
+    const answeredJoins = isObject(answeredRooms.join) ? answeredRooms.join : {};
+    for (const [roomId, answeredRoom] of Object.entries(answeredJoins)) {
+      const room = rooms?.join?.[roomId];
+      if (!isObject(answeredRoom) || !isObject(room) || !isObject(answeredRoom.unread_notifications)) continue;
+      if (JSON.stringify(answeredRoom.unread_notifications) !== JSON.stringify(room.unread_notifications)) {
+        room.unread_notifications = answeredRoom.unread_notifications;
+        changed = true;
+      }
+    }
+    for (const [section, byRoom] of this.positions) {
+      for (const [roomId, indexes] of byRoom) {
+        const events = (answeredRooms as any)[section]?.[roomId]?.timeline?.events;
+        if (!Array.isArray(events) || events.length !== indexes.length) continue;
+        const target = rooms[section][roomId].timeline.events;
+        indexes.forEach((index, k) => (target[index] = events[k]));
+        changed = true;
+      }
+    }
+    return changed ? this.sync : undefined;
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * The page hook sends the worker only part of a /sync body and splices the answer back
+ * (src/content/sync-splice.ts). Whatever the body, the page must end up with exactly what
+ * the worker would have returned for the whole body.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import fc from 'fast-check';
+import { CryptoAccount } from '../../src/crypto/account.js';
+import { ENCRYPTION_INFO_KEY } from '../../src/crypto/event-decryptor.js';
+import { ENCRYPTION_INFO_KEY as HOOK_INFO_KEY, SyncSplice } from '../../src/content/sync-splice.js';
+import { FakeHomeserver } from './fake-homeserver.js';
+
+type Json = Record<string, any>;
+
+const ALICE = '@alice:example.test';
+const BOB = '@bob:example.test';
+const ROOM = '!secret:example.test';
+const OTHER_ROOM = '!other:example.test';
+
+let hs: FakeHomeserver;
+let alice: CryptoAccount;
+let bob: CryptoAccount;
+const pool: Json[] = [];
+
+before(async () => {
+  hs = new FakeHomeserver();
+  const open = (userId: string, deviceId: string) =>
+    CryptoAccount.open({ baseUrl: hs.baseUrl, userId, deviceId, accessToken: hs.login(userId, deviceId), fetchFn: hs.fetchFn });
+  alice = await open(ALICE, 'ALICEDEV');
+  bob = await open(BOB, 'BOBDEV');
+  await alice.claimDevice();
+  await bob.claimDevice();
+  hs.setEncrypted(ROOM);
+  hs.setMembership(ROOM, ALICE, 'join');
+  hs.setMembership(ROOM, BOB, 'join');
+  for (const body of ['first', 'second', 'third']) {
+    const decision = await alice.prepareSend(ROOM, 'm.room.message', JSON.stringify({ msgtype: 'm.text', body }));
+    if (decision === 'passthrough') throw new Error('expected an encrypted send');
+    pool.push(hs.event(ROOM, ALICE, decision.eventType, JSON.parse(decision.body)));
+  }
+  await bob.processSync(hs.syncFor(BOB, 'BOBDEV'));
+});
+
+after(() => {
+  alice?.close();
+  bob?.close();
+});
+
+/** The page's path: part to the worker, answer spliced back. */
+async function throughSplice(text: string): Promise<string> {
+  const splice = SyncSplice.of(text);
+  if (!splice) return bob.processSync(text);
+  if (splice.empty) return text;
+  const merged = splice.merge(await bob.processSync(splice.part));
+  return merged ? JSON.stringify(merged) : text;
+}
+
+const plain = fc.record({
+  event_id: fc.constantFrom('$p1', '$p2', '$p3'),
+  type: fc.constantFrom('m.room.message', 'm.reaction', 'm.room.member'),
+  sender: fc.constantFrom(ALICE, BOB),
+  content: fc.constantFrom({ msgtype: 'm.text', body: 'hi' }, {}),
+  unsigned: fc.constantFrom(undefined, { age: 3 }, { [ENCRYPTION_INFO_KEY]: { decrypted: true } }),
+});
+const event = fc.oneof(
+  fc.integer({ min: 0, max: 2 }).map((i) => structuredClone(pool[i])),
+  plain,
+  fc.constant({ type: 'm.room.encrypted', event_id: '$bad', sender: ALICE, content: { algorithm: 'm.megolm.v1.aes-sha2', ciphertext: 'nope', session_id: 'x' } }),
+  fc.constant({ type: 'm.room.encrypted', event_id: '$odd', content: 'not an object' }),
+  fc.constant({ type: 'm.room.encryption', state_key: '', content: { algorithm: 'm.megolm.v1.aes-sha2' } }),
+  fc.jsonValue({ maxDepth: 1 }),
+);
+const room = fc.record(
+  { state: fc.record({ events: fc.array(event, { maxLength: 3 }) }), timeline: fc.oneof(fc.record({ events: fc.array(event, { maxLength: 8 }), limited: fc.boolean() }), fc.constant('junk')) },
+  { requiredKeys: [] },
+);
+const sync = fc.record(
+  {
+    next_batch: fc.constant('s1'),
+    to_device: fc.record({ events: fc.array(fc.oneof(fc.constant({ type: 'm.room.encrypted', sender: ALICE, content: { algorithm: 'm.olm.v1.curve25519-aes-sha2', ciphertext: {} } }), fc.constant({ type: 'm.dummy', sender: ALICE, content: {} })), { maxLength: 3 }) }),
+    device_one_time_keys_count: fc.constant({ signed_curve25519: 50 }),
+    device_unused_fallback_key_types: fc.constant(['signed_curve25519']),
+    device_lists: fc.constant({ changed: [ALICE], left: [] }),
+    account_data: fc.constant({ events: [{ type: 'm.push_rules', content: {} }] }),
+    rooms: fc.record({ join: fc.dictionary(fc.constantFrom(ROOM, OTHER_ROOM), room), leave: fc.dictionary(fc.constantFrom(ROOM), room), invite: fc.constant({}) }, { requiredKeys: [] }),
+  },
+  { requiredKeys: ['next_batch'] },
+);
+
+describe('SyncSplice (the hook sends the worker only its part of a /sync)', () => {
+  it('spells the decryption report key as the worker does', () => {
+    assert.equal(HOOK_INFO_KEY, ENCRYPTION_INFO_KEY);
+  });
+
+  it('gives the page exactly the body the worker returns for the whole sync', async () => {
+    await fc.assert(
+      fc.asyncProperty(sync, async (body) => {
+        const text = JSON.stringify(body);
+        const whole = JSON.parse(await bob.processSync(text));
+        const spliced = JSON.parse(await throughSplice(text));
+        assert.deepEqual(spliced, whole);
+      }),
+      { numRuns: 150, includeErrorInReport: true },
+    );
+  });
+
+  it('sends nothing from rooms without encryption, and nothing at all for a body without machine fields', () => {
+    const body = { next_batch: 's', device_one_time_keys_count: { signed_curve25519: 3 }, rooms: { join: { [OTHER_ROOM]: { timeline: { events: [{ type: 'm.room.message', content: { body: 'x'.repeat(10_000) } }] } } } } };
+    assert.deepEqual(JSON.parse(SyncSplice.of(JSON.stringify(body))!.part), { device_one_time_keys_count: { signed_curve25519: 3 } });
+    assert.equal(SyncSplice.of(JSON.stringify({ next_batch: 's', rooms: body.rooms }))!.empty, true);
+  });
+
+  it('leaves bodies that are not a JSON object to the worker whole', () => {
+    for (const text of ['', '[]', 'null', '{"a":', '"s"']) assert.equal(SyncSplice.of(text), undefined);
+  });
+});
