@@ -1,4 +1,5 @@
 import { DeviceId, OlmMachine, UserId, initAsync } from '@matrix-org/matrix-sdk-crypto-wasm';
+import { AccountKeys } from './account-keys.js';
 import { RoomEventDecryptor } from './event-decryptor.js';
 import { type FetchLike, MatrixApiError, MatrixHttp } from './http.js';
 import { OutgoingRequestProcessor } from './outgoing.js';
@@ -49,6 +50,8 @@ export class CryptoAccount {
   private readonly rooms: RoomEncryptor;
   private readonly syncs: SyncDecryptor;
   private flushing: Promise<void> | undefined;
+  /** Recovery, key backup, key files and late-key healing (issue 5). */
+  readonly keys: AccountKeys;
 
   private constructor(
     readonly identity: AccountIdentity,
@@ -56,7 +59,8 @@ export class CryptoAccount {
     private readonly http: MatrixHttp,
   ) {
     this.outgoing = new OutgoingRequestProcessor(machine, http);
-    this.decryptor = new RoomEventDecryptor(machine);
+    this.keys = new AccountKeys(machine, http, this.outgoing, this.queue, identity.userId, identity.deviceId);
+    this.decryptor = new RoomEventDecryptor(machine, (roomId, envelope) => this.keys.undecryptable(roomId, envelope));
     this.rooms = new RoomEncryptor(machine, http, {
       flush: () => this.flushOutgoing(),
       processor: this.outgoing,
@@ -104,7 +108,11 @@ export class CryptoAccount {
   async processSync(body: string): Promise<string> {
     const sync = parseObject(body);
     if (!sync) return body;
-    const result = await this.queue.run(() => this.syncs.process(sync));
+    const result = await this.queue.run(async () => {
+      const processed = await this.syncs.process(sync);
+      await this.keys.heal(this.decryptor, processed);
+      return processed;
+    });
     return serializeOr(result, body);
   }
 
@@ -135,7 +143,10 @@ export class CryptoAccount {
 
   /** Runs the outgoing-request loop on the account queue (after a sync was answered). */
   flushOutgoingQueued(): Promise<void> {
-    return this.queue.run(() => this.flushOutgoingNow());
+    return this.queue.run(async () => {
+      await this.flushOutgoingNow();
+      await this.keys.afterSync();
+    });
   }
 
   private flushOutgoingNow(): Promise<void> {

@@ -54,7 +54,11 @@ export class RoomEventDecryptor {
   private readonly settings = new DecryptionSettings(TrustRequirement.Untrusted);
   private readonly replays = new ReplayDetector();
 
-  constructor(private readonly machine: OlmMachine) {}
+  constructor(
+    private readonly machine: OlmMachine,
+    /** Told of every event that lacks its key, so a key arriving later can heal it. */
+    private readonly onUndecryptable: (roomId: string, envelope: RoomEvent) => void = () => {},
+  ) {}
 
   async decrypt(roomId: string, envelope: RoomEvent): Promise<RoomEvent> {
     try {
@@ -99,6 +103,7 @@ export class RoomEventDecryptor {
       const reason =
         (code !== undefined && REASONS[code]) ||
         `it could not be decrypted (${(error as Error)?.message ?? String(error)})`;
+      this.onUndecryptable(roomId, envelope);
       return notice(envelope, `** Unable to decrypt: ${reason}. **`, {
         decrypted: false,
         error_code: code === undefined ? 'UnableToDecrypt' : DecryptionErrorCode[code],

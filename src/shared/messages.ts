@@ -74,6 +74,40 @@ export interface AccountView {
  */
 export interface UiRequests {
   accounts: { request: {}; reply: AccountsReply };
+  /** Keys that follow the user (issue 5); see src/background/keys-service.ts. */
+  'keys-status': { request: { accountId: string }; reply: KeysStatusReply };
+  'keys-recover': { request: { accountId: string; secret: string }; reply: KeysRecoverReply };
+  'keys-import': { request: { accountId: string; file: string; passphrase: string }; reply: KeysCountReply };
+  'keys-export': { request: { accountId: string; passphrase: string }; reply: KeysExportReply };
+}
+
+/** A key task under way for an account: what, and how far ("N of M keys"). */
+export interface KeysProgressView {
+  task: 'recovery' | 'import' | 'export' | 'backup';
+  done: number;
+  total: number;
+}
+
+export interface KeysStatusReply {
+  progress: KeysProgressView | null;
+  /** Kirjava uploads its room keys to this backup version; null when not enabled. */
+  backupVersion: string | null;
+}
+
+export interface KeysCountReply {
+  imported: number;
+  total: number;
+}
+
+export interface KeysRecoverReply extends KeysCountReply {
+  crossSigned: boolean;
+  backupVersion: string | null;
+}
+
+export interface KeysExportReply {
+  /** The key file's text (`-----BEGIN MEGOLM SESSION DATA-----`). */
+  file: string;
+  count: number;
 }
 
 export type UiKind = keyof UiRequests;

@@ -1,0 +1,138 @@
+import type { OlmMachine, RoomKeyImportResult } from '@matrix-org/matrix-sdk-crypto-wasm';
+import type { RoomEvent, RoomEventDecryptor } from './event-decryptor.js';
+import type { MatrixHttp } from './http.js';
+import { KeyBackup } from './key-backup.js';
+import { decryptKeyFile, encryptKeyFile } from './key-file.js';
+import type { OutgoingRequestProcessor } from './outgoing.js';
+import { Recovery, type RecoveryResult } from './recovery.js';
+import type { SerialQueue } from './serial-queue.js';
+import { TimelineHealer } from './timeline-healer.js';
+
+/** A key task under way, as the popup shows it ("N of M keys imported"). */
+export interface KeyTaskProgress {
+  task: 'recovery' | 'import' | 'export' | 'backup';
+  done: number;
+  total: number;
+}
+
+/** At most this many sessions are asked of the backup after one sync. */
+const BACKUP_FETCHES_PER_SYNC = 20;
+
+/**
+ * Keys that follow the user, for one account: recovery from secret storage, the
+ * server-side key backup, key files in Element's format, and healing of events whose key
+ * arrives late. Work on the machine runs on the account's serial queue; passphrase
+ * derivations run outside it so syncs are not held up.
+ */
+export class AccountKeys {
+  readonly healer = new TimelineHealer();
+  readonly backup: KeyBackup;
+  private readonly recovery: Recovery;
+  private current: KeyTaskProgress | null = null;
+  private resumed = false;
+
+  constructor(
+    private readonly machine: OlmMachine,
+    http: MatrixHttp,
+    outgoing: OutgoingRequestProcessor,
+    private readonly queue: SerialQueue,
+    userId: string,
+    deviceId: string,
+  ) {
+    this.backup = new KeyBackup(machine, http, outgoing);
+    this.recovery = new Recovery(machine, http, outgoing, this.backup, userId, deviceId);
+    // Ask the user's other devices for missing keys; answer their requests when they are
+    // verified devices of this user (the machine's policy).
+    machine.roomKeyRequestsEnabled = true;
+    machine.roomKeyForwardingEnabled = true;
+    machine.registerRoomKeyUpdatedCallback(async (infos) => {
+      this.healer.keysArrived(infos.map((info) => info.sessionId));
+    });
+  }
+
+  get progress(): KeyTaskProgress | null {
+    return this.current;
+  }
+
+  /** Unlocks secret storage with a recovery key or passphrase; see Recovery. */
+  recover(input: string): Promise<RecoveryResult> {
+    return this.track('recovery', (progress) => this.queue.run(() => this.recovery.recover(input, progress)));
+  }
+
+  /** Downloads every key of the backup again (after recovery has given the key). */
+  restoreBackup(): Promise<{ imported: number; total: number }> {
+    return this.track('backup', (progress) => this.queue.run(() => this.backup.downloadAll(progress)));
+  }
+
+  /** Imports a key file; a wrong passphrase or damaged file throws before anything changes. */
+  importKeyFile(text: string, passphrase: string): Promise<{ imported: number; total: number }> {
+    return this.track('import', async (progress) => {
+      const json = await decryptKeyFile(text, passphrase);
+      const result = await this.queue.run(() =>
+        this.machine.importExportedRoomKeys(json, (done, total) => progress(Number(done), Number(total))),
+      );
+      this.noteImported(result);
+      return { imported: result.importedCount, total: result.totalCount };
+    });
+  }
+
+  /** Every room key this device holds, as a key file protected by `passphrase`. */
+  async exportKeyFile(passphrase: string, rounds?: number): Promise<{ file: string; count: number }> {
+    return this.track('export', async () => {
+      const json = await this.queue.run(() => this.machine.exportRoomKeys(() => true));
+      const count = (JSON.parse(json) as unknown[]).length;
+      return { file: await encryptKeyFile(json, passphrase, rounds), count };
+    });
+  }
+
+  /** Tells the healer about an event that lacks its key. */
+  undecryptable(roomId: string, envelope: RoomEvent): void {
+    this.healer.remember(roomId, envelope);
+  }
+
+  /** Adds edits for healed events to a sync body; runs on the queue. */
+  heal(decryptor: RoomEventDecryptor, sync: Record<string, unknown>): Promise<number> {
+    return this.healer.heal(decryptor, sync);
+  }
+
+  /**
+   * After a sync was answered, on the queue: re-enables the backup after a restart, asks
+   * the backup for the sessions undecryptable events need, uploads our new room keys.
+   * Failures here must not break syncing; they are retried after the next sync.
+   */
+  async afterSync(): Promise<void> {
+    try {
+      if (!this.resumed) {
+        this.resumed = true;
+        await this.backup.resume();
+      }
+      const stored = await this.machine.getBackupKeys();
+      if (stored.decryptionKey) {
+        const fetched: string[] = [];
+        for (const { roomId, sessionId } of this.healer.missing().slice(0, BACKUP_FETCHES_PER_SYNC)) {
+          if (await this.backup.fetchSession(roomId, sessionId)) fetched.push(sessionId);
+        }
+        this.healer.keysArrived(fetched);
+      }
+      await this.backup.uploadPending();
+    } catch (error) {
+      console.warn('Kirjava: key backup step failed; retrying after the next sync', error);
+    }
+  }
+
+  private noteImported(result: RoomKeyImportResult): void {
+    const sessions: string[] = [];
+    for (const bySender of result.keys().values()) for (const ids of bySender.values()) sessions.push(...ids);
+    this.healer.keysArrived(sessions);
+  }
+
+  private async track<T>(task: KeyTaskProgress['task'], run: (progress: (done: number, total: number) => void) => Promise<T>): Promise<T> {
+    if (this.current) throw new Error('Another key task is under way for this account: wait for it to finish');
+    this.current = { task, done: 0, total: 0 };
+    try {
+      return await run((done, total) => (this.current = { task, done, total }));
+    } finally {
+      this.current = null;
+    }
+  }
+}
