@@ -15,6 +15,9 @@ export interface KeyTaskProgress {
   total: number;
 }
 
+/** To-device type Kirjava sends to its own device to end the client's long-poll. */
+const WAKE_EVENT = 'io.kirjava.wake';
+
 /** At most this many sessions are asked of the backup after one sync. */
 const BACKUP_FETCHES_PER_SYNC = 20;
 
@@ -30,10 +33,12 @@ export class AccountKeys {
   private readonly recovery: Recovery;
   private current: KeyTaskProgress | null = null;
   private resumed = false;
+  private readonly self: { userId: string; deviceId: string };
+  private wakes = 0;
 
   constructor(
     private readonly machine: OlmMachine,
-    http: MatrixHttp,
+    private readonly http: MatrixHttp,
     outgoing: OutgoingRequestProcessor,
     private readonly queue: SerialQueue,
     userId: string,
@@ -41,6 +46,7 @@ export class AccountKeys {
   ) {
     this.backup = new KeyBackup(machine, http, outgoing);
     this.recovery = new Recovery(machine, http, outgoing, this.backup, userId, deviceId);
+    this.self = { userId, deviceId };
     // Ask the user's other devices for missing keys; answer their requests when they are
     // verified devices of this user (the machine's policy).
     machine.roomKeyRequestsEnabled = true;
@@ -55,13 +61,10 @@ export class AccountKeys {
   }
 
   /** Unlocks secret storage with a recovery key or passphrase; see Recovery. */
-  recover(input: string): Promise<RecoveryResult> {
-    return this.track('recovery', (progress) => this.queue.run(() => this.recovery.recover(input, progress)));
-  }
-
-  /** Downloads every key of the backup again (after recovery has given the key). */
-  restoreBackup(): Promise<{ imported: number; total: number }> {
-    return this.track('backup', (progress) => this.queue.run(() => this.backup.downloadAll(progress)));
+  async recover(input: string): Promise<RecoveryResult> {
+    const result = await this.track('recovery', (progress) => this.queue.run(() => this.recovery.recover(input, progress)));
+    await this.wakeClient();
+    return result;
   }
 
   /** Imports a key file; a wrong passphrase or damaged file throws before anything changes. */
@@ -72,6 +75,7 @@ export class AccountKeys {
         this.machine.importExportedRoomKeys(json, (done, total) => progress(Number(done), Number(total))),
       );
       this.noteImported(result);
+      await this.wakeClient();
       return { imported: result.importedCount, total: result.totalCount };
     });
   }
@@ -92,7 +96,25 @@ export class AccountKeys {
 
   /** Adds edits for healed events to a sync body; runs on the queue. */
   heal(decryptor: RoomEventDecryptor, sync: Record<string, unknown>): Promise<number> {
+    const toDevice = sync.to_device as { events?: unknown } | undefined;
+    if (toDevice && Array.isArray(toDevice.events)) {
+      toDevice.events = toDevice.events.filter((event) => (event as { type?: unknown } | null)?.type !== WAKE_EVENT);
+    }
     return this.healer.heal(decryptor, sync);
+  }
+
+  /**
+   * Ends the client's pending `/sync` long-poll so healed events reach it now rather
+   * than up to 30 s later: an empty to-device message to our own device, which the
+   * homeserver delivers at once and `heal` removes from the body again.
+   */
+  private async wakeClient(): Promise<void> {
+    if (!this.healer.hasArrivals) return;
+    const { userId, deviceId } = this.self;
+    const txn = `kirjava-wake-${Date.now()}-${++this.wakes}`;
+    await this.http
+      .request('PUT', `/sendToDevice/${WAKE_EVENT}/${txn}`, { messages: { [userId]: { [deviceId]: {} } } })
+      .catch((error) => console.warn('Kirjava: could not wake the client for healed events', error));
   }
 
   /**
@@ -113,6 +135,7 @@ export class AccountKeys {
           if (await this.backup.fetchSession(roomId, sessionId)) fetched.push(sessionId);
         }
         this.healer.keysArrived(fetched);
+        if (fetched.length > 0) await this.wakeClient();
       }
       await this.backup.uploadPending();
     } catch (error) {

@@ -23,6 +23,9 @@ interface KeyBackupData {
 
 type RoomKeyBackup = { rooms?: Record<string, { sessions?: Record<string, KeyBackupData> }> };
 
+/** A session the backup did not have may be backed up later by another device. */
+const RETRY_MISS_MS = 60_000;
+
 export type BackupProgress = (done: number, total: number) => void;
 
 /** The key backup cannot be used; the message says what the user can do. */
@@ -40,8 +43,8 @@ export class KeyBackupError extends Error {
  * the room keys this device holds once the backup is trusted.
  */
 export class KeyBackup {
-  /** Sessions already asked of the backup this worker lifetime: a miss is not retried. */
-  private readonly asked = new Set<string>();
+  /** When each session was last asked of the backup: a miss is retried after a while. */
+  private readonly asked = new Map<string, number>();
   private enabledVersion: string | undefined;
 
   constructor(
@@ -148,8 +151,9 @@ export class KeyBackup {
    */
   async fetchSession(roomId: string, sessionId: string): Promise<boolean> {
     const id = `${roomId}|${sessionId}`;
-    if (this.asked.has(id)) return false;
-    this.asked.add(id);
+    const last = this.asked.get(id);
+    if (last !== undefined && Date.now() - last < RETRY_MISS_MS) return false;
+    this.asked.set(id, Date.now());
     const stored = await this.machine.getBackupKeys();
     if (!stored.decryptionKey || !stored.backupVersion) return false;
     let data: KeyBackupData;

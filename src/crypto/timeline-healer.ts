@@ -44,6 +44,11 @@ export class TimelineHealer {
     for (const id of sessionIds) if (this.waiting.has(id)) this.arrived.add(id);
   }
 
+  /** Whether keys arrived for events that wait to be healed. */
+  get hasArrivals(): boolean {
+    return this.arrived.size > 0;
+  }
+
   /** (room, session) pairs still waiting for a key, for a per-session backup fetch. */
   missing(): { roomId: string; sessionId: string }[] {
     return [...this.waiting].map(([sessionId, events]) => ({
