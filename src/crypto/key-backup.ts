@@ -64,11 +64,11 @@ export class KeyBackup {
   }
 
   /**
-   * Makes `key` (unpadded base64, the `m.megolm_backup.v1` secret) this device's backup key
-   * for the server's current backup, after checking that the backup was made for it: a
-   * backup whose public key is not ours could be read by whoever made it.
+   * Checks that the server's current backup was made for `key` (unpadded base64, the
+   * `m.megolm_backup.v1` secret): a backup whose public key is not ours could be read by
+   * whoever made it. Changes nothing; `activate` then uses the answer.
    */
-  async activate(keyBase64: string): Promise<BackupInfo> {
+  async check(keyBase64: string): Promise<{ key: BackupDecryptionKey; info: BackupInfo }> {
     let key: BackupDecryptionKey;
     try {
       key = BackupDecryptionKey.fromBase64(keyBase64);
@@ -82,12 +82,16 @@ export class KeyBackup {
     }
     if (info.auth_data.public_key !== key.megolmV1PublicKey.publicKeyBase64) {
       throw new KeyBackupError(
-        'The key backup on the server was not made with your recovery key, so Kirjava does not trust it: reset key backup in Element',
+        'The key backup on the server was not made with your recovery key, so Kirjava does not trust it (nothing was changed): reset key backup in Element',
       );
     }
+    return { key, info };
+  }
+
+  /** Makes a checked key this device's backup key and turns on backing up to it. */
+  async activate({ key, info }: { key: BackupDecryptionKey; info: BackupInfo }): Promise<void> {
     await this.machine.saveBackupDecryptionKey(key, info.version);
     await this.enable(info);
-    return info;
   }
 
   /**

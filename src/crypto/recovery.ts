@@ -58,12 +58,14 @@ export class Recovery {
       if (encrypted) secrets.set(name, await decryptSecret(key, name, encrypted));
     }
 
-    const crossSigned = await this.importCrossSigning(secrets);
+    // Everything is checked before anything is imported.
     const backupSecret = secrets.get(BACKUP_SECRET);
-    if (!backupSecret) return { crossSigned, backupVersion: null, imported: 0, total: 0 };
-    const info = await this.backup.activate(backupSecret);
+    const backup = backupSecret === undefined ? undefined : await this.backup.check(backupSecret);
+    const crossSigned = await this.importCrossSigning(secrets);
+    if (!backup) return { crossSigned, backupVersion: null, imported: 0, total: 0 };
+    await this.backup.activate(backup);
     const { imported, total } = await this.backup.downloadAll(progress);
-    return { crossSigned, backupVersion: info.version, imported, total };
+    return { crossSigned, backupVersion: backup.info.version, imported, total };
   }
 
   /** Imports the private cross-signing keys and signs this device with them. */

@@ -275,7 +275,7 @@ describe('Kirjava keys: recovery, key backup, key files and late keys', () => {
     const { popup, panel } = await openKeysPanel(alice.userId);
     await panel.getByLabel('Export passphrase').fill('export passphrase');
     const download = popup.waitForEvent('download');
-    assert.deepEqual(await press(panel, 'Export keys'), { status: '1 keys exported to kirjava-keys.txt' });
+    assert.deepEqual(await press(panel, 'Export keys'), { status: '1 key exported to kirjava-keys.txt' });
     const file = await readFile((await (await download).path())!, 'utf8');
     assert.match(file, /^-----BEGIN MEGOLM SESSION DATA-----\n[\s\S]+\n-----END MEGOLM SESSION DATA-----\n$/);
 
