@@ -1,6 +1,8 @@
 import browser from 'webextension-polyfill';
 import { CryptoAccount, ForeignDeviceKeysError } from '../crypto/account.js';
+import { DecryptedEventCache } from '../crypto/decrypted-cache.js';
 import { MatrixHttp } from '../crypto/http.js';
+import { DexieSealedStore } from './decrypted-cache-store.js';
 import type { AccountView } from '../shared/messages.js';
 
 /** What is remembered of an account on disk. Never a token. */
@@ -173,7 +175,11 @@ export class AccountRegistry {
       };
       await this.saveRecord(key, record);
     }
-    const account = await CryptoAccount.open({ ...record, accessToken: token });
+    const decryptedCache = await DecryptedEventCache.create(
+      record.storePassphrase,
+      new DexieSealedStore(`${record.storeName}-decrypted-events`),
+    );
+    const account = await CryptoAccount.open({ ...record, accessToken: token, decryptedCache });
     if (!record.claimed) {
       try {
         await account.claimDevice();

@@ -1,5 +1,6 @@
 import { DeviceId, OlmMachine, UserId, initAsync } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { AccountKeys } from './account-keys.js';
+import type { DecryptedEventCache } from './decrypted-cache.js';
 import { RoomEventDecryptor } from './event-decryptor.js';
 import { type FetchLike, MatrixApiError, MatrixHttp } from './http.js';
 import { OutgoingRequestProcessor } from './outgoing.js';
@@ -20,6 +21,8 @@ export interface OpenOptions extends AccountIdentity {
   /** Key for the store's encryption at rest. */
   storePassphrase?: string;
   fetchFn?: FetchLike;
+  /** Where decrypted events are remembered (encrypted at rest); none: every event is decrypted. */
+  decryptedCache?: DecryptedEventCache;
 }
 
 /** What to send instead of the page's plaintext event, or leave it alone. */
@@ -57,10 +60,15 @@ export class CryptoAccount {
     readonly identity: AccountIdentity,
     readonly machine: OlmMachine,
     private readonly http: MatrixHttp,
+    decryptedCache?: DecryptedEventCache,
   ) {
     this.outgoing = new OutgoingRequestProcessor(machine, http);
     this.keys = new AccountKeys(machine, http, this.outgoing, this.queue, identity.userId, identity.deviceId);
-    this.decryptor = new RoomEventDecryptor(machine, (roomId, envelope) => this.keys.undecryptable(roomId, envelope));
+    this.decryptor = new RoomEventDecryptor(
+      machine,
+      (roomId, envelope) => this.keys.undecryptable(roomId, envelope),
+      decryptedCache,
+    );
     this.rooms = new RoomEncryptor(machine, http, {
       flush: () => this.flushOutgoing(),
       processor: this.outgoing,
@@ -78,7 +86,7 @@ export class CryptoAccount {
     );
     const http = new MatrixHttp(options.baseUrl, options.accessToken, options.fetchFn);
     const { baseUrl, userId, deviceId } = options;
-    return new CryptoAccount({ baseUrl, userId, deviceId }, machine, http);
+    return new CryptoAccount({ baseUrl, userId, deviceId }, machine, http, options.decryptedCache);
   }
 
   /** The device's ed25519 key (unpadded base64), as Element shows the "session key". */

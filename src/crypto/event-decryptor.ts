@@ -7,6 +7,7 @@ import {
   ShieldStateCode,
   TrustRequirement,
 } from '@matrix-org/matrix-sdk-crypto-wasm';
+import { DecryptedEventCache } from './decrypted-cache.js';
 
 /** A room event as it travels in client-server API bodies. */
 export interface RoomEvent {
@@ -58,9 +59,21 @@ export class RoomEventDecryptor {
     private readonly machine: OlmMachine,
     /** Told of every event that lacks its key, so a key arriving later can heal it. */
     private readonly onUndecryptable: (roomId: string, envelope: RoomEvent) => void = () => {},
+    /** Decryptions already made, so history loaded again is not decrypted twice. */
+    private readonly cache?: DecryptedEventCache,
   ) {}
 
   async decrypt(roomId: string, envelope: RoomEvent): Promise<RoomEvent> {
+    const cacheId = this.cache && DecryptedEventCache.idOf(roomId, envelope);
+    const cached = cacheId ? await this.cache!.get(cacheId) : undefined;
+    if (cached && !this.replays.check(envelope)) {
+      return {
+        ...envelope,
+        type: cached.type,
+        content: withRelation(cached.content, envelope.content),
+        unsigned: { ...(envelope.unsigned ?? {}), [ENCRYPTION_INFO_KEY]: { ...cached.info, cached: true } },
+      };
+    }
     try {
       const decrypted = await this.machine.decryptRoomEvent(
         JSON.stringify(envelope),
@@ -92,9 +105,11 @@ export class RoomEventDecryptor {
           { ...info, decrypted: false, replay_of: replayOf },
         );
       }
+      const type = typeof plaintext.type === 'string' ? plaintext.type : 'm.room.message';
+      if (cacheId) this.cache!.put(cacheId, { type, content: withRelation(plaintext.content, undefined), info });
       return {
         ...envelope,
-        type: typeof plaintext.type === 'string' ? plaintext.type : 'm.room.message',
+        type,
         content: withRelation(plaintext.content, envelope.content),
         unsigned: { ...(envelope.unsigned ?? {}), [ENCRYPTION_INFO_KEY]: info },
       };
