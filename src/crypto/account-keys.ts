@@ -56,6 +56,9 @@ export class AccountKeys {
     });
   }
 
+  /** Told of every progress step (tests; a UI that listens instead of polling). */
+  onProgress: (progress: KeyTaskProgress) => void = () => {};
+
   get progress(): KeyTaskProgress | null {
     return this.current;
   }
@@ -74,6 +77,8 @@ export class AccountKeys {
       const result = await this.queue.run(() =>
         this.machine.importExportedRoomKeys(json, (done, total) => progress(Number(done), Number(total))),
       );
+      // The machine reports before each key, never after the last one.
+      progress(result.importedCount, result.totalCount);
       this.noteImported(result);
       await this.wakeClient();
       return { imported: result.importedCount, total: result.totalCount };
@@ -153,7 +158,10 @@ export class AccountKeys {
     if (this.current) throw new Error('Another key task is under way for this account: wait for it to finish');
     this.current = { task, done: 0, total: 0 };
     try {
-      return await run((done, total) => (this.current = { task, done, total }));
+      return await run((done, total) => {
+        this.current = { task, done, total };
+        this.onProgress(this.current);
+      });
     } finally {
       this.current = null;
     }

@@ -93,14 +93,14 @@ describe('Key files (-----BEGIN MEGOLM SESSION DATA-----)', () => {
       assert.equal(account.keys.progress, null);
 
       const seen: string[] = [];
-      const timer = setInterval(() => {
-        const progress = account.keys.progress;
-        if (progress) seen.push(`${progress.done} of ${progress.total}`);
-      }, 0);
-      const result = await account.keys.importKeyFile(file, 'right').finally(() => clearInterval(timer));
+      account.keys.onProgress = ({ task, done, total }) => seen.push(`${task}: ${done} of ${total}`);
+      const importing = account.keys.importKeyFile(file, 'right');
+      assert.deepEqual(account.keys.progress, { task: 'import', done: 0, total: 0 });
+      const result = await importing;
       assert.deepEqual(result, { imported: 1, total: 1 });
       assert.equal(JSON.parse(await account.machine.exportRoomKeys(() => true))[0].session_id, JSON.parse(KEYS)[0].session_id);
-      assert.ok(seen.length > 0 && seen.every((line) => /^\d+ of \d+$/.test(line)), `progress seen: ${seen}`);
+      assert.equal(seen.at(-1), 'import: 1 of 1');
+      assert.equal(account.keys.progress, null);
     } finally {
       account.close();
     }
