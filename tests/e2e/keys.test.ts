@@ -343,4 +343,30 @@ describe('Kirjava keys: recovery, key backup, key files and late keys', () => {
     assert.equal(received.eventId, sent);
     assert.equal(received.decrypted, true);
   });
+
+  it('7. History loaded again comes from the decrypted-event cache, not a second decryption', story, async () => {
+    const alice = await newUser('alice');
+    const bob = await givenPeer(await newUser('bob'));
+    const client = await givenClientTab();
+    const { userId, deviceId } = await client.login(synapse.baseUrl, alice.userId, alice.password);
+    await bob.waitForDeviceKeys(userId, deviceId);
+    const roomId = await bob.createEncryptedRoom([userId]);
+    assert.equal(await client.waitForInvite(), roomId);
+    await client.joinRoom(roomId);
+    await bob.waitForMembership(roomId, userId, 'join');
+    const bodies = ['Cached one', 'Cached two', 'Cached three'];
+    for (const body of bodies) await bob.sendText(roomId, body);
+    for (const body of bodies) await client.waitForBody(roomId, body);
+
+    const messages = async () => {
+      const answer = await client.rawFetch('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=20`);
+      assert.equal(answer.status, 200);
+      return (answer.json.chunk as any[]).filter((e) => bodies.includes(e.content?.body)).reverse();
+    };
+    const again = await poll('the history to come from the cache', async () => {
+      const events = await messages();
+      return events.length === 3 && events.every((e) => e.unsigned['io.kirjava.encryption'].cached === true) ? events : undefined;
+    });
+    assert.deepEqual(again.map((e) => [e.type, e.sender, e.content.body]), bodies.map((body) => ['m.room.message', bob.userId, body]));
+  });
 });
