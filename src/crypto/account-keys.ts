@@ -130,8 +130,8 @@ export class AccountKeys {
   async afterSync(): Promise<void> {
     try {
       if (!this.resumed) {
-        this.resumed = true;
         await this.backup.resume();
+        this.resumed = true; // after success only: a network failure is retried next sync
       }
       const stored = await this.machine.getBackupKeys();
       if (stored.decryptionKey) {
