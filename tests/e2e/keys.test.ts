@@ -103,11 +103,15 @@ async function waitForBackup(accessToken: string, roomId: string, sessionId: str
     (await backedUpSessions(accessToken, roomId)).includes(sessionId) ? true : undefined, 30_000, 500);
 }
 
-/** Resolves once the client shows the event as an "Unable to decrypt" notice. */
+/**
+ * Resolves once the client has been shown the event as an "Unable to decrypt" notice: it
+ * shows it now, or shows an edit of it (a heal faster than this poll).
+ */
 async function waitForNotice(client: PlainClient, roomId: string, eventId: string) {
   return poll(`"Unable to decrypt" for ${eventId}`, async () => {
     const entry = (await client.timeline(roomId)).find((e) => e.eventId === eventId);
-    return entry && UNABLE.test(entry.body ?? '') ? entry : undefined;
+    if (entry && !UNABLE.test(entry.originalBody ?? entry.body ?? '')) throw new Error(`shown as ${JSON.stringify(entry)}`);
+    return entry;
   }, 15_000);
 }
 
