@@ -10,7 +10,7 @@ import { TimelineHealer } from './timeline-healer.js';
 
 /** A key task under way, as the popup shows it ("N of M keys imported"). */
 export interface KeyTaskProgress {
-  task: 'recovery' | 'import' | 'export' | 'backup';
+  task: 'recovery' | 'import' | 'export';
   done: number;
   total: number;
 }

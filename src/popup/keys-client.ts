@@ -21,6 +21,6 @@ export async function askKeys<K extends Exclude<UiKind, 'accounts'>>(
 
 /** "3 of 10 keys imported", as the progress line says it. */
 export function progressLine(task: string, done: number, total: number): string {
-  const verb = { recovery: 'restored from backup', backup: 'restored from backup', import: 'imported', export: 'exported' }[task] ?? 'done';
+  const verb = { recovery: 'restored from backup', import: 'imported', export: 'exported' }[task] ?? 'done';
   return total > 0 ? `${done} of ${total} keys ${verb}` : 'Working…';
 }

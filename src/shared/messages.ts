@@ -83,7 +83,7 @@ export interface UiRequests {
 
 /** A key task under way for an account: what, and how far ("N of M keys"). */
 export interface KeysProgressView {
-  task: 'recovery' | 'import' | 'export' | 'backup';
+  task: 'recovery' | 'import' | 'export';
   done: number;
   total: number;
 }
