@@ -3,6 +3,7 @@ import { CryptoAccount, ForeignDeviceKeysError } from '../crypto/account.js';
 import { DecryptedEventCache } from '../crypto/decrypted-cache.js';
 import { MatrixHttp } from '../crypto/http.js';
 import { DexieSealedStore } from './decrypted-cache-store.js';
+import { IndexedDbMediaKeyStore } from './media-key-store.js';
 import type { AccountView } from '../shared/messages.js';
 
 /** What is remembered of an account on disk. Never a token. */
@@ -45,6 +46,12 @@ export class AccountUnusableError extends Error {}
 export class AccountRegistry {
   private readonly open = new Map<string, Promise<CryptoAccount>>();
   private readonly byToken = new Map<string, Promise<CryptoAccount>>();
+  private readonly openedListeners: ((id: string, account: CryptoAccount) => void)[] = [];
+
+  /** Calls `listener` for each account opened from now on, before it processes anything. */
+  onAccountOpened(listener: (id: string, account: CryptoAccount) => void): void {
+    this.openedListeners.push(listener);
+  }
 
   /** The account a page request's token belongs to, discovering it if needed. */
   forToken(baseUrl: string, token: string): Promise<CryptoAccount> {
@@ -143,7 +150,10 @@ export class AccountRegistry {
     const key = accountKey(baseUrl, userId, deviceId);
     let account = this.open.get(key);
     if (!account) {
-      account = this.openAccount(key, baseUrl, token, userId, deviceId);
+      account = this.openAccount(key, baseUrl, token, userId, deviceId).then((opened) => {
+        for (const listener of this.openedListeners) listener(key, opened);
+        return opened;
+      });
       this.open.set(key, account);
       account.catch(() => this.open.delete(key));
     }
@@ -179,7 +189,12 @@ export class AccountRegistry {
       record.storePassphrase,
       new DexieSealedStore(`${record.storeName}-decrypted-events`),
     );
-    const account = await CryptoAccount.open({ ...record, accessToken: token, decryptedCache });
+    const account = await CryptoAccount.open({
+      ...record,
+      accessToken: token,
+      mediaKeyStore: new IndexedDbMediaKeyStore(`${record.storeName}-media`, record.storePassphrase),
+      decryptedCache,
+    });
     if (!record.claimed) {
       try {
         await account.claimDevice();

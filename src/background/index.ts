@@ -8,9 +8,12 @@ import type { BridgeMessage, UiRequest } from '../shared/messages.js';
 import { AccountRegistry } from './accounts.js';
 import { registerKeysService } from './keys-service.js';
 import { failure, handlePageRequest, isServed } from './page-requests.js';
+import { searchServiceFor } from './search-service.js';
 import { handleUiRequest, onUiRequest } from './ui-router.js';
 
 const registry = new AccountRegistry();
+// Before any account opens: every decrypted event goes into the account's search index.
+searchServiceFor(registry);
 
 onUiRequest('accounts', async () => ({ accounts: await registry.views() }));
 registerKeysService(registry);

@@ -3,6 +3,7 @@ import { MatrixApiError } from '../crypto/http.js';
 import { EncryptionStateUnknownError } from '../crypto/room-encryptor.js';
 import type { MatrixErrorReply, PageReply, PageRequest } from '../shared/messages.js';
 import { AccountUnusableError, type AccountRegistry } from './accounts.js';
+import { searchServiceFor } from './search-service.js';
 import { getSettings } from './settings.js';
 
 /** The web origin of the page (or about:blank frame) a message came from. */
@@ -54,6 +55,10 @@ export async function handlePageRequest(registry: AccountRegistry, request: Page
       const account = await registry.forToken(request.baseUrl, request.token);
       return { ok: true, body: await account.processHistory(request.roomId, request.body) };
     }
+    case 'notifications': {
+      const account = await registry.forToken(request.baseUrl, request.token);
+      return { ok: true, body: await account.processNotifications(request.body) };
+    }
     case 'send': {
       try {
         const account = await registry.forToken(request.baseUrl, request.token);
@@ -62,6 +67,12 @@ export async function handlePageRequest(registry: AccountRegistry, request: Page
       } catch (error) {
         return sendError(error);
       }
+    }
+    case 'search':
+      return searchServiceFor(registry).search(request.baseUrl, request.token, request.body, request.nextBatch);
+    case 'media-key': {
+      const account = await registry.forToken(request.baseUrl, request.token);
+      return { ok: true, media: typeof request.mxc === 'string' ? ((await account.mediaKey(request.mxc)) ?? null) : null };
     }
     case 'logout':
       await registry.forgetToken(request.token);
@@ -79,8 +90,13 @@ function sendError(error: unknown): MatrixErrorReply {
   return matrixError(500, 'M_UNKNOWN', `Kirjava could not encrypt this message: ${(error as Error)?.message ?? error}`);
 }
 
-/** Any other failure: the hook turns it into an error response so the client retries. */
-export function failure(error: unknown): MatrixErrorReply {
+/**
+ * Any other failure: the hook turns it into an error response so the client retries. An
+ * account that cannot do encryption (another app's keys on its device) still lets the
+ * client read, undecrypted, rather than stopping its sync for good: the popup says why.
+ */
+export function failure(error: unknown): PageReply {
+  if (error instanceof AccountUnusableError) return { ok: true };
   if (error instanceof MatrixApiError) return matrixError(error.status, error.errcode, error.serverMessage);
   return matrixError(503, 'M_UNKNOWN', `Kirjava: ${(error as Error)?.message ?? String(error)}`);
 }

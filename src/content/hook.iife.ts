@@ -8,6 +8,8 @@
  * page's own account and ciphertext for its sends, nothing else.
  */
 import type { HookConfig, PageReply, PageRequest } from '../shared/messages.js';
+import { MediaHook, type UploadProgress } from './media-hook.js';
+import { mediaRouteOf } from './media-routes.js';
 import { routeOf, tokenOf } from './routes.js';
 
 (() => {
@@ -51,6 +53,15 @@ import { routeOf, tokenOf } from './routes.js';
     });
   }
 
+  const media = new MediaHook({
+    nativeFetch,
+    NativeXHR,
+    askKey: async (baseUrl, token, mxc) => {
+      const reply = await ask({ kind: 'media-key', baseUrl, token, mxc });
+      return reply.ok && 'media' in reply ? reply.media : null;
+    },
+  });
+
   const homeserverOf = (url: string) =>
     homeservers.find((base) => url === base || url.startsWith(`${base}/`));
 
@@ -72,12 +83,26 @@ import { routeOf, tokenOf } from './routes.js';
   }
 
   /** The page's request, carried out with Kirjava in the middle. */
-  async function mediated(request: Request, baseUrl: string): Promise<Response> {
-    const route = routeOf(baseUrl, request.method, request.url);
+  /** `upload`: for media uploads, the page's body Blob and an XHR's progress sink. */
+  async function mediated(
+    request: Request,
+    baseUrl: string,
+    upload: { progress?: UploadProgress; body?: Blob } = {},
+  ): Promise<Response> {
     const token = tokenOf(request.headers.get('Authorization'), request.url);
-    if (!route || (route.kind !== 'login' && !token)) return nativeFetch(request);
+    if (token) media.noteToken(baseUrl, token);
+    const mediaRoute = mediaRouteOf(baseUrl, request.method, request.url);
+    if (mediaRoute) return media.handle(mediaRoute, request, baseUrl, token, upload);
+    const route = routeOf(baseUrl, request.method, request.url);
+    // Anything not encrypted that names the page's (encrypted) uploads gets their plaintext.
+    const inClear = () =>
+      media.withPlaintextUploads(request).then(nativeFetch, (error: Error) =>
+        errorResponse({ status: 502, errcode: 'M_UNKNOWN', error: error.message }),
+      );
+    if (!route || (route.kind !== 'login' && !token)) return inClear();
 
     if (route.kind === 'send') {
+      const body = await request.clone().text();
       const reply = await ask({
         kind: 'send',
         baseUrl,
@@ -85,10 +110,11 @@ import { routeOf, tokenOf } from './routes.js';
         roomId: route.roomId,
         eventType: route.eventType,
         txnId: route.txnId,
-        body: await request.clone().text(),
+        // The page's uploads become `file` with their keys, should the room be encrypted.
+        body: media.encryptedContent(body) ?? body,
       });
       if (!reply.ok) return errorResponse(reply);
-      if (!('send' in reply) || reply.send === 'passthrough') return nativeFetch(request);
+      if (!('send' in reply) || reply.send === 'passthrough') return inClear();
       // Same transaction id, so a retried send stays idempotent on the homeserver.
       const url = new URL(request.url);
       const txn = route.txnId === undefined ? '' : `/${encodeURIComponent(route.txnId)}`;
@@ -96,6 +122,15 @@ import { routeOf, tokenOf } from './routes.js';
       const headers = new Headers(request.headers);
       headers.set('Content-Type', 'application/json');
       return nativeFetch(url.href, { method: request.method, headers, body: reply.send.body, signal: request.signal, credentials: request.credentials });
+    }
+
+    if (route.kind === 'search') {
+      const reply = await ask({ kind: 'search', baseUrl, token: token!, body: await request.clone().text(), nextBatch: route.nextBatch });
+      if (!reply.ok) return errorResponse(reply);
+      const body = 'body' in reply && typeof reply.body === 'string' ? reply.body : '{}';
+      const response = new Response(body, { status: 200, headers: { 'Content-Type': 'application/json' } });
+      Object.defineProperty(response, 'url', { value: request.url });
+      return response;
     }
 
     const response = await nativeFetch(request);
@@ -108,6 +143,7 @@ import { routeOf, tokenOf } from './routes.js';
     let reply: PageReply;
     if (route.kind === 'login') reply = await ask({ kind: 'login', baseUrl, body: text });
     else if (route.kind === 'sync') reply = await ask({ kind: 'sync', baseUrl, token: token!, body: text });
+    else if (route.kind === 'notifications') reply = await ask({ kind: 'notifications', baseUrl, token: token!, body: text });
     else reply = await ask({ kind: 'events', baseUrl, token: token!, roomId: route.roomId, body: text });
     if (!reply.ok) {
       // Never hand over a sync whose keys were not processed: the client retries it.
@@ -125,7 +161,7 @@ import { routeOf, tokenOf } from './routes.js';
     await ready;
     const baseUrl = homeserverOf(new URL(url, location.href).href);
     if (!baseUrl) return nativeFetch(input, init);
-    return mediated(new Request(input, init), baseUrl);
+    return mediated(new Request(input, init), baseUrl, { body: init?.body instanceof Blob ? init.body : undefined });
   }
 
   Object.defineProperty(window, 'fetch', { value: kirjavaFetch, writable: true, configurable: true, enumerable: true });
@@ -167,7 +203,9 @@ import { routeOf, tokenOf } from './routes.js';
             credentials: this.withCredentials ? 'include' : 'same-origin',
           });
           this.dispatchEvent(new ProgressEvent('loadstart'));
-          return mediated(request, baseUrl).then(
+          const progress: UploadProgress = (loaded, total) =>
+            this.upload.dispatchEvent(new ProgressEvent('progress', { lengthComputable: true, loaded, total }));
+          return mediated(request, baseUrl, { progress, body: body instanceof Blob ? body : undefined }).then(
             (response) => this.complete(response),
             () => this.fail(controller.signal.aborted ? 'abort' : 'error'),
           );
@@ -187,18 +225,24 @@ import { routeOf, tokenOf } from './routes.js';
     }
 
     private async complete(response: Response): Promise<void> {
-      const text = await response.text();
       const headerLines = [...response.headers].map(([k, v]) => `${k}: ${v}`).join('\r\n');
       const type = this.responseType;
-      let parsed: unknown = text;
-      if (type === 'json') {
-        try {
-          parsed = JSON.parse(text);
-        } catch {
-          parsed = null;
+      // Media is binary: read bytes for arraybuffer and blob, text otherwise.
+      let text = '';
+      let parsed: unknown;
+      if (type === 'arraybuffer') parsed = await response.arrayBuffer();
+      else if (type === 'blob') parsed = await response.blob();
+      else {
+        text = await response.text();
+        parsed = text;
+        if (type === 'json') {
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            parsed = null;
+          }
         }
-      } else if (type === 'arraybuffer') parsed = new TextEncoder().encode(text).buffer;
-      else if (type === 'blob') parsed = new Blob([text], { type: response.headers.get('content-type') ?? '' });
+      }
       this.define({
         readyState: 4,
         status: response.status,

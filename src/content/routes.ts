@@ -6,6 +6,9 @@ export type Route =
   | { kind: 'login' }
   | { kind: 'logout'; all: boolean }
   | { kind: 'sync' }
+  | { kind: 'notifications' }
+  /** `POST /search`; `nextBatch` is the `next_batch` query parameter. */
+  | { kind: 'search'; nextBatch?: string }
   | { kind: 'events'; roomId: string }
   | {
       kind: 'send';
@@ -56,13 +59,17 @@ export function routeOf(baseUrl: string, method: string, url: string): Route | u
     return { kind: 'logout', all: rest === '/logout/all' };
   }
   if (method === 'GET' && rest === '/sync') return { kind: 'sync' };
+  if (method === 'GET' && rest === '/notifications') return { kind: 'notifications' };
+  if (method === 'POST' && rest === '/search') {
+    return { kind: 'search', nextBatch: new URL(url).searchParams.get('next_batch') ?? undefined };
+  }
   const room = /^\/rooms\/([^/]+)\/(.*)$/.exec(rest);
   if (!room) return undefined;
   // A send is routed even with a malformed room id (Synapse would accept it); reads are not.
   const roomId = decode(room[1]);
   const sendRoomId = roomId ?? lenientDecode(room[1]);
   const tail = room[2];
-  if (roomId !== undefined && method === 'GET' && (tail === 'messages' || /^(context|event)\/[^/]+$/.test(tail))) {
+  if (roomId !== undefined && method === 'GET' && (tail === 'messages' || tail === 'threads' || /^(context|event)\/[^/]+$/.test(tail) || /^relations\/[^/]+(\/[^/]+){0,2}$/.test(tail))) {
     return { kind: 'events', roomId };
   }
   // Synapse accepts an empty txn id and, for POST, none at all: both must be routed.

@@ -1,12 +1,14 @@
 import { DeviceId, OlmMachine, UserId, initAsync } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { AccountKeys } from './account-keys.js';
 import type { DecryptedEventCache } from './decrypted-cache.js';
-import { RoomEventDecryptor } from './event-decryptor.js';
-import { type FetchLike, MatrixApiError, MatrixHttp } from './http.js';
+import { type DecryptionListener, RoomEventDecryptor } from './event-decryptor.js';
+import { type FetchLike, MatrixApiError, MatrixHttp, seg } from './http.js';
+import { type MediaKey, MediaKeyRing, type MediaKeyStore } from './media-keys.js';
+import { MentionTracker } from './mentions.js';
 import { OutgoingRequestProcessor } from './outgoing.js';
 import { RoomEncryptor } from './room-encryptor.js';
 import { SerialQueue } from './serial-queue.js';
-import { SyncDecryptor, decryptHistory, isObject } from './sync-decryptor.js';
+import { SyncDecryptor, decryptHistory, decryptNotifications, isObject } from './sync-decryptor.js';
 
 export interface AccountIdentity {
   baseUrl: string;
@@ -21,6 +23,8 @@ export interface OpenOptions extends AccountIdentity {
   /** Key for the store's encryption at rest. */
   storePassphrase?: string;
   fetchFn?: FetchLike;
+  /** Keeps the keys of encrypted files across worker restarts; omit to keep them in memory only. */
+  mediaKeyStore?: MediaKeyStore;
   /** Where decrypted events are remembered (encrypted at rest); none: every event is decrypted. */
   decryptedCache?: DecryptedEventCache;
 }
@@ -52,6 +56,7 @@ export class CryptoAccount {
   private readonly decryptor: RoomEventDecryptor;
   private readonly rooms: RoomEncryptor;
   private readonly syncs: SyncDecryptor;
+  private readonly media: MediaKeyRing;
   private flushing: Promise<void> | undefined;
   /** Recovery, key backup, key files and late-key healing (issue 5). */
   readonly keys: AccountKeys;
@@ -60,20 +65,21 @@ export class CryptoAccount {
     readonly identity: AccountIdentity,
     readonly machine: OlmMachine,
     private readonly http: MatrixHttp,
+    mediaKeyStore?: MediaKeyStore,
     decryptedCache?: DecryptedEventCache,
   ) {
+    this.media = new MediaKeyRing(undefined, mediaKeyStore);
     this.outgoing = new OutgoingRequestProcessor(machine, http);
     this.keys = new AccountKeys(machine, http, this.outgoing, this.queue, identity.userId, identity.deviceId);
-    this.decryptor = new RoomEventDecryptor(
-      machine,
-      (roomId, envelope) => this.keys.undecryptable(roomId, envelope),
-      decryptedCache,
-    );
+    this.decryptor = new RoomEventDecryptor(machine, this.media, {
+      onUndecryptable: (roomId, envelope) => this.keys.undecryptable(roomId, envelope),
+      cache: decryptedCache,
+    });
     this.rooms = new RoomEncryptor(machine, http, {
       flush: () => this.flushOutgoing(),
       processor: this.outgoing,
     });
-    this.syncs = new SyncDecryptor(machine, this.decryptor, this.rooms);
+    this.syncs = new SyncDecryptor(machine, this.decryptor, this.rooms, new MentionTracker(identity.userId));
   }
 
   static async open(options: OpenOptions): Promise<CryptoAccount> {
@@ -86,7 +92,7 @@ export class CryptoAccount {
     );
     const http = new MatrixHttp(options.baseUrl, options.accessToken, options.fetchFn);
     const { baseUrl, userId, deviceId } = options;
-    return new CryptoAccount({ baseUrl, userId, deviceId }, machine, http, options.decryptedCache);
+    return new CryptoAccount({ baseUrl, userId, deviceId }, machine, http, options.mediaKeyStore, options.decryptedCache);
   }
 
   /** The device's ed25519 key (unpadded base64), as Element shows the "session key". */
@@ -132,6 +138,49 @@ export class CryptoAccount {
     return serializeOr(result, body);
   }
 
+  /**
+   * Calls `listener` with every event this account decrypts from now on (sync, history,
+   * notifications); returns the function that stops it.
+   */
+  onDecrypted(listener: DecryptionListener): () => void {
+    this.decryptor.listeners.add(listener);
+    return () => this.decryptor.listeners.delete(listener);
+  }
+
+  /** Calls `listener` with the id of every event redacted in a sync or history body from now on. */
+  onRedacted(listener: (roomId: string, redactedId: string) => void): () => void {
+    this.decryptor.redactionListeners.add(listener);
+    return () => this.decryptor.redactionListeners.delete(listener);
+  }
+
+  /**
+   * Fetches a history response of `roomId` with the account's own token and decrypts it:
+   * `path` is below `/rooms/{roomId}/`, e.g. `messages?dir=b` or `context/{eventId}`.
+   */
+  async fetchHistory(roomId: string, path: string): Promise<Record<string, unknown>> {
+    const body = await this.http.requestText('GET', `/rooms/${seg(roomId)}/${path}`);
+    return JSON.parse(await this.processHistory(roomId, body)) as Record<string, unknown>;
+  }
+
+  /** The rooms the account has joined (`GET /joined_rooms`) that are encrypted. */
+  async joinedEncryptedRooms(): Promise<string[]> {
+    const joined = await this.http.request<{ joined_rooms?: unknown }>('GET', '/joined_rooms');
+    const rooms = Array.isArray(joined.joined_rooms) ? joined.joined_rooms.filter((r): r is string => typeof r === 'string') : [];
+    const encrypted: string[] = [];
+    for (const roomId of rooms) {
+      if (await this.queue.run(() => this.rooms.isEncrypted(roomId))) encrypted.push(roomId);
+    }
+    return encrypted;
+  }
+
+  /** Decrypts a /notifications body (events of many rooms). */
+  async processNotifications(body: string): Promise<string> {
+    const parsed = parseObject(body);
+    if (!parsed) return body;
+    const result = await this.queue.run(() => decryptNotifications(this.decryptor, parsed));
+    return serializeOr(result, body);
+  }
+
   /** Decides what a `PUT /rooms/{roomId}/send/{eventType}/{txnId}` must send instead. */
   async prepareSend(roomId: string, eventType: string, body: string): Promise<SendDecision> {
     if (eventType === 'm.room.encrypted') return 'passthrough';
@@ -142,6 +191,11 @@ export class CryptoAccount {
       const encrypted = await this.rooms.encrypt(roomId, eventType, JSON.stringify(content));
       return { eventType: 'm.room.encrypted', body: encrypted };
     });
+  }
+
+  /** The key of an encrypted file a decrypted event of this account named (see MediaKeyRing). */
+  mediaKey(mxc: string): Promise<MediaKey | undefined> {
+    return this.media.lookup(mxc);
   }
 
   /** Sends the machine's pending outgoing requests (keys upload/query/claim, to-device, ...). */

@@ -8,6 +8,7 @@ import {
   TrustRequirement,
 } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { DecryptedEventCache } from './decrypted-cache.js';
+import type { MediaKeyRing } from './media-keys.js';
 
 /** A room event as it travels in client-server API bodies. */
 export interface RoomEvent {
@@ -21,6 +22,9 @@ export interface RoomEvent {
   unsigned?: Record<string, unknown>;
   [key: string]: unknown;
 }
+
+/** Called with each genuinely decrypted event; must not modify it. */
+export type DecryptionListener = (roomId: string, event: RoomEvent) => void;
 
 /** Namespaced field under `unsigned` that tells a smarter client how an event was decrypted. */
 export const ENCRYPTION_INFO_KEY = 'io.kirjava.encryption';
@@ -54,25 +58,57 @@ const SHIELD_COLORS: Record<ShieldColor, string> = {
 export class RoomEventDecryptor {
   private readonly settings = new DecryptionSettings(TrustRequirement.Untrusted);
   private readonly replays = new ReplayDetector();
+  /** Told of every event decrypted genuinely (not of notices), e.g. to index it for search. */
+  readonly listeners = new Set<DecryptionListener>();
+  /** Told of every redaction seen in a room (they travel in clear), with the redacted event's id. */
+  readonly redactionListeners = new Set<(roomId: string, redactedId: string) => void>();
 
   constructor(
     private readonly machine: OlmMachine,
-    /** Told of every event that lacks its key, so a key arriving later can heal it. */
-    private readonly onUndecryptable: (roomId: string, envelope: RoomEvent) => void = () => {},
-    /** Decryptions already made, so history loaded again is not decrypted twice. */
-    private readonly cache?: DecryptedEventCache,
+    /** Learns the keys of encrypted files in decrypted content and exposes them to the client. */
+    private readonly media?: MediaKeyRing,
+    /** Late keys (issue 5): told of events that lack their key; decryptions already made. */
+    private readonly late: {
+      onUndecryptable?: (roomId: string, envelope: RoomEvent) => void;
+      cache?: DecryptedEventCache;
+    } = {},
   ) {}
 
+  /** Reports an `m.room.redaction` (`redacts` at the top level, or in content from room v11). */
+  noteRedaction(roomId: string, event: RoomEvent): void {
+    const redacts = typeof event.redacts === 'string' ? event.redacts : event.content?.redacts;
+    if (typeof redacts !== 'string') return;
+    for (const listener of this.redactionListeners) {
+      try {
+        listener(roomId, redacts);
+      } catch (error) {
+        console.warn('Kirjava: a redaction listener failed', error);
+      }
+    }
+  }
+
+  /** Hands a genuinely decrypted event to the listeners, then returns it. */
+  private deliver(roomId: string, event: RoomEvent): RoomEvent {
+    for (const listener of this.listeners) {
+      try {
+        listener(roomId, event);
+      } catch (error) {
+        console.warn('Kirjava: a decryption listener failed', error);
+      }
+    }
+    return event;
+  }
+
   async decrypt(roomId: string, envelope: RoomEvent): Promise<RoomEvent> {
-    const cacheId = this.cache && DecryptedEventCache.idOf(roomId, envelope);
-    const cached = cacheId ? await this.cache!.get(cacheId) : undefined;
+    const cacheId = this.late.cache && DecryptedEventCache.idOf(roomId, envelope);
+    const cached = cacheId ? await this.late.cache!.get(cacheId) : undefined;
     if (cached && !this.replays.check(envelope)) {
-      return {
+      return this.deliver(roomId, {
         ...envelope,
         type: cached.type,
-        content: withRelation(cached.content, envelope.content),
+        content: exposeMedia(this.media, withRelation(cached.content, envelope.content)),
         unsigned: { ...(envelope.unsigned ?? {}), [ENCRYPTION_INFO_KEY]: { ...cached.info, cached: true } },
-      };
+      });
     }
     try {
       const decrypted = await this.machine.decryptRoomEvent(
@@ -106,19 +142,19 @@ export class RoomEventDecryptor {
         );
       }
       const type = typeof plaintext.type === 'string' ? plaintext.type : 'm.room.message';
-      if (cacheId) this.cache!.put(cacheId, { type, content: withRelation(plaintext.content, undefined), info });
-      return {
+      if (cacheId) this.late.cache!.put(cacheId, { type, content: withRelation(plaintext.content, undefined), info });
+      return this.deliver(roomId, {
         ...envelope,
         type,
-        content: withRelation(plaintext.content, envelope.content),
+        content: exposeMedia(this.media, withRelation(plaintext.content, envelope.content)),
         unsigned: { ...(envelope.unsigned ?? {}), [ENCRYPTION_INFO_KEY]: info },
-      };
+      });
     } catch (error) {
       const code = (error as { code?: DecryptionErrorCode }).code;
       const reason =
         (code !== undefined && REASONS[code]) ||
         `it could not be decrypted (${(error as Error)?.message ?? String(error)})`;
-      this.onUndecryptable(roomId, envelope);
+      this.late.onUndecryptable?.(roomId, envelope);
       return notice(envelope, `** Unable to decrypt: ${reason}. **`, {
         decrypted: false,
         error_code: code === undefined ? 'UnableToDecrypt' : DecryptionErrorCode[code],
@@ -127,6 +163,9 @@ export class RoomEventDecryptor {
     }
   }
 }
+
+const exposeMedia = (media: MediaKeyRing | undefined, content: Record<string, unknown>) =>
+  media ? media.expose(content) : content;
 
 /** The plaintext content with the envelope's `m.relates_to` when the plaintext has none. */
 function withRelation(

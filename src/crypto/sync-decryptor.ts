@@ -1,5 +1,6 @@
 import { DeviceLists, type OlmMachine, UserId } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { ENCRYPTION_INFO_KEY, type RoomEvent, type RoomEventDecryptor } from './event-decryptor.js';
+import type { MentionTracker } from './mentions.js';
 import type { RoomEncryptor } from './room-encryptor.js';
 
 type Json = Record<string, unknown>;
@@ -22,10 +23,12 @@ export class SyncDecryptor {
     private readonly machine: OlmMachine,
     private readonly decryptor: RoomEventDecryptor,
     private readonly rooms: RoomEncryptor,
+    private readonly mentions?: MentionTracker,
   ) {}
 
   async process(sync: Json): Promise<Json> {
     await this.receiveChanges(sync);
+    this.mentions?.observeAccountData(sync);
     const rooms = isObject(sync.rooms) ? sync.rooms : {};
     const jobs: Promise<void>[] = [];
     for (const section of ['join', 'leave'] as const) {
@@ -33,7 +36,11 @@ export class SyncDecryptor {
       if (!isObject(byRoom)) continue;
       for (const [roomId, room] of Object.entries(byRoom)) {
         if (!isObject(room)) continue;
-        jobs.push(this.processRoom(roomId, room));
+        jobs.push(
+          this.processRoom(roomId, room).then(() => {
+            if (section === 'join') this.mentions?.applyToRoom(roomId, room);
+          }),
+        );
       }
     }
     await Promise.all(jobs);
@@ -96,34 +103,56 @@ export class SyncDecryptor {
 }
 
 /**
- * Replaces every `m.room.encrypted` event in the list by its decryption, in place order.
- * Kirjava's decryption report under `unsigned` is removed from every other event: only
- * Kirjava may say that an event was decrypted, never the homeserver.
+ * Replaces every `m.room.encrypted` event in the list by its decryption, in place order,
+ * including the events the server bundles under `unsigned["m.relations"]` (the latest
+ * event of a thread, the latest edit). Kirjava's decryption report under `unsigned` is
+ * removed from every other event: only Kirjava may say that an event was decrypted,
+ * never the homeserver.
  */
 export async function decryptAll(
   decryptor: RoomEventDecryptor,
   roomId: string,
   events: unknown[],
 ): Promise<unknown[]> {
-  return Promise.all(
-    events.map((event) => {
-      if (!isObject(event)) return event;
-      if (event.type === 'm.room.encrypted' && isObject(event.content)) {
-        return decryptor.decrypt(roomId, event as RoomEvent);
-      }
-      if (isObject(event.unsigned) && ENCRYPTION_INFO_KEY in event.unsigned) {
-        const { [ENCRYPTION_INFO_KEY]: _forged, ...unsigned } = event.unsigned;
-        return { ...event, unsigned };
-      }
-      return event;
-    }),
-  );
+  return Promise.all(events.map((event) => decryptOne(decryptor, roomId, event)));
+}
+
+async function decryptOne(decryptor: RoomEventDecryptor, roomId: string, event: unknown): Promise<unknown> {
+  if (!isObject(event)) return event;
+  if (event.type === 'm.room.redaction') decryptor.noteRedaction(roomId, event as RoomEvent);
+  let out: Json = event;
+  if (event.type === 'm.room.encrypted' && isObject(event.content)) {
+    out = await decryptor.decrypt(roomId, event as RoomEvent);
+  } else if (isObject(event.unsigned) && ENCRYPTION_INFO_KEY in event.unsigned) {
+    const { [ENCRYPTION_INFO_KEY]: _forged, ...unsigned } = event.unsigned;
+    out = { ...event, unsigned };
+  }
+  return decryptBundledRelations(decryptor, roomId, out);
+}
+
+/** Server-side aggregations (Matrix spec "Aggregations of child events") carry whole events. */
+async function decryptBundledRelations(decryptor: RoomEventDecryptor, roomId: string, event: Json): Promise<Json> {
+  const relations = isObject(event.unsigned) ? event.unsigned['m.relations'] : undefined;
+  if (!isObject(relations)) return event;
+  const thread = relations['m.thread'];
+  const edit = relations['m.replace'];
+  const needsThread = isObject(thread) && isObject(thread.latest_event);
+  const needsEdit = isObject(edit) && typeof edit.type === 'string';
+  if (!needsThread && !needsEdit) return event;
+  const copy: Json = { ...relations };
+  if (needsThread) {
+    const latest = await decryptOne(decryptor, roomId, (thread as Json).latest_event);
+    copy['m.thread'] = { ...(thread as Json), latest_event: latest };
+  }
+  if (needsEdit) copy['m.replace'] = await decryptOne(decryptor, roomId, edit);
+  return { ...event, unsigned: { ...(event.unsigned as Json), 'm.relations': copy } };
 }
 
 /**
  * Decrypts a history response: `/rooms/{roomId}/messages` (chunk, state),
- * `/rooms/{roomId}/context/{eventId}` (event, events_before, events_after, state) and
- * `/rooms/{roomId}/event/{eventId}` (the event itself).
+ * `/rooms/{roomId}/context/{eventId}` (event, events_before, events_after, state),
+ * `/rooms/{roomId}/event/{eventId}` (the event itself), `/rooms/{roomId}/relations/...`
+ * and `/rooms/{roomId}/threads` (chunk).
  */
 export async function decryptHistory(
   decryptor: RoomEventDecryptor,
@@ -136,13 +165,27 @@ export async function decryptHistory(
       await rooms.markEncrypted(roomId);
     }
   }
-  if (body.type === 'm.room.encrypted' && typeof body.event_id === 'string') {
-    return (await decryptAll(decryptor, roomId, [body]))[0] as Json;
+  if (typeof body.type === 'string' && typeof body.event_id === 'string') {
+    return (await decryptOne(decryptor, roomId, body)) as Json;
   }
   for (const key of ['chunk', 'events_before', 'events_after'] as const) {
     if (Array.isArray(body[key])) body[key] = await decryptAll(decryptor, roomId, body[key]);
   }
   if (isObject(body.event)) body.event = (await decryptAll(decryptor, roomId, [body.event]))[0];
+  return body;
+}
+
+/**
+ * Decrypts a `/notifications` response: each notification names its own room.
+ */
+export async function decryptNotifications(decryptor: RoomEventDecryptor, body: Json): Promise<Json> {
+  if (!Array.isArray(body.notifications)) return body;
+  body.notifications = await Promise.all(
+    body.notifications.map(async (notification) => {
+      if (!isObject(notification) || typeof notification.room_id !== 'string') return notification;
+      return { ...notification, event: await decryptOne(decryptor, notification.room_id, notification.event) };
+    }),
+  );
   return body;
 }
 

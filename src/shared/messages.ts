@@ -8,14 +8,21 @@
  * allowed sites and the access token against the account it belongs to.
  */
 
+import type { EncryptedFile } from '../crypto/attachments.js';
+
 /** What the MAIN-world hook asks of the worker, on behalf of the page's own request. */
 export type PageRequest =
   /** The body of a successful `POST /login` response: the worker learns the account. */
   | { kind: 'login'; baseUrl: string; body: string }
   /** A `/sync` response body to be fed to the crypto machine and decrypted. */
   | { kind: 'sync'; baseUrl: string; token: string; body: string }
-  /** A history response (`/messages`, `/context/{id}`, `/event/{id}`) to be decrypted. */
+  /**
+   * A history response of one room (`/messages`, `/context/{id}`, `/event/{id}`,
+   * `/relations/...`, `/threads`) to be decrypted.
+   */
   | { kind: 'events'; baseUrl: string; token: string; roomId: string; body: string }
+  /** A `/notifications` response (events of many rooms) to be decrypted. */
+  | { kind: 'notifications'; baseUrl: string; token: string; body: string }
   /** A `PUT /rooms/{roomId}/send/{eventType}/{txnId}` the page is about to make. */
   | {
       kind: 'send';
@@ -27,6 +34,16 @@ export type PageRequest =
       txnId?: string;
       body: string;
     }
+  /**
+   * The page's `POST /search` body and `next_batch` query parameter: the worker answers
+   * it (encrypted rooms from its index, the rest from the homeserver).
+   */
+  | { kind: 'search'; baseUrl: string; token: string; body: string; nextBatch?: string }
+  /**
+   * The key of the encrypted file at `mxc`, which a decrypted event of this account named,
+   * so the hook can decrypt the page's download of it (src/content/media-hook.ts).
+   */
+  | { kind: 'media-key'; baseUrl: string; token: string; mxc: string }
   /** The page logged out (`/logout`, `/logout/all`) with this token. */
   | { kind: 'logout'; baseUrl: string; token: string; all: boolean };
 
@@ -43,6 +60,8 @@ export type PageReply =
   | { ok: true; body?: string }
   /** For sends: send `body` as `eventType` instead (an encrypted room), or pass through. */
   | { ok: true; send: { eventType: string; body: string } | 'passthrough' }
+  /** For media-key: the file's EncryptedFile and content type, or null when Kirjava has none. */
+  | { ok: true; media: { file: EncryptedFile; mimetype?: string } | null }
   | MatrixErrorReply;
 
 /** Envelope the bridge wraps around a page request for the worker. */
@@ -74,11 +93,30 @@ export interface AccountView {
  */
 export interface UiRequests {
   accounts: { request: {}; reply: AccountsReply };
+  /** How many messages the account's search index holds, and how history indexing goes. */
+  searchIndexStatus: { request: { accountId: string }; reply: SearchIndexStatus };
+  /** Starts indexing the history of the account's encrypted rooms ("Index history for search"). */
+  searchIndexHistory: { request: { accountId: string }; reply: SearchIndexStatus };
   /** Keys that follow the user (issue 5); see src/background/keys-service.ts. */
   'keys-status': { request: { accountId: string }; reply: KeysStatusReply };
   'keys-recover': { request: { accountId: string; secret: string }; reply: KeysRecoverReply };
   'keys-import': { request: { accountId: string; file: string; passphrase: string }; reply: KeysCountReply };
   'keys-export': { request: { accountId: string; passphrase: string }; reply: KeysExportReply };
+}
+
+/** The search index of one account, as the popup shows it. */
+export interface SearchIndexStatus {
+  /** Decrypted messages (and room names, topics) in the index. */
+  indexedEvents: number;
+  history: {
+    state: 'idle' | 'running' | 'done' | 'failed';
+    roomsDone: number;
+    roomsTotal: number;
+    /** History events fetched and decrypted in this run. */
+    eventsSeen: number;
+    /** What went wrong and what the user can do, when state is 'failed'. */
+    error?: string;
+  };
 }
 
 /** A key task under way for an account: what, and how far ("N of M keys"). */

@@ -28,6 +28,23 @@ export interface RawResponse {
   json: any;
 }
 
+/** A media download as the page got it. */
+export interface MediaResponse {
+  status: number;
+  contentType: string | null;
+  /** The body's bytes, base64. */
+  bytesBase64: string;
+  /** The body parsed as JSON (error responses), or null. */
+  json: any;
+}
+
+export interface SentImage {
+  eventId: string;
+  /** The mxc URIs the SDK's uploads returned (what the client put into the event). */
+  url: string;
+  thumbnailUrl: string;
+}
+
 export interface StartOptions {
   /** `limit` of the initial sync's room timelines (the SDK's default is 8). */
   initialSyncLimit?: number;
@@ -45,6 +62,8 @@ export interface KirjavaTestApi {
     options?: StartOptions,
   ): Promise<Session>;
   timeline(roomId: string): Promise<TimelineEntry[]>;
+  /** The room's unread counts as the SDK keeps them (from the sync's `unread_notifications`). */
+  unreadCounts(roomId: string): Promise<{ total: number; highlight: number }>;
   /** Resolves with the first server-confirmed `m.room.message` with this body. */
   waitForBody(roomId: string, body: string, timeoutMs?: number): Promise<TimelineEntry>;
   /** `client.sendTextMessage`: the SDK's real send path. Returns the event id. */
@@ -59,6 +78,22 @@ export interface KirjavaTestApi {
   rawFetch(method: string, path: string, body?: unknown): Promise<RawResponse>;
   /** The same through `XMLHttpRequest`. */
   rawXhr(method: string, path: string, body?: unknown): Promise<RawResponse>;
+  /**
+   * GET `path` (a media download or thumbnail) with the session's token (or without one, as
+   * legacy media allows), through `fetch` or `XMLHttpRequest` (responseType arraybuffer), as a
+   * client showing an image does.
+   */
+  downloadMedia(path: string, via?: 'fetch' | 'xhr', options?: { withoutToken?: boolean }): Promise<MediaResponse>;
+  /**
+   * The SDK's real path for a picture: `uploadContent` (XHR) for the image and its thumbnail,
+   * then `sendImageMessage` with `url` and `info.thumbnail_url`.
+   */
+  uploadAndSendImage(
+    roomId: string,
+    image: { base64: string; mimetype: string; thumbnailBase64: string; body: string },
+  ): Promise<SentImage>;
+  /** The content of a server-confirmed event in the client's timeline, once it arrives. */
+  waitForEventContent(roomId: string, eventId: string, timeoutMs?: number): Promise<Record<string, any>>;
   stop(): Promise<void>;
 }
 

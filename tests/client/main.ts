@@ -8,6 +8,7 @@ import {
   ClientEvent,
   createClient,
   EventType,
+  NotificationCountType,
   KnownMembership,
   Preset,
   RoomEvent,
@@ -17,7 +18,7 @@ import {
   type Room,
 } from 'matrix-js-sdk';
 import { startClientPrepared, waitForClient } from './sdk-wait.ts';
-import type { KirjavaTestApi, RawResponse, Session, StartOptions, TimelineEntry } from './api.ts';
+import type { KirjavaTestApi, MediaResponse, RawResponse, Session, StartOptions, TimelineEntry } from './api.ts';
 
 let client: MatrixClient | undefined;
 let session: (Session & { baseUrl: string }) | undefined;
@@ -94,6 +95,20 @@ function parseJson(text: string): any {
   }
 }
 
+const bytesOf = (base64: string) => Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+function base64Of(buffer: ArrayBuffer): string {
+  const bytes = new Uint8Array(buffer);
+  let binary = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(binary);
+}
+
+function mediaResponse(status: number, contentType: string | null, buffer: ArrayBuffer): MediaResponse {
+  let json: any = null;
+  if (contentType?.startsWith('application/json')) json = parseJson(new TextDecoder().decode(buffer));
+  return { status, contentType, bytesBase64: base64Of(buffer), json };
+}
+
 const api: KirjavaTestApi = {
   async login(baseUrl, user, password, options) {
     const answer = await createClient({ baseUrl }).loginRequest({
@@ -113,6 +128,14 @@ const api: KirjavaTestApi = {
     start(baseUrl, { userId, accessToken, deviceId }, options),
 
   timeline: async (roomId) => timelineOf(roomId),
+
+  async unreadCounts(roomId) {
+    const room = running().getRoom(roomId);
+    return {
+      total: room?.getUnreadNotificationCount(NotificationCountType.Total) ?? 0,
+      highlight: room?.getUnreadNotificationCount(NotificationCountType.Highlight) ?? 0,
+    };
+  },
 
   waitForBody: (roomId, body, timeoutMs = 15_000) =>
     waitFor(
@@ -200,6 +223,61 @@ const api: KirjavaTestApi = {
       method,
       path,
       body,
+    ),
+
+  async downloadMedia(path, via = 'fetch', options = {}) {
+    if (!session) throw new Error('The test client is not started');
+    const url = `${session.baseUrl}${path}`;
+    const headers: Record<string, string> = options.withoutToken ? {} : { Authorization: `Bearer ${session.accessToken}` };
+    if (via === 'fetch') {
+      const response = await window.fetch(url, { headers });
+      return mediaResponse(response.status, response.headers.get('Content-Type'), await response.arrayBuffer());
+    }
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open('GET', url);
+      xhr.responseType = 'arraybuffer';
+      for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
+      xhr.onload = () => resolve(mediaResponse(xhr.status, xhr.getResponseHeader('Content-Type'), xhr.response as ArrayBuffer));
+      xhr.onerror = () => reject(new Error(`XHR GET ${url} failed`));
+      xhr.send();
+    });
+  },
+
+  async uploadAndSendImage(roomId, image) {
+    const sdk = running();
+    const progress: number[] = [];
+    const { content_uri: url } = await sdk.uploadContent(new Blob([bytesOf(image.base64)], { type: image.mimetype }), {
+      name: image.body,
+      progressHandler: ({ loaded }) => progress.push(loaded),
+    });
+    if (progress.length === 0) throw new Error('The upload reported no progress');
+    const { content_uri: thumbnailUrl } = await sdk.uploadContent(
+      new Blob([bytesOf(image.thumbnailBase64)], { type: 'image/png' }),
+      { name: `thumbnail-${image.body}` },
+    );
+    const { event_id: eventId } = await sdk.sendImageMessage(
+      roomId,
+      url,
+      {
+        mimetype: image.mimetype,
+        size: bytesOf(image.base64).length,
+        thumbnail_url: thumbnailUrl,
+        thumbnail_info: { mimetype: 'image/png' },
+      },
+      image.body,
+    );
+    return { eventId, url, thumbnailUrl };
+  },
+
+  waitForEventContent: (roomId, eventId, timeoutMs = 15_000) =>
+    waitFor(
+      `event ${eventId} in ${roomId}`,
+      () => {
+        const event = running().getRoom(roomId)?.findEventById(eventId);
+        return event && event.status === null ? event.getContent() : undefined;
+      },
+      timeoutMs,
     ),
 
   async stop() {

@@ -6,116 +6,26 @@
  */
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { launchBrowser, type ExtensionBrowser } from '../fixtures/browser.ts';
-import { startClientServer, type ClientServer } from '../fixtures/client-server.ts';
-import { startPeer, type Peer } from '../fixtures/peer.ts';
-import { openPlainClient, type PlainClient } from '../fixtures/plain-client.ts';
-import { startSynapse, type RegisteredUser, type Synapse } from '../fixtures/synapse.ts';
+import {
+  MEGOLM,
+  StoryBed,
+  assertClientReads,
+  assertEncryptedOnServer,
+  assertPeerDecrypts,
+  givenEncryptedRoom,
+} from '../fixtures/stories.ts';
 
 const story = { timeout: 120_000 };
-const MEGOLM = 'm.megolm.v1.aes-sha2';
-
-let synapse: Synapse;
-let site: ClientServer;
-let browser: ExtensionBrowser;
-/** Opened by the current story, closed after it. */
-let clients: PlainClient[] = [];
-let peers: Peer[] = [];
-let users = 0;
-
-async function newUser(name: string): Promise<RegisteredUser> {
-  users += 1;
-  return synapse.register(`${name}${users}`, `password-${name}-${users}`);
-}
-
-async function givenPeer(): Promise<Peer> {
-  const peer = await startPeer(synapse.baseUrl, await newUser('bob'));
-  peers.push(peer);
-  return peer;
-}
-
-async function givenClientTab(): Promise<PlainClient> {
-  const client = await openPlainClient(browser.context, site.origin);
-  clients.push(client);
-  return client;
-}
-
-/** A plain client that logged in through the page with a password (a new device). */
-async function givenLoggedInClient(): Promise<{ client: PlainClient; userId: string; deviceId: string }> {
-  const user = await newUser('alice');
-  const client = await givenClientTab();
-  const session = await client.login(synapse.baseUrl, user.userId, user.password);
-  return { client, userId: session.userId, deviceId: session.deviceId };
-}
-
-/**
- * An encrypted room made by the peer, joined by the plain client, once the client's device has keys
- * (so the peer's key share reaches it).
- */
-async function givenEncryptedRoom(
-  peer: Peer,
-  client: PlainClient,
-  userId: string,
-  deviceId: string,
-): Promise<string> {
-  await peer.waitForDeviceKeys(userId, deviceId);
-  const roomId = await peer.createEncryptedRoom([userId]);
-  assert.equal(await client.waitForInvite(), roomId);
-  await client.joinRoom(roomId);
-  await peer.waitForMembership(roomId, userId, 'join');
-  return roomId;
-}
-
-/** What the homeserver stores for the event is megolm ciphertext, with no trace of the plaintext. */
-async function assertEncryptedOnServer(peer: Peer, roomId: string, eventId: string, plaintext: string) {
-  const raw = await peer.rawEvent(roomId, eventId);
-  assert.equal(raw.type, 'm.room.encrypted', `the server holds ${raw.type} for "${plaintext}"`);
-  assert.equal(raw.content.algorithm, MEGOLM);
-  assert.equal(typeof raw.content.ciphertext, 'string');
-  assert.equal(raw.content.body, undefined);
-  assert.ok(!JSON.stringify(raw).includes(plaintext), 'the plaintext is somewhere in the stored event');
-}
-
-/** The client's view of one event: readable text from `sender`, not an `m.room.encrypted` blob. */
-async function assertClientReads(client: PlainClient, roomId: string, body: string, sender: string) {
-  const entry = await client.waitForBody(roomId, body);
-  assert.equal(entry.type, 'm.room.message');
-  assert.equal(entry.body, body);
-  assert.equal(entry.sender, sender);
-  return entry;
-}
-
-/** The peer received the client's message and decrypted it. */
-async function assertPeerDecrypts(peer: Peer, roomId: string, eventId: string, body: string, sender: string) {
-  const received = await peer.waitForText(roomId, body);
-  assert.equal(received.eventId, eventId);
-  assert.equal(received.sender, sender);
-  assert.equal(received.decrypted, true, `the peer got "${body}" unencrypted`);
-}
+const bed = new StoryBed();
+const newUser = (name: string) => bed.newUser(name);
+const givenPeer = () => bed.givenPeer();
+const givenClientTab = () => bed.givenClientTab();
+const givenLoggedInClient = () => bed.givenLoggedInClient();
 
 describe('Kirjava slice: a plain web client talks end-to-end encrypted with an Element-like peer', () => {
-  before(
-    async () => {
-      synapse = await startSynapse();
-      site = await startClientServer();
-      browser = await launchBrowser();
-      await browser.configure(synapse.baseUrl, site.origin);
-    },
-    { timeout: 180_000 },
-  );
-
-  afterEach(async () => {
-    await Promise.allSettled(clients.map((client) => client.close()));
-    await Promise.allSettled(peers.map((peer) => peer.stop()));
-    clients = [];
-    peers = [];
-  });
-
-  after(async () => {
-    await browser?.close();
-    await site?.stop();
-    await synapse?.stop();
-  });
+  before(() => bed.start(), { timeout: 180_000 });
+  afterEach(() => bed.cleanUp());
+  after(() => bed.stop());
 
   it("The plain client logs in through the page; the peer's /keys/query then shows the client's device (same device id) with ed25519 and curve25519 keys", story, async () => {
     const { userId, deviceId } = await givenLoggedInClient();
@@ -134,7 +44,7 @@ describe('Kirjava slice: a plain web client talks end-to-end encrypted with an E
   it('A client already logged in (token obtained outside the browser) works too: its device gets keys and it can read an encrypted message', story, async () => {
     const user = await newUser('alice');
     const client = await givenClientTab();
-    await client.startWithToken(synapse.baseUrl, user.userId, user.accessToken, user.deviceId);
+    await client.startWithToken(bed.synapse.baseUrl, user.userId, user.accessToken, user.deviceId);
     const peer = await givenPeer();
 
     const device = await peer.waitForDeviceKeys(user.userId, user.deviceId, 10_000);
@@ -195,7 +105,7 @@ describe('Kirjava slice: a plain web client talks end-to-end encrypted with an E
     const user = await newUser('alice');
     const peer = await givenPeer();
     const first = await givenClientTab();
-    await first.startWithToken(synapse.baseUrl, user.userId, user.accessToken, user.deviceId);
+    await first.startWithToken(bed.synapse.baseUrl, user.userId, user.accessToken, user.deviceId);
     const roomId = await givenEncryptedRoom(peer, first, user.userId, user.deviceId);
     await first.close();
 
@@ -204,7 +114,7 @@ describe('Kirjava slice: a plain web client talks end-to-end encrypted with an E
     for (const body of bodies) eventIds.push(await peer.sendText(roomId, body));
 
     const client = await givenClientTab();
-    await client.startWithToken(synapse.baseUrl, user.userId, user.accessToken, user.deviceId, {
+    await client.startWithToken(bed.synapse.baseUrl, user.userId, user.accessToken, user.deviceId, {
       initialSyncLimit: 5,
     });
     const initial = await client.timeline(roomId);
@@ -268,23 +178,23 @@ describe('Kirjava slice: a plain web client talks end-to-end encrypted with an E
     const roomId = await givenEncryptedRoom(peer, client, userId, deviceId);
 
     // Between messages, receiving.
-    await browser.stopWorker();
+    await bed.browser.stopWorker();
     await peer.sendText(roomId, 'Sent while the worker was asleep');
     await assertClientReads(client, roomId, 'Sent while the worker was asleep', peer.userId);
 
     // Between messages, sending.
-    await browser.stopWorker();
+    await bed.browser.stopWorker();
     const afterStop = await client.sendText(roomId, 'Sent right after a worker stop');
     await assertEncryptedOnServer(peer, roomId, afterStop, 'Sent right after a worker stop');
     await assertPeerDecrypts(peer, roomId, afterStop, 'Sent right after a worker stop', userId);
 
     // During a send.
-    const [duringSend] = await Promise.all([client.sendText(roomId, 'Sent while the worker stops'), browser.stopWorker()]);
+    const [duringSend] = await Promise.all([client.sendText(roomId, 'Sent while the worker stops'), bed.browser.stopWorker()]);
     await assertEncryptedOnServer(peer, roomId, duringSend, 'Sent while the worker stops');
     await assertPeerDecrypts(peer, roomId, duringSend, 'Sent while the worker stops', userId);
 
     // During a receive.
-    await Promise.all([peer.sendText(roomId, 'Arriving while the worker stops'), browser.stopWorker()]);
+    await Promise.all([peer.sendText(roomId, 'Arriving while the worker stops'), bed.browser.stopWorker()]);
     await assertClientReads(client, roomId, 'Arriving while the worker stops', peer.userId);
 
     // And afterwards, both directions still work.
