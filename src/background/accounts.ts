@@ -1,6 +1,8 @@
 import browser from 'webextension-polyfill';
 import { CryptoAccount, ForeignDeviceKeysError } from '../crypto/account.js';
+import { DecryptedEventCache } from '../crypto/decrypted-cache.js';
 import { MatrixHttp } from '../crypto/http.js';
+import { DexieSealedStore } from './decrypted-cache-store.js';
 import { IndexedDbMediaKeyStore } from './media-key-store.js';
 import type { AccountView } from '../shared/messages.js';
 
@@ -191,11 +193,16 @@ export class AccountRegistry {
       };
       await this.saveRecord(key, record);
     }
+    const decryptedCache = await DecryptedEventCache.create(
+      record.storePassphrase,
+      new DexieSealedStore(`${record.storeName}-decrypted-events`),
+    );
     const account = await CryptoAccount.open({
       ...record,
       accessToken: token,
       mediaKeyStore: new IndexedDbMediaKeyStore(`${record.storeName}-media`, record.storePassphrase),
       storeKey: record.rawStoreKey ? hexBytes(record.storePassphrase) : undefined,
+      decryptedCache,
     });
     if (!record.claimed) {
       try {

@@ -6,6 +6,7 @@
 import browser, { type Runtime } from 'webextension-polyfill';
 import type { BridgeMessage, UiRequest } from '../shared/messages.js';
 import { AccountRegistry } from './accounts.js';
+import { registerKeysService } from './keys-service.js';
 import { failure, handlePageRequest, isServed } from './page-requests.js';
 import { searchServiceFor } from './search-service.js';
 import { handleUiRequest, onUiRequest } from './ui-router.js';
@@ -15,6 +16,7 @@ const registry = new AccountRegistry();
 searchServiceFor(registry);
 
 onUiRequest('accounts', async () => ({ accounts: await registry.views() }));
+registerKeysService(registry);
 
 /** The popup and options pages (also when opened in a tab); never a content script. */
 const isOwnPage = (sender: Runtime.MessageSender) =>

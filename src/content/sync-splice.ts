@@ -42,10 +42,16 @@ const isEncrypted = (event: unknown): boolean =>
 
 /** Whether the worker reads or changes this room event (SyncDecryptor.processRoom, decryptAll). */
 function concernsWorker(event: unknown): boolean {
+  // Membership only matters next to other work: the user's display name, for mentions.
+  return needsWorker(event) || (isObject(event) && event.type === 'm.room.member');
+}
+
+/** Whether this event alone is a reason to send its room to the worker. */
+function needsWorker(event: unknown): boolean {
   if (!isObject(event)) return false;
   if (isEncrypted(event)) return true;
   if (event.type === 'm.room.encryption' && event.state_key === '') return true;
-  if (event.type === 'm.room.member') return true; // the user's display name, for mentions
+  if (event.type === 'm.room.redaction') return true; // the search index forgets redacted events
   if (!isObject(event.unsigned)) return false;
   if (ENCRYPTION_INFO_KEY in event.unsigned) return true;
   const relations = event.unsigned['m.relations'];
@@ -100,8 +106,7 @@ export class SyncSplice {
           encryptedRooms.add(roomId);
         }
         const counted = section === 'join' && encryptedRooms.has(roomId);
-        const relevant = indexes.some((index) => (timeline[index] as Json).type !== 'm.room.member') ||
-          stateEvents.some((event) => (event as Json).type !== 'm.room.member');
+        const relevant = indexes.some((index) => needsWorker(timeline[index])) || stateEvents.some(needsWorker);
         if (!relevant && !counted) continue;
         const partRoom: Json = {
           state: { events: stateEvents },
@@ -178,7 +183,7 @@ export class SyncSplice {
         changed = true;
       }
     }
-    const rooms = this.sync.rooms as Record<string, Record<string, { timeline: { events: unknown[] }; unread_notifications?: unknown }>>;
+    const rooms = this.sync.rooms as Record<string, Record<string, { unread_notifications?: unknown }>>;
     const answeredRooms = isObject(answer.rooms) ? answer.rooms : {};
     const answeredJoins = isObject(answeredRooms.join) ? answeredRooms.join : {};
     for (const [roomId, answeredRoom] of Object.entries(answeredJoins)) {
@@ -189,15 +194,33 @@ export class SyncSplice {
         changed = true;
       }
     }
-    for (const [section, byRoom] of this.positions) {
-      for (const [roomId, indexes] of byRoom) {
-        const events = (answeredRooms as any)[section]?.[roomId]?.timeline?.events;
-        if (!Array.isArray(events) || events.length !== indexes.length) continue;
-        const target = rooms[section][roomId].timeline.events;
+    // Decrypted events go back to their positions; events the worker added after them
+    // (edits that heal earlier "unable to decrypt" notices) are appended, creating the
+    // room's section when this sync did not carry the room.
+    for (const section of SECTIONS) {
+      const answeredSection = answeredRooms[section];
+      if (!isObject(answeredSection)) continue;
+      for (const [roomId, answeredRoom] of Object.entries(answeredSection)) {
+        const events = isObject(answeredRoom) && isObject(answeredRoom.timeline) ? answeredRoom.timeline.events : undefined;
+        const indexes = this.positions.get(section)?.get(roomId) ?? [];
+        if (!Array.isArray(events) || events.length < indexes.length) continue;
+        if (events.length === 0) continue;
+        const target = timelineOf(this.sync, section, roomId);
         indexes.forEach((index, k) => (target[index] = events[k]));
+        target.push(...events.slice(indexes.length));
         changed = true;
       }
     }
     return changed ? this.sync : undefined;
   }
+}
+
+/** The page body's timeline event list of a room, created when missing. */
+function timelineOf(sync: Json, section: string, roomId: string): unknown[] {
+  const rooms = isObject(sync.rooms) ? sync.rooms : (sync.rooms = {});
+  const bySection = isObject(rooms[section]) ? (rooms[section] as Json) : (rooms[section] = {});
+  const room = isObject(bySection[roomId]) ? (bySection[roomId] as Json) : (bySection[roomId] = {});
+  const timeline = isObject(room.timeline) ? room.timeline : (room.timeline = {});
+  if (!Array.isArray(timeline.events)) timeline.events = [];
+  return timeline.events as unknown[];
 }

@@ -1,4 +1,6 @@
 import { DeviceId, OlmMachine, StoreHandle, UserId, initAsync } from '@matrix-org/matrix-sdk-crypto-wasm';
+import { AccountKeys } from './account-keys.js';
+import type { DecryptedEventCache } from './decrypted-cache.js';
 import { type DecryptionListener, RoomEventDecryptor } from './event-decryptor.js';
 import { type FetchLike, MatrixApiError, MatrixHttp, seg } from './http.js';
 import { type MediaKey, MediaKeyRing, type MediaKeyStore } from './media-keys.js';
@@ -29,6 +31,8 @@ export interface OpenOptions extends AccountIdentity {
   fetchFn?: FetchLike;
   /** Keeps the keys of encrypted files across worker restarts; omit to keep them in memory only. */
   mediaKeyStore?: MediaKeyStore;
+  /** Where decrypted events are remembered (encrypted at rest); none: every event is decrypted. */
+  decryptedCache?: DecryptedEventCache;
 }
 
 /** What to send instead of the page's plaintext event, or leave it alone. */
@@ -60,16 +64,23 @@ export class CryptoAccount {
   private readonly syncs: SyncDecryptor;
   private readonly media: MediaKeyRing;
   private flushing: Promise<void> | undefined;
+  /** Recovery, key backup, key files and late-key healing (issue 5). */
+  readonly keys: AccountKeys;
 
   private constructor(
     readonly identity: AccountIdentity,
     readonly machine: OlmMachine,
     private readonly http: MatrixHttp,
     mediaKeyStore?: MediaKeyStore,
+    decryptedCache?: DecryptedEventCache,
   ) {
     this.media = new MediaKeyRing(undefined, mediaKeyStore);
     this.outgoing = new OutgoingRequestProcessor(machine, http);
-    this.decryptor = new RoomEventDecryptor(machine, this.media);
+    this.keys = new AccountKeys(machine, http, this.outgoing, this.queue, identity.userId, identity.deviceId);
+    this.decryptor = new RoomEventDecryptor(machine, this.media, {
+      onUndecryptable: (roomId, envelope) => this.keys.undecryptable(roomId, envelope),
+      cache: decryptedCache,
+    });
     this.rooms = new RoomEncryptor(machine, http, {
       flush: () => this.flushOutgoing(),
       processor: this.outgoing,
@@ -94,7 +105,7 @@ export class CryptoAccount {
     }
     const http = new MatrixHttp(options.baseUrl, options.accessToken, options.fetchFn);
     const { baseUrl, userId, deviceId } = options;
-    return new CryptoAccount({ baseUrl, userId, deviceId }, machine, http, options.mediaKeyStore);
+    return new CryptoAccount({ baseUrl, userId, deviceId }, machine, http, options.mediaKeyStore, options.decryptedCache);
   }
 
   /** The device's ed25519 key (unpadded base64), as Element shows the "session key". */
@@ -124,7 +135,11 @@ export class CryptoAccount {
   async processSync(body: string): Promise<string> {
     const sync = parseObject(body);
     if (!sync) return body;
-    const result = await this.queue.run(() => this.syncs.process(sync));
+    const result = await this.queue.run(async () => {
+      const processed = await this.syncs.process(sync);
+      await this.keys.heal(this.decryptor, processed);
+      return processed;
+    });
     return serializeOr(result, body);
   }
 
@@ -203,7 +218,10 @@ export class CryptoAccount {
 
   /** Runs the outgoing-request loop on the account queue (after a sync was answered). */
   flushOutgoingQueued(): Promise<void> {
-    return this.queue.run(() => this.flushOutgoingNow());
+    return this.queue.run(async () => {
+      await this.flushOutgoingNow();
+      await this.keys.afterSync();
+    });
   }
 
   private flushOutgoingNow(): Promise<void> {

@@ -7,6 +7,7 @@ import {
   ShieldStateCode,
   TrustRequirement,
 } from '@matrix-org/matrix-sdk-crypto-wasm';
+import { DecryptedEventCache } from './decrypted-cache.js';
 import type { MediaKeyRing } from './media-keys.js';
 
 /** A room event as it travels in client-server API bodies. */
@@ -66,6 +67,11 @@ export class RoomEventDecryptor {
     private readonly machine: OlmMachine,
     /** Learns the keys of encrypted files in decrypted content and exposes them to the client. */
     private readonly media?: MediaKeyRing,
+    /** Late keys (issue 5): told of events that lack their key; decryptions already made. */
+    private readonly late: {
+      onUndecryptable?: (roomId: string, envelope: RoomEvent) => void;
+      cache?: DecryptedEventCache;
+    } = {},
   ) {}
 
   /** Reports an `m.room.redaction` (`redacts` at the top level, or in content from room v11). */
@@ -81,7 +87,29 @@ export class RoomEventDecryptor {
     }
   }
 
+  /** Hands a genuinely decrypted event to the listeners, then returns it. */
+  private deliver(roomId: string, event: RoomEvent): RoomEvent {
+    for (const listener of this.listeners) {
+      try {
+        listener(roomId, event);
+      } catch (error) {
+        console.warn('Kirjava: a decryption listener failed', error);
+      }
+    }
+    return event;
+  }
+
   async decrypt(roomId: string, envelope: RoomEvent): Promise<RoomEvent> {
+    const cacheId = this.late.cache && DecryptedEventCache.idOf(roomId, envelope);
+    const cached = cacheId ? await this.late.cache!.get(cacheId) : undefined;
+    if (cached && !this.replays.check(envelope)) {
+      return this.deliver(roomId, {
+        ...envelope,
+        type: cached.type,
+        content: exposeMedia(this.media, withRelation(cached.content, envelope.content)),
+        unsigned: { ...(envelope.unsigned ?? {}), [ENCRYPTION_INFO_KEY]: { ...cached.info, cached: true } },
+      });
+    }
     try {
       const decrypted = await this.machine.decryptRoomEvent(
         JSON.stringify(envelope),
@@ -113,25 +141,20 @@ export class RoomEventDecryptor {
           { ...info, decrypted: false, replay_of: replayOf },
         );
       }
-      const event: RoomEvent = {
+      const type = typeof plaintext.type === 'string' ? plaintext.type : 'm.room.message';
+      if (cacheId) this.late.cache!.put(cacheId, { type, content: withRelation(plaintext.content, undefined), info });
+      return this.deliver(roomId, {
         ...envelope,
-        type: typeof plaintext.type === 'string' ? plaintext.type : 'm.room.message',
+        type,
         content: exposeMedia(this.media, withRelation(plaintext.content, envelope.content)),
         unsigned: { ...(envelope.unsigned ?? {}), [ENCRYPTION_INFO_KEY]: info },
-      };
-      for (const listener of this.listeners) {
-        try {
-          listener(roomId, event);
-        } catch (error) {
-          console.warn('Kirjava: a decryption listener failed', error);
-        }
-      }
-      return event;
+      });
     } catch (error) {
       const code = (error as { code?: DecryptionErrorCode }).code;
       const reason =
         (code !== undefined && REASONS[code]) ||
         `it could not be decrypted (${(error as Error)?.message ?? String(error)})`;
+      this.late.onUndecryptable?.(roomId, envelope);
       return notice(envelope, `** Unable to decrypt: ${reason}. **`, {
         decrypted: false,
         error_code: code === undefined ? 'UnableToDecrypt' : DecryptionErrorCode[code],

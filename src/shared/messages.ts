@@ -97,6 +97,11 @@ export interface UiRequests {
   searchIndexStatus: { request: { accountId: string }; reply: SearchIndexStatus };
   /** Starts indexing the history of the account's encrypted rooms ("Index history for search"). */
   searchIndexHistory: { request: { accountId: string }; reply: SearchIndexStatus };
+  /** Keys that follow the user (issue 5); see src/background/keys-service.ts. */
+  'keys-status': { request: { accountId: string }; reply: KeysStatusReply };
+  'keys-recover': { request: { accountId: string; secret: string }; reply: KeysRecoverReply };
+  'keys-import': { request: { accountId: string; file: string; passphrase: string }; reply: KeysCountReply };
+  'keys-export': { request: { accountId: string; passphrase: string }; reply: KeysExportReply };
 }
 
 /** The search index of one account, as the popup shows it. */
@@ -112,6 +117,35 @@ export interface SearchIndexStatus {
     /** What went wrong and what the user can do, when state is 'failed'. */
     error?: string;
   };
+}
+
+/** A key task under way for an account: what, and how far ("N of M keys"). */
+export interface KeysProgressView {
+  task: 'recovery' | 'import' | 'export';
+  done: number;
+  total: number;
+}
+
+export interface KeysStatusReply {
+  progress: KeysProgressView | null;
+  /** Kirjava uploads its room keys to this backup version; null when not enabled. */
+  backupVersion: string | null;
+}
+
+export interface KeysCountReply {
+  imported: number;
+  total: number;
+}
+
+export interface KeysRecoverReply extends KeysCountReply {
+  crossSigned: boolean;
+  backupVersion: string | null;
+}
+
+export interface KeysExportReply {
+  /** The key file's text (`-----BEGIN MEGOLM SESSION DATA-----`). */
+  file: string;
+  count: number;
 }
 
 export type UiKind = keyof UiRequests;

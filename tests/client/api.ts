@@ -12,6 +12,8 @@ export interface TimelineEntry {
   msgtype: string | undefined;
   /** The SDK's send status for local echoes (`sending`, `sent`, ...); null once the server sent it back. */
   status: string | null;
+  /** Present once an edit (`m.replace`) replaced the event: the body it was first shown with. */
+  originalBody?: string;
 }
 
 export interface Session {

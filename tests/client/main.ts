@@ -38,6 +38,7 @@ function summarize(event: MatrixEvent): TimelineEntry {
     body: typeof content.body === 'string' ? content.body : undefined,
     msgtype: typeof content.msgtype === 'string' ? content.msgtype : undefined,
     status: event.status ?? null,
+    ...(event.replacingEvent() ? { originalBody: String(event.getOriginalContent().body) } : {}),
   };
 }
 

@@ -114,4 +114,45 @@ describe('SyncSplice (the hook sends the worker only its part of a /sync)', () =
   it('leaves bodies that are not a JSON object to the worker whole', () => {
     for (const text of ['', '[]', 'null', '{"a":', '"s"']) assert.equal(SyncSplice.of(text), undefined);
   });
+
+  it('appends the events the worker adds (edits that heal earlier notices), also for rooms this sync did not carry', () => {
+    const body = { next_batch: 's2', to_device: { events: [] }, rooms: { join: { [ROOM]: { timeline: { events: [pool[0]] } } } } };
+    const splice = SyncSplice.of(JSON.stringify(body))!;
+    const heal = (id: string) => ({ event_id: id, type: 'm.room.message', sender: ALICE, content: { body: '* healed' } });
+    const answer = {
+      rooms: {
+        join: {
+          [ROOM]: { timeline: { events: [{ ...pool[0], type: 'm.room.message' }, heal('$h1')] } },
+          [OTHER_ROOM]: { timeline: { events: [heal('$h2')] } },
+        },
+      },
+    };
+    const merged = splice.merge(JSON.stringify(answer)) as Json;
+    assert.deepEqual(merged.rooms.join[ROOM].timeline.events.map((e: Json) => [e.event_id, e.type]), [
+      [pool[0].event_id, 'm.room.message'],
+      ['$h1', 'm.room.message'],
+    ]);
+    assert.deepEqual(merged.rooms.join[OTHER_ROOM].timeline.events.map((e: Json) => e.event_id), ['$h2']);
+  });
+
+  it("sends an encrypted room's counts and receipts along and puts the worker's highlight count back", () => {
+    const encrypted = new Set<string>([ROOM]);
+    const receipt = { type: 'm.receipt', content: {} };
+    const body = {
+      rooms: {
+        join: {
+          [ROOM]: { timeline: { events: [] }, ephemeral: { events: [receipt, { type: 'm.typing', content: {} }] }, unread_notifications: { highlight_count: 0, notification_count: 2 } },
+          [OTHER_ROOM]: { timeline: { events: [] }, unread_notifications: { highlight_count: 0, notification_count: 1 } },
+        },
+      },
+    };
+    const splice = SyncSplice.of(JSON.stringify(body), encrypted)!;
+    const part = JSON.parse(splice.part);
+    assert.deepEqual(Object.keys(part.rooms.join), [ROOM], 'an unencrypted room with nothing encrypted went to the worker');
+    assert.deepEqual(part.rooms.join[ROOM].ephemeral.events, [receipt]);
+    const answer = { rooms: { join: { [ROOM]: { ...part.rooms.join[ROOM], unread_notifications: { highlight_count: 1, notification_count: 2 } } } } };
+    const merged = splice.merge(JSON.stringify(answer)) as Json;
+    assert.deepEqual(merged.rooms.join[ROOM].unread_notifications, { highlight_count: 1, notification_count: 2 });
+    assert.deepEqual(merged.rooms.join[OTHER_ROOM].unread_notifications, { highlight_count: 0, notification_count: 1 });
+  });
 });

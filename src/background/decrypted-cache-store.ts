@@ -1,0 +1,40 @@
+/**
+ * The decrypted-event cache's IndexedDB store (Dexie), one database per account next to
+ * its crypto store. It holds sealed entries only: see src/crypto/decrypted-cache.ts.
+ */
+import Dexie, { type Table } from 'dexie';
+import type { SealedEntry, SealedStore } from '../crypto/decrypted-cache.js';
+
+class CacheDatabase extends Dexie {
+  entries!: Table<SealedEntry, string>;
+
+  constructor(name: string) {
+    super(name);
+    this.version(1).stores({ entries: 'id, at' });
+  }
+}
+
+export class DexieSealedStore implements SealedStore {
+  private readonly db: CacheDatabase;
+
+  constructor(name: string) {
+    this.db = new CacheDatabase(name);
+  }
+
+  getMany(ids: string[]) {
+    return this.db.entries.bulkGet(ids);
+  }
+
+  async putMany(entries: SealedEntry[]) {
+    await this.db.entries.bulkPut(entries);
+  }
+
+  count() {
+    return this.db.entries.count();
+  }
+
+  async dropOldest(n: number) {
+    const keys = await this.db.entries.orderBy('at').limit(n).primaryKeys();
+    await this.db.entries.bulkDelete(keys);
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * The popup's key management requests (issue 5): recovery with the recovery key or
+ * passphrase, key file import and export, and the progress of the task under way.
+ */
+import type { AccountRegistry } from './accounts.js';
+import { onUiRequest } from './ui-router.js';
+
+export function registerKeysService(registry: AccountRegistry): void {
+  onUiRequest('keys-status', async ({ accountId }) => {
+    const account = await registry.forAccount(accountId);
+    const progress = account.keys.progress;
+    return { progress: progress && { ...progress }, backupVersion: account.keys.backup.version };
+  });
+
+  onUiRequest('keys-recover', async ({ accountId, secret }) => {
+    const account = await registry.forAccount(accountId);
+    return account.keys.recover(secret);
+  });
+
+  onUiRequest('keys-import', async ({ accountId, file, passphrase }) => {
+    const account = await registry.forAccount(accountId);
+    return account.keys.importKeyFile(file, passphrase);
+  });
+
+  onUiRequest('keys-export', async ({ accountId, passphrase }) => {
+    const account = await registry.forAccount(accountId);
+    return account.keys.exportKeyFile(passphrase);
+  });
+}

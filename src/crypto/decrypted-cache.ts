@@ -1,0 +1,175 @@
+/**
+ * The decrypted-event cache: history the client loads again (a reload, scrolling back over
+ * the same page) is not decrypted a second time (≈ 300 µs per event, DESIGN.md §4).
+ *
+ * Entries are sealed with AES-256-GCM under a key derived from the account's store
+ * passphrase, so the plaintext is encrypted at rest like the crypto store itself, and the
+ * backend only ever sees ciphertext. An entry is keyed by room, event id and the tail of
+ * the megolm ciphertext (its signature), so an envelope that differs from the one that was
+ * decrypted misses the cache and goes to the machine. The shield state is the one of the
+ * first decryption; `cached: true` under the encryption info says so. Bounded: the oldest
+ * entries go when the backend holds more than `limit`.
+ */
+
+/** Where sealed entries live: IndexedDB (Dexie) in the browser, memory in Node tests. */
+export interface SealedStore {
+  getMany(ids: string[]): Promise<(SealedEntry | undefined)[]>;
+  putMany(entries: SealedEntry[]): Promise<void>;
+  count(): Promise<number>;
+  /** Removes the `n` entries with the smallest `at`. */
+  dropOldest(n: number): Promise<void>;
+}
+
+export interface SealedEntry {
+  id: string;
+  iv: Uint8Array;
+  data: Uint8Array;
+  /** When it was stored (ms); the oldest go first. */
+  at: number;
+}
+
+/** What is kept of a decrypted event: enough to rebuild it from its envelope. */
+export interface CachedDecryption {
+  type: string;
+  content: Record<string, unknown>;
+  info: Record<string, unknown>;
+}
+
+export const DEFAULT_CACHE_LIMIT = 20_000;
+
+export class DecryptedEventCache {
+  private pendingGets = new Map<string, ((value: CachedDecryption | undefined) => void)[]>();
+  private pendingPuts: { id: string; value: CachedDecryption }[] = [];
+  private flushTimer: ReturnType<typeof setTimeout> | undefined;
+  private writes = 0;
+
+  private constructor(
+    private readonly key: CryptoKey,
+    private readonly store: SealedStore,
+    private readonly limit: number,
+  ) {}
+
+  /** A cache whose entries are sealed under a key derived (HKDF-SHA-256) from `secret`. */
+  static async create(secret: string, store: SealedStore, limit = DEFAULT_CACHE_LIMIT): Promise<DecryptedEventCache> {
+    const subtle = globalThis.crypto.subtle;
+    const base = await subtle.importKey('raw', new TextEncoder().encode(secret), 'HKDF', false, ['deriveKey']);
+    const key = await subtle.deriveKey(
+      { name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(32), info: new TextEncoder().encode('io.kirjava.decrypted-event-cache') },
+      base,
+      { name: 'AES-GCM', length: 256 },
+      false,
+      ['encrypt', 'decrypt'],
+    );
+    return new DecryptedEventCache(key, store, limit);
+  }
+
+  /** The cache id of an encrypted envelope, or undefined when it cannot be cached. */
+  static idOf(roomId: string, envelope: { event_id?: unknown; sender?: unknown; content?: Record<string, unknown> }): string | undefined {
+    const ciphertext = envelope.content?.ciphertext;
+    if (typeof envelope.event_id !== 'string' || typeof ciphertext !== 'string' || ciphertext.length < 64) return undefined;
+    return `${roomId}|${envelope.event_id}|${String(envelope.sender)}|${ciphertext.length}|${ciphertext.slice(-86)}`;
+  }
+
+  /** Looks up one entry; lookups made in the same tick go to the store together. */
+  get(id: string): Promise<CachedDecryption | undefined> {
+    return new Promise((resolve) => {
+      const waiting = this.pendingGets.get(id);
+      if (waiting) waiting.push(resolve);
+      else this.pendingGets.set(id, [resolve]);
+      if (this.pendingGets.size === 1 && waiting === undefined) setTimeout(() => void this.flushGets(), 0);
+    });
+  }
+
+  /** Remembers a decryption; writes are batched. */
+  put(id: string, value: CachedDecryption): void {
+    this.pendingPuts.push({ id, value });
+    this.flushTimer ??= setTimeout(() => void this.flushPuts(), 50);
+  }
+
+  /** Writes what is pending now (tests, and before the worker may stop). */
+  async flush(): Promise<void> {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    await this.flushPuts();
+  }
+
+  private async flushGets(): Promise<void> {
+    const batch = this.pendingGets;
+    this.pendingGets = new Map();
+    const ids = [...batch.keys()];
+    let found: (SealedEntry | undefined)[] = [];
+    try {
+      found = await this.store.getMany(ids);
+    } catch (error) {
+      console.warn('Kirjava: decrypted-event cache unreadable; decrypting instead', error);
+    }
+    await Promise.all(
+      ids.map(async (id, i) => {
+        const value = found[i] ? await this.open(found[i]!).catch(() => undefined) : undefined;
+        for (const resolve of batch.get(id)!) resolve(value);
+      }),
+    );
+  }
+
+  private async flushPuts(): Promise<void> {
+    this.flushTimer = undefined;
+    const batch = this.pendingPuts.splice(0);
+    if (batch.length === 0) return;
+    try {
+      const now = Date.now();
+      await this.store.putMany(await Promise.all(batch.map(({ id, value }) => this.seal(id, value, now))));
+      this.writes += batch.length;
+      // Counting costs a transaction: check the bound every so often, not on every write.
+      if (this.writes >= Math.max(1, Math.floor(this.limit / 10))) {
+        this.writes = 0;
+        const excess = (await this.store.count()) - this.limit;
+        if (excess > 0) await this.store.dropOldest(excess);
+      }
+    } catch (error) {
+      console.warn('Kirjava: could not write the decrypted-event cache', error);
+    }
+  }
+
+  private async seal(id: string, value: CachedDecryption, at: number): Promise<SealedEntry> {
+    const iv = globalThis.crypto.getRandomValues(new Uint8Array(12));
+    const data = new Uint8Array(
+      await globalThis.crypto.subtle.encrypt(
+        // The id is bound as associated data: an entry moved to another id does not open.
+        { name: 'AES-GCM', iv, additionalData: new TextEncoder().encode(id) },
+        this.key,
+        new TextEncoder().encode(JSON.stringify(value)),
+      ),
+    );
+    return { id, iv, data, at };
+  }
+
+  private async open(entry: SealedEntry): Promise<CachedDecryption> {
+    const plaintext = await globalThis.crypto.subtle.decrypt(
+      { name: 'AES-GCM', iv: entry.iv as BufferSource, additionalData: new TextEncoder().encode(entry.id) },
+      this.key,
+      entry.data as BufferSource,
+    );
+    return JSON.parse(new TextDecoder().decode(plaintext)) as CachedDecryption;
+  }
+}
+
+/** The in-memory store (Node tests; a browser without IndexedDB). */
+export class MemorySealedStore implements SealedStore {
+  readonly entries = new Map<string, SealedEntry>();
+
+  async getMany(ids: string[]) {
+    return ids.map((id) => this.entries.get(id));
+  }
+
+  async putMany(entries: SealedEntry[]) {
+    for (const entry of entries) this.entries.set(entry.id, entry);
+  }
+
+  async count() {
+    return this.entries.size;
+  }
+
+  async dropOldest(n: number) {
+    const oldest = [...this.entries.values()].sort((a, b) => a.at - b.at).slice(0, n);
+    for (const entry of oldest) this.entries.delete(entry.id);
+  }
+}

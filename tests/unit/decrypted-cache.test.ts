@@ -1,0 +1,102 @@
+/**
+ * The decrypted-event cache: Bob loads the same history twice; the second time comes from the
+ * cache (sealed at rest, bounded), and an envelope that is not the one decrypted is not served
+ * from it.
+ */
+import assert from 'node:assert/strict';
+import { afterEach, describe, it } from 'node:test';
+import { CryptoAccount } from '../../src/crypto/account.js';
+import { DecryptedEventCache, MemorySealedStore } from '../../src/crypto/decrypted-cache.js';
+import { ENCRYPTION_INFO_KEY } from '../../src/crypto/event-decryptor.js';
+import { FakeHomeserver } from './fake-homeserver.js';
+
+type Json = Record<string, any>;
+
+const ALICE = '@alice:example.test';
+const BOB = '@bob:example.test';
+const ROOM = '!secret:example.test';
+
+const opened: CryptoAccount[] = [];
+afterEach(() => {
+  for (const account of opened.splice(0)) account.close();
+});
+
+async function givenHistory(count: number, limit?: number) {
+  const hs = new FakeHomeserver();
+  const store = new MemorySealedStore();
+  const cache = await DecryptedEventCache.create('the account store passphrase', store, limit);
+  const open = async (userId: string, deviceId: string, decryptedCache?: DecryptedEventCache) => {
+    const account = await CryptoAccount.open({
+      baseUrl: hs.baseUrl, userId, deviceId, accessToken: hs.login(userId, deviceId), fetchFn: hs.fetchFn, decryptedCache,
+    });
+    opened.push(account);
+    await account.claimDevice();
+    return account;
+  };
+  const alice = await open(ALICE, 'ALICEDEV');
+  const bob = await open(BOB, 'BOBDEV', cache);
+  hs.setEncrypted(ROOM);
+  hs.setMembership(ROOM, ALICE, 'join');
+  hs.setMembership(ROOM, BOB, 'join');
+  const chunk: Json[] = [];
+  for (let i = 0; i < count; i++) {
+    const decision = await alice.prepareSend(ROOM, 'm.room.message', JSON.stringify({ msgtype: 'm.text', body: `Secret number ${i}` }));
+    if (decision === 'passthrough') throw new Error('sent in the clear');
+    chunk.push(hs.event(ROOM, ALICE, 'm.room.encrypted', JSON.parse(decision.body)));
+  }
+  // Bob receives the room key with a sync.
+  await bob.processSync(hs.syncFor(BOB, 'BOBDEV'));
+  const load = async (events: Json[]) => {
+    const started = performance.now();
+    const body = JSON.parse(await bob.processHistory(ROOM, JSON.stringify({ chunk: events })));
+    return { events: body.chunk as Json[], ms: performance.now() - started };
+  };
+  return { store, cache, chunk, load };
+}
+
+describe('Decrypted-event cache', () => {
+  it('history loaded a second time comes from the cache, with the same plaintext', async () => {
+    const { cache, chunk, load } = await givenHistory(200);
+    const first = await load(chunk);
+    await cache.flush();
+    const second = await load(chunk);
+
+    assert.deepEqual(second.events.map((e) => e.content.body), chunk.map((_, i) => `Secret number ${i}`));
+    assert.ok(first.events.every((e) => e.unsigned[ENCRYPTION_INFO_KEY].cached === undefined));
+    assert.ok(second.events.every((e) => e.unsigned[ENCRYPTION_INFO_KEY].cached === true));
+    assert.deepEqual(second.events.map((e) => e.event_id), chunk.map((e) => e.event_id));
+    console.log(`  200 events: decrypted in ${first.ms.toFixed(0)} ms, from the cache in ${second.ms.toFixed(0)} ms`);
+  });
+
+  it('entries are sealed at rest: no plaintext in the store', async () => {
+    const { store, cache, chunk, load } = await givenHistory(3);
+    await load(chunk);
+    await cache.flush();
+    assert.equal(store.entries.size, 3);
+    for (const entry of store.entries.values()) {
+      assert.ok(!Buffer.from(entry.data).toString('latin1').includes('Secret number'));
+      assert.ok(!entry.id.includes('Secret'));
+    }
+  });
+
+  it("an envelope that is not the one decrypted (another event's ciphertext under this id) is not served from the cache", async () => {
+    const { cache, chunk, load } = await givenHistory(2);
+    await load(chunk);
+    await cache.flush();
+    const forged = { ...chunk[0], content: { ...chunk[0]!.content, ciphertext: chunk[1]!.content.ciphertext } };
+    const [event] = (await load([forged])).events;
+    assert.notEqual(event!.unsigned[ENCRYPTION_INFO_KEY].cached, true);
+    assert.notEqual(event!.content.body, 'Secret number 0');
+  });
+
+  it('is bounded: the oldest entries go', async () => {
+    const { store, cache, chunk, load } = await givenHistory(25, 10);
+    for (const event of chunk) {
+      await load([event]);
+      await cache.flush();
+    }
+    assert.ok(store.entries.size <= 10, `${store.entries.size} entries kept`);
+    const kept = [...store.entries.keys()].map((id) => id.split('|')[1]);
+    assert.ok(kept.includes(chunk.at(-1)!.event_id), 'the newest entry was dropped');
+  });
+});
