@@ -43,6 +43,8 @@ export class AccountUnusableError extends Error {}
 export class AccountRegistry {
   private readonly open = new Map<string, Promise<CryptoAccount>>();
   private readonly byToken = new Map<string, Promise<CryptoAccount>>();
+  /** Called with (account id, account) each time an account's machine is opened. */
+  readonly opened = new Set<(id: string, account: CryptoAccount) => void>();
 
   /** The account a page request's token belongs to, discovering it if needed. */
   forToken(baseUrl: string, token: string): Promise<CryptoAccount> {
@@ -190,6 +192,7 @@ export class AccountRegistry {
       // Keys may not have reached the server before a worker stop: the machine knows.
       await account.flushOutgoingQueued();
     }
+    for (const listener of this.opened) listener(key, account);
     return account;
   }
 

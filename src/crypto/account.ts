@@ -5,6 +5,8 @@ import { OutgoingRequestProcessor } from './outgoing.js';
 import { RoomEncryptor } from './room-encryptor.js';
 import { SerialQueue } from './serial-queue.js';
 import { SyncDecryptor, decryptHistory, isObject } from './sync-decryptor.js';
+import { DeviceTrust } from './device-trust.js';
+import { VerificationFlows } from './verification.js';
 
 export interface AccountIdentity {
   baseUrl: string;
@@ -49,6 +51,12 @@ export class CryptoAccount {
   private readonly rooms: RoomEncryptor;
   private readonly syncs: SyncDecryptor;
   private flushing: Promise<void> | undefined;
+  /** The account's devices and the user's trust decisions about them. */
+  readonly devices: DeviceTrust;
+  /** Interactive verifications (SAS, QR) and cross-signing secrets. */
+  readonly verifications: VerificationFlows;
+  /** Called after each processed sync (e.g. to update the badge); errors are only logged. */
+  readonly afterSync = new Set<() => Promise<void> | void>();
 
   private constructor(
     readonly identity: AccountIdentity,
@@ -62,6 +70,13 @@ export class CryptoAccount {
       processor: this.outgoing,
     });
     this.syncs = new SyncDecryptor(machine, this.decryptor, this.rooms);
+    const run = <T>(job: () => Promise<T>) => this.queue.run(job);
+    this.devices = new DeviceTrust(machine, run);
+    this.verifications = new VerificationFlows(machine, {
+      run,
+      send: (request) => this.outgoing.send(request),
+      flush: () => this.flushOutgoingQueued(),
+    });
   }
 
   static async open(options: OpenOptions): Promise<CryptoAccount> {
@@ -105,6 +120,12 @@ export class CryptoAccount {
     const sync = parseObject(body);
     if (!sync) return body;
     const result = await this.queue.run(() => this.syncs.process(sync));
+    await this.verifications.advance().catch((error) => console.warn('Kirjava: verification step failed', error));
+    for (const listener of this.afterSync) {
+      Promise.resolve()
+        .then(listener)
+        .catch((error) => console.warn('Kirjava: after-sync listener failed', error));
+    }
     return serializeOr(result, body);
   }
 

@@ -74,6 +74,21 @@ export interface AccountView {
  */
 export interface UiRequests {
   accounts: { request: {}; reply: AccountsReply };
+  // Issue 4: devices, trust and verification (src/background/verification-service.ts).
+  devices: { request: { accountId: string }; reply: { devices: DeviceView[] } };
+  'device-trust': {
+    request: { accountId: string; userId: string; deviceId: string; action: DeviceTrustAction };
+    reply: { device: DeviceView };
+  };
+  verifications: { request: { accountId: string }; reply: VerificationsReply };
+  'verification-start': {
+    request: { accountId: string; userId: string; deviceId: string };
+    reply: { verification: VerificationView };
+  };
+  'verification-action': {
+    request: { accountId: string; userId: string; flowId: string; action: VerificationAction };
+    reply: { verification: VerificationView | null };
+  };
 }
 
 export type UiKind = keyof UiRequests;
@@ -83,6 +98,91 @@ export type UiReply<K extends UiKind = UiKind> = UiRequests[K]['reply'] | UiErro
 /** A UI request the worker could not carry out; `error` says what the user can do. */
 export interface UiErrorReply {
   error: string;
+}
+
+/** How far the account trusts a device, most decisive first. */
+export type DeviceTrustState = 'blacklisted' | 'verified' | 'cross-signed' | 'trusted-locally' | 'unverified';
+
+/** The user's decisions about a device, as pantalaimon's panctl offered them. */
+export type DeviceTrustAction = 'verify' | 'unverify' | 'blacklist' | 'unblacklist' | 'trust-locally';
+
+export interface DeviceView {
+  userId: string;
+  deviceId: string;
+  displayName: string | null;
+  /** The device's ed25519 key (unpadded base64): its fingerprint. */
+  ed25519: string | null;
+  trust: DeviceTrustState;
+  /** One of the account's own other devices. */
+  own: boolean;
+}
+
+/** Where an interactive verification (SAS or QR) stands, as the popup shows it. */
+export type VerificationStage =
+  /** The other side asked; the user may accept or decline. */
+  | 'incoming'
+  /** We asked; waiting for the other side to accept. */
+  | 'requested'
+  /** Both sides are ready; emoji or QR can start. */
+  | 'ready'
+  /** Emoji verification started; waiting for the other side's key. */
+  | 'sas-started'
+  /** The emoji are there to compare. */
+  | 'sas-compare'
+  /** We confirmed the emoji; waiting for the other side. */
+  | 'sas-confirmed'
+  /** The popup shows a QR code; waiting for the other device to scan it. */
+  | 'qr-shown'
+  /** The other device scanned our QR code: the user confirms it shows success. */
+  | 'qr-scanned'
+  | 'done'
+  | 'cancelled';
+
+export type VerificationAction =
+  | 'accept'
+  | 'start-sas'
+  | 'show-qr'
+  | 'confirm'
+  | 'mismatch'
+  | 'confirm-scan'
+  | 'cancel'
+  | 'dismiss';
+
+export interface VerificationView {
+  flowId: string;
+  otherUserId: string;
+  otherDeviceId: string | null;
+  /** In-room verification (another user, in an encrypted DM); null for to-device. */
+  roomId: string | null;
+  selfVerification: boolean;
+  weStarted: boolean;
+  stage: VerificationStage;
+  /** The seven emoji to compare, with their English names (spec "SAS method: emoji"). */
+  emoji: { symbol: string; name: string }[] | null;
+  /** The QR code to draw (stage 'qr-shown'): `size`² modules, row-major, '1' is dark. */
+  qr: { size: number; modules: string } | null;
+  /** The same QR code's payload, base64 (what a scanner reads). */
+  qrBytes: string | null;
+  /** Why it was cancelled, and by whom, when stage is 'cancelled'. */
+  cancelReason: string | null;
+  cancelledByUs: boolean;
+}
+
+export interface CrossSigningView {
+  /** Our own user identity is known and verified from this device. */
+  identityVerified: boolean;
+  /** Whether the owner signed this device (it shows as verified in Element). */
+  deviceSignedByOwner: boolean;
+  hasMaster: boolean;
+  hasSelfSigning: boolean;
+  hasUserSigning: boolean;
+  /** The key backup decryption key arrived (`m.megolm_backup.v1`). */
+  hasBackupKey: boolean;
+}
+
+export interface VerificationsReply {
+  verifications: VerificationView[];
+  crossSigning: CrossSigningView;
 }
 
 export interface AccountsReply {
