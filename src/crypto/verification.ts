@@ -40,6 +40,11 @@ export class VerificationFlows {
   private readonly dismissed = new Set<string>();
   /** Users with an in-room request, besides the tracked ones. */
   private readonly roomPeers = new Set<string>();
+  /**
+   * The last view of every flow: the machine forgets finished requests at the next sync
+   * (garbage collection), but the user must still see how it ended.
+   */
+  private readonly remembered = new Map<string, VerificationView>();
   private secretsRequested = false;
   private backupKeyReceived = false;
 
@@ -63,10 +68,20 @@ export class VerificationFlows {
   /** Every verification the user has not dismissed, newest state of each. */
   async list(): Promise<VerificationView[]> {
     return this.host.run(async () => {
-      const views: VerificationView[] = [];
+      const live = new Set<string>();
       for (const request of await this.requests()) {
-        if (this.dismissed.has(request.flowId)) continue;
-        views.push(view(request));
+        live.add(request.flowId);
+        this.remember(view(request));
+      }
+      const views: VerificationView[] = [];
+      for (const [flowId, last] of this.remembered) {
+        if (this.dismissed.has(flowId)) continue;
+        if (live.has(flowId) || last.stage === 'done' || last.stage === 'cancelled') {
+          views.push(last);
+        } else {
+          // Gone from the machine before it finished: it timed out.
+          views.push({ ...last, stage: 'cancelled', emoji: null, qr: null, qrBytes: null, cancelReason: 'The verification timed out', cancelledByUs: false });
+        }
       }
       return views;
     });
@@ -87,7 +102,7 @@ export class VerificationFlows {
       if (!device) throw new Error(`Kirjava does not know the device ${deviceId} of ${userId}: refresh the device list`);
       const [request, toDevice] = device.requestVerification(METHODS);
       await this.host.send(toDevice);
-      return view(request);
+      return this.remember({ ...view(request), otherDeviceId: deviceId });
     });
   }
 
@@ -95,13 +110,14 @@ export class VerificationFlows {
   async act(userId: string, flowId: string, action: VerificationAction): Promise<VerificationView | null> {
     if (action === 'dismiss') {
       this.dismissed.add(flowId);
+      this.remembered.delete(flowId);
       return null;
     }
     const result = await this.host.run(async () => {
       const request = this.machine.getVerificationRequest(new UserId(userId), flowId);
       if (!request) throw new Error('This verification is over (it timed out or the worker restarted): start a new one');
       await this.perform(request, action);
-      return view(request);
+      return this.remember(view(request));
     });
     await this.advance();
     return result;
@@ -112,6 +128,7 @@ export class VerificationFlows {
     const requestSecrets = await this.host.run(async () => {
       let selfVerified = false;
       for (const request of await this.requests()) {
+        this.remember(view(request));
         const verification = request.getVerification();
         // The other side started emoji on a request the user accepted (or made): accept it.
         if (verification instanceof Sas && !verification.weStarted() && !verification.hasBeenAccepted() && !verification.isCancelled()) {
@@ -180,6 +197,14 @@ export class VerificationFlows {
         }
         return this.sendMaybe(request.cancel());
     }
+  }
+
+  /** Keeps the flow's latest view; the other device's id stays once known (the library drops it at the end). */
+  private remember(latest: VerificationView): VerificationView {
+    const known = this.remembered.get(latest.flowId)?.otherDeviceId ?? null;
+    const merged = latest.otherDeviceId === null && known !== null ? { ...latest, otherDeviceId: known } : latest;
+    this.remembered.set(latest.flowId, merged);
+    return merged;
   }
 
   private async sendMaybe(request: OutgoingRequest | undefined): Promise<void> {
