@@ -214,7 +214,7 @@ describe('Verification and trust from the popup', () => {
     await row.waitFor({ timeout: 20_000 });
 
     const incoming = nextIncomingRequest(peer);
-    await row.getByRole('button', { name: 'Verify with emoji' }).click();
+    await row.getByRole('button', { name: 'Start verification' }).click();
     const request = await incoming;
     assert.equal(request.isSelfVerification, true);
     await request.accept();
@@ -266,6 +266,38 @@ describe('Verification and trust from the popup', () => {
 
     await assertCrossSigned(peer, alice.userId, deviceId);
     await assertSecretsArrive(card);
+  });
+
+  it('QR: the popup shows a QR code, the peer scans it (its bytes), the user confirms the peer’s success in the popup, and the verification completes on both sides', story, async () => {
+    const alice = await newUser('alice');
+    const { deviceId } = await givenKirjavaDevice(alice);
+    const peer = await givenPeer(alice);
+    await givenCrossSigning(peer, alice);
+    await peerKnowsDevice(peer, alice.userId, deviceId);
+    const { page, card } = await openPopupCard(alice.userId);
+    const row = deviceRow(card, alice.userId, peer.deviceId);
+    await row.waitFor({ timeout: 20_000 });
+
+    const incoming = nextIncomingRequest(peer);
+    await row.getByRole('button', { name: 'Start verification' }).click();
+    const request = await incoming;
+    await request.accept();
+    const flow = flowGroup(card, peer.deviceId);
+    await flow.getByRole('button', { name: 'Show QR code' }).click({ timeout: 20_000 });
+    const code = flow.getByRole('img', { name: 'QR code for verification' });
+    await code.waitFor();
+    await screenshot(page, 'verification-qr');
+    const bytes = Buffer.from((await code.getAttribute('data-qr-bytes'))!, 'base64');
+    assert.equal(bytes.subarray(0, 6).toString('latin1'), 'MATRIX', 'the QR payload starts with MATRIX (spec "QR code format")');
+    // The drawn code has the library's modules: a square of dark and light cells.
+    assert.ok((await code.locator('rect[fill="#000"]').count()) > 100);
+
+    const verifier = await request.scanQRCode(new Uint8ClampedArray(bytes));
+    const verified = verifier.verify();
+    await flow.getByRole('button', { name: 'Yes, it succeeded' }).click({ timeout: 20_000 });
+    await verified;
+    await outcome(flow, 'Verified');
+    await assertCrossSigned(peer, alice.userId, deviceId);
   });
 
   it('“They don’t match”, a cancel on the peer and a decline in the popup each end the flow cleanly on both sides', story, async () => {
