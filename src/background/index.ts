@@ -9,11 +9,13 @@ import { AccountRegistry } from './accounts.js';
 import { failure, handlePageRequest, isServed } from './page-requests.js';
 import { handleUiRequest, onUiRequest } from './ui-router.js';
 import { registerVerificationService } from './verification-service.js';
+import { registerSharingService } from './sharing-service.js';
 
 const registry = new AccountRegistry();
 
 onUiRequest('accounts', async () => ({ accounts: await registry.views() }));
 registerVerificationService(registry);
+registerSharingService(registry);
 
 /** The popup and options pages (also when opened in a tab); never a content script. */
 const isOwnPage = (sender: Runtime.MessageSender) =>

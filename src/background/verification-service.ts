@@ -6,6 +6,7 @@
 import browser from 'webextension-polyfill';
 import type { CryptoAccount } from '../crypto/account.js';
 import type { AccountRegistry } from './accounts.js';
+import { openPopup, setBadgeCount } from './badge.js';
 import { onUiRequest } from './ui-router.js';
 
 const NOTIFICATION_PREFIX = 'kirjava-verification:';
@@ -76,19 +77,9 @@ async function onSynced(registry: AccountRegistry, account: CryptoAccount): Prom
   await updateBadge(registry);
 }
 
-/** The badge shows how many verifications wait for the user, across all open accounts. */
+/** The badge counts the verifications that wait for the user, across all open accounts. */
 async function updateBadge(_registry: AccountRegistry): Promise<void> {
   let pending = 0;
   for (const account of openAccounts) pending += await account.verifications.pendingCount().catch(() => 0);
-  await browser.action.setBadgeText({ text: pending > 0 ? String(pending) : '' });
-  if (pending > 0) await browser.action.setBadgeBackgroundColor({ color: '#c0392b' });
-}
-
-/** Opens the popup (Chrome 127+), or the popup page in a tab where that is not possible. */
-async function openPopup(): Promise<void> {
-  try {
-    await (chrome.action as unknown as { openPopup(): Promise<void> }).openPopup();
-  } catch {
-    await browser.tabs.create({ url: browser.runtime.getURL('src/popup/index.html') });
-  }
+  await setBadgeCount('verification', pending);
 }

@@ -7,6 +7,7 @@ import { SerialQueue } from './serial-queue.js';
 import { SyncDecryptor, decryptHistory, isObject } from './sync-decryptor.js';
 import { DeviceTrust } from './device-trust.js';
 import { VerificationFlows } from './verification.js';
+import { SendPolicy } from './sharing-policy.js';
 
 export interface AccountIdentity {
   baseUrl: string;
@@ -55,6 +56,8 @@ export class CryptoAccount {
   readonly devices: DeviceTrust;
   /** Interactive verifications (SAS, QR) and cross-signing secrets. */
   readonly verifications: VerificationFlows;
+  /** Who room keys go to; set `sendPolicy.decisions` to apply the user's sharing policy. */
+  readonly sendPolicy: SendPolicy;
   /** Called after each processed sync (e.g. to update the badge); errors are only logged. */
   readonly afterSync = new Set<() => Promise<void> | void>();
 
@@ -72,6 +75,7 @@ export class CryptoAccount {
     this.syncs = new SyncDecryptor(machine, this.decryptor, this.rooms);
     const run = <T>(job: () => Promise<T>) => this.queue.run(job);
     this.devices = new DeviceTrust(machine, run);
+    this.sendPolicy = new SendPolicy(machine, this.rooms, run);
     this.verifications = new VerificationFlows(machine, {
       run,
       send: (request) => this.outgoing.send(request),
@@ -140,11 +144,13 @@ export class CryptoAccount {
   /** Decides what a `PUT /rooms/{roomId}/send/{eventType}/{txnId}` must send instead. */
   async prepareSend(roomId: string, eventType: string, body: string): Promise<SendDecision> {
     if (eventType === 'm.room.encrypted') return 'passthrough';
+    // May wait for the user ('ask' policy): outside the queue, so syncs go on meanwhile.
+    const policy = await this.sendPolicy.approve(roomId);
     return this.queue.run(async () => {
       if (!(await this.rooms.isEncrypted(roomId))) return 'passthrough';
       const content = parseObject(body);
       if (!content) throw new MatrixApiError(400, 'M_NOT_JSON', 'Content must be a JSON object', 'send');
-      const encrypted = await this.rooms.encrypt(roomId, eventType, JSON.stringify(content));
+      const encrypted = await this.rooms.encrypt(roomId, eventType, JSON.stringify(content), policy);
       return { eventType: 'm.room.encrypted', body: encrypted };
     });
   }

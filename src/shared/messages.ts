@@ -81,6 +81,8 @@ export interface UiRequests {
     reply: { device: DeviceView };
   };
   verifications: { request: { accountId: string }; reply: VerificationsReply };
+  'send-questions': { request: {}; reply: { questions: SendQuestion[] } };
+  'send-answer': { request: { id: string; answer: 'send' | 'cancel' }; reply: {} };
   'verification-start': {
     request: { accountId: string; userId: string; deviceId: string };
     reply: { verification: VerificationView };
@@ -98,6 +100,34 @@ export type UiReply<K extends UiKind = UiKind> = UiRequests[K]['reply'] | UiErro
 /** A UI request the worker could not carry out; `error` says what the user can do. */
 export interface UiErrorReply {
   error: string;
+}
+
+/**
+ * With whom room keys are shared: every device not blacklisted (default, as Element), the
+ * same but asking first when unverified devices are present, or cross-signed devices only.
+ */
+export type SharingPolicy = 'all' | 'ask' | 'cross-signed';
+
+/** An account's key sharing choices, in `storage.local` under SHARING_KEY[accountId]. */
+export interface AccountSharing {
+  policy: SharingPolicy;
+  /** Per-room exceptions: room id → policy. */
+  rooms: Record<string, SharingPolicy>;
+  /** How long a send waits for "Send anyway" / "Cancel" before it fails. */
+  askTimeoutSeconds: number;
+}
+
+export const SHARING_KEY = 'sharing';
+export const DEFAULT_SHARING: AccountSharing = { policy: 'all', rooms: {}, askTimeoutSeconds: 120 };
+
+/** A send waiting for the user's answer ('ask' policy). */
+export interface SendQuestion {
+  id: string;
+  accountId: string;
+  roomId: string;
+  devices: DeviceView[];
+  /** When the send gives up, ms since the epoch. */
+  deadline: number;
 }
 
 /** How far the account trusts a device, most decisive first. */

@@ -300,6 +300,80 @@ describe('Verification and trust from the popup', () => {
     await assertCrossSigned(peer, alice.userId, deviceId);
   });
 
+  it('“Ask” policy for one room: a send with a new unverified device waits; “Send anyway” delivers it, “Cancel” and the timeout give the client an error', story, async () => {
+    const alice = await newUser('alice');
+    const { client, deviceId } = await givenKirjavaDevice(alice);
+    const bobUser = await newUser('bob');
+    const bob = await givenPeer(bobUser);
+    await bob.waitForDeviceKeys(alice.userId, deviceId);
+    const roomId = await bob.createEncryptedRoom([alice.userId]);
+    assert.equal(await client.waitForInvite(), roomId);
+    await client.joinRoom(roomId);
+    await bob.waitForMembership(roomId, alice.userId, 'join');
+    await client.sendText(roomId, 'before asking');
+    await bob.waitForText(roomId, 'before asking');
+
+    // The user makes this room "Ask" in the options, with a short wait.
+    const options = await browser.openOptions();
+    pages.push(options);
+    const sharing = options.getByRole('group', { name: `Key sharing for ${alice.userId}` });
+    await sharing.waitFor({ timeout: 10_000 });
+    await sharing.getByRole('spinbutton', { name: 'When asking, wait this many seconds for an answer' }).fill('6');
+    await sharing.getByRole('spinbutton').press('Tab');
+    await sharing.getByRole('textbox', { name: 'Room ID' }).fill(roomId);
+    await sharing.getByRole('combobox', { name: 'Policy for this room' }).selectOption('ask');
+    await sharing.getByRole('button', { name: 'Add room policy' }).click();
+    await sharing.getByRole('button', { name: `Remove ${roomId}` }).waitFor();
+    await screenshot(options, 'options-key-sharing');
+
+    const { page, card } = await openPopupCard(alice.userId);
+    const question = page.getByRole('region', { name: 'Message waiting for your answer' });
+
+    // A new device of bob's: the send waits; "Send anyway" delivers it there.
+    const bob2 = await givenPeer(bobUser);
+    await deviceRow(card, bob.userId, bob2.deviceId).waitFor({ timeout: 20_000 });
+    const started = Date.now();
+    const sending = client.sendText(roomId, 'sent anyway');
+    await question.getByText(bob2.deviceId).waitFor({ timeout: 15_000 });
+    assert.equal(await badgeText(), '1');
+    await screenshot(page, 'send-ask');
+    await question.getByRole('button', { name: 'Send anyway' }).click();
+    const eventId = await sending;
+    const received = await bob2.waitForText(roomId, 'sent anyway');
+    assert.equal(received.eventId, eventId);
+    assert.equal(received.decrypted, true);
+    await question.waitFor({ state: 'detached' });
+    console.log(`# ask → send anyway → delivered: ${Date.now() - started} ms`);
+
+    // The next send to the same devices does not ask again.
+    await client.sendText(roomId, 'no question twice');
+    await bob2.waitForText(roomId, 'no question twice');
+
+    // Another new device: "Cancel" fails the send with a Matrix error.
+    const bob3 = await givenPeer(bobUser);
+    await deviceRow(card, bob.userId, bob3.deviceId).waitFor({ timeout: 20_000 });
+    const cancelled = trySend(client, roomId, 'cancelled by the user');
+    await question.getByText(bob3.deviceId).waitFor({ timeout: 15_000 });
+    await question.getByRole('button', { name: 'Cancel' }).click();
+    const refused = await cancelled;
+    assert.equal(refused.errcode, 'M_FORBIDDEN');
+    assert.match(refused.error ?? '', /you cancelled this message/);
+
+    // Nobody answers: after the bounded wait (6 s) the client gets an error, not a hang.
+    const waitStarted = Date.now();
+    const timedOut = await trySend(client, roomId, 'nobody answers');
+    assert.equal(timedOut.errcode, 'M_FORBIDDEN');
+    assert.match(timedOut.error ?? '', /nobody answered/);
+    const waited = Date.now() - waitStarted;
+    assert.ok(waited >= 5_500 && waited < 20_000, `the send failed after ${waited} ms`);
+    console.log(`# ask → no answer → error after ${waited} ms`);
+    await sleep(1500); // the peers would have seen it by now if anything had been sent
+    for (const text of ['cancelled by the user', 'nobody answers']) {
+      const seen = bob.client.getRoom(roomId)!.getLiveTimeline().getEvents().some((e) => e.getContent().body === text);
+      assert.equal(seen, false, `"${text}" reached the room`);
+    }
+  });
+
   it('“They don’t match”, a cancel on the peer and a decline in the popup each end the flow cleanly on both sides', story, async () => {
     const alice = await newUser('alice');
     const { deviceId } = await givenKirjavaDevice(alice);
@@ -350,6 +424,18 @@ describe('Verification and trust from the popup', () => {
     await outcome(flow, 'cancelled');
   });
 });
+
+/** The client's send, as the Matrix error the SDK raised (or the event id when it went out). */
+function trySend(client: PlainClient, roomId: string, body: string): Promise<{ eventId?: string; errcode?: string; error?: string }> {
+  return client.page.evaluate(
+    ([roomId, body]) =>
+      window.kirjavaTest.sendText(roomId, body).then(
+        (eventId: string) => ({ eventId }),
+        (e: { errcode?: string; message?: string }) => ({ errcode: e?.errcode, error: String(e?.message ?? e) }),
+      ),
+    [roomId, body] as const,
+  );
+}
 
 /** The peer (which holds the self-signing key) signed Kirjava's device during the verification. */
 async function assertCrossSigned(peer: Peer, userId: string, deviceId: string): Promise<void> {

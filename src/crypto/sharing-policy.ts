@@ -1,0 +1,99 @@
+import { CollectStrategy, type OlmMachine, type UserId } from '@matrix-org/matrix-sdk-crypto-wasm';
+import type { DeviceView, SharingPolicy } from '../shared/messages.js';
+import { trustState } from './device-trust.js';
+import { MatrixApiError } from './http.js';
+import type { RoomEncryptor } from './room-encryptor.js';
+
+/** Where the user's key sharing choices come from, and how to ask them (the worker provides it). */
+export interface SharingDecisions {
+  /** The policy for this room: the room's own, else the account's (default 'all'). */
+  policyFor(roomId: string): Promise<SharingPolicy>;
+  /**
+   * Asks the user whether to send although these devices are unverified; resolves with
+   * their answer or 'timeout' after the bounded wait.
+   */
+  ask(roomId: string, devices: DeviceView[]): Promise<'send' | 'cancel' | 'timeout'>;
+}
+
+/** The user cancelled the send, or did not answer in time: the client gets this Matrix error. */
+export class SendRefusedError extends MatrixApiError {
+  constructor(message: string) {
+    super(403, 'M_FORBIDDEN', message, 'send');
+  }
+}
+
+/**
+ * Decides with whom a room key may be shared before a send (issue 4, "Sharing policy"):
+ * 'all' shares with every device that is not blacklisted (as Element does); 'cross-signed'
+ * only with devices their owner cross-signed (CollectStrategy.identityBasedStrategy); 'ask'
+ * shares with all, but first asks the user about unverified devices they have not approved
+ * for this room yet. The question is asked outside the account's queue, so syncs (and
+ * verifying the device meanwhile) go on while the send waits.
+ */
+export class SendPolicy {
+  /** room id → devices (user|device) the user chose to send to anyway. */
+  private readonly approved = new Map<string, Set<string>>();
+  decisions: SharingDecisions | undefined;
+
+  constructor(
+    private readonly machine: OlmMachine,
+    private readonly rooms: RoomEncryptor,
+    private readonly run: <T>(job: () => Promise<T>) => Promise<T>,
+  ) {}
+
+  /** Resolves with the policy to encrypt under, or throws SendRefusedError. */
+  async approve(roomId: string): Promise<SharingPolicy> {
+    const policy = (await this.decisions?.policyFor(roomId)) ?? 'all';
+    if (policy !== 'ask') return policy;
+    const unverified = await this.run(async () => {
+      if (!(await this.rooms.isEncrypted(roomId))) return [];
+      return this.unverifiedDevices(await this.rooms.recipients(roomId));
+    });
+    const approved = this.approved.get(roomId) ?? new Set<string>();
+    const fresh = unverified.filter((d) => !approved.has(`${d.userId}|${d.deviceId}`));
+    if (fresh.length === 0) return policy;
+    const answer = await this.decisions!.ask(roomId, fresh);
+    if (answer === 'cancel') {
+      throw new SendRefusedError(
+        'Kirjava: you cancelled this message because the room has unverified devices. Verify or blacklist them in Kirjava, then send again.',
+      );
+    }
+    if (answer === 'timeout') {
+      throw new SendRefusedError(
+        'Kirjava: nobody answered whether to send to the unverified devices in this room, so the message was not sent. Open Kirjava and send again.',
+      );
+    }
+    for (const device of fresh) approved.add(`${device.userId}|${device.deviceId}`);
+    this.approved.set(roomId, approved);
+    return policy;
+  }
+
+  private async unverifiedDevices(users: UserId[]): Promise<DeviceView[]> {
+    const own = this.machine.deviceId.toString();
+    const found: DeviceView[] = [];
+    for (const user of users) {
+      const devices = await this.machine.getUserDevices(user, 0);
+      for (const device of devices.devices()) {
+        if (device.isDeleted() || device.deviceId.toString() === own) continue;
+        const trust = trustState(device);
+        // Cross-signed by its owner counts as known, as in Element; locally trusted was the user's call.
+        if (trust === 'unverified') {
+          found.push({
+            userId: device.userId.toString(),
+            deviceId: device.deviceId.toString(),
+            displayName: device.displayName ?? null,
+            ed25519: device.ed25519Key?.toBase64() ?? null,
+            trust,
+            own: device.userId.toString() === this.machine.userId.toString(),
+          });
+        }
+      }
+    }
+    return found;
+  }
+}
+
+/** The library's collect strategy for a policy ('ask' shares like 'all' once approved). */
+export function collectStrategy(policy: SharingPolicy): CollectStrategy {
+  return policy === 'cross-signed' ? CollectStrategy.identityBasedStrategy() : CollectStrategy.deviceBasedStrategy(false, false);
+}
