@@ -29,9 +29,10 @@ export function registerVerificationService(registry: AccountRegistry): void {
     return { verifications, crossSigning };
   });
 
-  onUiRequest('verification-start', async ({ accountId, userId, deviceId }) => {
+  onUiRequest('verification-start', async ({ accountId, userId, deviceId, inRoom }) => {
     const account = await registry.forAccount(accountId);
-    return { verification: await account.verifications.start(userId, deviceId) };
+    const verification = inRoom ? await account.verifications.startInRoom(userId) : await account.verifications.start(userId, deviceId);
+    return { verification };
   });
 
   onUiRequest('verification-action', async ({ accountId, userId, flowId, action }) => {

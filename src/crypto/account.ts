@@ -1,4 +1,4 @@
-import { DeviceId, OlmMachine, UserId, initAsync } from '@matrix-org/matrix-sdk-crypto-wasm';
+import { DeviceId, OlmMachine, RoomMessageRequest, UserId, initAsync } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { RoomEventDecryptor } from './event-decryptor.js';
 import { type FetchLike, MatrixApiError, MatrixHttp } from './http.js';
 import { OutgoingRequestProcessor } from './outgoing.js';
@@ -8,6 +8,7 @@ import { SyncDecryptor, decryptHistory, isObject } from './sync-decryptor.js';
 import { DeviceTrust } from './device-trust.js';
 import { VerificationFlows } from './verification.js';
 import { SendPolicy } from './sharing-policy.js';
+import { RoomVerificationMessenger } from './room-verification.js';
 
 export interface AccountIdentity {
   baseUrl: string;
@@ -72,14 +73,21 @@ export class CryptoAccount {
       flush: () => this.flushOutgoing(),
       processor: this.outgoing,
     });
-    this.syncs = new SyncDecryptor(machine, this.decryptor, this.rooms);
+    this.syncs = new SyncDecryptor(machine, this.decryptor, this.rooms, (roomId, event) =>
+      this.verifications.receiveRoomEvent(roomId, event),
+    );
     const run = <T>(job: () => Promise<T>) => this.queue.run(job);
     this.devices = new DeviceTrust(machine, run);
     this.sendPolicy = new SendPolicy(machine, this.rooms, run);
+    const roomMessenger = new RoomVerificationMessenger(machine, this.rooms, http);
     this.verifications = new VerificationFlows(machine, {
       run,
-      send: (request) => this.outgoing.send(request),
+      // The user's own steps go encrypted; messages the machine queues by itself (e.g. a
+      // `done` after the other side's MAC) leave through the outgoing loop in plaintext, as
+      // matrix-js-sdk sends all of them: encrypting there would re-enter that loop.
+      send: (request) => (request instanceof RoomMessageRequest ? roomMessenger.send(request) : this.outgoing.send(request)),
       flush: () => this.flushOutgoingQueued(),
+      rooms: roomMessenger,
     });
   }
 

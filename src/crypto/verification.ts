@@ -1,5 +1,7 @@
 import {
   DeviceId,
+  EventId,
+  OtherUserIdentity,
   type OlmMachine,
   Qr,
   QrState,
@@ -12,6 +14,7 @@ import {
 } from '@matrix-org/matrix-sdk-crypto-wasm';
 import type { CrossSigningView, VerificationAction, VerificationStage, VerificationView } from '../shared/messages.js';
 import type { OutgoingRequest } from './outgoing.js';
+import type { RoomVerificationMessenger } from './room-verification.js';
 
 /** What a verification needs of its account: the serial queue and the outgoing-request loop. */
 export interface VerificationHost {
@@ -19,6 +22,8 @@ export interface VerificationHost {
   send(request: OutgoingRequest): Promise<void>;
   /** Sends whatever else the machine has queued (e.g. `m.secret.request`). */
   flush(): Promise<void>;
+  /** Direct chats and room messages, for in-room verification. */
+  rooms: Pick<RoomVerificationMessenger, 'findDirectRoom' | 'sendEvent'>;
 }
 
 /** The methods Kirjava offers (spec "Key verification framework"): emoji, and showing a QR code. */
@@ -103,6 +108,28 @@ export class VerificationFlows {
       const [request, toDevice] = device.requestVerification(METHODS);
       await this.host.send(toDevice);
       return this.remember({ ...view(request), otherDeviceId: deviceId });
+    });
+  }
+
+  /**
+   * Asks another user to verify in your encrypted direct chat with them, as Element does:
+   * an `m.room.message` of msgtype `m.key.verification.request` (MSC2241).
+   */
+  async startInRoom(userId: string): Promise<VerificationView> {
+    return this.host.run(async () => {
+      if (userId === this.machine.userId.toString()) throw new Error('Verify your own devices one by one, from the device list');
+      const identity = await this.machine.getIdentity(new UserId(userId));
+      if (!(identity instanceof OtherUserIdentity)) {
+        throw new Error(`${userId} has not set up cross-signing, so they cannot be verified as a person: verify their devices one by one`);
+      }
+      const roomId = await this.host.rooms.findDirectRoom(userId);
+      const content = JSON.parse(identity.verificationRequestContent(METHODS)) as Record<string, unknown>;
+      // The library leaves out the msgtype (matrix-rust-sdk issue 5643).
+      content.msgtype = 'm.key.verification.request';
+      const eventId = await this.host.rooms.sendEvent(roomId, 'm.room.message', JSON.stringify(content));
+      const request = identity.requestVerification(new RoomId(roomId), new EventId(eventId), METHODS);
+      this.roomPeers.add(userId);
+      return this.remember(view(request));
     });
   }
 

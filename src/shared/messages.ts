@@ -84,7 +84,8 @@ export interface UiRequests {
   'send-questions': { request: {}; reply: { questions: SendQuestion[] } };
   'send-answer': { request: { id: string; answer: 'send' | 'cancel' }; reply: {} };
   'verification-start': {
-    request: { accountId: string; userId: string; deviceId: string };
+    /** A device (to-device), or with `inRoom` the user, in your encrypted direct chat with them. */
+    request: { accountId: string; userId: string; deviceId?: string; inRoom?: boolean };
     reply: { verification: VerificationView };
   };
   'verification-action': {

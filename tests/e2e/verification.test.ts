@@ -89,9 +89,9 @@ async function screenshot(page: Page, name: string): Promise<void> {
 const deviceRow = (card: Locator, userId: string, deviceId: string) =>
   card.getByRole('region', { name: 'Devices' }).getByRole('listitem', { name: `${userId} ${deviceId}` });
 
-/** The verification flow shown for a device. */
-const flowGroup = (card: Locator, deviceId: string) =>
-  card.getByRole('group', { name: new RegExp(`^Verification with .*${deviceId}`) });
+/** The verification flow shown for a device (or a user, in-room). */
+const flowGroup = (card: Locator, deviceOrUser: string) =>
+  card.getByRole('group', { name: new RegExp(`^Verification with .*${deviceOrUser.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`) });
 
 /** Waits for the flow's outcome line; on timeout the error shows what the popup showed instead. */
 async function outcome(flow: Locator, text: string, timeout = 20_000): Promise<void> {
@@ -268,6 +268,73 @@ describe('Verification and trust from the popup', () => {
     await assertSecretsArrive(card);
   });
 
+  it('In-room verification of another user through an encrypted DM, started by the peer (as Element does) and then from the popup: emoji match, both sides end verified', story, async () => {
+    const aliceUser = await newUser('alice');
+    const bobUser = await newUser('bob');
+    const { client, deviceId } = await givenKirjavaDevice(aliceUser);
+    // Alice set up cross-signing on another device (people are verified through their identity).
+    const alicePhone = await givenPeer(aliceUser);
+    await givenCrossSigning(alicePhone, aliceUser);
+    const bob = await givenPeer(bobUser);
+    await givenCrossSigning(bob, bobUser);
+    await bob.waitForDeviceKeys(aliceUser.userId, deviceId);
+    const roomId = await bob.createEncryptedRoom([aliceUser.userId]);
+    assert.equal(await client.waitForInvite(), roomId);
+    await client.joinRoom(roomId);
+    await bob.waitForMembership(roomId, aliceUser.userId, 'join');
+    await client.sendText(roomId, 'hi bob');
+    await bob.waitForText(roomId, 'hi bob');
+    const { page, card } = await openPopupCard(aliceUser.userId);
+    // Kirjava's device is verified by its owner first: only then does it vouch for alice's identity.
+    await peerKnowsDevice(alicePhone, aliceUser.userId, deviceId);
+    await selfVerifyFromPeer(card, alicePhone, aliceUser.userId, deviceId);
+    await assertSecretsArrive(card);
+    const bobsRow = deviceRow(card, bobUser.userId, bob.deviceId);
+    await bobsRow.waitFor({ timeout: 20_000 });
+    const flow = flowGroup(card, bobUser.userId);
+    const crypto = bob.client.getCrypto()!;
+
+    // Bob starts it in the DM.
+    await peerKnowsDevice(bob, aliceUser.userId, deviceId);
+    let request = await crypto.requestVerificationDM(aliceUser.userId, roomId);
+    await flow.getByRole('button', { name: 'Accept' }).waitFor({ timeout: 20_000 });
+    assert.match(await flow.innerText(), /in your direct chat/);
+    await flow.getByRole('button', { name: 'Accept' }).click();
+    await waitForPhase(request, VerificationPhase.Ready, 'bob to see the request accepted');
+    let verifier = await request.startVerification('m.sas.v1');
+    let verified = verifier.verify();
+    let sas = await peerSas(verifier);
+    assert.deepEqual(await popupEmojiNames(flow), sas.sas.emoji!.map(([, name]) => name));
+    await screenshot(page, 'verification-in-room');
+    await flow.getByRole('button', { name: 'They match' }).click();
+    await sas.confirm();
+    await verified;
+    await outcome(flow, 'Verified');
+    await poll('bob to see alice cross-signing verified', async () =>
+      (await crypto.getUserVerificationStatus(aliceUser.userId)).isCrossSigningVerified() ? true : undefined,
+    20_000);
+    await bobsRow.getByText('Verified').waitFor({ timeout: 10_000 });
+    await flow.getByRole('button', { name: 'Dismiss' }).click();
+    await flow.waitFor({ state: 'detached' });
+
+    // Now from the popup: "Verify user" sends the request into the DM.
+    const incoming = nextIncomingRequest(bob);
+    await bobsRow.getByRole('button', { name: 'Verify user' }).click();
+    request = await incoming;
+    assert.equal(request.roomId, roomId);
+    await request.accept();
+    await flow.getByRole('button', { name: 'Verify by emoji' }).click({ timeout: 20_000 });
+    await poll('bob to see the emoji start', () => request.verifier ?? undefined, 20_000);
+    verifier = request.verifier!;
+    verified = verifier.verify();
+    sas = await peerSas(verifier);
+    assert.deepEqual(await popupEmojiNames(flow), sas.sas.emoji!.map(([, name]) => name));
+    await sas.confirm();
+    await flow.getByRole('button', { name: 'They match' }).click();
+    await verified;
+    await outcome(flow, 'Verified');
+  });
+
   it('QR: the popup shows a QR code, the peer scans it (its bytes), the user confirms the peer’s success in the popup, and the verification completes on both sides', story, async () => {
     const alice = await newUser('alice');
     const { deviceId } = await givenKirjavaDevice(alice);
@@ -424,6 +491,22 @@ describe('Verification and trust from the popup', () => {
     await outcome(flow, 'cancelled');
   });
 });
+
+/** The peer asks Kirjava's device to verify; the user accepts in the popup and the emoji match. */
+async function selfVerifyFromPeer(card: Locator, peer: Peer, userId: string, deviceId: string): Promise<void> {
+  const request = await peer.client.getCrypto()!.requestDeviceVerification(userId, deviceId);
+  const flow = flowGroup(card, peer.deviceId);
+  await flow.getByRole('button', { name: 'Accept' }).click({ timeout: 20_000 });
+  await waitForPhase(request, VerificationPhase.Ready, 'the peer to see the request accepted');
+  const verifier = await request.startVerification('m.sas.v1');
+  const verified = verifier.verify();
+  const sas = await peerSas(verifier);
+  assert.deepEqual(await popupEmojiNames(flow), sas.sas.emoji!.map(([, name]) => name));
+  await flow.getByRole('button', { name: 'They match' }).click();
+  await sas.confirm();
+  await verified;
+  await outcome(flow, 'Verified');
+}
 
 /** The client's send, as the Matrix error the SDK raised (or the event id when it went out). */
 function trySend(client: PlainClient, roomId: string, body: string): Promise<{ eventId?: string; errcode?: string; error?: string }> {
