@@ -79,10 +79,13 @@ async function openPopupCard(userId: string): Promise<{ page: Page; card: Locato
   return { page, card };
 }
 
-async function screenshot(page: Page, name: string): Promise<void> {
+/** The page, or just one part of it (an account's card): earlier stories' accounts stay in the popup. */
+async function screenshot(target: Page | Locator, name: string): Promise<void> {
   if (!SCREENSHOTS) return;
   await mkdir(screenshotDir, { recursive: true });
-  await page.screenshot({ path: `${screenshotDir}/${name}.png`, fullPage: true });
+  const path = `${screenshotDir}/${name}.png`;
+  if ('goto' in target) await target.screenshot({ path, fullPage: true });
+  else await target.screenshot({ path });
 }
 
 /** One device's row in the popup's device list. */
@@ -134,11 +137,14 @@ async function peerKnowsDevice(peer: Peer, userId: string, deviceId: string): Pr
   }, 20_000);
 }
 
-async function badgeText(): Promise<string> {
+/** Runs `fn` in the extension's service worker. */
+async function workerEval<T>(fn: () => Promise<T>): Promise<T> {
   const worker = browser.context.serviceWorkers().find((w) => w.url().startsWith(`chrome-extension://${browser.extensionId}/`));
   assert.ok(worker, 'the extension service worker is running');
-  return worker.evaluate(() => chrome.action.getBadgeText({}));
+  return worker.evaluate(fn);
 }
+
+const badgeText = () => workerEval(() => chrome.action.getBadgeText({}));
 
 describe('Verification and trust from the popup', () => {
   before(
@@ -181,10 +187,10 @@ describe('Verification and trust from the popup', () => {
     const { page, card } = await openPopupCard(alice.userId);
     const row = deviceRow(card, bob.userId, bob.deviceId);
     await row.getByText('Unverified').waitFor({ timeout: 15_000 });
-    await screenshot(page, 'devices-unverified');
+    await screenshot(card, 'devices-unverified');
     await row.getByRole('button', { name: 'Blacklist' }).click();
     await row.getByText('Blacklisted').waitFor();
-    await screenshot(page, 'devices-blacklisted');
+    await screenshot(card, 'devices-blacklisted');
 
     const hidden = await client.sendText(roomId, 'while blacklisted');
     const event = await poll('the blacklisted peer to receive the event', () =>
@@ -226,7 +232,7 @@ describe('Verification and trust from the popup', () => {
     const sas = await peerSas(verifier);
 
     assert.deepEqual(await popupEmojiNames(flow), sas.sas.emoji!.map(([, name]) => name));
-    await screenshot(page, 'verification-emoji');
+    await screenshot(card, 'verification-emoji');
     await sas.confirm();
     await flow.getByRole('button', { name: 'They match' }).click();
     await verified;
@@ -234,7 +240,7 @@ describe('Verification and trust from the popup', () => {
 
     await assertCrossSigned(peer, alice.userId, deviceId);
     await assertSecretsArrive(card);
-    await screenshot(page, 'verification-done');
+    await screenshot(card, 'verification-done');
   });
 
   it('Self-verification started by the peer: the popup counts it on the badge, the user accepts it there, the emoji match, and the result is the same', story, async () => {
@@ -250,7 +256,12 @@ describe('Verification and trust from the popup', () => {
     const flow = flowGroup(card, peer.deviceId);
     await flow.getByRole('button', { name: 'Accept' }).waitFor({ timeout: 20_000 });
     assert.equal(await badgeText(), '1');
-    await screenshot(page, 'verification-incoming');
+    const notifications = await workerEval(() => chrome.notifications.getAll());
+    assert.ok(
+      Object.keys(notifications).some((id) => id === `kirjava-verification:${request.transactionId}`),
+      `an OS notification announces the request (have ${Object.keys(notifications)})`,
+    );
+    await screenshot(card, 'verification-incoming');
     await flow.getByRole('button', { name: 'Accept' }).click();
     await waitForPhase(request, VerificationPhase.Ready, 'the peer to see the request accepted');
     const verifier = await request.startVerification('m.sas.v1');
@@ -305,7 +316,7 @@ describe('Verification and trust from the popup', () => {
     let verified = verifier.verify();
     let sas = await peerSas(verifier);
     assert.deepEqual(await popupEmojiNames(flow), sas.sas.emoji!.map(([, name]) => name));
-    await screenshot(page, 'verification-in-room');
+    await screenshot(card, 'verification-in-room');
     await flow.getByRole('button', { name: 'They match' }).click();
     await sas.confirm();
     await verified;
@@ -353,7 +364,7 @@ describe('Verification and trust from the popup', () => {
     await flow.getByRole('button', { name: 'Show QR code' }).click({ timeout: 20_000 });
     const code = flow.getByRole('img', { name: 'QR code for verification' });
     await code.waitFor();
-    await screenshot(page, 'verification-qr');
+    await screenshot(card, 'verification-qr');
     const bytes = Buffer.from((await code.getAttribute('data-qr-bytes'))!, 'base64');
     assert.equal(bytes.subarray(0, 6).toString('latin1'), 'MATRIX', 'the QR payload starts with MATRIX (spec "QR code format")');
     // The drawn code has the library's modules: a square of dark and light cells.
@@ -403,7 +414,7 @@ describe('Verification and trust from the popup', () => {
     const sending = client.sendText(roomId, 'sent anyway');
     await question.getByText(bob2.deviceId).waitFor({ timeout: 15_000 });
     assert.equal(await badgeText(), '1');
-    await screenshot(page, 'send-ask');
+    await screenshot(question, 'send-ask');
     await question.getByRole('button', { name: 'Send anyway' }).click();
     const eventId = await sending;
     const received = await bob2.waitForText(roomId, 'sent anyway');
@@ -419,6 +430,13 @@ describe('Verification and trust from the popup', () => {
     // Another new device: "Cancel" fails the send with a Matrix error.
     const bob3 = await givenPeer(bobUser);
     await deviceRow(card, bob.userId, bob3.deviceId).waitFor({ timeout: 20_000 });
+    // With three devices of bob's the list has a filter: the device id finds the one row.
+    const devices = card.getByRole('region', { name: 'Devices' });
+    await devices.getByRole('searchbox', { name: 'Filter devices' }).fill(bob3.deviceId);
+    await poll('the filter to leave one device', async () => ((await devices.getByRole('listitem').count()) === 1 ? true : undefined));
+    await deviceRow(card, bob.userId, bob3.deviceId).waitFor();
+    await devices.getByRole('searchbox', { name: 'Filter devices' }).fill('');
+
     const cancelled = trySend(client, roomId, 'cancelled by the user');
     await question.getByText(bob3.deviceId).waitFor({ timeout: 15_000 });
     await question.getByRole('button', { name: 'Cancel' }).click();
@@ -464,7 +482,7 @@ describe('Verification and trust from the popup', () => {
     await waitForPhase(request, VerificationPhase.Cancelled, 'the peer to see the cancel');
     assert.equal(request.cancellationCode, 'm.mismatched_sas');
     await outcome(flow, 'm.mismatched_sas');
-    await screenshot(page, 'verification-mismatch');
+    await screenshot(card, 'verification-mismatch');
     await flow.getByRole('button', { name: 'Dismiss' }).click();
     await flow.waitFor({ state: 'detached' });
 
