@@ -44,6 +44,15 @@ export class SendPolicy {
   /** Resolves with the policy to encrypt under, or throws SendRefusedError. */
   async approve(roomId: string): Promise<SharingPolicy> {
     const policy = (await this.decisions?.policyFor(roomId)) ?? 'all';
+    if (policy === 'cross-signed') {
+      // The library can only tell cross-signed devices once the account's own identity is known.
+      const identity = await this.run(() => this.machine.getIdentity(this.machine.userId));
+      if (!identity) {
+        throw new SendRefusedError(
+          'Kirjava: this room shares keys with cross-signed devices only, but your account has no cross-signing yet. Set it up in Element (or another full client) and verify this session from the Kirjava popup, or choose another key sharing policy in Kirjava’s options.',
+        );
+      }
+    }
     if (policy !== 'ask') return policy;
     const unverified = await this.run(async () => {
       if (!(await this.rooms.isEncrypted(roomId))) return [];

@@ -279,7 +279,7 @@ describe('Verification and trust from the popup', () => {
     await assertSecretsArrive(card);
   });
 
-  it('In-room verification of another user through an encrypted DM, started by the peer (as Element does) and then from the popup: emoji match, both sides end verified', story, async () => {
+  it('In-room verification of another user through an encrypted DM, started by the peer (as Element does) and then from the popup: emoji match, both sides end verified; then a “cross-signed only” room keeps the key from bob’s new, unsigned device', story, async () => {
     const aliceUser = await newUser('alice');
     const bobUser = await newUser('bob');
     const { client, deviceId } = await givenKirjavaDevice(aliceUser);
@@ -344,6 +344,17 @@ describe('Verification and trust from the popup', () => {
     await flow.getByRole('button', { name: 'They match' }).click();
     await verified;
     await outcome(flow, 'Verified');
+
+    // "Cross-signed devices only" for the DM: bob's signed device reads, his new unsigned one cannot.
+    const bobLaptop = await givenPeer(bobUser);
+    await deviceRow(card, bobUser.userId, bobLaptop.deviceId).getByText('Unverified').waitFor({ timeout: 20_000 });
+    await setRoomPolicy(aliceUser.userId, roomId, 'cross-signed');
+    const eventId = await client.sendText(roomId, 'for signed devices');
+    assert.equal((await bob.waitForText(roomId, 'for signed devices')).decrypted, true);
+    const unsigned = await poll('the unsigned device to receive the event', () => bobLaptop.client.getRoom(roomId)?.findEventById(eventId));
+    await bobLaptop.client.decryptEventIfNeeded(unsigned);
+    await sleep(1000);
+    assert.equal(unsigned.isDecryptionFailure(), true, 'the unsigned device decrypted it');
   });
 
   it('QR: the popup shows a QR code, the peer scans it (its bytes), the user confirms the peer’s success in the popup, and the verification completes on both sides', story, async () => {
@@ -392,16 +403,7 @@ describe('Verification and trust from the popup', () => {
     await bob.waitForText(roomId, 'before asking');
 
     // The user makes this room "Ask" in the options, with a short wait.
-    const options = await browser.openOptions();
-    pages.push(options);
-    const sharing = options.getByRole('group', { name: `Key sharing for ${alice.userId}` });
-    await sharing.waitFor({ timeout: 10_000 });
-    await sharing.getByRole('spinbutton', { name: 'When asking, wait this many seconds for an answer' }).fill('6');
-    await sharing.getByRole('spinbutton').press('Tab');
-    await sharing.getByRole('textbox', { name: 'Room ID' }).fill(roomId);
-    await sharing.getByRole('combobox', { name: 'Policy for this room' }).selectOption('ask');
-    await sharing.getByRole('button', { name: 'Add room policy' }).click();
-    await sharing.getByRole('button', { name: `Remove ${roomId}` }).waitFor();
+    const options = await setRoomPolicy(alice.userId, roomId, 'ask', 6);
     await screenshot(options, 'options-key-sharing');
 
     const { page, card } = await openPopupCard(alice.userId);
@@ -509,6 +511,24 @@ describe('Verification and trust from the popup', () => {
     await outcome(flow, 'cancelled');
   });
 });
+
+/** In the options page, as the user would: a per-room key sharing policy (and the ask wait). */
+async function setRoomPolicy(userId: string, roomId: string, policy: 'all' | 'ask' | 'cross-signed', waitSeconds?: number): Promise<Page> {
+  const options = await browser.openOptions();
+  pages.push(options);
+  const sharing = options.getByRole('group', { name: `Key sharing for ${userId}` });
+  await sharing.waitFor({ timeout: 10_000 });
+  if (waitSeconds !== undefined) {
+    const wait = sharing.getByRole('spinbutton', { name: 'When asking, wait this many seconds for an answer' });
+    await wait.fill(String(waitSeconds));
+    await wait.press('Tab');
+  }
+  await sharing.getByRole('textbox', { name: 'Room ID' }).fill(roomId);
+  await sharing.getByRole('combobox', { name: 'Policy for this room' }).selectOption(policy);
+  await sharing.getByRole('button', { name: 'Add room policy' }).click();
+  await sharing.getByRole('button', { name: `Remove ${roomId}` }).waitFor();
+  return options;
+}
 
 /** The peer asks Kirjava's device to verify; the user accepts in the popup and the emoji match. */
 async function selfVerifyFromPeer(card: Locator, peer: Peer, userId: string, deviceId: string): Promise<void> {
