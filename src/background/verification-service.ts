@@ -12,9 +12,9 @@ import { onUiRequest } from './ui-router.js';
 const NOTIFICATION_PREFIX = 'kirjava-verification:';
 
 export function registerVerificationService(registry: AccountRegistry): void {
-  onUiRequest('devices', async ({ accountId }) => {
+  onUiRequest('devices', async ({ accountId, discover }) => {
     const account = await registry.forAccount(accountId);
-    return { devices: await account.devices.list() };
+    return { devices: await account.devices.list(discover) };
   });
 
   onUiRequest('device-trust', async ({ accountId, userId, deviceId, action }) => {

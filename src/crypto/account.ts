@@ -77,9 +77,9 @@ export class CryptoAccount {
       this.verifications.receiveRoomEvent(roomId, event),
     );
     const run = <T>(job: () => Promise<T>) => this.queue.run(job);
-    this.devices = new DeviceTrust(machine, run);
-    this.sendPolicy = new SendPolicy(machine, this.rooms, run);
     const roomMessenger = new RoomVerificationMessenger(machine, this.rooms, http);
+    this.devices = new DeviceTrust(machine, run, () => roomMessenger.trackEncryptedRoomMembers());
+    this.sendPolicy = new SendPolicy(machine, this.rooms, run);
     this.verifications = new VerificationFlows(machine, {
       run,
       // The user's own steps go encrypted; messages the machine queues by itself (e.g. a

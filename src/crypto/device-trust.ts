@@ -11,11 +11,18 @@ export class DeviceTrust {
   constructor(
     private readonly machine: OlmMachine,
     private readonly run: <T>(job: () => Promise<T>) => Promise<T>,
+    /** Tracks (and queries the devices of) the members of every encrypted room the account is in. */
+    private readonly discoverMembers: () => Promise<void>,
   ) {}
 
-  /** Every known device of every tracked user, own user first, this device excluded. */
-  async list(): Promise<DeviceView[]> {
+  /**
+   * Every known device of every tracked user, own user first, this device excluded. With
+   * `discover`, first looks up the members of the account's encrypted rooms: a room the client
+   * never sent in has not made its members tracked yet.
+   */
+  async list(discover = false): Promise<DeviceView[]> {
     return this.run(async () => {
+      if (discover) await this.discoverMembers();
       const own = this.machine.userId.toString();
       const users = [...(await this.machine.trackedUsers())].map((u) => u.toString());
       if (!users.includes(own)) users.push(own);

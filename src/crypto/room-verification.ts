@@ -16,6 +16,14 @@ export class RoomVerificationMessenger {
     private readonly http: MatrixHttp,
   ) {}
 
+  /** Tracks the members of the account's encrypted rooms (at most `limit` rooms) and queries their devices. */
+  async trackEncryptedRoomMembers(limit = 100): Promise<void> {
+    const { joined_rooms: joined = [] } = await this.http.request<{ joined_rooms?: string[] }>('GET', '/joined_rooms');
+    for (const roomId of joined.slice(0, limit)) {
+      if (await this.rooms.isEncrypted(roomId).catch(() => false)) await this.rooms.recipients(roomId);
+    }
+  }
+
   /** An encrypted room whose only members are this account and `userId` (a direct chat). */
   async findDirectRoom(userId: string): Promise<string> {
     const own = this.machine.userId.toString();

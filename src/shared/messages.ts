@@ -75,7 +75,8 @@ export interface AccountView {
 export interface UiRequests {
   accounts: { request: {}; reply: AccountsReply };
   // Issue 4: devices, trust and verification (src/background/verification-service.ts).
-  devices: { request: { accountId: string }; reply: { devices: DeviceView[] } };
+  /** `discover`: first look up the members of the account's encrypted rooms (the popup's first ask). */
+  devices: { request: { accountId: string; discover?: boolean }; reply: { devices: DeviceView[] } };
   'device-trust': {
     request: { accountId: string; userId: string; deviceId: string; action: DeviceTrustAction };
     reply: { device: DeviceView };

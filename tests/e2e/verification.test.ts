@@ -137,6 +137,15 @@ async function peerKnowsDevice(peer: Peer, userId: string, deviceId: string): Pr
   }, 20_000);
 }
 
+/** The peer device's ed25519 key as the server has it. */
+async function bobsKey(peer: Peer): Promise<string> {
+  const device = await peer.waitForDeviceKeys(peer.userId, peer.deviceId);
+  return device.keys[`ed25519:${peer.deviceId}`]!;
+}
+
+/** A fingerprint in groups of four, as the popup shows it. */
+const groupedFingerprint = (key: string) => key.match(/.{1,4}/g)!.join(' ');
+
 /** Runs `fn` in the extension's service worker. */
 async function workerEval<T>(fn: () => Promise<T>): Promise<T> {
   const worker = browser.context.serviceWorkers().find((w) => w.url().startsWith(`chrome-extension://${browser.extensionId}/`));
@@ -181,13 +190,17 @@ describe('Verification and trust from the popup', () => {
     assert.equal(await client.waitForInvite(), roomId);
     await client.joinRoom(roomId);
     await bob.waitForMembership(roomId, alice.userId, 'join');
+
+    // Before the client ever sent into the room, the popup already lists bob's device.
+    const { card } = await openPopupCard(alice.userId);
+    const row = deviceRow(card, bob.userId, bob.deviceId);
+    await row.getByText('Unverified').waitFor({ timeout: 15_000 });
+    const fingerprint = groupedFingerprint(await bobsKey(bob));
+    assert.ok((await row.innerText()).includes(fingerprint), `the row shows bob's fingerprint ${fingerprint}`);
+    await screenshot(card, 'devices-unverified');
     const before = await client.sendText(roomId, 'before the blacklist');
     assert.equal((await bob.waitForText(roomId, 'before the blacklist')).eventId, before);
 
-    const { page, card } = await openPopupCard(alice.userId);
-    const row = deviceRow(card, bob.userId, bob.deviceId);
-    await row.getByText('Unverified').waitFor({ timeout: 15_000 });
-    await screenshot(card, 'devices-unverified');
     await row.getByRole('button', { name: 'Blacklist' }).click();
     await row.getByText('Blacklisted').waitFor();
     await screenshot(card, 'devices-blacklisted');
