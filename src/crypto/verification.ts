@@ -158,7 +158,7 @@ export class VerificationFlows {
         this.remember(view(request));
         const verification = request.getVerification();
         // The other side started emoji on a request the user accepted (or made): accept it.
-        if (verification instanceof Sas && !verification.weStarted() && !verification.hasBeenAccepted() && !verification.isCancelled()) {
+        if (verification instanceof Sas && verification.startedFromRequest() && !verification.weStarted() && !verification.hasBeenAccepted() && !verification.isCancelled()) {
           await this.sendMaybe(verification.accept());
         }
         if (request.isDone() && request.isSelfVerification()) selfVerified = true;
