@@ -417,7 +417,7 @@ describe('Verification and trust from the popup', () => {
 
     // The user makes this room "Ask" in the options, with a short wait.
     const options = await setRoomPolicy(alice.userId, roomId, 'ask', 6);
-    await screenshot(options, 'options-key-sharing');
+    await screenshot(options.getByRole('group', { name: `Key sharing for ${alice.userId}` }), 'options-key-sharing');
 
     const { page, card } = await openPopupCard(alice.userId);
     const question = page.getByRole('region', { name: 'Message waiting for your answer' });
