@@ -78,7 +78,12 @@ export class CryptoAccount {
     );
     const run = <T>(job: () => Promise<T>) => this.queue.run(job);
     const roomMessenger = new RoomVerificationMessenger(machine, this.rooms, http);
-    this.devices = new DeviceTrust(machine, run, () => roomMessenger.trackEncryptedRoomMembers());
+    this.devices = new DeviceTrust(
+      machine,
+      run,
+      () => roomMessenger.trackEncryptedRoomMembers(),
+      (request) => this.outgoing.send(request),
+    );
     this.sendPolicy = new SendPolicy(machine, this.rooms, run);
     this.verifications = new VerificationFlows(machine, {
       run,

@@ -1,11 +1,13 @@
-import { type Device, DeviceId, LocalTrust, type OlmMachine, UserId } from '@matrix-org/matrix-sdk-crypto-wasm';
+import { type Device, DeviceId, LocalTrust, type OlmMachine, type SignatureUploadRequest, UserId } from '@matrix-org/matrix-sdk-crypto-wasm';
 import type { DeviceTrustAction, DeviceTrustState, DeviceView } from '../shared/messages.js';
 
 /**
  * The devices an account knows (its own and those of everyone it shares encrypted rooms with,
  * i.e. the machine's tracked users) and the user's trust decisions about them: verify by hand,
  * unverify, blacklist (never receives a room key again) and trust locally ("ignore" in
- * pantalaimon: no longer counts as unverified, without claiming it was verified).
+ * pantalaimon: no longer counts as unverified, without claiming it was verified). Marking one
+ * of the account's own devices verified cross-signs it when this device holds the
+ * self-signing key.
  */
 export class DeviceTrust {
   constructor(
@@ -13,6 +15,7 @@ export class DeviceTrust {
     private readonly run: <T>(job: () => Promise<T>) => Promise<T>,
     /** Tracks (and queries the devices of) the members of every encrypted room the account is in. */
     private readonly discoverMembers: () => Promise<void>,
+    private readonly send: (request: SignatureUploadRequest) => Promise<void>,
   ) {}
 
   /**
@@ -45,9 +48,15 @@ export class DeviceTrust {
     return this.run(async () => {
       const device = await this.machine.getDevice(new UserId(userId), new DeviceId(deviceId));
       if (!device) throw new Error(`Kirjava does not know the device ${deviceId} of ${userId} (any more): refresh the list`);
+      const own = userId === this.machine.userId.toString();
+      if (action === 'verify' && own && (await this.machine.crossSigningStatus()).hasSelfSigning) {
+        // Holding the self-signing key (received after self-verification), Kirjava signs the
+        // device as its owner: every client of the account's contacts then trusts it too.
+        await this.send(await device.verify());
+      }
       await device.setLocalTrust(LOCAL_TRUST[action]);
       const changed = await this.machine.getDevice(new UserId(userId), new DeviceId(deviceId));
-      return deviceView(changed ?? device, userId === this.machine.userId.toString());
+      return deviceView(changed ?? device, own);
     });
   }
 }

@@ -182,6 +182,7 @@ export class VerificationFlows {
         this.backupKeyReceived = (await this.machine.getSecretsFromInbox(BACKUP_SECRET)).size > 0;
       }
       return {
+        identityKnown: identity !== undefined,
         identityVerified: identity?.isVerified() ?? false,
         deviceSignedByOwner: own?.isCrossSignedByOwner() ?? false,
         hasMaster: status.hasMaster,

@@ -201,6 +201,8 @@ export interface VerificationView {
 }
 
 export interface CrossSigningView {
+  /** The account has a cross-signing identity on the server (set up by a full client). */
+  identityKnown: boolean;
   /** Our own user identity is known and verified from this device. */
   identityVerified: boolean;
   /** Whether the owner signed this device (it shows as verified in Element). */

@@ -194,7 +194,7 @@ describe('Verification and trust from the popup', () => {
     // Before the client ever sent into the room, the popup already lists bob's device.
     const { card } = await openPopupCard(alice.userId);
     const row = deviceRow(card, bob.userId, bob.deviceId);
-    await row.getByText('Unverified').waitFor({ timeout: 15_000 });
+    await row.getByText('Unverified', { exact: true }).waitFor({ timeout: 15_000 });
     const fingerprint = groupedFingerprint(await bobsKey(bob));
     assert.ok((await row.innerText()).includes(fingerprint), `the row shows bob's fingerprint ${fingerprint}`);
     await screenshot(card, 'devices-unverified');
@@ -202,7 +202,7 @@ describe('Verification and trust from the popup', () => {
     assert.equal((await bob.waitForText(roomId, 'before the blacklist')).eventId, before);
 
     await row.getByRole('button', { name: 'Blacklist' }).click();
-    await row.getByText('Blacklisted').waitFor();
+    await row.getByText('Blacklisted', { exact: true }).waitFor();
     await screenshot(card, 'devices-blacklisted');
 
     const hidden = await client.sendText(roomId, 'while blacklisted');
@@ -215,14 +215,14 @@ describe('Verification and trust from the popup', () => {
     assert.notEqual(event.getContent().body, 'while blacklisted');
 
     await row.getByRole('button', { name: 'Unblacklist' }).click();
-    await row.getByText('Unverified').waitFor();
+    await row.getByText('Unverified', { exact: true }).waitFor();
     const again = await client.sendText(roomId, 'after the blacklist');
     const received = await bob.waitForText(roomId, 'after the blacklist');
     assert.equal(received.eventId, again);
     assert.equal(received.decrypted, true);
   });
 
-  it('Self-verification started from the popup: the emoji match on both sides, the peer then sees Kirjava’s device as cross-signing verified, and Kirjava holds the cross-signing and backup secrets', story, async () => {
+  it('Self-verification started from the popup: the emoji match on both sides, the peer then sees Kirjava’s device as cross-signing verified, Kirjava holds the cross-signing and backup secrets, and can itself cross-sign a new session', story, async () => {
     const alice = await newUser('alice');
     const { deviceId } = await givenKirjavaDevice(alice);
     const peer = await givenPeer(alice);
@@ -254,6 +254,14 @@ describe('Verification and trust from the popup', () => {
     await assertCrossSigned(peer, alice.userId, deviceId);
     await assertSecretsArrive(card);
     await screenshot(card, 'verification-done');
+
+    // Holding the self-signing key now, Kirjava cross-signs a new session of alice's itself.
+    const laptop = await givenPeer(alice);
+    const laptopRow = deviceRow(card, alice.userId, laptop.deviceId);
+    await laptopRow.getByText('Unverified', { exact: true }).waitFor({ timeout: 20_000 });
+    await laptopRow.getByRole('button', { name: 'Mark verified' }).click();
+    await laptopRow.getByText('Verified', { exact: true }).waitFor();
+    await assertCrossSigned(peer, alice.userId, laptop.deviceId);
   });
 
   it('Self-verification started by the peer: the popup counts it on the badge, the user accepts it there, the emoji match, and the result is the same', story, async () => {
@@ -337,7 +345,7 @@ describe('Verification and trust from the popup', () => {
     await poll('bob to see alice cross-signing verified', async () =>
       (await crypto.getUserVerificationStatus(aliceUser.userId)).isCrossSigningVerified() ? true : undefined,
     20_000);
-    await bobsRow.getByText('Verified').waitFor({ timeout: 10_000 });
+    await bobsRow.getByText('Verified', { exact: true }).waitFor({ timeout: 10_000 });
     await flow.getByRole('button', { name: 'Dismiss' }).click();
     await flow.waitFor({ state: 'detached' });
 
@@ -360,7 +368,7 @@ describe('Verification and trust from the popup', () => {
 
     // "Cross-signed devices only" for the DM: bob's signed device reads, his new unsigned one cannot.
     const bobLaptop = await givenPeer(bobUser);
-    await deviceRow(card, bobUser.userId, bobLaptop.deviceId).getByText('Unverified').waitFor({ timeout: 20_000 });
+    await deviceRow(card, bobUser.userId, bobLaptop.deviceId).getByText('Unverified', { exact: true }).waitFor({ timeout: 20_000 });
     await setRoomPolicy(aliceUser.userId, roomId, 'cross-signed');
     const eventId = await client.sendText(roomId, 'for signed devices');
     assert.equal((await bob.waitForText(roomId, 'for signed devices')).decrypted, true);
@@ -429,6 +437,8 @@ describe('Verification and trust from the popup', () => {
     const sending = client.sendText(roomId, 'sent anyway');
     await question.getByText(bob2.deviceId).waitFor({ timeout: 15_000 });
     assert.equal(await badgeText(), '1');
+    const notifications = Object.keys(await workerEval(() => chrome.notifications.getAll()));
+    assert.ok(notifications.some((id) => id.startsWith('kirjava-send:')), `an OS notification asks too (have ${notifications})`);
     await screenshot(question, 'send-ask');
     await question.getByRole('button', { name: 'Send anyway' }).click();
     const eventId = await sending;
