@@ -33,6 +33,8 @@ export class SendRefusedError extends MatrixApiError {
 export class SendPolicy {
   /** room id → devices (user|device) the user chose to send to anyway. */
   private readonly approved = new Map<string, Set<string>>();
+  /** Questions on screen, by room and devices: concurrent sends share one question. */
+  private readonly asking = new Map<string, Promise<'send' | 'cancel' | 'timeout'>>();
   decisions: SharingDecisions | undefined;
 
   constructor(
@@ -61,7 +63,13 @@ export class SendPolicy {
     const approved = this.approved.get(roomId) ?? new Set<string>();
     const fresh = unverified.filter((d) => !approved.has(`${d.userId}|${d.deviceId}`));
     if (fresh.length === 0) return policy;
-    const answer = await this.decisions!.ask(roomId, fresh);
+    const key = `${roomId} ${fresh.map((d) => `${d.userId}|${d.deviceId}`).sort().join(' ')}`;
+    let question = this.asking.get(key);
+    if (!question) {
+      question = this.decisions!.ask(roomId, fresh).finally(() => this.asking.delete(key));
+      this.asking.set(key, question);
+    }
+    const answer = await question;
     if (answer === 'cancel') {
       throw new SendRefusedError(
         'Kirjava: you cancelled this message because the room has unverified devices. Verify or blacklist them in Kirjava, then send again.',

@@ -122,6 +122,16 @@ describe('sharing policy', () => {
     assert.equal(asked.length, 1);
   });
 
+  it('"ask": two sends at once share one question and both go out after "send"', async () => {
+    const { hs, alice, bob } = await aliceAndBob();
+    const { decisions, asked } = answering('ask', ['send']);
+    alice.sendPolicy.decisions = decisions;
+
+    const [one, two] = await Promise.all([bobReads(hs, alice, bob, 'one'), bobReads(hs, alice, bob, 'two')]);
+    assert.equal(asked.length, 1);
+    assert.deepEqual([one.content.body, two.content.body], ['one', 'two']);
+  });
+
   it('"ask": "cancel" and no answer refuse the send with a 403 Matrix error that says what to do', async () => {
     const { alice } = await aliceAndBob();
     alice.sendPolicy.decisions = answering('ask', ['cancel', 'timeout']).decisions;
