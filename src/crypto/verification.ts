@@ -253,8 +253,9 @@ function stage(request: VerificationRequest): VerificationStage {
   if (verification instanceof Sas) {
     if (verification.isCancelled()) return 'cancelled';
     if (verification.isDone()) return 'done';
-    if (verification.emoji()) return verification.haveWeConfirmed() ? 'sas-confirmed' : 'sas-compare';
-    return 'sas-started';
+    // The emoji are gone from the library once we confirmed: ask that first.
+    if (verification.haveWeConfirmed()) return 'sas-confirmed';
+    return verification.emoji() ? 'sas-compare' : 'sas-started';
   }
   if (verification instanceof Qr) {
     const state = verification.state();
