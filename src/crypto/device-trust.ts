@@ -77,13 +77,14 @@ export function trustState(device: Device): DeviceTrustState {
   return 'unverified';
 }
 
-function deviceView(device: Device, own: boolean): DeviceView {
+export function deviceView(device: Device, own: boolean): DeviceView {
   return {
     userId: device.userId.toString(),
     deviceId: device.deviceId.toString(),
     displayName: device.displayName ?? null,
     ed25519: device.ed25519Key?.toBase64() ?? null,
     trust: trustState(device),
+    crossSigningVerified: device.isCrossSigningTrusted(),
     own,
   };
 }

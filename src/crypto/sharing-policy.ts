@@ -1,6 +1,6 @@
 import { CollectStrategy, type OlmMachine, type UserId } from '@matrix-org/matrix-sdk-crypto-wasm';
 import type { DeviceView, SharingPolicy } from '../shared/messages.js';
-import { trustState } from './device-trust.js';
+import { deviceView, trustState } from './device-trust.js';
 import { MatrixApiError } from './http.js';
 import type { RoomEncryptor } from './room-encryptor.js';
 
@@ -86,24 +86,16 @@ export class SendPolicy {
   }
 
   private async unverifiedDevices(users: UserId[]): Promise<DeviceView[]> {
-    const own = this.machine.deviceId.toString();
+    const ownUser = this.machine.userId.toString();
+    const ownDevice = this.machine.deviceId.toString();
     const found: DeviceView[] = [];
     for (const user of users) {
+      const own = user.toString() === ownUser;
       const devices = await this.machine.getUserDevices(user, 0);
       for (const device of devices.devices()) {
-        if (device.isDeleted() || device.deviceId.toString() === own) continue;
-        const trust = trustState(device);
+        if (device.isDeleted() || (own && device.deviceId.toString() === ownDevice)) continue;
         // Cross-signed by its owner counts as known, as in Element; locally trusted was the user's call.
-        if (trust === 'unverified') {
-          found.push({
-            userId: device.userId.toString(),
-            deviceId: device.deviceId.toString(),
-            displayName: device.displayName ?? null,
-            ed25519: device.ed25519Key?.toBase64() ?? null,
-            trust,
-            own: device.userId.toString() === this.machine.userId.toString(),
-          });
-        }
+        if (trustState(device) === 'unverified') found.push(deviceView(device, own));
       }
     }
     return found;

@@ -145,6 +145,8 @@ export interface DeviceView {
   /** The device's ed25519 key (unpadded base64): its fingerprint. */
   ed25519: string | null;
   trust: DeviceTrustState;
+  /** Verified through cross-signing (not undone by "unverify", which only clears local trust). */
+  crossSigningVerified: boolean;
   /** One of the account's own other devices. */
   own: boolean;
 }
