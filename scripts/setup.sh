@@ -24,6 +24,12 @@ if [ ! -x /usr/bin/chromium ]; then
   apt_install chromium
 fi
 
+# The popup shows SAS emoji; without a colour emoji font screenshots show empty boxes.
+if ! fc-list 2>/dev/null | grep -qi 'emoji'; then
+  echo "setup: installing an emoji font (Debian package)"
+  apt_install fonts-noto-color-emoji
+fi
+
 if ! .venv-synapse/bin/python -c 'import synapse' 2>/dev/null; then
   echo "setup: installing Synapse into .venv-synapse"
   if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then

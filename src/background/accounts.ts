@@ -157,10 +157,7 @@ export class AccountRegistry {
     const key = accountKey(baseUrl, userId, deviceId);
     let account = this.open.get(key);
     if (!account) {
-      account = this.openAccount(key, baseUrl, token, userId, deviceId).then((opened) => {
-        for (const listener of this.openedListeners) listener(key, opened);
-        return opened;
-      });
+      account = this.openAccount(key, baseUrl, token, userId, deviceId);
       this.open.set(key, account);
       account.catch(() => this.open.delete(key));
     }
@@ -220,6 +217,7 @@ export class AccountRegistry {
       // Keys may not have reached the server before a worker stop: the machine knows.
       await account.flushOutgoingQueued();
     }
+    for (const listener of this.openedListeners) listener(key, account);
     return account;
   }
 

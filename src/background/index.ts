@@ -10,6 +10,8 @@ import { registerKeysService } from './keys-service.js';
 import { failure, handlePageRequest, isServed } from './page-requests.js';
 import { searchServiceFor } from './search-service.js';
 import { handleUiRequest, onUiRequest } from './ui-router.js';
+import { registerVerificationService } from './verification-service.js';
+import { registerSharingService } from './sharing-service.js';
 
 const registry = new AccountRegistry();
 // Before any account opens: every decrypted event goes into the account's search index.
@@ -17,6 +19,8 @@ searchServiceFor(registry);
 
 onUiRequest('accounts', async () => ({ accounts: await registry.views() }));
 registerKeysService(registry);
+registerVerificationService(registry);
+registerSharingService(registry);
 
 /** The popup and options pages (also when opened in a tab); never a content script. */
 const isOwnPage = (sender: Runtime.MessageSender) =>

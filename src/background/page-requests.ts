@@ -1,6 +1,7 @@
 import type { Runtime } from 'webextension-polyfill';
 import { MatrixApiError } from '../crypto/http.js';
 import { EncryptionStateUnknownError } from '../crypto/room-encryptor.js';
+import { SendRefusedError } from '../crypto/sharing-policy.js';
 import type { MatrixErrorReply, PageReply, PageRequest } from '../shared/messages.js';
 import { AccountUnusableError, type AccountRegistry } from './accounts.js';
 import { searchServiceFor } from './search-service.js';
@@ -83,6 +84,8 @@ export async function handlePageRequest(registry: AccountRegistry, request: Page
 /** A send that cannot be encrypted fails with a Matrix error; it is never sent in clear. */
 function sendError(error: unknown): MatrixErrorReply {
   if (error instanceof EncryptionStateUnknownError) return matrixError(503, 'M_UNKNOWN', error.message);
+  // The user's sharing policy said no: their own words, not "could not encrypt".
+  if (error instanceof SendRefusedError) return matrixError(error.status, error.errcode, error.serverMessage);
   if (error instanceof AccountUnusableError) return matrixError(403, 'M_FORBIDDEN', `Kirjava: ${error.message}`);
   if (error instanceof MatrixApiError) {
     return matrixError(error.status >= 400 ? error.status : 502, error.errcode, `Kirjava could not encrypt this message: ${error.serverMessage}`);

@@ -52,6 +52,7 @@ function needsWorker(event: unknown): boolean {
   if (isEncrypted(event)) return true;
   if (event.type === 'm.room.encryption' && event.state_key === '') return true;
   if (event.type === 'm.room.redaction') return true; // the search index forgets redacted events
+  if (isVerification(event)) return true; // in-room verification steps sent in clear
   if (!isObject(event.unsigned)) return false;
   if (ENCRYPTION_INFO_KEY in event.unsigned) return true;
   const relations = event.unsigned['m.relations'];
@@ -59,6 +60,11 @@ function needsWorker(event: unknown): boolean {
   const thread = relations['m.thread'];
   return (isObject(thread) && isEncrypted(thread.latest_event)) || isEncrypted(relations['m.replace']);
 }
+
+/** `m.key.verification.*` events and requests (Matrix spec "Key verification framework"). */
+const isVerification = (event: Json): boolean =>
+  (typeof event.type === 'string' && event.type.startsWith('m.key.verification.')) ||
+  (event.type === 'm.room.message' && isObject(event.content) && event.content.msgtype === 'm.key.verification.request');
 
 const isReceipt = (event: unknown) => isObject(event) && event.type === 'm.receipt';
 const isPushRules = (event: unknown) => isObject(event) && event.type === 'm.push_rules';

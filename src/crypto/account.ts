@@ -1,4 +1,4 @@
-import { DeviceId, OlmMachine, StoreHandle, UserId, initAsync } from '@matrix-org/matrix-sdk-crypto-wasm';
+import { DeviceId, OlmMachine, RoomMessageRequest, StoreHandle, UserId, initAsync } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { AccountKeys } from './account-keys.js';
 import type { DecryptedEventCache } from './decrypted-cache.js';
 import { type DecryptionListener, RoomEventDecryptor } from './event-decryptor.js';
@@ -9,6 +9,10 @@ import { OutgoingRequestProcessor } from './outgoing.js';
 import { RoomEncryptor } from './room-encryptor.js';
 import { SerialQueue } from './serial-queue.js';
 import { SyncDecryptor, decryptHistory, decryptNotifications, isObject } from './sync-decryptor.js';
+import { DeviceTrust } from './device-trust.js';
+import { VerificationFlows } from './verification.js';
+import { SendPolicy } from './sharing-policy.js';
+import { RoomVerificationMessenger } from './room-verification.js';
 
 export interface AccountIdentity {
   baseUrl: string;
@@ -66,6 +70,14 @@ export class CryptoAccount {
   private flushing: Promise<void> | undefined;
   /** Recovery, key backup, key files and late-key healing (issue 5). */
   readonly keys: AccountKeys;
+  /** The account's devices and the user's trust decisions about them. */
+  readonly devices: DeviceTrust;
+  /** Interactive verifications (SAS, QR) and cross-signing secrets. */
+  readonly verifications: VerificationFlows;
+  /** Who room keys go to; set `sendPolicy.decisions` to apply the user's sharing policy. */
+  readonly sendPolicy: SendPolicy;
+  /** Called after each processed sync (e.g. to update the badge); errors are only logged. */
+  readonly afterSync = new Set<() => Promise<void> | void>();
 
   private constructor(
     readonly identity: AccountIdentity,
@@ -85,7 +97,27 @@ export class CryptoAccount {
       flush: () => this.flushOutgoing(),
       processor: this.outgoing,
     });
-    this.syncs = new SyncDecryptor(machine, this.decryptor, this.rooms, new MentionTracker(identity.userId));
+    this.syncs = new SyncDecryptor(machine, this.decryptor, this.rooms, new MentionTracker(identity.userId), (roomId, event) =>
+      this.verifications.receiveRoomEvent(roomId, event),
+    );
+    const run = <T>(job: () => Promise<T>) => this.queue.run(job);
+    const roomMessenger = new RoomVerificationMessenger(machine, this.rooms, http);
+    this.devices = new DeviceTrust(
+      machine,
+      run,
+      () => roomMessenger.trackEncryptedRoomMembers(),
+      (request) => this.outgoing.send(request),
+    );
+    this.sendPolicy = new SendPolicy(machine, this.rooms, run);
+    this.verifications = new VerificationFlows(machine, {
+      run,
+      // The user's own steps go encrypted; messages the machine queues by itself (e.g. a
+      // `done` after the other side's MAC) leave through the outgoing loop in plaintext, as
+      // matrix-js-sdk sends all of them: encrypting there would re-enter that loop.
+      send: (request) => (request instanceof RoomMessageRequest ? roomMessenger.send(request) : this.outgoing.send(request)),
+      flush: () => this.flushOutgoingQueued(),
+      rooms: roomMessenger,
+    });
   }
 
   static async open(options: OpenOptions): Promise<CryptoAccount> {
@@ -140,6 +172,12 @@ export class CryptoAccount {
       await this.keys.heal(this.decryptor, processed);
       return processed;
     });
+    await this.verifications.advance().catch((error) => console.warn('Kirjava: verification step failed', error));
+    for (const listener of this.afterSync) {
+      Promise.resolve()
+        .then(listener)
+        .catch((error) => console.warn('Kirjava: after-sync listener failed', error));
+    }
     return serializeOr(result, body);
   }
 
@@ -197,11 +235,13 @@ export class CryptoAccount {
   /** Decides what a `PUT /rooms/{roomId}/send/{eventType}/{txnId}` must send instead. */
   async prepareSend(roomId: string, eventType: string, body: string): Promise<SendDecision> {
     if (eventType === 'm.room.encrypted') return 'passthrough';
+    // May wait for the user ('ask' policy): outside the queue, so syncs go on meanwhile.
+    const policy = await this.sendPolicy.approve(roomId);
     return this.queue.run(async () => {
       if (!(await this.rooms.isEncrypted(roomId))) return 'passthrough';
       const content = parseObject(body);
       if (!content) throw new MatrixApiError(400, 'M_NOT_JSON', 'Content must be a JSON object', 'send');
-      const encrypted = await this.rooms.encrypt(roomId, eventType, JSON.stringify(content));
+      const encrypted = await this.rooms.encrypt(roomId, eventType, JSON.stringify(content), policy);
       return { eventType: 'm.room.encrypted', body: encrypted };
     });
   }

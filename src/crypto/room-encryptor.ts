@@ -8,6 +8,8 @@ import {
 } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { MatrixApiError, type MatrixHttp, seg } from './http.js';
 import type { OutgoingRequestProcessor } from './outgoing.js';
+import type { SharingPolicy } from '../shared/messages.js';
+import { collectStrategy } from './sharing-policy.js';
 
 /** Raised when a room's encryption state cannot be established: the send must not go out. */
 export class EncryptionStateUnknownError extends Error {}
@@ -76,13 +78,12 @@ export class RoomEncryptor {
   }
 
   /** Encrypts one event for the room's current members; returns the `m.room.encrypted` content. */
-  async encrypt(roomId: string, eventType: string, content: string): Promise<string> {
-    const members = await this.loadMembers(roomId);
-    await this.machine.updateTrackedUsers(members.map((u) => u.clone()));
-    await this.outgoing.flush(); // keys/query for new or changed users
+  async encrypt(roomId: string, eventType: string, content: string, policy: SharingPolicy = 'all'): Promise<string> {
+    const members = await this.recipients(roomId);
     const claim = await this.machine.getMissingSessions(members.map((u) => u.clone()));
     if (claim) await this.outgoing.processor.send(claim);
     const settings = new EncryptionSettings();
+    settings.sharingStrategy = collectStrategy(policy);
     // shareRoomKey right before encrypting: encrypting without a shared, unexpired session
     // panics inside the library (DESIGN.md §4).
     const toDevice = await this.machine.shareRoomKey(
@@ -92,6 +93,14 @@ export class RoomEncryptor {
     );
     for (const request of toDevice) await this.outgoing.processor.send(request);
     return this.machine.encryptRoomEvent(new RoomId(roomId), eventType, content);
+  }
+
+  /** The room's members with their devices tracked and queried: who a room key would go to. */
+  async recipients(roomId: string): Promise<UserId[]> {
+    const members = await this.loadMembers(roomId);
+    await this.machine.updateTrackedUsers(members.map((u) => u.clone()));
+    await this.outgoing.flush(); // keys/query for new or changed users
+    return members;
   }
 
   /** Joined and invited members, from the server (`GET /rooms/{roomId}/members`). */

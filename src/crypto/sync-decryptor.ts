@@ -27,6 +27,8 @@ export class SyncDecryptor {
     private readonly decryptor: RoomEventDecryptor,
     private readonly rooms: RoomEncryptor,
     private readonly mentions?: MentionTracker,
+    /** Receives in-room `m.key.verification.*` events once decrypted (issue 4). */
+    private readonly onVerificationEvent?: (roomId: string, event: Json) => Promise<void>,
   ) {}
 
   async process(sync: Json): Promise<Json> {
@@ -100,9 +102,24 @@ export class SyncDecryptor {
       }
     }
     if (timeline && Array.isArray(timeline.events)) {
-      timeline.events = await decryptAll(this.decryptor, roomId, timeline.events);
+      const decrypted = await decryptAll(this.decryptor, roomId, timeline.events);
+      timeline.events = decrypted;
+      for (const event of decrypted) {
+        if (this.onVerificationEvent && isObject(event) && isVerificationEvent(event)) {
+          await this.onVerificationEvent(roomId, event).catch((error) =>
+            console.warn('Kirjava: in-room verification event failed', error),
+          );
+        }
+      }
     }
   }
+}
+
+/** An in-room key verification event: the request message, or any `m.key.verification.*`. */
+function isVerificationEvent(event: Json): boolean {
+  if (typeof event.type !== 'string') return false;
+  if (event.type.startsWith('m.key.verification.')) return true;
+  return event.type === 'm.room.message' && isObject(event.content) && event.content.msgtype === 'm.key.verification.request';
 }
 
 /**

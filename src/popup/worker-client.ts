@@ -2,7 +2,7 @@
  * The popup's side of the `kirjava:ui` conversation with the background worker.
  */
 import browser from 'webextension-polyfill';
-import type { AccountsReply, AccountView, UiRequest } from '../shared/messages';
+import type { AccountsReply, AccountView, UiKind, UiReply, UiRequest, UiRequests } from '../shared/messages';
 
 /** A worker that has not answered by then is stuck or gone; say so instead of waiting. */
 const ANSWER_TIMEOUT_MS = 5000;
@@ -37,4 +37,25 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
     timer = setTimeout(() => reject(new Error(`no answer within ${ms / 1000} s`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Any other UI request: the worker's reply, or an Error with what the user can do (the
+ * worker's own message when it refused, e.g. "Waiting for login: open your Matrix client…").
+ */
+export async function ask<K extends UiKind>(
+  kind: K,
+  fields: UiRequests[K]['request'],
+): Promise<UiRequests[K]['reply']> {
+  const request = { channel: 'kirjava:ui', kind, ...fields } as UiRequest<K>;
+  let reply: UiReply<K> | undefined;
+  try {
+    reply = (await withTimeout(browser.runtime.sendMessage(request), ANSWER_TIMEOUT_MS)) as UiReply<K> | undefined;
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error);
+    throw new Error(`${NO_ANSWER} (${detail}). ${WHAT_TO_DO}`);
+  }
+  if (reply === undefined || reply === null) throw new Error(`${NO_ANSWER}. ${WHAT_TO_DO}`);
+  if (typeof reply === 'object' && 'error' in reply && typeof reply.error === 'string') throw new Error(reply.error);
+  return reply as UiRequests[K]['reply'];
 }

@@ -91,7 +91,7 @@ export interface AccountView {
  * feature adds its requests here as `kind → { request fields; reply }`; the worker's
  * handlers are registered per kind in src/background/ui-router.ts.
  */
-export interface UiRequests {
+export interface UiRequests extends VerificationUiRequests {
   accounts: { request: {}; reply: AccountsReply };
   /** How many messages the account's search index holds, and how history indexing goes. */
   searchIndexStatus: { request: { accountId: string }; reply: SearchIndexStatus };
@@ -148,6 +148,28 @@ export interface KeysExportReply {
   count: number;
 }
 
+/** Devices, trust and verification (issue 4; src/background/verification-service.ts), part of UiRequests. */
+interface VerificationUiRequests {
+  /** `discover`: first look up the members of the account's encrypted rooms (the popup's first ask). */
+  devices: { request: { accountId: string; discover?: boolean }; reply: { devices: DeviceView[] } };
+  'device-trust': {
+    request: { accountId: string; userId: string; deviceId: string; action: DeviceTrustAction };
+    reply: { device: DeviceView };
+  };
+  verifications: { request: { accountId: string }; reply: VerificationsReply };
+  'send-questions': { request: {}; reply: { questions: SendQuestion[] } };
+  'send-answer': { request: { id: string; answer: 'send' | 'cancel' }; reply: {} };
+  'verification-start': {
+    /** A device (to-device), or with `inRoom` the user, in your encrypted direct chat with them. */
+    request: { accountId: string; userId: string; deviceId?: string; inRoom?: boolean };
+    reply: { verification: VerificationView };
+  };
+  'verification-action': {
+    request: { accountId: string; userId: string; flowId: string; action: VerificationAction };
+    reply: { verification: VerificationView | null };
+  };
+}
+
 export type UiKind = keyof UiRequests;
 export type UiRequest<K extends UiKind = UiKind> = { channel: 'kirjava:ui'; kind: K } & UiRequests[K]['request'];
 export type UiReply<K extends UiKind = UiKind> = UiRequests[K]['reply'] | UiErrorReply;
@@ -155,6 +177,123 @@ export type UiReply<K extends UiKind = UiKind> = UiRequests[K]['reply'] | UiErro
 /** A UI request the worker could not carry out; `error` says what the user can do. */
 export interface UiErrorReply {
   error: string;
+}
+
+/**
+ * With whom room keys are shared: every device not blacklisted (default, as Element), the
+ * same but asking first when unverified devices are present, or cross-signed devices only.
+ */
+export type SharingPolicy = 'all' | 'ask' | 'cross-signed';
+
+/** An account's key sharing choices, in `storage.local` under SHARING_KEY[accountId]. */
+export interface AccountSharing {
+  policy: SharingPolicy;
+  /** Per-room exceptions: room id → policy. */
+  rooms: Record<string, SharingPolicy>;
+  /** How long a send waits for "Send anyway" / "Cancel" before it fails. */
+  askTimeoutSeconds: number;
+}
+
+export const SHARING_KEY = 'sharing';
+export const DEFAULT_SHARING: AccountSharing = { policy: 'all', rooms: {}, askTimeoutSeconds: 120 };
+
+/** A send waiting for the user's answer ('ask' policy). */
+export interface SendQuestion {
+  id: string;
+  accountId: string;
+  roomId: string;
+  devices: DeviceView[];
+  /** When the send gives up, ms since the epoch. */
+  deadline: number;
+}
+
+/** How far the account trusts a device, most decisive first. */
+export type DeviceTrustState = 'blacklisted' | 'verified' | 'cross-signed' | 'trusted-locally' | 'unverified';
+
+/** The user's decisions about a device, as pantalaimon's panctl offered them. */
+export type DeviceTrustAction = 'verify' | 'unverify' | 'blacklist' | 'unblacklist' | 'trust-locally';
+
+export interface DeviceView {
+  userId: string;
+  deviceId: string;
+  displayName: string | null;
+  /** The device's ed25519 key (unpadded base64): its fingerprint. */
+  ed25519: string | null;
+  trust: DeviceTrustState;
+  /** Verified through cross-signing (not undone by "unverify", which only clears local trust). */
+  crossSigningVerified: boolean;
+  /** One of the account's own other devices. */
+  own: boolean;
+}
+
+/** Where an interactive verification (SAS or QR) stands, as the popup shows it. */
+export type VerificationStage =
+  /** The other side asked; the user may accept or decline. */
+  | 'incoming'
+  /** We asked; waiting for the other side to accept. */
+  | 'requested'
+  /** Both sides are ready; emoji or QR can start. */
+  | 'ready'
+  /** Emoji verification started; waiting for the other side's key. */
+  | 'sas-started'
+  /** The emoji are there to compare. */
+  | 'sas-compare'
+  /** We confirmed the emoji; waiting for the other side. */
+  | 'sas-confirmed'
+  /** The popup shows a QR code; waiting for the other device to scan it. */
+  | 'qr-shown'
+  /** The other device scanned our QR code: the user confirms it shows success. */
+  | 'qr-scanned'
+  | 'done'
+  | 'cancelled';
+
+export type VerificationAction =
+  | 'accept'
+  | 'start-sas'
+  | 'show-qr'
+  | 'confirm'
+  | 'mismatch'
+  | 'confirm-scan'
+  | 'cancel'
+  | 'dismiss';
+
+export interface VerificationView {
+  flowId: string;
+  otherUserId: string;
+  otherDeviceId: string | null;
+  /** In-room verification (another user, in an encrypted DM); null for to-device. */
+  roomId: string | null;
+  selfVerification: boolean;
+  weStarted: boolean;
+  stage: VerificationStage;
+  /** The seven emoji to compare, with their English names (spec "SAS method: emoji"). */
+  emoji: { symbol: string; name: string }[] | null;
+  /** The QR code to draw (stage 'qr-shown'): `size`² modules, row-major, '1' is dark. */
+  qr: { size: number; modules: string } | null;
+  /** The same QR code's payload, base64 (what a scanner reads). */
+  qrBytes: string | null;
+  /** Why it was cancelled, and by whom, when stage is 'cancelled'. */
+  cancelReason: string | null;
+  cancelledByUs: boolean;
+}
+
+export interface CrossSigningView {
+  /** The account has a cross-signing identity on the server (set up by a full client). */
+  identityKnown: boolean;
+  /** Our own user identity is known and verified from this device. */
+  identityVerified: boolean;
+  /** Whether the owner signed this device (it shows as verified in Element). */
+  deviceSignedByOwner: boolean;
+  hasMaster: boolean;
+  hasSelfSigning: boolean;
+  hasUserSigning: boolean;
+  /** The key backup decryption key arrived (`m.megolm_backup.v1`). */
+  hasBackupKey: boolean;
+}
+
+export interface VerificationsReply {
+  verifications: VerificationView[];
+  crossSigning: CrossSigningView;
 }
 
 export interface AccountsReply {

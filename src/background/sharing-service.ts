@@ -1,0 +1,85 @@
+/**
+ * The user's key sharing policy (issue 4): reads each account's choice (options page, per
+ * account with per-room exceptions) and, under 'ask', holds a send while the popup and an OS
+ * notification offer "Send anyway" / "Cancel"; after the account's bounded wait the send
+ * fails with a Matrix error, so the client never hangs.
+ */
+import browser from 'webextension-polyfill';
+import type { SharingDecisions } from '../crypto/sharing-policy.js';
+import { DEFAULT_SHARING, SHARING_KEY, type AccountSharing, type DeviceView, type SendQuestion } from '../shared/messages.js';
+import type { AccountRegistry } from './accounts.js';
+import { openPopup, setBadgeCount } from './badge.js';
+import { onUiRequest } from './ui-router.js';
+
+const NOTIFICATION_PREFIX = 'kirjava-send:';
+
+interface Pending extends SendQuestion {
+  answer(value: 'send' | 'cancel' | 'timeout'): void;
+}
+
+const pending = new Map<string, Pending>();
+
+async function sharingOf(accountId: string): Promise<AccountSharing> {
+  const stored = (await browser.storage.local.get(SHARING_KEY))[SHARING_KEY] as Record<string, Partial<AccountSharing>> | undefined;
+  return { ...DEFAULT_SHARING, ...(stored?.[accountId] ?? {}) };
+}
+
+function decisionsFor(accountId: string): SharingDecisions {
+  return {
+    async policyFor(roomId) {
+      const sharing = await sharingOf(accountId);
+      return sharing.rooms[roomId] ?? sharing.policy;
+    },
+    async ask(roomId, devices) {
+      const { askTimeoutSeconds } = await sharingOf(accountId);
+      return askUser(accountId, roomId, devices, askTimeoutSeconds * 1000);
+    },
+  };
+}
+
+function askUser(accountId: string, roomId: string, devices: DeviceView[], waitMs: number) {
+  return new Promise<'send' | 'cancel' | 'timeout'>((resolve) => {
+    const id = crypto.randomUUID();
+    const timer = setTimeout(() => finish('timeout'), waitMs);
+    const finish = (value: 'send' | 'cancel' | 'timeout') => {
+      if (!pending.delete(id)) return;
+      clearTimeout(timer);
+      void browser.notifications?.clear(`${NOTIFICATION_PREFIX}${id}`);
+      void setBadgeCount('send', pending.size);
+      resolve(value);
+    };
+    pending.set(id, { id, accountId, roomId, devices, deadline: Date.now() + waitMs, answer: finish });
+    void setBadgeCount('send', pending.size);
+    const names = devices.map((d) => `${d.displayName ?? d.deviceId} (${d.userId})`).join(', ');
+    void browser.notifications
+      ?.create(`${NOTIFICATION_PREFIX}${id}`, {
+        type: 'basic',
+        iconUrl: browser.runtime.getURL('icons/kirjava-128.png'),
+        title: 'Send to unverified devices?',
+        message: `Your message waits: ${names} ${devices.length === 1 ? 'is' : 'are'} not verified. Open Kirjava to send anyway or cancel.`,
+        priority: 2,
+      })
+      .catch((error) => console.warn('Kirjava: notification failed', error));
+  });
+}
+
+export function registerSharingService(registry: AccountRegistry): void {
+  registry.onAccountOpened((id, account) => {
+    account.sendPolicy.decisions = decisionsFor(id);
+  });
+
+  onUiRequest('send-questions', async () => ({
+    questions: [...pending.values()].map(({ answer: _answer, ...question }) => question),
+  }));
+
+  onUiRequest('send-answer', async ({ id, answer }) => {
+    const question = pending.get(id);
+    if (!question) throw new Error('This message is no longer waiting (it was answered or timed out)');
+    question.answer(answer);
+    return {};
+  });
+
+  browser.notifications?.onClicked.addListener((notificationId) => {
+    if (notificationId.startsWith(NOTIFICATION_PREFIX)) void openPopup();
+  });
+}

@@ -1,0 +1,86 @@
+/**
+ * The worker's side of devices, trust and verification (issue 4): answers the popup's
+ * requests, keeps the toolbar badge at the number of verifications waiting for the user,
+ * and raises an OS notification for each new incoming request; clicking it opens the popup.
+ */
+import browser from 'webextension-polyfill';
+import type { CryptoAccount } from '../crypto/account.js';
+import type { AccountRegistry } from './accounts.js';
+import { openPopup, setBadgeCount } from './badge.js';
+import { onUiRequest } from './ui-router.js';
+
+const NOTIFICATION_PREFIX = 'kirjava-verification:';
+
+export function registerVerificationService(registry: AccountRegistry): void {
+  onUiRequest('devices', async ({ accountId, discover }) => {
+    const account = await registry.forAccount(accountId);
+    return { devices: await account.devices.list(discover) };
+  });
+
+  onUiRequest('device-trust', async ({ accountId, userId, deviceId, action }) => {
+    const account = await registry.forAccount(accountId);
+    return { device: await account.devices.apply(userId, deviceId, action) };
+  });
+
+  onUiRequest('verifications', async ({ accountId }) => {
+    const account = await registry.forAccount(accountId);
+    const [verifications, crossSigning] = [await account.verifications.list(), await account.verifications.crossSigning()];
+    void updateBadge(registry);
+    return { verifications, crossSigning };
+  });
+
+  onUiRequest('verification-start', async ({ accountId, userId, deviceId, inRoom }) => {
+    const account = await registry.forAccount(accountId);
+    const verification = inRoom ? await account.verifications.startInRoom(userId) : await account.verifications.start(userId, deviceId);
+    return { verification };
+  });
+
+  onUiRequest('verification-action', async ({ accountId, userId, flowId, action }) => {
+    const account = await registry.forAccount(accountId);
+    const verification = await account.verifications.act(userId, flowId, action);
+    void updateBadge(registry);
+    return { verification };
+  });
+
+  registry.onAccountOpened((_id, account) => {
+    openAccounts.add(account);
+    account.afterSync.add(() => onSynced(registry, account));
+  });
+
+  browser.notifications?.onClicked.addListener((notificationId) => {
+    if (!notificationId.startsWith(NOTIFICATION_PREFIX)) return;
+    void browser.notifications.clear(notificationId);
+    void openPopup();
+  });
+}
+
+/** Flows already announced with a notification, so each request notifies once. */
+const announced = new Set<string>();
+const openAccounts = new Set<CryptoAccount>();
+
+async function onSynced(registry: AccountRegistry, account: CryptoAccount): Promise<void> {
+  for (const verification of await account.verifications.list()) {
+    if (verification.stage !== 'incoming' || announced.has(verification.flowId)) continue;
+    announced.add(verification.flowId);
+    const who = verification.selfVerification
+      ? `Another of your sessions (${verification.otherDeviceId ?? 'unknown device'})`
+      : verification.otherUserId;
+    await browser.notifications
+      ?.create(`${NOTIFICATION_PREFIX}${verification.flowId}`, {
+        type: 'basic',
+        iconUrl: browser.runtime.getURL('icons/kirjava-128.png'),
+        title: 'Verification request',
+        message: `${who} wants to verify ${account.identity.userId}. Open Kirjava to accept.`,
+        priority: 2,
+      })
+      .catch((error) => console.warn('Kirjava: notification failed', error));
+  }
+  await updateBadge(registry);
+}
+
+/** The badge counts the verifications that wait for the user, across all open accounts. */
+async function updateBadge(_registry: AccountRegistry): Promise<void> {
+  let pending = 0;
+  for (const account of openAccounts) pending += await account.verifications.pendingCount().catch(() => 0);
+  await setBadgeCount('verification', pending);
+}

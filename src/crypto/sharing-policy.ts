@@ -1,0 +1,108 @@
+import { CollectStrategy, type OlmMachine, type UserId } from '@matrix-org/matrix-sdk-crypto-wasm';
+import type { DeviceView, SharingPolicy } from '../shared/messages.js';
+import { deviceView, trustState } from './device-trust.js';
+import { MatrixApiError } from './http.js';
+import type { RoomEncryptor } from './room-encryptor.js';
+
+/** Where the user's key sharing choices come from, and how to ask them (the worker provides it). */
+export interface SharingDecisions {
+  /** The policy for this room: the room's own, else the account's (default 'all'). */
+  policyFor(roomId: string): Promise<SharingPolicy>;
+  /**
+   * Asks the user whether to send although these devices are unverified; resolves with
+   * their answer or 'timeout' after the bounded wait.
+   */
+  ask(roomId: string, devices: DeviceView[]): Promise<'send' | 'cancel' | 'timeout'>;
+}
+
+/** The user cancelled the send, or did not answer in time: the client gets this Matrix error. */
+export class SendRefusedError extends MatrixApiError {
+  constructor(message: string) {
+    super(403, 'M_FORBIDDEN', message, 'send');
+  }
+}
+
+/**
+ * Decides with whom a room key may be shared before a send (issue 4, "Sharing policy"):
+ * 'all' shares with every device that is not blacklisted (as Element does); 'cross-signed'
+ * only with devices their owner cross-signed (CollectStrategy.identityBasedStrategy); 'ask'
+ * shares with all, but first asks the user about unverified devices they have not approved
+ * for this room yet. The question is asked outside the account's queue, so syncs (and
+ * verifying the device meanwhile) go on while the send waits.
+ */
+export class SendPolicy {
+  /** room id → devices (user|device) the user chose to send to anyway. */
+  private readonly approved = new Map<string, Set<string>>();
+  /** Questions on screen, by room and devices: concurrent sends share one question. */
+  private readonly asking = new Map<string, Promise<'send' | 'cancel' | 'timeout'>>();
+  decisions: SharingDecisions | undefined;
+
+  constructor(
+    private readonly machine: OlmMachine,
+    private readonly rooms: RoomEncryptor,
+    private readonly run: <T>(job: () => Promise<T>) => Promise<T>,
+  ) {}
+
+  /** Resolves with the policy to encrypt under, or throws SendRefusedError. */
+  async approve(roomId: string): Promise<SharingPolicy> {
+    const policy = (await this.decisions?.policyFor(roomId)) ?? 'all';
+    if (policy === 'cross-signed') {
+      // The library can only tell cross-signed devices once the account's own identity is known.
+      const identity = await this.run(() => this.machine.getIdentity(this.machine.userId));
+      if (!identity) {
+        throw new SendRefusedError(
+          'Kirjava: this room shares keys with cross-signed devices only, but your account has no cross-signing yet. Set it up in Element (or another full client) and verify this session from the Kirjava popup, or choose another key sharing policy in Kirjava’s options.',
+        );
+      }
+    }
+    if (policy !== 'ask') return policy;
+    const unverified = await this.run(async () => {
+      if (!(await this.rooms.isEncrypted(roomId))) return [];
+      return this.unverifiedDevices(await this.rooms.recipients(roomId));
+    });
+    const approved = this.approved.get(roomId) ?? new Set<string>();
+    const fresh = unverified.filter((d) => !approved.has(`${d.userId}|${d.deviceId}`));
+    if (fresh.length === 0) return policy;
+    const key = `${roomId} ${fresh.map((d) => `${d.userId}|${d.deviceId}`).sort().join(' ')}`;
+    let question = this.asking.get(key);
+    if (!question) {
+      question = this.decisions!.ask(roomId, fresh).finally(() => this.asking.delete(key));
+      this.asking.set(key, question);
+    }
+    const answer = await question;
+    if (answer === 'cancel') {
+      throw new SendRefusedError(
+        'Kirjava: you cancelled this message because the room has unverified devices. Verify or blacklist them in Kirjava, then send again.',
+      );
+    }
+    if (answer === 'timeout') {
+      throw new SendRefusedError(
+        'Kirjava: nobody answered whether to send to the unverified devices in this room, so the message was not sent. Open Kirjava and send again.',
+      );
+    }
+    for (const device of fresh) approved.add(`${device.userId}|${device.deviceId}`);
+    this.approved.set(roomId, approved);
+    return policy;
+  }
+
+  private async unverifiedDevices(users: UserId[]): Promise<DeviceView[]> {
+    const ownUser = this.machine.userId.toString();
+    const ownDevice = this.machine.deviceId.toString();
+    const found: DeviceView[] = [];
+    for (const user of users) {
+      const own = user.toString() === ownUser;
+      const devices = await this.machine.getUserDevices(user, 0);
+      for (const device of devices.devices()) {
+        if (device.isDeleted() || (own && device.deviceId.toString() === ownDevice)) continue;
+        // Cross-signed by its owner counts as known, as in Element; locally trusted was the user's call.
+        if (trustState(device) === 'unverified') found.push(deviceView(device, own));
+      }
+    }
+    return found;
+  }
+}
+
+/** The library's collect strategy for a policy ('ask' shares like 'all' once approved). */
+export function collectStrategy(policy: SharingPolicy): CollectStrategy {
+  return policy === 'cross-signed' ? CollectStrategy.identityBasedStrategy() : CollectStrategy.deviceBasedStrategy(false, false);
+}
