@@ -7,9 +7,17 @@ import browser, { type Runtime } from 'webextension-polyfill';
 import type { BridgeMessage, UiRequest } from '../shared/messages.js';
 import { AccountRegistry } from './accounts.js';
 import { failure, handlePageRequest, isServed } from './page-requests.js';
+import { SendGuard, watchSettingsForGuard } from './send-guard.js';
 import { handleUiRequest, onUiRequest } from './ui-router.js';
 
-const registry = new AccountRegistry();
+const guard = new SendGuard();
+const registry = new AccountRegistry(guard);
+// Session rules do not survive a browser restart; install at every worker start.
+guard.install().catch((error) => console.error('Kirjava: could not install the send guard', error));
+watchSettingsForGuard(guard);
+// A listener makes Chromium start the worker with the browser, so the rules are back before
+// any page (or its Service Worker) can send.
+browser.runtime.onStartup.addListener(() => undefined);
 
 onUiRequest('accounts', async () => ({ accounts: await registry.views() }));
 

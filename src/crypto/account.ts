@@ -2,7 +2,7 @@ import { DeviceId, OlmMachine, UserId, initAsync } from '@matrix-org/matrix-sdk-
 import { RoomEventDecryptor } from './event-decryptor.js';
 import { type FetchLike, MatrixApiError, MatrixHttp } from './http.js';
 import { OutgoingRequestProcessor } from './outgoing.js';
-import { RoomEncryptor } from './room-encryptor.js';
+import { type RoomEncryptionObserver, RoomEncryptor } from './room-encryptor.js';
 import { SerialQueue } from './serial-queue.js';
 import { SyncDecryptor, decryptHistory, isObject } from './sync-decryptor.js';
 
@@ -19,6 +19,8 @@ export interface OpenOptions extends AccountIdentity {
   /** Key for the store's encryption at rest. */
   storePassphrase?: string;
   fetchFn?: FetchLike;
+  /** Told when a room is learnt to be encrypted or not (the send guard). */
+  roomObserver?: RoomEncryptionObserver;
 }
 
 /** What to send instead of the page's plaintext event, or leave it alone. */
@@ -49,18 +51,22 @@ export class CryptoAccount {
   private readonly rooms: RoomEncryptor;
   private readonly syncs: SyncDecryptor;
   private flushing: Promise<void> | undefined;
+  /** Joined rooms seen in syncs whose encryption state may still be unknown. */
+  private readonly roomsToLearn = new Set<string>();
+  private learning: Promise<void> | undefined;
 
   private constructor(
     readonly identity: AccountIdentity,
     readonly machine: OlmMachine,
     private readonly http: MatrixHttp,
+    roomObserver?: RoomEncryptionObserver,
   ) {
     this.outgoing = new OutgoingRequestProcessor(machine, http);
     this.decryptor = new RoomEventDecryptor(machine);
     this.rooms = new RoomEncryptor(machine, http, {
       flush: () => this.flushOutgoing(),
       processor: this.outgoing,
-    });
+    }, roomObserver);
     this.syncs = new SyncDecryptor(machine, this.decryptor, this.rooms);
   }
 
@@ -74,7 +80,7 @@ export class CryptoAccount {
     );
     const http = new MatrixHttp(options.baseUrl, options.accessToken, options.fetchFn);
     const { baseUrl, userId, deviceId } = options;
-    return new CryptoAccount({ baseUrl, userId, deviceId }, machine, http);
+    return new CryptoAccount({ baseUrl, userId, deviceId }, machine, http, options.roomObserver);
   }
 
   /** The device's ed25519 key (unpadded base64), as Element shows the "session key". */
@@ -104,8 +110,35 @@ export class CryptoAccount {
   async processSync(body: string): Promise<string> {
     const sync = parseObject(body);
     if (!sync) return body;
+    const joined = isObject(sync.rooms) && isObject(sync.rooms.join) ? Object.keys(sync.rooms.join) : [];
+    for (const roomId of joined) this.roomsToLearn.add(roomId);
     const result = await this.queue.run(() => this.syncs.process(sync));
     return serializeOr(result, body);
+  }
+
+  /**
+   * Looks up the encryption state of joined rooms seen in syncs that this account does not
+   * know yet, one at a time with a pause in between; run after the client got its sync. So
+   * the send guard learns which rooms are unencrypted before a part of the client the hook
+   * cannot see (a Web Worker) sends there. `skip` tells of rooms already known elsewhere.
+   */
+  learnRoomEncryption(skip: (roomId: string) => Promise<boolean>, pauseMs = 100): Promise<void> {
+    // `.finally` runs after the assignment, even when there is nothing to learn.
+    this.learning ??= this.learnRooms(skip, pauseMs).finally(() => (this.learning = undefined));
+    return this.learning;
+  }
+
+  private async learnRooms(skip: (roomId: string) => Promise<boolean>, pauseMs: number): Promise<void> {
+    for (const roomId of this.roomsToLearn) {
+      this.roomsToLearn.delete(roomId);
+      if (await skip(roomId)) continue;
+      const looked = await this.queue.run(async () => {
+        if (await this.rooms.knows(roomId)) return false;
+        await this.rooms.isEncrypted(roomId).catch(() => undefined); // tried again when the room is in a sync again
+        return true;
+      });
+      if (looked) await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    }
   }
 
   /** Decrypts a /messages, /context or /event body of `roomId`. */
@@ -157,6 +190,11 @@ export class CryptoAccount {
 
   close(): void {
     this.machine.close();
+  }
+
+  /** Closes the machine once the work already queued is done (before its store is deleted). */
+  shutdown(): Promise<void> {
+    return this.queue.run(async () => this.machine.close());
   }
 }
 
