@@ -157,6 +157,12 @@ export class AccountRegistry {
     if (record) await deleteStore(record.storeName);
   }
 
+  /** The user id of a token Kirjava already knows, without asking the homeserver. */
+  async userOfKnownToken(token: string): Promise<string | undefined> {
+    const key = (await this.tokens())[token];
+    return key ? (await this.records())[key]?.userId : undefined;
+  }
+
   async views(): Promise<AccountView[]> {
     const records = await this.records();
     const tokens = await this.tokens();

@@ -2,7 +2,7 @@
  * The popup's side of the `kirjava:ui` conversation with the background worker.
  */
 import browser from 'webextension-polyfill';
-import type { AccountsReply, AccountView, UiRequest } from '../shared/messages';
+import type { AccountsReply, AccountView, UiKind, UiRequest, UiRequests } from '../shared/messages';
 
 /** A worker that has not answered by then is stuck or gone; say so instead of waiting. */
 const ANSWER_TIMEOUT_MS = 5000;
@@ -25,6 +25,23 @@ export async function requestAccounts(): Promise<AccountView[]> {
     throw new Error(`${NO_ANSWER}. ${WHAT_TO_DO}`);
   }
   return reply.accounts;
+}
+
+/** Any UI request to the worker; throws an Error the popup can show as is. */
+export async function askWorker<K extends UiKind>(
+  kind: K,
+  fields: UiRequests[K]['request'],
+): Promise<UiRequests[K]['reply']> {
+  const request = { channel: 'kirjava:ui', kind, ...fields } as UiRequest<K>;
+  let reply: unknown;
+  try {
+    reply = await withTimeout(browser.runtime.sendMessage(request), ANSWER_TIMEOUT_MS);
+  } catch (error) {
+    throw new Error(`${NO_ANSWER} (${error instanceof Error ? error.message : String(error)}). ${WHAT_TO_DO}`);
+  }
+  if (reply === undefined || reply === null) throw new Error(`${NO_ANSWER}. ${WHAT_TO_DO}`);
+  if (typeof reply === 'object' && 'error' in reply) throw new Error(String((reply as { error: unknown }).error));
+  return reply as UiRequests[K]['reply'];
 }
 
 function isAccountsReply(reply: unknown): reply is AccountsReply {

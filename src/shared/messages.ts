@@ -74,6 +74,27 @@ export interface AccountView {
  */
 export interface UiRequests {
   accounts: { request: {}; reply: AccountsReply };
+  /** Sites waiting for the user's answer to "Allow <origin> to use encryption?". */
+  'site-requests': { request: {}; reply: { requests: SiteRequestView[] } };
+  /** The user's answer; Allow adds the origin to the allowed sites. */
+  'site-decision': { request: { origin: string; allow: boolean }; reply: { ok: true } };
+  /** Allowed sites whose client syncs where the page hook cannot see it. */
+  'uncovered-clients': { request: {}; reply: { clients: UncoveredClientView[] } };
+}
+
+/** A page on a site the user has not allowed talked to a configured homeserver. */
+export interface SiteRequestView {
+  origin: string;
+  homeserver: string;
+  /** The account's user id when its token is one Kirjava already knows. */
+  userId: string | null;
+}
+
+/** An allowed site whose /sync traffic never came through the page hook (Web Worker, Service Worker). */
+export interface UncoveredClientView {
+  origin: string;
+  /** When such a sync was last seen (ms since the epoch). */
+  lastSeen: number;
 }
 
 export type UiKind = keyof UiRequests;
