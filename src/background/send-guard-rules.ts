@@ -90,7 +90,9 @@ export function buildGuardRules(input: GuardInput): GuardRules {
   const rules: Omit<Rule, 'id'>[] = [];
   const common = {
     requestMethods: ['put', 'post'] as chrome.declarativeNetRequest.RequestMethod[],
-    resourceTypes: ['xmlhttprequest'] as chrome.declarativeNetRequest.ResourceType[],
+    // xmlhttprequest: fetch and XHR from every context; ping: navigator.sendBeacon, which
+    // can carry the token in the query string; other: whatever Chromium files nowhere else.
+    resourceTypes: ['xmlhttprequest', 'ping', 'other'] as chrome.declarativeNetRequest.ResourceType[],
     excludedInitiatorDomains: [input.extensionId],
   };
   // Allow rules need no initiator condition: they only matter where a block rule matched.

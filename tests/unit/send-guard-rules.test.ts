@@ -34,7 +34,7 @@ describe('Send guard rules', () => {
     for (const rule of blocks) {
       assert.equal(rule.condition.urlFilter, `|${base}/_matrix/client/*/rooms/*/send/`);
       assert.deepEqual(rule.condition.requestMethods, ['put', 'post']);
-      assert.deepEqual(rule.condition.resourceTypes, ['xmlhttprequest']);
+      assert.deepEqual(rule.condition.resourceTypes, ['xmlhttprequest', 'ping', 'other']);
       assert.deepEqual(rule.condition.excludedInitiatorDomains, ['abcdefghijklmnop']);
     }
     assert.deepEqual(blocks[0].condition.initiatorDomains, ['app.example.org', '127.0.0.1']);
