@@ -166,9 +166,9 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
     await page.close();
   });
 
-  it('An allowed page that sends a made-up token gets a Matrix error and nothing of any account', story, async () => {
+  it('An allowed page that sends a made-up token gets a Matrix error and nothing of any account; a forged logout wipes nothing', story, async () => {
     const secret = 'Not for a stranger token';
-    const { roomId, ciphertext } = await givenAliceWithASecret(secret);
+    const { roomId, ciphertext, session } = await givenAliceWithASecret(secret);
     const page = await browser.context.newPage();
     await page.addInitScript(() => {
       window.addEventListener('message', (event) => {
@@ -189,6 +189,14 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
     assert.equal(answer.reply?.ok, false, JSON.stringify(answer));
     assert.equal(answer.reply?.errcode, 'M_UNKNOWN_TOKEN');
     assert.ok(!JSON.stringify(answer).includes(secret));
+
+    // A logout claimed while the token still works is not a logout.
+    const logout = (await forgeOverBridge(page, { kind: 'logout', baseUrl: synapse.baseUrl, token: session.accessToken, all: true }, 15_000)) as {
+      reply?: { ok: boolean };
+    };
+    assert.equal(logout.reply?.ok, true, JSON.stringify(logout));
+    const { accounts } = await inWorker(() => chrome.storage.local.get('accounts'));
+    assert.ok((accounts as Record<string, unknown>)[`${synapse.baseUrl}|${session.userId}|${session.deviceId}`], 'a forged logout wiped the account');
     await page.close();
   });
 
