@@ -235,6 +235,33 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
     });
   });
 
+  it('Deny keeps a site out for good: no access, no badge, and it is not asked again', story, async () => {
+    const { user, session } = await givenAliceWithASecret('Denied sites never read this');
+    const other = await startClientServer('127.0.0.2');
+    try {
+      const denied = await openPlainClient(browser.context, other.origin);
+      clients.push(denied);
+      await denied.startWithToken(synapse.baseUrl, session.userId, user.accessToken, session.deviceId);
+      const popup = await browser.openPopup();
+      const ask = popup.getByRole('region', { name: `Site request from ${other.origin}` });
+      await ask.waitFor({ timeout: 15_000 });
+      await ask.getByRole('button', { name: 'Deny' }).click();
+      await ask.waitFor({ state: 'detached', timeout: 10_000 });
+      await popup.close();
+      const { settings } = await inWorker(() => chrome.storage.local.get('settings'));
+      assert.ok(!(settings as { allowedSites: string[] }).allowedSites.includes(other.origin));
+      assert.equal(await inWorker(() => chrome.action.getBadgeText({})), '');
+
+      // The page keeps talking to the homeserver; nobody asks again.
+      await denied.rawFetch('GET', '/_matrix/client/v3/account/whoami');
+      await sleep(1_000);
+      const { 'site.pending': pending } = await inWorker(() => chrome.storage.session.get('site.pending'));
+      assert.deepEqual(pending, []);
+    } finally {
+      await other.stop();
+    }
+  });
+
   it('A client that syncs from a Web Worker is reported in the popup as not covered; the hooked client is not', story, async () => {
     const { user } = await givenAliceWithASecret('Coverage baseline');
     await sleep(9_000); // longer than the window in which the hook reports a sync
