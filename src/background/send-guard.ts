@@ -24,39 +24,39 @@ type PlainRooms = Record<string, { baseUrl: string; rooms: string[] }>;
 const REGEX_RESERVE = 10;
 
 export class SendGuard {
+  /** Serializes changes to the known plain rooms (short: memory and storage). */
   private readonly queue = new SerialQueue();
+  /** Serializes rule installs; see requestInstall. */
+  private readonly installs = new SerialQueue();
+  private nextInstall: Promise<void> | undefined;
   private plain: Promise<PlainRooms> | undefined;
   /** Rooms that got an allow rule in the last install, per homeserver. */
   private allowed = new Map<string, Set<string>>();
   private readonly tabs = new GuardedTabs(() => {
-    this.queue.run(() => this.installNow()).catch((error) => console.error('Kirjava: could not update the send guard', error));
+    this.requestInstall().catch((error) => console.error('Kirjava: could not update the send guard', error));
   });
 
-  /** (Re)installs every rule from the settings and the known plain rooms. */
-  install(): Promise<void> {
-    return this.queue.run(async () => {
-      await this.tabs.refresh();
-      await this.installNow();
-    });
+  /** (Re)installs every rule from the settings, the open tabs and the known plain rooms. */
+  async install(): Promise<void> {
+    await this.tabs.refresh();
+    await this.requestInstall();
   }
 
   /** The account learnt that `roomId` is unencrypted: its sends must pass the guard. */
-  roomIsPlain(accountId: string, baseUrl: string, roomId: string): Promise<void> {
-    return this.queue.run(async () => {
+  async roomIsPlain(accountId: string, baseUrl: string, roomId: string): Promise<void> {
+    await this.queue.run(async () => {
       const plain = await this.plainRooms();
       const entry = (plain[accountId] ??= { baseUrl, rooms: [] });
-      const known = entry.rooms.at(-1) === roomId;
-      if (!known) {
-        entry.rooms = [...entry.rooms.filter((id) => id !== roomId), roomId];
-        await browser.storage.local.set({ [PLAIN_ROOMS_KEY]: plain });
-      }
-      if (!this.allowed.get(baseUrl)?.has(roomId)) await this.installNow();
+      if (entry.rooms.at(-1) === roomId) return;
+      entry.rooms = [...entry.rooms.filter((id) => id !== roomId), roomId];
+      await browser.storage.local.set({ [PLAIN_ROOMS_KEY]: plain });
     });
+    if (!this.allowed.get(baseUrl)?.has(roomId)) await this.requestInstall();
   }
 
-  /** `roomId` is encrypted: no account keeps an allow rule for it. */
-  roomIsEncrypted(baseUrl: string, roomId: string): Promise<void> {
-    return this.queue.run(async () => {
+  /** `roomId` is encrypted: no account keeps an allow rule for it (resolves once it is gone). */
+  async roomIsEncrypted(baseUrl: string, roomId: string): Promise<void> {
+    const changed = await this.queue.run(async () => {
       const plain = await this.plainRooms();
       let changed = false;
       for (const entry of Object.values(plain)) {
@@ -65,10 +65,10 @@ export class SendGuard {
           changed = true;
         }
       }
-      if (!changed) return;
-      await browser.storage.local.set({ [PLAIN_ROOMS_KEY]: plain });
-      await this.installNow();
+      if (changed) await browser.storage.local.set({ [PLAIN_ROOMS_KEY]: plain });
+      return changed;
     });
+    if (changed || this.allowed.get(baseUrl)?.has(roomId)) await this.requestInstall();
   }
 
   /** Whether an account already knows `roomId` to be unencrypted (no need to look it up). */
@@ -77,14 +77,28 @@ export class SendGuard {
   }
 
   /** The account is gone (logged out): its plain rooms and their rules go too. */
-  forgetAccount(accountId: string): Promise<void> {
-    return this.queue.run(async () => {
+  async forgetAccount(accountId: string): Promise<void> {
+    const changed = await this.queue.run(async () => {
       const plain = await this.plainRooms();
-      if (!(accountId in plain)) return;
+      if (!(accountId in plain)) return false;
       delete plain[accountId];
       await browser.storage.local.set({ [PLAIN_ROOMS_KEY]: plain });
+      return true;
+    });
+    if (changed) await this.requestInstall();
+  }
+
+  /**
+   * Resolves after an install that started after this call. A full install costs ~4 ms
+   * with 10 unencrypted rooms and ~270-500 ms with 990: calls that arrive while one waits
+   * share it, so learning many rooms at once does not reinstall once per room.
+   */
+  private requestInstall(): Promise<void> {
+    this.nextInstall ??= this.installs.run(async () => {
+      this.nextInstall = undefined;
       await this.installNow();
     });
+    return this.nextInstall;
   }
 
   private plainRooms(): Promise<PlainRooms> {
