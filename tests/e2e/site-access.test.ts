@@ -227,7 +227,9 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
     await allowed.startWithToken(synapse.baseUrl, session.userId, session.accessToken, session.deviceId);
     const entry = await allowed.waitForBody(roomId, secret, 20_000);
     assert.equal(entry.type, 'm.room.message');
-    // Later stories want the hostile origin unallowed again.
+    // Later stories want the hostile origin unallowed again (and its page gone, or it would ask again).
+    await allowed.close();
+    clients = clients.filter((c) => c !== allowed);
     await inWorker(async () => {
       const { settings } = await chrome.storage.local.get('settings');
       const s = settings as { allowedSites: string[] };
