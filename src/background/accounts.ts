@@ -1,10 +1,12 @@
 import browser from 'webextension-polyfill';
 import { CryptoAccount, ForeignDeviceKeysError } from '../crypto/account.js';
 import { DecryptedEventCache } from '../crypto/decrypted-cache.js';
-import { MatrixHttp } from '../crypto/http.js';
+import { MatrixApiError, MatrixHttp } from '../crypto/http.js';
 import { DexieSealedStore } from './decrypted-cache-store.js';
 import { IndexedDbMediaKeyStore } from './media-key-store.js';
 import type { AccountView } from '../shared/messages.js';
+import type { SendGuard } from './send-guard.js';
+import { deleteStore } from './store-wipe.js';
 
 /** What is remembered of an account on disk. Never a token. */
 interface AccountRecord {
@@ -55,10 +57,20 @@ export class AccountRegistry {
   private readonly byToken = new Map<string, Promise<CryptoAccount>>();
   private readonly openedListeners: ((id: string, account: CryptoAccount) => void)[] = [];
 
+  private readonly wipedListeners: ((id: string) => Promise<void>)[] = [];
+
+  /** Calls `listener` when an account is wiped (logout), to remove what a feature keeps of it. */
+  onAccountWiped(listener: (id: string) => Promise<void>): void {
+    this.wipedListeners.push(listener);
+  }
+
   /** Calls `listener` for each account opened from now on, before it processes anything. */
   onAccountOpened(listener: (id: string, account: CryptoAccount) => void): void {
     this.openedListeners.push(listener);
   }
+
+  /** `guard` learns which rooms are encrypted; without it (tests) nothing is guarded. */
+  constructor(private readonly guard?: SendGuard) {}
 
   /** The account a page request's token belongs to, discovering it if needed. */
   forToken(baseUrl: string, token: string): Promise<CryptoAccount> {
@@ -110,6 +122,69 @@ export class AccountRegistry {
     const tokens = await this.tokens();
     delete tokens[token];
     await browser.storage.session.set({ [TOKENS_KEY]: tokens });
+  }
+
+  /**
+   * The client logged out with `token` (`POST /logout`, or `/logout/all` for every device
+   * of the user): once the homeserver confirms the token is dead, the account's crypto
+   * store, record, tokens, guard rules and caches are wiped. A page that merely claims a
+   * logout while its token still works changes nothing.
+   */
+  async logOut(baseUrl: string, token: string, all: boolean): Promise<void> {
+    try {
+      await new MatrixHttp(baseUrl, token).request('GET', '/account/whoami');
+      return; // the token still works: not a logout
+    } catch (error) {
+      if (!(error instanceof MatrixApiError && error.status === 401)) throw error;
+    }
+    const tokens = await this.tokens();
+    const records = await this.records();
+    const key = tokens[token];
+    const record = key ? records[key] : undefined;
+    this.byToken.delete(token);
+    delete tokens[token];
+    await browser.storage.session.set({ [TOKENS_KEY]: tokens });
+    if (!key || !record) return;
+    const doomed = all
+      ? Object.keys(records).filter((k) => records[k].baseUrl === record.baseUrl && records[k].userId === record.userId)
+      : [key];
+    for (const id of doomed) await this.wipe(id);
+  }
+
+  /** Looks up the encryption state of the account's new rooms, for the send guard. */
+  learnRoomEncryption(account: CryptoAccount): Promise<void> {
+    const { baseUrl, userId, deviceId } = account.identity;
+    const id = accountKey(baseUrl, userId, deviceId);
+    const guard = this.guard;
+    return account.learnRoomEncryption((roomId) => guard?.isKnownPlain(id, roomId) ?? Promise.resolve(true));
+  }
+
+  /** Removes every trace of one account from the extension. */
+  private async wipe(id: string): Promise<void> {
+    const open = this.open.get(id);
+    this.open.delete(id);
+    const account = open ? await open.catch(() => undefined) : undefined;
+    await account?.shutdown();
+    const tokens = await this.tokens();
+    for (const [token, key] of Object.entries(tokens)) {
+      if (key !== id) continue;
+      delete tokens[token];
+      this.byToken.delete(token);
+    }
+    await browser.storage.session.set({ [TOKENS_KEY]: tokens });
+    const records = await this.records();
+    const record = records[id];
+    delete records[id];
+    await browser.storage.local.set({ [RECORDS_KEY]: records });
+    await this.guard?.forgetAccount(id);
+    for (const listener of this.wipedListeners) await listener(id);
+    if (record) await deleteStore(record.storeName);
+  }
+
+  /** The user id of a token Kirjava already knows, without asking the homeserver. */
+  async userOfKnownToken(token: string): Promise<string | undefined> {
+    const key = (await this.tokens())[token];
+    return key ? (await this.records())[key]?.userId : undefined;
   }
 
   async views(): Promise<AccountView[]> {
@@ -190,6 +265,11 @@ export class AccountRegistry {
       };
       await this.saveRecord(key, record);
     }
+    const guard = this.guard;
+    const roomObserver = guard && {
+      encrypted: (roomId: string) => guard.roomIsEncrypted(baseUrl, roomId),
+      plain: (roomId: string) => guard.roomIsPlain(key, baseUrl, roomId),
+    };
     const decryptedCache = await DecryptedEventCache.create(
       record.storePassphrase,
       new DexieSealedStore(`${record.storeName}-decrypted-events`),
@@ -200,6 +280,7 @@ export class AccountRegistry {
       mediaKeyStore: new IndexedDbMediaKeyStore(`${record.storeName}-media`, record.storePassphrase),
       storeKey: record.rawStoreKey ? hexBytes(record.storePassphrase) : undefined,
       decryptedCache,
+      roomObserver,
     });
     if (!record.claimed) {
       try {

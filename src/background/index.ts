@@ -9,13 +9,25 @@ import { AccountRegistry } from './accounts.js';
 import { registerKeysService } from './keys-service.js';
 import { failure, handlePageRequest, isServed } from './page-requests.js';
 import { searchServiceFor } from './search-service.js';
+import { ClientCoverage } from './coverage.js';
+import { SendGuard, watchSettingsForGuard } from './send-guard.js';
+import { SiteAccess } from './site-access.js';
 import { handleUiRequest, onUiRequest } from './ui-router.js';
 import { registerVerificationService } from './verification-service.js';
 import { registerSharingService } from './sharing-service.js';
 
-const registry = new AccountRegistry();
+const guard = new SendGuard();
+const registry = new AccountRegistry(guard);
 // Before any account opens: every decrypted event goes into the account's search index.
 searchServiceFor(registry);
+// Session rules do not survive a browser restart; install at every worker start.
+guard.install().catch((error) => console.error('Kirjava: could not install the send guard', error));
+watchSettingsForGuard(guard);
+const coverage = new ClientCoverage();
+new SiteAccess(registry);
+// A listener makes Chromium start the worker with the browser, so the rules are back before
+// any page (or its Service Worker) can send.
+browser.runtime.onStartup.addListener(() => undefined);
 
 onUiRequest('accounts', async () => ({ accounts: await registry.views() }));
 registerKeysService(registry);
@@ -29,12 +41,24 @@ const isOwnPage = (sender: Runtime.MessageSender) =>
 browser.runtime.onMessage.addListener((message: unknown, sender: Runtime.MessageSender) => {
   if (sender.id !== browser.runtime.id) return undefined;
   const channel = (message as { channel?: unknown } | null)?.channel;
-  if (channel === 'kirjava:page') {
-    const { request } = message as BridgeMessage;
-    return isServed(request, sender).then((served) =>
-      served ? handlePageRequest(registry, request).catch(failure) : undefined,
-    );
-  }
   if (channel === 'kirjava:ui' && isOwnPage(sender)) return handleUiRequest(message as UiRequest);
   return undefined;
+});
+
+// Page requests use the native API: a page the user did not allow gets no reply at all,
+// not even an empty one (sendResponse is never called; the sender sees the port close).
+chrome.runtime.onMessage.addListener((message: unknown, sender, sendResponse) => {
+  if (sender.id !== chrome.runtime.id || (message as { channel?: unknown } | null)?.channel !== 'kirjava:page') {
+    return false;
+  }
+  const { request } = message as BridgeMessage;
+  isServed(request, sender as Runtime.MessageSender).then(
+    (served) => {
+      if (!served) return;
+      coverage.hookReported(request, sender);
+      void handlePageRequest(registry, request).catch(failure).then(sendResponse);
+    },
+    () => undefined,
+  );
+  return true;
 });

@@ -58,7 +58,14 @@ export class IndexedDbMediaKeyStore implements MediaKeyStore {
     this.db ??= new Promise((resolve, reject) => {
       const request = indexedDB.open(this.name, 1);
       request.onupgradeneeded = () => request.result.createObjectStore(STORE);
-      request.onsuccess = () => resolve(request.result);
+      request.onsuccess = () => {
+        // A logout deletes the database: let go of it instead of blocking the deletion.
+        request.result.onversionchange = () => {
+          request.result.close();
+          this.db = undefined;
+        };
+        resolve(request.result);
+      };
       request.onerror = () => reject(request.error);
     });
     return this.db;

@@ -49,7 +49,11 @@ export async function handlePageRequest(registry: AccountRegistry, request: Page
       const account = await registry.forToken(request.baseUrl, request.token);
       const body = await account.processSync(request.body);
       // The client gets its sync now; keys upload, queries and to-device go out after.
-      account.flushOutgoingQueued().catch((error) => console.warn('Kirjava: outgoing requests failed', error));
+      account
+        .flushOutgoingQueued()
+        .catch((error) => console.warn('Kirjava: outgoing requests failed', error))
+        .then(() => registry.learnRoomEncryption(account))
+        .catch((error) => console.warn('Kirjava: looking up rooms failed', error));
       return { ok: true, body };
     }
     case 'events': {
@@ -76,7 +80,7 @@ export async function handlePageRequest(registry: AccountRegistry, request: Page
       return { ok: true, media: typeof request.mxc === 'string' ? ((await account.mediaKey(request.mxc)) ?? null) : null };
     }
     case 'logout':
-      await registry.forgetToken(request.token);
+      await registry.logOut(request.baseUrl, request.token, request.all);
       return { ok: true };
   }
 }

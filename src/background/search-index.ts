@@ -83,9 +83,22 @@ export class SearchIndex {
     }
     const encKey = await crypto.subtle.importKey('raw', fromBase64(keys.enc), 'AES-GCM', false, ['encrypt', 'decrypt']);
     const macKey = await crypto.subtle.importKey('raw', fromBase64(keys.mac), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
-    const db = new SearchDatabase(`kirjava-search-${(await sha256Hex(accountId)).slice(0, 16)}`);
+    const db = new SearchDatabase(SearchIndex.databaseName(await sha256Hex(accountId)));
     await db.open();
     return new SearchIndex(db, encKey, macKey);
+  }
+
+  /** Deletes the index of `accountId` and its keys (the account logged out). */
+  static async destroy(accountId: string): Promise<void> {
+    const stored = ((await browser.storage.local.get(KEYS_STORAGE))[KEYS_STORAGE] ?? {}) as Record<string, StoredKeys>;
+    delete stored[accountId];
+    await browser.storage.local.set({ [KEYS_STORAGE]: stored });
+    await Dexie.delete(SearchIndex.databaseName(await sha256Hex(accountId)));
+  }
+
+  /** One database per account, named by a hash of the account id. */
+  private static databaseName(accountIdHash: string): string {
+    return `kirjava-search-${accountIdHash.slice(0, 16)}`;
   }
 
   private async hashTerm(term: string): Promise<string> {

@@ -48,6 +48,12 @@ export class SearchService {
 
   constructor(private readonly registry: AccountRegistry) {
     registry.onAccountOpened((id, account) => this.attach(id, account));
+    registry.onAccountWiped(async (id) => {
+      const index = this.indexes.get(id);
+      this.indexes.delete(id);
+      (await index?.catch(() => undefined))?.close();
+      await SearchIndex.destroy(id);
+    });
     onUiRequest('searchIndexStatus', ({ accountId }) => this.status(String(accountId)));
     onUiRequest('searchIndexHistory', async ({ accountId }) => {
       const id = String(accountId);

@@ -21,6 +21,9 @@
  */
 export const ENCRYPTION_INFO_KEY = 'io.kirjava.encryption';
 
+/** Top-level field of the worker's part listing every joined room of the sync. */
+export const JOINED_ROOMS_KEY = 'io.kirjava.joined_rooms';
+
 type Json = Record<string, unknown>;
 
 const isObject = (value: unknown): value is Json =>
@@ -131,6 +134,10 @@ export class SyncSplice {
       }
     }
     if (Object.keys(partRooms).length) part.rooms = partRooms;
+    // The worker looks up the encryption state of joined rooms it does not know (the send
+    // guard's unencrypted rooms), also of rooms whose events stayed here.
+    const joined = isObject(rooms.join) ? Object.keys(rooms.join) : [];
+    if (joined.length) part[JOINED_ROOMS_KEY] = joined;
     let json: string;
     try {
       json = JSON.stringify(part);

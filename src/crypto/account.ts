@@ -6,7 +6,7 @@ import { type FetchLike, MatrixApiError, MatrixHttp, seg } from './http.js';
 import { type MediaKey, MediaKeyRing, type MediaKeyStore } from './media-keys.js';
 import { MentionTracker } from './mentions.js';
 import { OutgoingRequestProcessor } from './outgoing.js';
-import { RoomEncryptor } from './room-encryptor.js';
+import { type RoomEncryptionObserver, RoomEncryptor } from './room-encryptor.js';
 import { SerialQueue } from './serial-queue.js';
 import { SyncDecryptor, decryptHistory, decryptNotifications, isObject } from './sync-decryptor.js';
 import { DeviceTrust } from './device-trust.js';
@@ -37,6 +37,8 @@ export interface OpenOptions extends AccountIdentity {
   mediaKeyStore?: MediaKeyStore;
   /** Where decrypted events are remembered (encrypted at rest); none: every event is decrypted. */
   decryptedCache?: DecryptedEventCache;
+  /** Told when a room is learnt to be encrypted or not (the send guard). */
+  roomObserver?: RoomEncryptionObserver;
 }
 
 /** What to send instead of the page's plaintext event, or leave it alone. */
@@ -78,6 +80,9 @@ export class CryptoAccount {
   readonly sendPolicy: SendPolicy;
   /** Called after each processed sync (e.g. to update the badge); errors are only logged. */
   readonly afterSync = new Set<() => Promise<void> | void>();
+  /** Joined rooms seen in syncs whose encryption state may still be unknown. */
+  private readonly roomsToLearn = new Set<string>();
+  private learning: Promise<void> | undefined;
 
   private constructor(
     readonly identity: AccountIdentity,
@@ -85,6 +90,7 @@ export class CryptoAccount {
     private readonly http: MatrixHttp,
     mediaKeyStore?: MediaKeyStore,
     decryptedCache?: DecryptedEventCache,
+    roomObserver?: RoomEncryptionObserver,
   ) {
     this.media = new MediaKeyRing(undefined, mediaKeyStore);
     this.outgoing = new OutgoingRequestProcessor(machine, http);
@@ -96,7 +102,7 @@ export class CryptoAccount {
     this.rooms = new RoomEncryptor(machine, http, {
       flush: () => this.flushOutgoing(),
       processor: this.outgoing,
-    });
+    }, roomObserver);
     this.syncs = new SyncDecryptor(machine, this.decryptor, this.rooms, new MentionTracker(identity.userId), (roomId, event) =>
       this.verifications.receiveRoomEvent(roomId, event),
     );
@@ -137,7 +143,7 @@ export class CryptoAccount {
     }
     const http = new MatrixHttp(options.baseUrl, options.accessToken, options.fetchFn);
     const { baseUrl, userId, deviceId } = options;
-    return new CryptoAccount({ baseUrl, userId, deviceId }, machine, http, options.mediaKeyStore, options.decryptedCache);
+    return new CryptoAccount({ baseUrl, userId, deviceId }, machine, http, options.mediaKeyStore, options.decryptedCache, options.roomObserver);
   }
 
   /** The device's ed25519 key (unpadded base64), as Element shows the "session key". */
@@ -167,6 +173,12 @@ export class CryptoAccount {
   async processSync(body: string): Promise<string> {
     const sync = parseObject(body);
     if (!sync) return body;
+    const joined = isObject(sync.rooms) && isObject(sync.rooms.join) ? Object.keys(sync.rooms.join) : [];
+    // The page hook sends only part of a sync, with every joined room listed here.
+    const listed = sync['io.kirjava.joined_rooms'];
+    for (const roomId of [...joined, ...(Array.isArray(listed) ? listed : [])]) {
+      if (typeof roomId === 'string') this.roomsToLearn.add(roomId);
+    }
     const result = await this.queue.run(async () => {
       const processed = await this.syncs.process(sync);
       await this.keys.heal(this.decryptor, processed);
@@ -179,6 +191,31 @@ export class CryptoAccount {
         .catch((error) => console.warn('Kirjava: after-sync listener failed', error));
     }
     return serializeOr(result, body);
+  }
+
+  /**
+   * Looks up the encryption state of joined rooms seen in syncs that this account does not
+   * know yet, one at a time with a pause in between; run after the client got its sync. So
+   * the send guard learns which rooms are unencrypted before a part of the client the hook
+   * cannot see (a Web Worker) sends there. `skip` tells of rooms already known elsewhere.
+   */
+  learnRoomEncryption(skip: (roomId: string) => Promise<boolean>, pauseMs = 100): Promise<void> {
+    // `.finally` runs after the assignment, even when there is nothing to learn.
+    this.learning ??= this.learnRooms(skip, pauseMs).finally(() => (this.learning = undefined));
+    return this.learning;
+  }
+
+  private async learnRooms(skip: (roomId: string) => Promise<boolean>, pauseMs: number): Promise<void> {
+    for (const roomId of this.roomsToLearn) {
+      this.roomsToLearn.delete(roomId);
+      if (await skip(roomId)) continue;
+      const looked = await this.queue.run(async () => {
+        if (await this.rooms.knows(roomId)) return false;
+        await this.rooms.isEncrypted(roomId).catch(() => undefined); // tried again when the room is in a sync again
+        return true;
+      });
+      if (looked) await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    }
   }
 
   /** Decrypts a /messages, /context or /event body of `roomId`. */
@@ -283,6 +320,11 @@ export class CryptoAccount {
 
   close(): void {
     this.machine.close();
+  }
+
+  /** Closes the machine once the work already queued is done (before its store is deleted). */
+  shutdown(): Promise<void> {
+    return this.queue.run(async () => this.machine.close());
   }
 }
 

@@ -14,6 +14,16 @@ import { collectStrategy } from './sharing-policy.js';
 /** Raised when a room's encryption state cannot be established: the send must not go out. */
 export class EncryptionStateUnknownError extends Error {}
 
+/**
+ * Told of what the account learns about rooms' encryption, before anyone acts on it: the
+ * send guard must drop a room's allow rule before the page hears the room is encrypted,
+ * and add one before a send into an unencrypted room goes out.
+ */
+export interface RoomEncryptionObserver {
+  encrypted(roomId: string): Promise<void>;
+  plain(roomId: string): Promise<void>;
+}
+
 interface MemberEvent {
   type?: string;
   state_key?: string;
@@ -35,11 +45,13 @@ export class RoomEncryptor {
     private readonly machine: OlmMachine,
     private readonly http: MatrixHttp,
     private readonly outgoing: { flush(): Promise<void>; processor: OutgoingRequestProcessor },
+    private readonly observer?: RoomEncryptionObserver,
   ) {}
 
   /** Records an `m.room.encryption` state event seen in a sync or history body. */
   async markEncrypted(roomId: string): Promise<void> {
     this.plainRooms.delete(roomId);
+    await this.observer?.encrypted(roomId);
     let room: RoomId;
     try {
       room = new RoomId(roomId);
@@ -61,7 +73,10 @@ export class RoomEncryptor {
    */
   async isEncrypted(roomId: string): Promise<boolean> {
     if (await this.machine.getRoomSettings(new RoomId(roomId))) return true;
-    if (this.plainRooms.has(roomId)) return false;
+    if (this.plainRooms.has(roomId)) {
+      await this.observer?.plain(roomId);
+      return false;
+    }
     try {
       await this.http.request('GET', `/rooms/${seg(roomId)}/state/m.room.encryption/`);
       await this.markEncrypted(roomId);
@@ -69,11 +84,22 @@ export class RoomEncryptor {
     } catch (error) {
       if (error instanceof MatrixApiError && error.status === 404 && error.errcode === 'M_NOT_FOUND') {
         this.plainRooms.add(roomId);
+        await this.observer?.plain(roomId);
         return false;
       }
       throw new EncryptionStateUnknownError(
         `Kirjava could not find out whether ${roomId} is encrypted (${(error as Error).message}); the message was not sent.`,
       );
+    }
+  }
+
+  /** Whether this account knows the room's encryption state without asking the homeserver. */
+  async knows(roomId: string): Promise<boolean> {
+    if (this.plainRooms.has(roomId)) return true;
+    try {
+      return Boolean(await this.machine.getRoomSettings(new RoomId(roomId)));
+    } catch {
+      return true; // not a room id: nothing to look up
     }
   }
 

@@ -27,6 +27,23 @@ export async function requestAccounts(): Promise<AccountView[]> {
   return reply.accounts;
 }
 
+/** Any UI request to the worker; throws an Error the popup can show as is. */
+export async function askWorker<K extends UiKind>(
+  kind: K,
+  fields: UiRequests[K]['request'],
+): Promise<UiRequests[K]['reply']> {
+  const request = { channel: 'kirjava:ui', kind, ...fields } as UiRequest<K>;
+  let reply: unknown;
+  try {
+    reply = await withTimeout(browser.runtime.sendMessage(request), ANSWER_TIMEOUT_MS);
+  } catch (error) {
+    throw new Error(`${NO_ANSWER} (${error instanceof Error ? error.message : String(error)}). ${WHAT_TO_DO}`);
+  }
+  if (reply === undefined || reply === null) throw new Error(`${NO_ANSWER}. ${WHAT_TO_DO}`);
+  if (typeof reply === 'object' && 'error' in reply) throw new Error(String((reply as { error: unknown }).error));
+  return reply as UiRequests[K]['reply'];
+}
+
 function isAccountsReply(reply: unknown): reply is AccountsReply {
   return typeof reply === 'object' && reply !== null && Array.isArray((reply as AccountsReply).accounts);
 }

@@ -102,6 +102,12 @@ export interface UiRequests extends VerificationUiRequests {
   'keys-recover': { request: { accountId: string; secret: string }; reply: KeysRecoverReply };
   'keys-import': { request: { accountId: string; file: string; passphrase: string }; reply: KeysCountReply };
   'keys-export': { request: { accountId: string; passphrase: string }; reply: KeysExportReply };
+  /** Sites waiting for the user's answer to "Allow <origin> to use encryption?". */
+  'site-requests': { request: {}; reply: { requests: SiteRequestView[] } };
+  /** The user's answer; Allow adds the origin to the allowed sites. */
+  'site-decision': { request: { origin: string; allow: boolean }; reply: { ok: true } };
+  /** Allowed sites whose client syncs where the page hook cannot see it. */
+  'uncovered-clients': { request: {}; reply: { clients: UncoveredClientView[] } };
 }
 
 /** The search index of one account, as the popup shows it. */
@@ -146,6 +152,21 @@ export interface KeysExportReply {
   /** The key file's text (`-----BEGIN MEGOLM SESSION DATA-----`). */
   file: string;
   count: number;
+}
+
+/** A page on a site the user has not allowed talked to a configured homeserver. */
+export interface SiteRequestView {
+  origin: string;
+  homeserver: string;
+  /** The account's user id when its token is one Kirjava already knows. */
+  userId: string | null;
+}
+
+/** An allowed site whose /sync traffic never came through the page hook (Web Worker, Service Worker). */
+export interface UncoveredClientView {
+  origin: string;
+  /** When such a sync was last seen (ms since the epoch). */
+  lastSeen: number;
 }
 
 /** Devices, trust and verification (issue 4; src/background/verification-service.ts), part of UiRequests. */

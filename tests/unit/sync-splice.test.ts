@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { CryptoAccount } from '../../src/crypto/account.js';
 import { ENCRYPTION_INFO_KEY } from '../../src/crypto/event-decryptor.js';
-import { ENCRYPTION_INFO_KEY as HOOK_INFO_KEY, SyncSplice } from '../../src/content/sync-splice.js';
+import { ENCRYPTION_INFO_KEY as HOOK_INFO_KEY, JOINED_ROOMS_KEY, SyncSplice } from '../../src/content/sync-splice.js';
 import { FakeHomeserver } from './fake-homeserver.js';
 
 type Json = Record<string, any>;
@@ -105,10 +105,16 @@ describe('SyncSplice (the hook sends the worker only its part of a /sync)', () =
     );
   });
 
-  it('sends nothing from rooms without encryption, and nothing at all for a body without machine fields', () => {
+  it('sends no event of rooms without encryption (only their ids, for the send guard), and nothing to wait for', () => {
     const body = { next_batch: 's', device_one_time_keys_count: { signed_curve25519: 3 }, rooms: { join: { [OTHER_ROOM]: { timeline: { events: [{ type: 'm.room.message', content: { body: 'x'.repeat(10_000) } }] } } } } };
-    assert.deepEqual(JSON.parse(SyncSplice.of(JSON.stringify(body))!.part), { device_one_time_keys_count: { signed_curve25519: 3 } });
-    assert.equal(SyncSplice.of(JSON.stringify({ next_batch: 's', rooms: body.rooms }))!.empty, true);
+    assert.deepEqual(JSON.parse(SyncSplice.of(JSON.stringify(body))!.part), {
+      device_one_time_keys_count: { signed_curve25519: 3 },
+      [JOINED_ROOMS_KEY]: [OTHER_ROOM],
+    });
+    const roomsOnly = SyncSplice.of(JSON.stringify({ next_batch: 's', rooms: body.rooms }))!;
+    assert.deepEqual(JSON.parse(roomsOnly.part), { [JOINED_ROOMS_KEY]: [OTHER_ROOM] });
+    assert.equal(roomsOnly.needsAnswer, false);
+    assert.equal(SyncSplice.of(JSON.stringify({ next_batch: 's' }))!.empty, true);
   });
 
   it('leaves bodies that are not a JSON object to the worker whole', () => {

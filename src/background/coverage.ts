@@ -1,0 +1,68 @@
+/**
+ * Finds clients Kirjava does not cover: an allowed site whose /sync to a configured
+ * homeserver never came through the page hook (the client syncs from a Web Worker or its
+ * Service Worker, where content scripts do not run). The browser reports every completed
+ * /sync (webRequest, observing only); the hook reports the syncs it hands over. A sync the
+ * hook did not report within a few seconds marks the site as not covered, and the popup
+ * says so: there, encrypted messages stay unreadable and plaintext sends into encrypted
+ * rooms are blocked by the send guard.
+ */
+import browser, { type Runtime } from 'webextension-polyfill';
+import type { PageRequest, UncoveredClientView } from '../shared/messages.js';
+import { getSettings } from './settings.js';
+import { onUiRequest } from './ui-router.js';
+
+const UNCOVERED_KEY = 'coverage.uncovered';
+/** How long after a /sync completes the hook's report may still arrive (or came before). */
+const REPORT_WINDOW_MS = 8_000;
+/** The popup shows a site as not covered while such syncs were seen this recently. */
+export const SHOW_FOR_MS = 10 * 60_000;
+
+const SYNC_REQUESTS = { urls: ['*://*/*_matrix/client/*/sync*'], types: ['xmlhttprequest' as const] };
+
+export class ClientCoverage {
+  /** Per origin, times at which the hook reported a sync (this worker lifetime). */
+  private readonly reported = new Map<string, number[]>();
+
+  constructor() {
+    chrome.webRequest.onCompleted.addListener((details) => {
+      if (details.method === 'GET' && details.statusCode === 200) void this.syncCompleted(details.initiator, details.url);
+    }, SYNC_REQUESTS);
+    onUiRequest('uncovered-clients', async () => {
+      const uncovered = await this.uncovered();
+      const since = Date.now() - SHOW_FOR_MS;
+      return { clients: Object.entries(uncovered).filter(([, t]) => t >= since).map(([origin, lastSeen]) => ({ origin, lastSeen })) };
+    });
+  }
+
+  /** The hook handed over a page request of an allowed site. */
+  hookReported(request: PageRequest, sender: chrome.runtime.MessageSender | Runtime.MessageSender): void {
+    if (request?.kind !== 'sync') return;
+    const origin = (sender as { origin?: string }).origin;
+    if (!origin) return;
+    const now = Date.now();
+    const times = (this.reported.get(origin) ?? []).filter((t) => t > now - 2 * REPORT_WINDOW_MS);
+    this.reported.set(origin, [...times, now]);
+  }
+
+  private async syncCompleted(origin: string | undefined, url: string): Promise<void> {
+    if (!origin) return;
+    const settings = await getSettings();
+    if (!settings.allowedSites.includes(origin)) return;
+    if (!settings.homeservers.some((base) => url.startsWith(`${base}/_matrix/client/`))) return;
+    const completedAt = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, REPORT_WINDOW_MS));
+    const times = this.reported.get(origin) ?? [];
+    const index = times.findIndex((t) => t >= completedAt - REPORT_WINDOW_MS);
+    if (index >= 0) {
+      times.splice(index, 1); // each hook report accounts for one sync
+      return;
+    }
+    const uncovered = await this.uncovered();
+    await browser.storage.session.set({ [UNCOVERED_KEY]: { ...uncovered, [origin]: completedAt } });
+  }
+
+  private async uncovered(): Promise<Record<string, number>> {
+    return ((await browser.storage.session.get(UNCOVERED_KEY))[UNCOVERED_KEY] as Record<string, number> | undefined) ?? {};
+  }
+}

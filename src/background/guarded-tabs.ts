@@ -1,0 +1,53 @@
+/**
+ * Knows which tabs show an allowed site at the top: the send guard blocks plaintext sends
+ * from every frame of those tabs, including sandboxed iframes and data: documents whose
+ * opaque origin no initiator rule can name.
+ */
+import { getSettings } from './settings.js';
+
+const originOf = (url: string | undefined): string | undefined => {
+  try {
+    return url ? new URL(url).origin : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+export class GuardedTabs {
+  private tabs = new Set<number>();
+
+  /** `onChange` runs whenever the set of guarded tabs changes. */
+  constructor(private readonly onChange: () => void) {
+    chrome.tabs.onUpdated.addListener((tabId, change, tab) => {
+      if (change.url !== undefined || change.status === 'loading') void this.update(tabId, tab.url);
+    });
+    chrome.tabs.onRemoved.addListener((tabId) => {
+      if (this.tabs.delete(tabId)) this.onChange();
+    });
+  }
+
+  ids(): number[] {
+    return [...this.tabs];
+  }
+
+  /** Reads every open tab (at worker start and when the allowed sites change). */
+  async refresh(): Promise<void> {
+    const { allowedSites } = await getSettings();
+    const next = new Set<number>();
+    for (const tab of await chrome.tabs.query({})) {
+      const origin = originOf(tab.url ?? tab.pendingUrl);
+      if (tab.id !== undefined && origin && allowedSites.includes(origin)) next.add(tab.id);
+    }
+    this.tabs = next;
+  }
+
+  private async update(tabId: number, url: string | undefined): Promise<void> {
+    const { allowedSites } = await getSettings();
+    const origin = originOf(url);
+    const guarded = origin !== undefined && allowedSites.includes(origin);
+    if (guarded === this.tabs.has(tabId)) return;
+    if (guarded) this.tabs.add(tabId);
+    else this.tabs.delete(tabId);
+    this.onChange();
+  }
+}

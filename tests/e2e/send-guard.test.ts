@@ -1,0 +1,247 @@
+/**
+ * The send guard, told as user stories: whatever part of a plain client sends plaintext
+ * into an encrypted room (a Web Worker, its own Service Worker, an iframe, a native fetch
+ * or XHR grabbed before the hook could wrap it), the homeserver never stores it; the same
+ * sends into an unencrypted room go through. Real Chromium with Kirjava, real Synapse, an
+ * E2EE peer; the proof is the server's own copy of the room (`/messages` as the peer).
+ */
+import assert from 'node:assert/strict';
+import { after, afterEach, before, describe, it } from 'node:test';
+import { BYPASSES, sendThrough, type Bypass, type RawOutcome } from '../fixtures/bypass.ts';
+import { launchBrowser, type ExtensionBrowser } from '../fixtures/browser.ts';
+import { startClientServer, type ClientServer } from '../fixtures/client-server.ts';
+import { poll } from '../fixtures/net.ts';
+import { startPeer, type Peer } from '../fixtures/peer.ts';
+import { openPlainClient, type PlainClient } from '../fixtures/plain-client.ts';
+import { startSynapse, type RegisteredUser, type Synapse } from '../fixtures/synapse.ts';
+
+const story = { timeout: 180_000 };
+
+let synapse: Synapse;
+let site: ClientServer;
+let browser: ExtensionBrowser;
+let clients: PlainClient[] = [];
+let peers: Peer[] = [];
+let users = 0;
+
+async function newUser(name: string): Promise<RegisteredUser> {
+  users += 1;
+  return synapse.register(`${name}${users}`, `password-${name}-${users}`);
+}
+
+interface Setup {
+  client: PlainClient;
+  peer: Peer;
+  userId: string;
+  token: string;
+}
+
+async function givenClientAndPeer(): Promise<Setup> {
+  const user = await newUser('alice');
+  const client = await openPlainClient(browser.context, site.origin);
+  clients.push(client);
+  const session = await client.login(synapse.baseUrl, user.userId, user.password);
+  const peer = await startPeer(synapse.baseUrl, await newUser('bob'));
+  peers.push(peer);
+  await peer.waitForDeviceKeys(session.userId, session.deviceId);
+  return { client, peer, userId: session.userId, token: session.accessToken };
+}
+
+/**
+ * A room made by the peer and joined by the client. Room version 10, whose ids carry the
+ * server name (`!opaque:localhost`), so the `:` encodings are exercised (v12 ids have none).
+ */
+async function givenRoom({ client, peer, userId }: Setup, encrypted: boolean): Promise<string> {
+  const { room_id: roomId } = await peer.client.createRoom({
+    preset: 'private_chat' as any,
+    room_version: '10',
+    invite: [userId],
+    initial_state: encrypted ? [{ type: 'm.room.encryption', state_key: '', content: { algorithm: 'm.megolm.v1.aes-sha2' } }] : [],
+  });
+  assert.match(roomId, /^!.+:localhost$/);
+  assert.equal(await client.waitForInvite(), roomId);
+  await client.joinRoom(roomId);
+  await peer.waitForMembership(roomId, userId, 'join');
+  return roomId;
+}
+
+/** Every event of the room as the homeserver stores it, read by the peer without decryption. */
+async function serverEvents(peer: Peer, roomId: string): Promise<Array<Record<string, any>>> {
+  const url = `${synapse.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=1000`;
+  const response = await fetch(url, { headers: { Authorization: `Bearer ${peer.accessToken}` } });
+  assert.equal(response.status, 200);
+  return ((await response.json()) as { chunk: Array<Record<string, any>> }).chunk;
+}
+
+/** The session rules the extension has installed, read in its service worker. */
+async function guardRules(): Promise<chrome.declarativeNetRequest.Rule[]> {
+  const worker = browser.context.serviceWorkers().find((w) => w.url().startsWith(`chrome-extension://${browser.extensionId}/`));
+  if (!worker) throw new Error('the extension service worker is not running');
+  return worker.evaluate(() => chrome.declarativeNetRequest.getSessionRules());
+}
+
+const allowsRoom = (rules: chrome.declarativeNetRequest.Rule[], roomId: string) =>
+  rules.some((rule) => rule.action.type === 'allow' && (rule.condition.regexFilter ?? '').includes(roomId.slice(1, 8)));
+
+function sendUrl(roomPath: string, type = 'm.room.message', txn?: string, prefix = 'v3'): string {
+  const tail = txn === undefined ? '' : `/${txn}`;
+  return `${synapse.baseUrl}/_matrix/client/${prefix}/rooms/${roomPath}/send/${type}${tail}`;
+}
+
+describe('Send guard: no plaintext reaches an encrypted room, from any part of the page', () => {
+  before(
+    async () => {
+      synapse = await startSynapse();
+      site = await startClientServer();
+      browser = await launchBrowser();
+      await browser.configure(synapse.baseUrl, site.origin);
+    },
+    { timeout: 180_000 },
+  );
+
+  afterEach(async () => {
+    await Promise.allSettled(clients.map((client) => client.close()));
+    await Promise.allSettled(peers.map((peer) => peer.stop()));
+    clients = [];
+    peers = [];
+  });
+
+  after(async () => {
+    await browser?.close();
+    await site?.stop();
+    await synapse?.stop();
+  });
+
+  it('Plaintext sent into an encrypted room from every bypass is blocked (or encrypted by the hook): the server holds zero plaintext events', story, async () => {
+    const setup = await givenClientAndPeer();
+    const roomId = await givenRoom(setup, true);
+    const headers = { Authorization: `Bearer ${setup.token}`, 'Content-Type': 'application/json' };
+    const outcomes = new Map<string, RawOutcome>();
+
+    for (const bypass of BYPASSES) {
+      const body = `Plaintext via ${bypass}`;
+      const outcome = await sendThrough(setup.client.page, bypass, {
+        url: sendUrl(encodeURIComponent(roomId), 'm.room.message', `t-${Date.now()}-${outcomes.size}`),
+        method: 'PUT',
+        headers,
+        body: JSON.stringify({ msgtype: 'm.text', body }),
+      });
+      outcomes.set(bypass, outcome);
+      if (outcome.status === 200) {
+        const eventId = JSON.parse(outcome.text).event_id;
+        const stored = (await serverEvents(setup.peer, roomId)).find((e) => e.event_id === eventId);
+        assert.equal(stored?.type, 'm.room.encrypted', `${bypass}: the server stored ${stored?.type}`);
+      } else {
+        assert.equal(outcome.status, 0, `${bypass}: ${outcome.status} ${outcome.text}`);
+      }
+    }
+    console.log('[guard] encrypted room:', JSON.stringify(Object.fromEntries([...outcomes].map(([k, v]) => [k, v.status === 0 ? 'blocked' : 'encrypted']))));
+    // Whatever the hook cannot see must be blocked by the guard itself. (Iframes on the
+    // page's origin get the hook at creation, so they encrypt: either outcome is safe.)
+    for (const bypass of BYPASSES.filter((b) => /Worker|sandboxed/.test(b))) {
+      assert.equal(outcomes.get(bypass)?.status, 0, `${bypass} was not blocked`);
+    }
+
+    // Odd spellings of the same send, from the page's Web Worker (outside the hook).
+    const raw = roomId;
+    const encoded = encodeURIComponent(roomId);
+    const variants: Array<[string, string, string]> = [
+      ['raw room id', sendUrl(raw, 'm.room.message', 'v1'), 'PUT'],
+      ['lower-case escapes', sendUrl(encoded.replace('%3A', '%3a').replace('!', '%21'), 'm.room.message', 'v2'), 'PUT'],
+      ['r0 prefix', sendUrl(encoded, 'm.room.message', 'v3', 'r0'), 'PUT'],
+      ['api/v1 prefix', sendUrl(encoded, 'm.room.message', 'v4', 'api/v1'), 'PUT'],
+      ['POST without txn id', sendUrl(encoded), 'POST'],
+      ['empty txn id', sendUrl(encoded, 'm.room.message', ''), 'PUT'],
+      ['upper-case m.room.encrypted', sendUrl(encoded, 'M.ROOM.ENCRYPTED', 'v5'), 'PUT'],
+      ['m.room.encrypted in the query', `${sendUrl(encoded, 'm.room.message', 'v6')}?x=/send/m.room.encrypted`, 'PUT'],
+      ['escaped event type', sendUrl(encoded, 'm.room.encrypte%64', 'v7'), 'PUT'],
+      ['access token in the query', `${sendUrl(encoded, 'm.room.message', 'v8')}?access_token=${setup.token}`, 'PUT'],
+    ];
+    for (const [what, url, method] of variants) {
+      const outcome = await sendThrough(setup.client.page, 'page Web Worker fetch', {
+        url,
+        method,
+        headers,
+        body: JSON.stringify({ msgtype: 'm.text', body: `Plaintext, ${what}` }),
+      });
+      assert.equal(outcome.status, 0, `${what}: ${outcome.status} ${outcome.text}`);
+    }
+
+    // A genuine m.room.encrypted from the same bypass passes (E2EE clients keep working).
+    const ciphertext = await sendThrough(setup.client.page, 'page Web Worker fetch', {
+      url: sendUrl(encoded, 'm.room.encrypted', `enc-${Date.now()}`),
+      method: 'PUT',
+      headers,
+      body: JSON.stringify({ algorithm: 'm.megolm.v1.aes-sha2', ciphertext: 'AwgA', sender_key: 'x', device_id: 'X', session_id: 's' }),
+    });
+    assert.equal(ciphertext.status, 200, ciphertext.text);
+
+    const stored = await serverEvents(setup.peer, roomId);
+    const plaintext = stored.filter((e) => e.sender === setup.userId && e.type !== 'm.room.encrypted' && !e.state_key && e.state_key !== '');
+    assert.deepEqual(plaintext.map((e) => [e.type, e.content?.body]), [], 'plaintext events from the client are on the server');
+    assert.ok(!JSON.stringify(stored).includes('Plaintext'), 'a plaintext body is somewhere in the room on the server');
+  });
+
+  it('The same sends into an unencrypted room go through from every bypass', story, async () => {
+    const setup = await givenClientAndPeer();
+    const roomId = await givenRoom(setup, false);
+    // The worker looks the room up after the client's sync and adds its allow rule.
+    await poll('an allow rule for the unencrypted room', async () => (allowsRoom(await guardRules(), roomId) ? true : undefined), 20_000);
+    const headers = { Authorization: `Bearer ${setup.token}`, 'Content-Type': 'application/json' };
+    const spellings = [encodeURIComponent(roomId), roomId, encodeURIComponent(roomId).replace('%3A', '%3a').replace('!', '%21')];
+
+    let n = 0;
+    for (const bypass of BYPASSES) {
+      const body = `Plain via ${bypass}`;
+      const outcome = await sendThrough(setup.client.page, bypass, {
+        url: sendUrl(spellings[n % spellings.length], 'm.room.message', `p-${Date.now()}-${n++}`),
+        method: 'PUT',
+        headers,
+        body: JSON.stringify({ msgtype: 'm.text', body }),
+      });
+      assert.equal(outcome.status, 200, `${bypass}: ${outcome.status} ${outcome.text}`);
+      const stored = (await serverEvents(setup.peer, roomId)).find((e) => e.event_id === JSON.parse(outcome.text).event_id);
+      assert.equal(stored?.type, 'm.room.message');
+      assert.equal(stored?.content.body, body);
+    }
+  });
+
+  it('A room that turns encrypted: by the time the client shows it encrypted, bypass sends are blocked', story, async () => {
+    const setup = await givenClientAndPeer();
+    const roomId = await givenRoom(setup, false);
+    await poll('an allow rule for the unencrypted room', async () => (allowsRoom(await guardRules(), roomId) ? true : undefined), 20_000);
+
+    await setup.peer.client.sendStateEvent(roomId, 'm.room.encryption' as any, { algorithm: 'm.megolm.v1.aes-sha2' }, '');
+    // The test client lists its only room as "[encrypted room]" once its sync said so.
+    await setup.client.page.waitForFunction(() => document.body.textContent!.includes('[encrypted room]'), null, {
+      timeout: 15_000,
+    });
+    assert.equal(allowsRoom(await guardRules(), roomId), false, 'the allow rule outlived the encryption event');
+    const outcome = await sendThrough(setup.client.page, 'page Web Worker fetch', {
+      url: sendUrl(encodeURIComponent(roomId), 'm.room.message', `late-${Date.now()}`),
+      method: 'PUT',
+      headers: { Authorization: `Bearer ${setup.token}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ msgtype: 'm.text', body: 'Plaintext after the room turned encrypted' }),
+    });
+    assert.equal(outcome.status, 0, `${outcome.status} ${outcome.text}`);
+  });
+
+  it('The rules come back after the worker restarts, and the extension\'s own encrypted sends still pass', story, async () => {
+    const setup = await givenClientAndPeer();
+    const roomId = await givenRoom(setup, true);
+    await browser.stopWorker();
+    const blocked = await sendThrough(setup.client.page, 'page Web Worker fetch', {
+      url: sendUrl(encodeURIComponent(roomId), 'm.room.message', `r-${Date.now()}`),
+      method: 'PUT',
+      headers: { Authorization: `Bearer ${setup.token}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ msgtype: 'm.text', body: 'Plaintext while the worker is stopped' }),
+    });
+    assert.equal(blocked.status, 0, `${blocked.status} ${blocked.text}`);
+    const eventId = await setup.client.sendText(roomId, 'Encrypted after the restart');
+    const stored = (await serverEvents(setup.peer, roomId)).find((e) => e.event_id === eventId);
+    assert.equal(stored?.type, 'm.room.encrypted');
+    assert.equal((await setup.peer.waitForText(roomId, 'Encrypted after the restart')).decrypted, true);
+  });
+});
+
+export type { Bypass };

@@ -1,0 +1,104 @@
+/**
+ * Kirjava's worker may be stopped by the browser at any moment. The story: the plain client
+ * sends a stream of messages into an encrypted room while the worker is killed 100 times at
+ * random points; every message reaches the peer encrypted exactly once or the client got an
+ * error for it, and none is ever stored in clear or twice (the transaction id makes a
+ * retried send idempotent on the homeserver).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { launchBrowser, type ExtensionBrowser } from '../fixtures/browser.ts';
+import { startClientServer, type ClientServer } from '../fixtures/client-server.ts';
+import { poll, sleep } from '../fixtures/net.ts';
+import { startPeer, type Peer } from '../fixtures/peer.ts';
+import { openPlainClient, type PlainClient } from '../fixtures/plain-client.ts';
+import { startSynapse, type Synapse } from '../fixtures/synapse.ts';
+
+const KILLS = 100;
+
+let synapse: Synapse;
+let site: ClientServer;
+let browser: ExtensionBrowser;
+let client: PlainClient | undefined;
+let peer: Peer | undefined;
+
+describe('Worker kills during a stream of sends', () => {
+  before(
+    async () => {
+      synapse = await startSynapse();
+      site = await startClientServer();
+      browser = await launchBrowser();
+      await browser.configure(synapse.baseUrl, site.origin);
+    },
+    { timeout: 180_000 },
+  );
+
+  after(async () => {
+    await client?.close().catch(() => {});
+    await peer?.stop().catch(() => {});
+    await browser?.close();
+    await site?.stop();
+    await synapse?.stop();
+  });
+
+  it(`${KILLS} worker kills at random points: each message arrives encrypted exactly once or the client got an error; none in clear`, { timeout: 240_000 }, async () => {
+    const alice = await synapse.register('alice', 'password-alice');
+    client = await openPlainClient(browser.context, site.origin);
+    const session = await client.login(synapse.baseUrl, alice.userId, alice.password);
+    peer = await startPeer(synapse.baseUrl, await synapse.register('bob', 'password-bob'));
+    await peer.waitForDeviceKeys(session.userId, session.deviceId);
+    const roomId = await peer.createEncryptedRoom([session.userId]);
+    assert.equal(await client.waitForInvite(), roomId);
+    await client.joinRoom(roomId);
+    await peer.waitForMembership(roomId, session.userId, 'join');
+
+    const received: Array<{ body: string; decrypted: boolean; eventId: string }> = [];
+    const stopListening = peer.onText(roomId, (text) => received.push(text));
+
+    // One kill per message, at a random point of its way (before, during or after the
+    // worker encrypts it): 100 messages, 100 kills.
+    const sent = new Map<string, string>(); // body -> event id
+    const failed = new Map<string, string>(); // body -> error
+    const started = Date.now();
+    for (let i = 0; i < KILLS; i++) {
+      const body = `Message ${i} of the stream`;
+      const send = client.sendText(roomId, body).then(
+        (eventId) => void sent.set(body, eventId),
+        (error) => void failed.set(body, (error as Error).message),
+      );
+      await sleep(Math.random() * 300);
+      await browser.stopWorker();
+      await send;
+    }
+    const streamMs = Date.now() - started;
+    console.log(`[kills] ${KILLS} kills in ${streamMs} ms; ${sent.size} sends succeeded, ${failed.size} failed`);
+    if (failed.size) console.log('[kills] first errors:', [...failed.values()].slice(0, 3));
+    assert.ok(sent.size >= KILLS / 2, `only ${sent.size} sends went through during the kills`);
+
+    await poll(
+      'the peer to decrypt every message the client sent',
+      () => ([...sent.keys()].every((body) => received.some((r) => r.body === body)) ? true : undefined),
+      60_000,
+    );
+    await sleep(2_000); // room for a late duplicate to show up
+    stopListening();
+
+    for (const text of received) assert.equal(text.decrypted, true, `"${text.body}" reached the peer in clear`);
+    const counts = new Map<string, number>();
+    for (const text of received) counts.set(text.body, (counts.get(text.body) ?? 0) + 1);
+    for (const [body, count] of counts) assert.equal(count, 1, `"${body}" arrived ${count} times`);
+    for (const [body, eventId] of sent) {
+      assert.equal(received.find((r) => r.body === body)?.eventId, eventId, `"${body}" arrived under another event id`);
+    }
+
+    // The server's own copy of the room: only ciphertext from the client.
+    const response = await fetch(
+      `${synapse.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=1000`,
+      { headers: { Authorization: `Bearer ${peer.accessToken}` } },
+    );
+    const { chunk } = (await response.json()) as { chunk: Array<{ sender: string; type: string; state_key?: string }> };
+    const fromClient = chunk.filter((e) => e.sender === session.userId && e.state_key === undefined);
+    assert.deepEqual([...new Set(fromClient.map((e) => e.type))], ['m.room.encrypted']);
+    assert.equal(fromClient.length, counts.size, 'the server holds more client events than the peer decrypted');
+  });
+});
