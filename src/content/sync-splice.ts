@@ -45,13 +45,10 @@ const isEncrypted = (event: unknown): boolean =>
 
 /** Whether the worker reads or changes this room event (SyncDecryptor.processRoom, decryptAll). */
 function concernsWorker(event: unknown): boolean {
-  // Membership only matters next to other work: the user's display name, for mentions.
-  return needsWorker(event) || (isObject(event) && event.type === 'm.room.member');
-}
-
-/** Whether this event alone is a reason to send its room to the worker. */
-function needsWorker(event: unknown): boolean {
   if (!isObject(event)) return false;
+  // The worker keeps each room's member list (who gets room keys) and the user's display
+  // name (mentions) current from membership events: every one of them goes.
+  if (event.type === 'm.room.member') return true;
   if (isEncrypted(event)) return true;
   if (event.type === 'm.room.encryption' && event.state_key === '') return true;
   if (event.type === 'm.room.redaction') return true; // the search index forgets redacted events
@@ -115,11 +112,13 @@ export class SyncSplice {
           encryptedRooms.add(roomId);
         }
         const counted = section === 'join' && encryptedRooms.has(roomId);
-        const relevant = indexes.some((index) => needsWorker(timeline[index])) || stateEvents.some(needsWorker);
+        // A gap in the timeline may hide membership changes: the worker must hear of it.
+        const limited = isObject(room.timeline) && room.timeline.limited === true;
+        const relevant = indexes.length > 0 || stateEvents.length > 0 || limited;
         if (!relevant && !counted) continue;
         const partRoom: Json = {
           state: { events: stateEvents },
-          timeline: { events: indexes.map((index) => timeline[index]) },
+          timeline: { events: indexes.map((index) => timeline[index]), ...(limited ? { limited } : {}) },
         };
         if (counted) {
           if ('unread_notifications' in room) partRoom.unread_notifications = room.unread_notifications;

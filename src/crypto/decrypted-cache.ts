@@ -36,12 +36,19 @@ export interface CachedDecryption {
 }
 
 export const DEFAULT_CACHE_LIMIT = 20_000;
+/**
+ * Decryptions also kept in the worker's memory (which holds the keys anyway), most
+ * recently used last: a history page the client loads again is answered without a
+ * store read or an AES-GCM open per event.
+ */
+export const RECENT_LIMIT = 5_000;
 
 export class DecryptedEventCache {
   private pendingGets = new Map<string, ((value: CachedDecryption | undefined) => void)[]>();
   private pendingPuts: { id: string; value: CachedDecryption }[] = [];
   private flushTimer: ReturnType<typeof setTimeout> | undefined;
   private writes = 0;
+  private readonly recent = new Map<string, CachedDecryption>();
 
   private constructor(
     private readonly key: CryptoKey,
@@ -72,6 +79,11 @@ export class DecryptedEventCache {
 
   /** Looks up one entry; lookups made in the same tick go to the store together. */
   get(id: string): Promise<CachedDecryption | undefined> {
+    const recent = this.recent.get(id);
+    if (recent) {
+      this.remember(id, recent);
+      return Promise.resolve(recent);
+    }
     return new Promise((resolve) => {
       const waiting = this.pendingGets.get(id);
       if (waiting) waiting.push(resolve);
@@ -82,6 +94,7 @@ export class DecryptedEventCache {
 
   /** Remembers a decryption; writes are batched. */
   put(id: string, value: CachedDecryption): void {
+    this.remember(id, value);
     this.pendingPuts.push({ id, value });
     this.flushTimer ??= setTimeout(() => void this.flushPuts(), 50);
   }
@@ -105,6 +118,7 @@ export class DecryptedEventCache {
     await Promise.all(
       ids.map(async (id, i) => {
         const value = found[i] ? await this.open(found[i]!).catch(() => undefined) : undefined;
+        if (value) this.remember(id, value);
         for (const resolve of batch.get(id)!) resolve(value);
       }),
     );
@@ -127,6 +141,12 @@ export class DecryptedEventCache {
     } catch (error) {
       console.warn('Kirjava: could not write the decrypted-event cache', error);
     }
+  }
+
+  private remember(id: string, value: CachedDecryption): void {
+    this.recent.delete(id);
+    this.recent.set(id, value);
+    if (this.recent.size > RECENT_LIMIT) this.recent.delete(this.recent.keys().next().value as string);
   }
 
   private async seal(id: string, value: CachedDecryption, at: number): Promise<SealedEntry> {

@@ -40,6 +40,12 @@ interface MemberEvent {
 export class RoomEncryptor {
   /** Rooms looked up this worker lifetime and found unencrypted. */
   private readonly plainRooms = new Set<string>();
+  /**
+   * Joined and invited members per room, loaded once from the server and then kept
+   * current from the membership events of each sync; a gap in a room's timeline
+   * (`limited`) drops the room's list, so the next send loads it again.
+   */
+  private readonly members = new Map<string, Set<string>>();
 
   constructor(
     private readonly machine: OlmMachine,
@@ -129,18 +135,41 @@ export class RoomEncryptor {
     return members;
   }
 
-  /** Joined and invited members, from the server (`GET /rooms/{roomId}/members`). */
-  private async loadMembers(roomId: string): Promise<UserId[]> {
-    const body = await this.http.request<{ chunk?: MemberEvent[] }>(
-      'GET',
-      `/rooms/${seg(roomId)}/members?not_membership=leave`,
-    );
-    const users = new Set<string>();
-    for (const event of body.chunk ?? []) {
+  /**
+   * Keeps a loaded member list current with a sync's membership events of the room
+   * (state and timeline, in order); `limited` means events may be missing: forget it.
+   */
+  observeMembership(roomId: string, events: unknown[], limited: boolean): void {
+    if (limited) {
+      this.members.delete(roomId);
+      return;
+    }
+    const users = this.members.get(roomId);
+    if (!users) return;
+    for (const event of events as MemberEvent[]) {
+      if (event?.type !== 'm.room.member' || typeof event.state_key !== 'string') continue;
       const membership = event.content?.membership;
-      if (typeof event.state_key === 'string' && (membership === 'join' || membership === 'invite')) {
-        users.add(event.state_key);
+      if (membership === 'join' || membership === 'invite') users.add(event.state_key);
+      else users.delete(event.state_key);
+    }
+  }
+
+  /** Joined and invited members, from the server (`GET /rooms/{roomId}/members`) once. */
+  private async loadMembers(roomId: string): Promise<UserId[]> {
+    let users = this.members.get(roomId);
+    if (!users) {
+      const body = await this.http.request<{ chunk?: MemberEvent[] }>(
+        'GET',
+        `/rooms/${seg(roomId)}/members?not_membership=leave`,
+      );
+      users = new Set<string>();
+      for (const event of body.chunk ?? []) {
+        const membership = event.content?.membership;
+        if (typeof event.state_key === 'string' && (membership === 'join' || membership === 'invite')) {
+          users.add(event.state_key);
+        }
       }
+      this.members.set(roomId, users);
     }
     return [...users].map((id) => new UserId(id));
   }

@@ -1,0 +1,78 @@
+/**
+ * Who gets a room key: the member list is loaded from the server once per room and then kept
+ * current from the membership events of each sync, so a send costs no extra round trip, and a
+ * member who left stops getting keys at once. A gap in the timeline drops the list.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { CryptoAccount } from '../../src/crypto/account.ts';
+import { FakeHomeserver } from './fake-homeserver.ts';
+
+type Json = Record<string, any>;
+
+const ALICE = '@alice:example.test';
+const BOB = '@bob:example.test';
+const CAROL = '@carol:example.test';
+const ROOM = '!members:example.test';
+
+async function room() {
+  const hs = new FakeHomeserver();
+  const open = (userId: string, deviceId: string) =>
+    CryptoAccount.open({ baseUrl: hs.baseUrl, userId, deviceId, accessToken: hs.login(userId, deviceId), fetchFn: hs.fetchFn });
+  const alice = await open(ALICE, 'ALICEDEV');
+  const bob = await open(BOB, 'BOBDEV');
+  const carol = await open(CAROL, 'CAROLDEV');
+  for (const account of [alice, bob, carol]) await account.claimDevice();
+  hs.setEncrypted(ROOM);
+  for (const user of [ALICE, BOB, CAROL]) hs.setMembership(ROOM, user, 'join');
+  return { hs, alice, bob, carol };
+}
+
+const memberLookups = (hs: FakeHomeserver) => hs.requests.filter((r) => r.path.startsWith(`/rooms/${encodeURIComponent(ROOM)}/members`)).length;
+
+async function send(hs: FakeHomeserver, alice: CryptoAccount, body: string): Promise<Json> {
+  const decision = await alice.prepareSend(ROOM, 'm.room.message', JSON.stringify({ msgtype: 'm.text', body }));
+  if (decision === 'passthrough') throw new Error('expected an encrypted send');
+  return hs.event(ROOM, ALICE, decision.eventType, JSON.parse(decision.body));
+}
+
+async function reads(hs: FakeHomeserver, reader: CryptoAccount, event: Json): Promise<string> {
+  const { userId, deviceId } = reader.identity;
+  const body = JSON.parse(await reader.processSync(hs.syncFor(userId, deviceId, { timeline: { [ROOM]: [event] } })));
+  return body.rooms.join[ROOM].timeline.events[0].content.body;
+}
+
+describe('The member list of an encrypted room', () => {
+  it('is loaded once: the next sends cost no /members lookup', async () => {
+    const { hs, alice, bob } = await room();
+    await send(hs, alice, 'one');
+    await send(hs, alice, 'two');
+    const third = await send(hs, alice, 'three');
+    assert.equal(memberLookups(hs), 1);
+    assert.equal(await reads(hs, bob, third), 'three');
+  });
+
+  it('follows the sync: a member who left gets no key for the next message', async () => {
+    const { hs, alice, carol } = await room();
+    const before = await send(hs, alice, 'while carol is here');
+    assert.equal(await reads(hs, carol, before), 'while carol is here');
+
+    hs.setMembership(ROOM, CAROL, 'leave');
+    const leave = hs.event(ROOM, CAROL, 'm.room.member', { membership: 'leave' }, { state_key: CAROL });
+    await alice.processSync(hs.syncFor(ALICE, 'ALICEDEV', { timeline: { [ROOM]: [leave] } }));
+    const after = await send(hs, alice, 'after carol left');
+
+    assert.equal(memberLookups(hs), 1, 'the leave came from the sync, not a new lookup');
+    assert.match(await reads(hs, carol, after), /Unable to decrypt/);
+  });
+
+  it('is loaded again after a gap in the timeline (limited), which may hide membership changes', async () => {
+    const { hs, alice } = await room();
+    await send(hs, alice, 'one');
+    const gap = JSON.parse(hs.syncFor(ALICE, 'ALICEDEV', { timeline: { [ROOM]: [] } }));
+    gap.rooms.join[ROOM].timeline.limited = true;
+    await alice.processSync(JSON.stringify(gap));
+    await send(hs, alice, 'two');
+    assert.equal(memberLookups(hs), 2);
+  });
+});
