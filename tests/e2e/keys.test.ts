@@ -9,37 +9,23 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import { OlmMachine, initAsync } from '@matrix-org/matrix-sdk-crypto-wasm';
 import type { GeneratedSecretStorageKey } from 'matrix-js-sdk/lib/crypto-api/index.js';
 import type { Page } from 'playwright-core';
-import { launchBrowser, type ExtensionBrowser } from '../fixtures/browser.ts';
-import { startClientServer, type ClientServer } from '../fixtures/client-server.ts';
 import { poll } from '../fixtures/net.ts';
-import { startPeer, type Peer } from '../fixtures/peer.ts';
-import { openPlainClient, type PlainClient } from '../fixtures/plain-client.ts';
-import { startSynapse, type RegisteredUser, type Synapse } from '../fixtures/synapse.ts';
+import type { Peer } from '../fixtures/peer.ts';
+import type { PlainClient } from '../fixtures/plain-client.ts';
+import { StoryBed } from '../fixtures/stories.ts';
+import type { RegisteredUser } from '../fixtures/synapse.ts';
 
 const story = { timeout: 120_000 };
 const UNABLE = /^\*\* Unable to decrypt/;
-
-let synapse: Synapse;
-let site: ClientServer;
-let browser: ExtensionBrowser;
-let clients: PlainClient[] = [];
-let peers: Peer[] = [];
-let pages: Page[] = [];
-let users = 0;
-
-async function newUser(name: string): Promise<RegisteredUser> {
-  users += 1;
-  return synapse.register(`${name}${users}`, `password-${name}-${users}`);
-}
+const bed = new StoryBed();
+const newUser = (name: string) => bed.newUser(name);
 
 async function givenPeer(user: { userId: string; password: string }, secretStorageKey?: () => Uint8Array): Promise<Peer> {
-  const peer = await startPeer(synapse.baseUrl, user, {
+  return bed.givenPeer(user, {
     cryptoCallbacks: secretStorageKey && {
       getSecretStorageKey: async ({ keys }: { keys: Record<string, unknown> }) => [Object.keys(keys)[0]!, secretStorageKey() as Uint8Array<ArrayBuffer>],
     },
   });
-  peers.push(peer);
-  return peer;
 }
 
 /**
@@ -63,16 +49,12 @@ async function givenElementWithRecovery(user: RegisteredUser, options: { passphr
   return { element, recoveryKey: generated!.encodedPrivateKey!, secretStorageKey: generated!.privateKey };
 }
 
-async function givenClientTab(): Promise<PlainClient> {
-  const client = await openPlainClient(browser.context, site.origin);
-  clients.push(client);
-  return client;
-}
+const givenClientTab = () => bed.givenClientTab();
 
 /** Kirjava's popup, scrolled to the account's "Encryption keys" section. */
 async function openKeysPanel(userId: string) {
-  const popup = await browser.openPopup();
-  pages.push(popup);
+  const popup = await bed.browser.openPopup();
+  bed.track(popup);
   const panel = popup.getByRole('article', { name: userId }).getByRole('region', { name: 'Encryption keys' });
   await panel.waitFor({ timeout: 15_000 });
   return { popup, panel };
@@ -91,9 +73,9 @@ async function press(panel: ReturnType<Page['getByRole']>, button: string, timeo
 /** The number of sessions the server's current key backup holds for the room. */
 async function backedUpSessions(accessToken: string, roomId: string): Promise<string[]> {
   const headers = { Authorization: `Bearer ${accessToken}` };
-  const version = await (await fetch(`${synapse.baseUrl}/_matrix/client/v3/room_keys/version`, { headers })).json();
+  const version = await (await fetch(`${bed.synapse.baseUrl}/_matrix/client/v3/room_keys/version`, { headers })).json();
   const keys = await (
-    await fetch(`${synapse.baseUrl}/_matrix/client/v3/room_keys/keys?version=${version.version}`, { headers })
+    await fetch(`${bed.synapse.baseUrl}/_matrix/client/v3/room_keys/keys?version=${version.version}`, { headers })
   ).json();
   return Object.keys(keys.rooms?.[roomId]?.sessions ?? {});
 }
@@ -139,29 +121,15 @@ async function elementKeyFile(element: Peer, passphrase: string): Promise<string
 describe('Kirjava keys: recovery, key backup, key files and late keys', () => {
   before(
     async () => {
-      synapse = await startSynapse();
-      site = await startClientServer();
-      browser = await launchBrowser();
-      await browser.configure(synapse.baseUrl, site.origin);
+      await bed.start();
       await initAsync();
     },
     { timeout: 180_000 },
   );
 
-  afterEach(async () => {
-    await Promise.allSettled(pages.map((page) => page.close()));
-    await Promise.allSettled(clients.map((client) => client.close()));
-    await Promise.allSettled(peers.map((peer) => peer.stop()));
-    clients = [];
-    peers = [];
-    pages = [];
-  });
+  afterEach(() => bed.cleanUp());
 
-  after(async () => {
-    await browser?.close();
-    await site?.stop();
-    await synapse?.stop();
-  });
+  after(() => bed.stop());
 
   it('1. With the recovery key, history from before Kirjava existed decrypts in place and Kirjava\'s device is cross-signed', story, async () => {
     const alice = await newUser('alice');
@@ -172,7 +140,7 @@ describe('Kirjava keys: recovery, key backup, key files and late keys', () => {
     await waitForBackup(element.accessToken, roomId, sessionId);
 
     const client = await givenClientTab();
-    const { deviceId } = await client.login(synapse.baseUrl, alice.userId, alice.password);
+    const { deviceId } = await client.login(bed.synapse.baseUrl, alice.userId, alice.password);
     await waitForNotice(client, roomId, before[0]!);
 
     const { panel } = await openKeysPanel(alice.userId);
@@ -203,7 +171,7 @@ describe('Kirjava keys: recovery, key backup, key files and late keys', () => {
     await waitForBackup(element.accessToken, roomId, (await element.rawEvent(roomId, old)).content.session_id);
 
     const client = await givenClientTab();
-    const { deviceId } = await client.login(synapse.baseUrl, alice.userId, alice.password);
+    const { deviceId } = await client.login(bed.synapse.baseUrl, alice.userId, alice.password);
     await waitForNotice(client, roomId, old);
     const { panel } = await openKeysPanel(alice.userId);
 
@@ -230,7 +198,7 @@ describe('Kirjava keys: recovery, key backup, key files and late keys', () => {
     const file = await elementKeyFile(element, 'file passphrase');
 
     const client = await givenClientTab();
-    await client.login(synapse.baseUrl, alice.userId, alice.password);
+    await client.login(bed.synapse.baseUrl, alice.userId, alice.password);
     await waitForNotice(client, roomId, history[0]!);
     const { panel } = await openKeysPanel(alice.userId);
     const choose = (text: string) =>
@@ -267,7 +235,7 @@ describe('Kirjava keys: recovery, key backup, key files and late keys', () => {
     const bob = await newUser('bob');
     const bobPeer = await givenPeer(bob);
     const client = await givenClientTab();
-    const { userId, deviceId } = await client.login(synapse.baseUrl, alice.userId, alice.password);
+    const { userId, deviceId } = await client.login(bed.synapse.baseUrl, alice.userId, alice.password);
     await bobPeer.waitForDeviceKeys(userId, deviceId);
     const roomId = await bobPeer.createEncryptedRoom([userId]);
     assert.equal(await client.waitForInvite(), roomId);
@@ -297,7 +265,7 @@ describe('Kirjava keys: recovery, key backup, key files and late keys', () => {
     element.client.getCrypto()!.globalBlacklistUnverifiedDevices = true;
     const roomId = await element.createEncryptedRoom([]);
     const first = await givenClientTab();
-    const session = await first.login(synapse.baseUrl, alice.userId, alice.password);
+    const session = await first.login(bed.synapse.baseUrl, alice.userId, alice.password);
     await element.waitForDeviceKeys(alice.userId, session.deviceId);
     await first.close();
 
@@ -313,7 +281,7 @@ describe('Kirjava keys: recovery, key backup, key files and late keys', () => {
     // The client shows the message as undecryptable; Kirjava asks the user's other devices for
     // the key, Element forwards it to the now verified device, and the open timeline heals.
     const client = await givenClientTab();
-    await client.startWithToken(synapse.baseUrl, alice.userId, session.accessToken, session.deviceId);
+    await client.startWithToken(bed.synapse.baseUrl, alice.userId, session.accessToken, session.deviceId);
     await waitForNotice(client, roomId, withheld);
     const shownAt = Date.now();
     const healed = await assertReadable(client, roomId, withheld, 'Withheld until this device was verified');
@@ -326,7 +294,7 @@ describe('Kirjava keys: recovery, key backup, key files and late keys', () => {
     const { element, recoveryKey, secretStorageKey } = await givenElementWithRecovery(alice);
     const roomId = await element.createEncryptedRoom([]);
     const client = await givenClientTab();
-    const { userId, deviceId } = await client.login(synapse.baseUrl, alice.userId, alice.password);
+    const { userId, deviceId } = await client.login(bed.synapse.baseUrl, alice.userId, alice.password);
     const { panel } = await openKeysPanel(alice.userId);
     await panel.getByLabel('Recovery key or passphrase').fill(recoveryKey);
     assert.match((await press(panel, 'Recover')).status ?? '', /cross-signed/);
@@ -352,7 +320,7 @@ describe('Kirjava keys: recovery, key backup, key files and late keys', () => {
     const alice = await newUser('alice');
     const bob = await givenPeer(await newUser('bob'));
     const client = await givenClientTab();
-    const { userId, deviceId } = await client.login(synapse.baseUrl, alice.userId, alice.password);
+    const { userId, deviceId } = await client.login(bed.synapse.baseUrl, alice.userId, alice.password);
     await bob.waitForDeviceKeys(userId, deviceId);
     const roomId = await bob.createEncryptedRoom([userId]);
     assert.equal(await client.waitForInvite(), roomId);

@@ -8,26 +8,13 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { BYPASSES, sendThrough, type Bypass, type RawOutcome } from '../fixtures/bypass.ts';
-import { launchBrowser, type ExtensionBrowser } from '../fixtures/browser.ts';
-import { startClientServer, type ClientServer } from '../fixtures/client-server.ts';
 import { poll } from '../fixtures/net.ts';
-import { startPeer, type Peer } from '../fixtures/peer.ts';
-import { openPlainClient, type PlainClient } from '../fixtures/plain-client.ts';
-import { startSynapse, type RegisteredUser, type Synapse } from '../fixtures/synapse.ts';
+import type { Peer } from '../fixtures/peer.ts';
+import type { PlainClient } from '../fixtures/plain-client.ts';
+import { StoryBed } from '../fixtures/stories.ts';
 
 const story = { timeout: 180_000 };
-
-let synapse: Synapse;
-let site: ClientServer;
-let browser: ExtensionBrowser;
-let clients: PlainClient[] = [];
-let peers: Peer[] = [];
-let users = 0;
-
-async function newUser(name: string): Promise<RegisteredUser> {
-  users += 1;
-  return synapse.register(`${name}${users}`, `password-${name}-${users}`);
-}
+const bed = new StoryBed();
 
 interface Setup {
   client: PlainClient;
@@ -37,14 +24,10 @@ interface Setup {
 }
 
 async function givenClientAndPeer(): Promise<Setup> {
-  const user = await newUser('alice');
-  const client = await openPlainClient(browser.context, site.origin);
-  clients.push(client);
-  const session = await client.login(synapse.baseUrl, user.userId, user.password);
-  const peer = await startPeer(synapse.baseUrl, await newUser('bob'));
-  peers.push(peer);
-  await peer.waitForDeviceKeys(session.userId, session.deviceId);
-  return { client, peer, userId: session.userId, token: session.accessToken };
+  const { client, userId, deviceId, accessToken } = await bed.givenLoggedInClient();
+  const peer = await bed.givenPeer();
+  await peer.waitForDeviceKeys(userId, deviceId);
+  return { client, peer, userId, token: accessToken };
 }
 
 /**
@@ -67,7 +50,7 @@ async function givenRoom({ client, peer, userId }: Setup, encrypted: boolean): P
 
 /** Every event of the room as the homeserver stores it, read by the peer without decryption. */
 async function serverEvents(peer: Peer, roomId: string): Promise<Array<Record<string, any>>> {
-  const url = `${synapse.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=1000`;
+  const url = `${bed.synapse.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=1000`;
   const response = await fetch(url, { headers: { Authorization: `Bearer ${peer.accessToken}` } });
   assert.equal(response.status, 200);
   return ((await response.json()) as { chunk: Array<Record<string, any>> }).chunk;
@@ -75,7 +58,7 @@ async function serverEvents(peer: Peer, roomId: string): Promise<Array<Record<st
 
 /** The session rules the extension has installed, read in its service worker. */
 async function guardRules(): Promise<chrome.declarativeNetRequest.Rule[]> {
-  const worker = browser.context.serviceWorkers().find((w) => w.url().startsWith(`chrome-extension://${browser.extensionId}/`));
+  const worker = bed.browser.context.serviceWorkers().find((w) => w.url().startsWith(`chrome-extension://${bed.browser.extensionId}/`));
   if (!worker) throw new Error('the extension service worker is not running');
   return worker.evaluate(() => chrome.declarativeNetRequest.getSessionRules());
 }
@@ -85,32 +68,15 @@ const allowsRoom = (rules: chrome.declarativeNetRequest.Rule[], roomId: string) 
 
 function sendUrl(roomPath: string, type = 'm.room.message', txn?: string, prefix = 'v3'): string {
   const tail = txn === undefined ? '' : `/${txn}`;
-  return `${synapse.baseUrl}/_matrix/client/${prefix}/rooms/${roomPath}/send/${type}${tail}`;
+  return `${bed.synapse.baseUrl}/_matrix/client/${prefix}/rooms/${roomPath}/send/${type}${tail}`;
 }
 
 describe('Send guard: no plaintext reaches an encrypted room, from any part of the page', () => {
-  before(
-    async () => {
-      synapse = await startSynapse();
-      site = await startClientServer();
-      browser = await launchBrowser();
-      await browser.configure(synapse.baseUrl, site.origin);
-    },
-    { timeout: 180_000 },
-  );
+  before(() => bed.start(), { timeout: 180_000 });
 
-  afterEach(async () => {
-    await Promise.allSettled(clients.map((client) => client.close()));
-    await Promise.allSettled(peers.map((peer) => peer.stop()));
-    clients = [];
-    peers = [];
-  });
+  afterEach(() => bed.cleanUp());
 
-  after(async () => {
-    await browser?.close();
-    await site?.stop();
-    await synapse?.stop();
-  });
+  after(() => bed.stop());
 
   it('Plaintext sent into an encrypted room from every bypass is blocked (or encrypted by the hook): the server holds zero plaintext events', story, async () => {
     const setup = await givenClientAndPeer();
@@ -229,7 +195,7 @@ describe('Send guard: no plaintext reaches an encrypted room, from any part of t
   it('The rules come back after the worker restarts, and the extension\'s own encrypted sends still pass', story, async () => {
     const setup = await givenClientAndPeer();
     const roomId = await givenRoom(setup, true);
-    await browser.stopWorker();
+    await bed.browser.stopWorker();
     const blocked = await sendThrough(setup.client.page, 'page Web Worker fetch', {
       url: sendUrl(encodeURIComponent(roomId), 'm.room.message', `r-${Date.now()}`),
       method: 'PUT',
