@@ -11,31 +11,18 @@ import { createHash } from 'node:crypto';
 import { after, afterEach, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { sendThrough } from '../fixtures/bypass.ts';
-import { launchBrowser, type ExtensionBrowser } from '../fixtures/browser.ts';
-import { startClientServer, type ClientServer } from '../fixtures/client-server.ts';
+import { startClientServer } from '../fixtures/client-server.ts';
 import { poll, sleep } from '../fixtures/net.ts';
-import { startPeer, type Peer } from '../fixtures/peer.ts';
-import { openPlainClient, type PlainClient } from '../fixtures/plain-client.ts';
-import { startSynapse, type RegisteredUser, type Synapse } from '../fixtures/synapse.ts';
+import { StoryBed, givenEncryptedRoom } from '../fixtures/stories.ts';
 
 const story = { timeout: 180_000 };
-
-let synapse: Synapse;
-let site: ClientServer;
+const bed = new StoryBed();
+const newUser = (name: string) => bed.newUser(name);
 /** The same page served on another origin the user never allowed. */
 let hostileOrigin: string;
-let browser: ExtensionBrowser;
-let clients: PlainClient[] = [];
-let peers: Peer[] = [];
-let users = 0;
-
-async function newUser(name: string): Promise<RegisteredUser> {
-  users += 1;
-  return synapse.register(`${name}${users}`, `password-${name}-${users}`);
-}
 
 function extensionWorker() {
-  const worker = browser.context.serviceWorkers().find((w) => w.url().startsWith(`chrome-extension://${browser.extensionId}/`));
+  const worker = bed.browser.context.serviceWorkers().find((w) => w.url().startsWith(`chrome-extension://${bed.browser.extensionId}/`));
   if (!worker) throw new Error('the extension service worker is not running');
   return worker;
 }
@@ -46,16 +33,9 @@ const inWorker = <T>(fn: () => Promise<T>): Promise<T> => extensionWorker().eval
 /** Alice logged in on the allowed site, an E2EE peer, and an encrypted room with a message from the peer. */
 async function givenAliceWithASecret(text: string) {
   const user = await newUser('alice');
-  const client = await openPlainClient(browser.context, site.origin);
-  clients.push(client);
-  const session = await client.login(synapse.baseUrl, user.userId, user.password);
-  const peer = await startPeer(synapse.baseUrl, await newUser('bob'));
-  peers.push(peer);
-  await peer.waitForDeviceKeys(session.userId, session.deviceId);
-  const roomId = await peer.createEncryptedRoom([session.userId]);
-  assert.equal(await client.waitForInvite(), roomId);
-  await client.joinRoom(roomId);
-  await peer.waitForMembership(roomId, session.userId, 'join');
+  const { client, ...session } = await bed.givenLoggedInClient(user);
+  const peer = await bed.givenPeer();
+  const roomId = await givenEncryptedRoom(peer, client, session.userId, session.deviceId);
   const eventId = await peer.sendText(roomId, text);
   await client.waitForBody(roomId, text);
   const ciphertext = await peer.rawEvent(roomId, eventId);
@@ -68,7 +48,7 @@ async function givenAliceWithASecret(text: string) {
  * hook can (its script runs at document creation, listening first) and keeps it for itself.
  */
 async function openHostilePage(): Promise<Page> {
-  const page = await browser.context.newPage();
+  const page = await bed.browser.context.newPage();
   await page.addInitScript(() => {
     window.addEventListener(
       'message',
@@ -105,27 +85,15 @@ function forgeOverBridge(page: Page, request: unknown, ms = 2500): Promise<unkno
 describe('Keys stay with their owner: unallowed sites, site prompts, coverage, logout', () => {
   before(
     async () => {
-      synapse = await startSynapse();
-      site = await startClientServer();
-      hostileOrigin = site.origin.replace('127.0.0.1', 'localhost');
-      browser = await launchBrowser();
-      await browser.configure(synapse.baseUrl, site.origin);
+      await bed.start();
+      hostileOrigin = bed.site.origin.replace('127.0.0.1', 'localhost');
     },
     { timeout: 180_000 },
   );
 
-  afterEach(async () => {
-    await Promise.allSettled(clients.map((client) => client.close()));
-    await Promise.allSettled(peers.map((peer) => peer.stop()));
-    clients = [];
-    peers = [];
-  });
+  afterEach(() => bed.cleanUp());
 
-  after(async () => {
-    await browser?.close();
-    await site?.stop();
-    await synapse?.stop();
-  });
+  after(() => bed.stop());
 
   it('A page on an unallowed site that forges bridge messages gets nothing: no decryption, no keys, no tokens, and its own traffic stays encrypted', story, async () => {
     const secret = 'Only for the allowed client';
@@ -134,11 +102,11 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
     assert.equal(await page.evaluate(() => (window as any).stolenPort instanceof MessagePort), true, 'the hostile page did not get the bridge port');
 
     const forged = [
-      { kind: 'events', baseUrl: synapse.baseUrl, token: user.accessToken, roomId, body: JSON.stringify({ chunk: [ciphertext] }) },
-      { kind: 'sync', baseUrl: synapse.baseUrl, token: user.accessToken, body: JSON.stringify({ rooms: { join: { [roomId]: { timeline: { events: [ciphertext] } } } } }) },
-      { kind: 'login', baseUrl: synapse.baseUrl, body: JSON.stringify({ user_id: session.userId, access_token: user.accessToken, device_id: 'FORGED' }) },
-      { kind: 'send', baseUrl: synapse.baseUrl, token: user.accessToken, roomId, eventType: 'm.room.message', txnId: 'x', body: '{"msgtype":"m.text","body":"forged"}' },
-      { kind: 'export-keys', baseUrl: synapse.baseUrl, token: user.accessToken },
+      { kind: 'events', baseUrl: bed.synapse.baseUrl, token: user.accessToken, roomId, body: JSON.stringify({ chunk: [ciphertext] }) },
+      { kind: 'sync', baseUrl: bed.synapse.baseUrl, token: user.accessToken, body: JSON.stringify({ rooms: { join: { [roomId]: { timeline: { events: [ciphertext] } } } } }) },
+      { kind: 'login', baseUrl: bed.synapse.baseUrl, body: JSON.stringify({ user_id: session.userId, access_token: user.accessToken, device_id: 'FORGED' }) },
+      { kind: 'send', baseUrl: bed.synapse.baseUrl, token: user.accessToken, roomId, eventType: 'm.room.message', txnId: 'x', body: '{"msgtype":"m.text","body":"forged"}' },
+      { kind: 'export-keys', baseUrl: bed.synapse.baseUrl, token: user.accessToken },
       { kind: 'accounts', channel: 'kirjava:ui' },
     ];
     for (const request of forged) {
@@ -154,9 +122,8 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
     assert.equal(direct, 'undefined', 'the page can message the extension directly');
 
     // The page's own client, with Alice's real token, sees the event as the server has it.
-    const hostile = await openPlainClient(browser.context, hostileOrigin);
-    clients.push(hostile);
-    await hostile.startWithToken(synapse.baseUrl, session.userId, user.accessToken, session.deviceId);
+    const hostile = await bed.givenClientTab(hostileOrigin);
+    await hostile.startWithToken(bed.synapse.baseUrl, session.userId, user.accessToken, session.deviceId);
     const timeline = await poll('the room on the unallowed page', async () => {
       const events = await hostile.timeline(roomId).catch(() => undefined);
       return events?.some((e) => e.eventId === ciphertext.event_id) ? events : undefined;
@@ -170,7 +137,7 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
   it('An allowed page that sends a made-up token gets a Matrix error and nothing of any account; a forged logout wipes nothing', story, async () => {
     const secret = 'Not for a stranger token';
     const { roomId, ciphertext, session } = await givenAliceWithASecret(secret);
-    const page = await browser.context.newPage();
+    const page = await bed.browser.context.newPage();
     await page.addInitScript(() => {
       window.addEventListener('message', (event) => {
         if (event.data?.kirjava === 'bridge-port' && event.ports[0]) {
@@ -179,10 +146,10 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
         }
       }, true);
     });
-    await page.goto(`${site.origin}/`);
+    await page.goto(`${bed.site.origin}/`);
     const answer = (await forgeOverBridge(page, {
       kind: 'events',
-      baseUrl: synapse.baseUrl,
+      baseUrl: bed.synapse.baseUrl,
       token: 'syt_made_up_token',
       roomId,
       body: JSON.stringify({ chunk: [ciphertext] }),
@@ -192,12 +159,12 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
     assert.ok(!JSON.stringify(answer).includes(secret));
 
     // A logout claimed while the token still works is not a logout.
-    const logout = (await forgeOverBridge(page, { kind: 'logout', baseUrl: synapse.baseUrl, token: session.accessToken, all: true }, 15_000)) as {
+    const logout = (await forgeOverBridge(page, { kind: 'logout', baseUrl: bed.synapse.baseUrl, token: session.accessToken, all: true }, 15_000)) as {
       reply?: { ok: boolean };
     };
     assert.equal(logout.reply?.ok, true, JSON.stringify(logout));
     const { accounts } = await inWorker(() => chrome.storage.local.get('accounts'));
-    assert.ok((accounts as Record<string, unknown>)[`${synapse.baseUrl}|${session.userId}|${session.deviceId}`], 'a forged logout wiped the account');
+    assert.ok((accounts as Record<string, unknown>)[`${bed.synapse.baseUrl}|${session.userId}|${session.deviceId}`], 'a forged logout wiped the account');
     await page.close();
   });
 
@@ -205,12 +172,11 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
     const secret = 'Readable once allowed';
     const { session, roomId } = await givenAliceWithASecret(secret);
     // The same session opened on a second site (its token is one Kirjava knows, so the prompt names the account).
-    const hostile = await openPlainClient(browser.context, hostileOrigin);
-    clients.push(hostile);
-    await hostile.startWithToken(synapse.baseUrl, session.userId, session.accessToken, session.deviceId);
+    const hostile = await bed.givenClientTab(hostileOrigin);
+    await hostile.startWithToken(bed.synapse.baseUrl, session.userId, session.accessToken, session.deviceId);
 
     await poll('the badge to show a pending site', async () => ((await inWorker(() => chrome.action.getBadgeText({}))) === '?' ? true : undefined));
-    const popup = await browser.openPopup();
+    const popup = await bed.browser.openPopup();
     const ask = popup.getByRole('region', { name: `Site request from ${hostileOrigin}` });
     await ask.waitFor({ timeout: 10_000 });
     assert.match(await ask.innerText(), new RegExp(`Allow ${hostileOrigin.replace(/[.]/g, '\\.')} to use encryption for ${session.userId}\\?`));
@@ -223,14 +189,12 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
 
     // Reloaded, the newly allowed site reads the encrypted room.
     await hostile.close();
-    const allowed = await openPlainClient(browser.context, hostileOrigin);
-    clients.push(allowed);
-    await allowed.startWithToken(synapse.baseUrl, session.userId, session.accessToken, session.deviceId);
+    const allowed = await bed.givenClientTab(hostileOrigin);
+    await allowed.startWithToken(bed.synapse.baseUrl, session.userId, session.accessToken, session.deviceId);
     const entry = await allowed.waitForBody(roomId, secret, 20_000);
     assert.equal(entry.type, 'm.room.message');
     // Later stories want the hostile origin unallowed again (and its page gone, or it would ask again).
     await allowed.close();
-    clients = clients.filter((c) => c !== allowed);
     await inWorker(async () => {
       const { settings } = await chrome.storage.local.get('settings');
       const s = settings as { allowedSites: string[] };
@@ -242,10 +206,9 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
     const { user, session } = await givenAliceWithASecret('Denied sites never read this');
     const other = await startClientServer('127.0.0.2');
     try {
-      const denied = await openPlainClient(browser.context, other.origin);
-      clients.push(denied);
-      await denied.startWithToken(synapse.baseUrl, session.userId, user.accessToken, session.deviceId);
-      const popup = await browser.openPopup();
+      const denied = await bed.givenClientTab(other.origin);
+      await denied.startWithToken(bed.synapse.baseUrl, session.userId, user.accessToken, session.deviceId);
+      const popup = await bed.browser.openPopup();
       const ask = popup.getByRole('region', { name: `Site request from ${other.origin}` });
       await ask.waitFor({ timeout: 15_000 });
       await ask.getByRole('button', { name: 'Deny' }).click();
@@ -266,19 +229,19 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
   });
 
   it('A client that syncs from a Web Worker is reported in the popup as not covered; the hooked client is not', story, async () => {
-    const { user } = await givenAliceWithASecret('Coverage baseline');
+    const { user, client } = await givenAliceWithASecret('Coverage baseline');
     await sleep(9_000); // longer than the window in which the hook reports a sync
     const before = await inWorker(() => chrome.storage.session.get('coverage.uncovered'));
     assert.deepEqual(before['coverage.uncovered'] ?? {}, {}, 'the hooked client was reported as not covered');
 
-    const outcome = await sendThrough(clients[0].page, 'page Web Worker fetch', {
-      url: `${synapse.baseUrl}/_matrix/client/v3/sync?timeout=0`,
+    const outcome = await sendThrough(client.page, 'page Web Worker fetch', {
+      url: `${bed.synapse.baseUrl}/_matrix/client/v3/sync?timeout=0`,
       method: 'GET',
       headers: { Authorization: `Bearer ${user.accessToken}` },
     });
     assert.equal(outcome.status, 200);
-    const popup = await browser.openPopup();
-    const warning = popup.getByRole('status', { name: `Not covered: ${site.origin}` });
+    const popup = await bed.browser.openPopup();
+    const warning = popup.getByRole('status', { name: `Not covered: ${bed.site.origin}` });
     await warning.waitFor({ timeout: 20_000 });
     assert.match(await warning.innerText(), /is not covered/);
     await popup.close();
@@ -290,7 +253,7 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
     assert.equal(await client.waitForInvite(), plainRoom);
     await client.joinRoom(plainRoom);
     await client.sendText(plainRoom, 'A plain message, so the guard knows this room');
-    const accountId = `${synapse.baseUrl}|${session.userId}|${session.deviceId}`;
+    const accountId = `${bed.synapse.baseUrl}|${session.userId}|${session.deviceId}`;
     const storeName = await poll('the account record', async () => {
       const { accounts } = await inWorker(() => chrome.storage.local.get('accounts'));
       return (accounts as Record<string, { storeName: string }> | undefined)?.[accountId]?.storeName;
@@ -321,7 +284,7 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
     const plain = await inWorker(() => chrome.storage.local.get('guard.plainRooms'));
     assert.equal((plain['guard.plainRooms'] as Record<string, unknown> | undefined)?.[accountId], undefined);
     assert.equal(await rulesMention(plainRoom.slice(1, 10)), false, 'the plain room still has an allow rule');
-    const popup = await browser.openPopup();
+    const popup = await bed.browser.openPopup();
     await popup.getByText(/Kirjava/).first().waitFor();
     await sleep(500);
     assert.equal(await popup.getByRole('article', { name: session.userId }).count(), 0, 'the popup still shows the account');
