@@ -6,43 +6,20 @@
  */
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { launchBrowser, type ExtensionBrowser } from '../fixtures/browser.ts';
-import { startClientServer, type ClientServer } from '../fixtures/client-server.ts';
-import { startPeer, type Peer } from '../fixtures/peer.ts';
-import { openPlainClient, type PlainClient } from '../fixtures/plain-client.ts';
 import { startSyncProxy, type SyncProxy } from '../fixtures/sync-proxy.ts';
-import { startSynapse, type RegisteredUser, type Synapse } from '../fixtures/synapse.ts';
+import { StoryBed, givenEncryptedRoom } from '../fixtures/stories.ts';
 
 const story = { timeout: 180_000 };
-
-let synapse: Synapse;
+const bed = new StoryBed();
 let proxy: SyncProxy;
-let site: ClientServer;
-let browser: ExtensionBrowser;
-let clients: PlainClient[] = [];
-let peers: Peer[] = [];
-let users = 0;
 
 type Json = Record<string, any>;
 
-async function newUser(name: string): Promise<RegisteredUser> {
-  users += 1;
-  return synapse.register(`${name}${users}`, `password-${name}-${users}`);
-}
-
 /** The plain client (through the proxy) and the peer (straight to Synapse) in an encrypted room. */
-async function givenEncryptedRoom() {
-  const user = await newUser('alice');
-  const client = await openPlainClient(browser.context, site.origin);
-  clients.push(client);
-  const session = await client.login(proxy.baseUrl, user.userId, user.password);
-  const peer = await startPeer(synapse.baseUrl, await newUser('bob'));
-  peers.push(peer);
-  await peer.waitForDeviceKeys(session.userId, session.deviceId);
-  const roomId = await peer.createEncryptedRoom([session.userId]);
-  assert.equal(await client.waitForInvite(), roomId);
-  await client.joinRoom(roomId);
-  await peer.waitForMembership(roomId, session.userId, 'join');
+async function givenProxiedRoom() {
+  const { client, ...session } = await bed.givenLoggedInClient();
+  const peer = await bed.givenPeer();
+  const roomId = await givenEncryptedRoom(peer, client, session.userId, session.deviceId);
   return { client, peer, session, roomId };
 }
 
@@ -73,34 +50,17 @@ function withJunk(sync: Json, roomId: string, peerId: string, huge: boolean): Js
 }
 
 describe('A hostile homeserver: malformed syncs, replays and forged senders', () => {
-  before(
-    async () => {
-      synapse = await startSynapse();
-      proxy = await startSyncProxy(synapse.baseUrl);
-      site = await startClientServer();
-      browser = await launchBrowser();
-      await browser.configure(proxy.baseUrl, site.origin);
-    },
-    { timeout: 180_000 },
-  );
+  before(() => bed.start({ homeserver: async (synapse) => (proxy = await startSyncProxy(synapse.baseUrl)) }), { timeout: 180_000 });
 
   afterEach(async () => {
     proxy.rewrite = undefined;
-    await Promise.allSettled(clients.map((client) => client.close()));
-    await Promise.allSettled(peers.map((peer) => peer.stop()));
-    clients = [];
-    peers = [];
+    await bed.cleanUp();
   });
 
-  after(async () => {
-    await browser?.close();
-    await site?.stop();
-    await proxy?.stop();
-    await synapse?.stop();
-  });
+  after(() => bed.stop());
 
   it('Malformed /sync bodies and junk events do not crash the worker, and every well-formed message still arrives decrypted', story, async () => {
-    const { client, peer, session, roomId } = await givenEncryptedRoom();
+    const { client, peer, session, roomId } = await givenProxiedRoom();
     let n = 0;
     proxy.rewrite = (body) => {
       n += 1;
@@ -132,7 +92,7 @@ describe('A hostile homeserver: malformed syncs, replays and forged senders', ()
   });
 
   it('A ciphertext replayed under a new event id, and one re-sent under another sender, show as warnings', story, async () => {
-    const { client, peer, roomId } = await givenEncryptedRoom();
+    const { client, peer, roomId } = await givenProxiedRoom();
     let captured: Json | undefined;
     let injected = false;
     proxy.rewrite = (body) => {

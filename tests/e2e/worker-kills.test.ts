@@ -7,50 +7,26 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { launchBrowser, type ExtensionBrowser } from '../fixtures/browser.ts';
-import { startClientServer, type ClientServer } from '../fixtures/client-server.ts';
 import { poll, sleep } from '../fixtures/net.ts';
-import { startPeer, type Peer } from '../fixtures/peer.ts';
-import { openPlainClient, type PlainClient } from '../fixtures/plain-client.ts';
-import { startSynapse, type Synapse } from '../fixtures/synapse.ts';
+import { StoryBed, givenEncryptedRoom } from '../fixtures/stories.ts';
 
 const KILLS = 100;
 
-let synapse: Synapse;
-let site: ClientServer;
-let browser: ExtensionBrowser;
-let client: PlainClient | undefined;
-let peer: Peer | undefined;
+const bed = new StoryBed();
 
 describe('Worker kills during a stream of sends', () => {
-  before(
-    async () => {
-      synapse = await startSynapse();
-      site = await startClientServer();
-      browser = await launchBrowser();
-      await browser.configure(synapse.baseUrl, site.origin);
-    },
-    { timeout: 180_000 },
-  );
+  before(() => bed.start(), { timeout: 180_000 });
 
   after(async () => {
-    await client?.close().catch(() => {});
-    await peer?.stop().catch(() => {});
-    await browser?.close();
-    await site?.stop();
-    await synapse?.stop();
+    await bed.cleanUp();
+    await bed.stop();
   });
 
   it(`${KILLS} worker kills at random points: each message arrives encrypted exactly once or the client got an error; none in clear`, { timeout: 240_000 }, async () => {
-    const alice = await synapse.register('alice', 'password-alice');
-    client = await openPlainClient(browser.context, site.origin);
-    const session = await client.login(synapse.baseUrl, alice.userId, alice.password);
-    peer = await startPeer(synapse.baseUrl, await synapse.register('bob', 'password-bob'));
-    await peer.waitForDeviceKeys(session.userId, session.deviceId);
-    const roomId = await peer.createEncryptedRoom([session.userId]);
-    assert.equal(await client.waitForInvite(), roomId);
-    await client.joinRoom(roomId);
-    await peer.waitForMembership(roomId, session.userId, 'join');
+    const alice = await bed.synapse.register('alice', 'password-alice');
+    const { client, ...session } = await bed.givenLoggedInClient(alice);
+    const peer = await bed.givenPeer(await bed.synapse.register('bob', 'password-bob'));
+    const roomId = await givenEncryptedRoom(peer, client, session.userId, session.deviceId);
 
     const received: Array<{ body: string; decrypted: boolean; eventId: string }> = [];
     const stopListening = peer.onText(roomId, (text) => received.push(text));
@@ -67,7 +43,7 @@ describe('Worker kills during a stream of sends', () => {
         (error) => void failed.set(body, (error as Error).message),
       );
       await sleep(Math.random() * 300);
-      await browser.stopWorker();
+      await bed.browser.stopWorker();
       await send;
     }
     const streamMs = Date.now() - started;
@@ -93,7 +69,7 @@ describe('Worker kills during a stream of sends', () => {
 
     // The server's own copy of the room: only ciphertext from the client.
     const response = await fetch(
-      `${synapse.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=1000`,
+      `${bed.synapse.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=1000`,
       { headers: { Authorization: `Bearer ${peer.accessToken}` } },
     );
     const { chunk } = (await response.json()) as { chunk: Array<{ sender: string; type: string; state_key?: string }> };
