@@ -4,6 +4,8 @@
  * (`/_matrix/client/v1/media/...`) and the legacy `/_matrix/media/{r0,v1,v3}/...`, and
  * uploads (`POST .../upload`, and `PUT .../upload/{serverName}/{mediaId}` after `/create`).
  */
+import { decode, underBase } from './routes.js';
+
 export type MediaRoute =
   | {
       kind: 'media-download';
@@ -25,26 +27,10 @@ export type MediaRoute =
 const DOWNLOAD = /^(\/_matrix\/(?:client\/v1\/media|media\/(?:r0|v1|v3)))\/(download|thumbnail)\/([^/]+)\/([^/]+)(?:\/[^/]*)?$/;
 const UPLOAD = /^\/_matrix\/media\/(?:r0|v1|v3)\/upload(?:\/([^/]+)\/([^/]+))?$/;
 
-const decode = (segment: string): string | undefined => {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return undefined;
-  }
-};
-
 export function mediaRouteOf(baseUrl: string, method: string, url: string): MediaRoute | undefined {
-  let parsed: URL;
-  let path: string;
-  try {
-    parsed = new URL(url);
-    const base = new URL(baseUrl);
-    const basePath = base.pathname.replace(/\/$/, '');
-    if (parsed.origin !== base.origin || !parsed.pathname.startsWith(`${basePath}/`)) return undefined;
-    path = parsed.pathname.slice(basePath.length);
-  } catch {
-    return undefined;
-  }
+  const under = underBase(baseUrl, url);
+  if (!under) return undefined;
+  const { parsed, path } = under;
   method = method.toUpperCase();
   const download = DOWNLOAD.exec(path);
   if (download && method === 'GET') {

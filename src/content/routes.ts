@@ -32,7 +32,8 @@ const lenientDecode = (segment: string): string =>
     }
   });
 
-const decode = (segment: string): string | undefined => {
+/** Decodes one path segment; undefined for malformed percent-encoding. */
+export const decode = (segment: string): string | undefined => {
   try {
     return decodeURIComponent(segment);
   } catch {
@@ -40,17 +41,25 @@ const decode = (segment: string): string | undefined => {
   }
 };
 
-export function routeOf(baseUrl: string, method: string, url: string): Route | undefined {
-  let path: string;
+/**
+ * The URL parsed and its path below the homeserver's base URL (which may have a path of
+ * its own); undefined for another origin, a path outside the base, or a malformed URL.
+ */
+export function underBase(baseUrl: string, url: string): { parsed: URL; path: string } | undefined {
   try {
     const parsed = new URL(url);
     const base = new URL(baseUrl);
     const basePath = base.pathname.replace(/\/$/, '');
     if (parsed.origin !== base.origin || !parsed.pathname.startsWith(`${basePath}/`)) return undefined;
-    path = parsed.pathname.slice(basePath.length);
+    return { parsed, path: parsed.pathname.slice(basePath.length) };
   } catch {
     return undefined;
   }
+}
+
+export function routeOf(baseUrl: string, method: string, url: string): Route | undefined {
+  const path = underBase(baseUrl, url)?.path;
+  if (path === undefined) return undefined;
   const rest = PREFIX.exec(path)?.[1];
   if (!rest) return undefined;
   method = method.toUpperCase();
