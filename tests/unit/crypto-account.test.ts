@@ -9,6 +9,7 @@ import { CryptoAccount, ForeignDeviceKeysError } from '../../src/crypto/account.
 import { ENCRYPTION_INFO_KEY } from '../../src/crypto/event-decryptor.js';
 import { MatrixApiError } from '../../src/crypto/http.js';
 import { EncryptionStateUnknownError } from '../../src/crypto/room-encryptor.js';
+import { closeOpenedAccounts, openAccount } from './accounts.ts';
 import { FakeHomeserver } from './fake-homeserver.js';
 
 type Json = Record<string, any>;
@@ -19,22 +20,9 @@ const CAROL = '@carol:example.test';
 const ROOM = '!secret:example.test';
 const PLAIN_ROOM = '!lobby:example.test';
 
-const opened: CryptoAccount[] = [];
-afterEach(() => {
-  for (const account of opened.splice(0)) account.close();
-});
+afterEach(closeOpenedAccounts);
 
-async function open(hs: FakeHomeserver, userId: string, deviceId: string): Promise<CryptoAccount> {
-  const account = await CryptoAccount.open({
-    baseUrl: hs.baseUrl,
-    userId,
-    deviceId,
-    accessToken: hs.login(userId, deviceId),
-    fetchFn: hs.fetchFn,
-  });
-  opened.push(account);
-  return account;
-}
+const open = (hs: FakeHomeserver, userId: string, deviceId: string) => openAccount(hs, userId, deviceId);
 
 /** Alice and Bob (and Carol when asked) with uploaded keys, all joined to the encrypted ROOM. */
 async function encryptedRoom(options: { carolInRoom?: boolean } = {}) {
@@ -364,14 +352,7 @@ describe('CryptoAccount', () => {
 
     it('reports an unknown access token as the Matrix error', async () => {
       const hs = new FakeHomeserver();
-      const stranger = await CryptoAccount.open({
-        baseUrl: hs.baseUrl,
-        userId: ALICE,
-        deviceId: 'ALICEDEV',
-        accessToken: 'not-a-token',
-        fetchFn: hs.fetchFn,
-      });
-      opened.push(stranger);
+      const stranger = await openAccount(hs, ALICE, 'ALICEDEV', { accessToken: 'not-a-token' });
       await assert.rejects(stranger.claimDevice(), (error: unknown) => {
         assert.ok(error instanceof MatrixApiError);
         assert.equal(error.status, 401);

@@ -10,6 +10,7 @@ import { BackupDecryptionKey } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { CryptoAccount } from '../../src/crypto/account.js';
 import { ENCRYPTION_INFO_KEY } from '../../src/crypto/event-decryptor.js';
 import { MEGOLM_BACKUP_V1 } from '../../src/crypto/key-backup.js';
+import { closeOpenedAccounts, openAccount } from './accounts.ts';
 import { FakeHomeserver } from './fake-homeserver.js';
 
 type Json = Record<string, any>;
@@ -53,23 +54,10 @@ class FakeBackup {
   }
 }
 
-const opened: CryptoAccount[] = [];
-afterEach(() => {
-  for (const account of opened.splice(0)) account.close();
-});
+afterEach(closeOpenedAccounts);
 
-async function open(hs: FakeHomeserver, backup: FakeBackup, userId: string, deviceId: string) {
-  const account = await CryptoAccount.open({
-    baseUrl: hs.baseUrl,
-    userId,
-    deviceId,
-    accessToken: hs.login(userId, deviceId),
-    fetchFn: backup.wrap(hs),
-  });
-  opened.push(account);
-  await account.claimDevice();
-  return account;
-}
+const open = (hs: FakeHomeserver, backup: FakeBackup, userId: string, deviceId: string) =>
+  openAccount(hs, userId, deviceId, { claim: true, fetchFn: backup.wrap(hs) });
 
 describe('Late keys', () => {
   it("Bob sees a notice for a message whose key he never got; after the next sync Kirjava fetches that session from the backup and the following sync carries an edit with the plaintext", async () => {

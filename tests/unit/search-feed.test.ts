@@ -8,23 +8,16 @@ import { afterEach, describe, it } from 'node:test';
 import { CryptoAccount } from '../../src/crypto/account.js';
 import { ENCRYPTION_INFO_KEY } from '../../src/crypto/event-decryptor.js';
 import { decryptServerResults } from '../../src/crypto/search-results.js';
+import { closeOpenedAccounts, openAccount } from './accounts.ts';
 import { FakeHomeserver } from './fake-homeserver.js';
 
 const ALICE = '@alice:example.test';
 const BOB = '@bob:example.test';
 const ROOM = '!secret:example.test';
 
-const opened: CryptoAccount[] = [];
-afterEach(() => {
-  for (const account of opened.splice(0)) account.close();
-});
+afterEach(closeOpenedAccounts);
 
-async function open(hs: FakeHomeserver, userId: string, deviceId: string): Promise<CryptoAccount> {
-  const account = await CryptoAccount.open({ baseUrl: hs.baseUrl, userId, deviceId, accessToken: hs.login(userId, deviceId), fetchFn: hs.fetchFn });
-  opened.push(account);
-  await account.claimDevice();
-  return account;
-}
+const open = (hs: FakeHomeserver, userId: string, deviceId: string) => openAccount(hs, userId, deviceId, { claim: true });
 
 describe('The search feed of an account', () => {
   it('reports each decrypted message of a sync, but not undecryptable ones, and reports redactions', async () => {

@@ -9,6 +9,7 @@ import { CryptoAccount } from '../../src/crypto/account.js';
 import { MatrixApiError } from '../../src/crypto/http.js';
 import type { SharingDecisions } from '../../src/crypto/sharing-policy.js';
 import type { DeviceView, SharingPolicy } from '../../src/shared/messages.js';
+import { closeOpenedAccounts, openAccount } from './accounts.ts';
 import { FakeHomeserver } from './fake-homeserver.js';
 
 type Json = Record<string, any>;
@@ -17,23 +18,9 @@ const ALICE = '@alice:example.test';
 const BOB = '@bob:example.test';
 const ROOM = '!secret:example.test';
 
-const opened: CryptoAccount[] = [];
-afterEach(() => {
-  for (const account of opened.splice(0)) account.close();
-});
+afterEach(closeOpenedAccounts);
 
-async function open(hs: FakeHomeserver, userId: string, deviceId: string): Promise<CryptoAccount> {
-  const account = await CryptoAccount.open({
-    baseUrl: hs.baseUrl,
-    userId,
-    deviceId,
-    accessToken: hs.login(userId, deviceId),
-    fetchFn: hs.fetchFn,
-  });
-  opened.push(account);
-  await account.claimDevice();
-  return account;
-}
+const open = (hs: FakeHomeserver, userId: string, deviceId: string) => openAccount(hs, userId, deviceId, { claim: true });
 
 async function aliceAndBob() {
   const hs = new FakeHomeserver();
