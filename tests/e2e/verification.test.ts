@@ -15,42 +15,24 @@ import {
   type Verifier,
 } from 'matrix-js-sdk/lib/crypto-api/verification.js';
 import type { Locator, Page } from 'playwright-core';
-import { launchBrowser, type ExtensionBrowser } from '../fixtures/browser.ts';
-import { startClientServer, type ClientServer } from '../fixtures/client-server.ts';
 import { poll, sleep } from '../fixtures/net.ts';
-import { startPeer, type Peer } from '../fixtures/peer.ts';
-import { openPlainClient, type PlainClient } from '../fixtures/plain-client.ts';
-import { startSynapse, type RegisteredUser, type Synapse } from '../fixtures/synapse.ts';
+import type { Peer } from '../fixtures/peer.ts';
+import type { PlainClient } from '../fixtures/plain-client.ts';
+import { StoryBed } from '../fixtures/stories.ts';
+import type { RegisteredUser } from '../fixtures/synapse.ts';
 
 const story = { timeout: 120_000 };
 const SCREENSHOTS = process.env.KIRJAVA_SCREENSHOTS === '1';
 const screenshotDir = resolve(import.meta.dirname, '../../docs/screenshots');
+const bed = new StoryBed();
+const newUser = (name: string) => bed.newUser(name);
 
-let synapse: Synapse;
-let site: ClientServer;
-let browser: ExtensionBrowser;
-let clients: PlainClient[] = [];
-let peers: Peer[] = [];
-let pages: Page[] = [];
-let users = 0;
-
-async function newUser(name: string): Promise<RegisteredUser> {
-  users += 1;
-  return synapse.register(`${name}${users}`, `password-${name}-${users}`);
-}
-
-async function givenPeer(user: RegisteredUser): Promise<Peer> {
-  const peer = await startPeer(synapse.baseUrl, user);
-  peers.push(peer);
-  return peer;
-}
+const givenPeer = (user: RegisteredUser) => bed.givenPeer(user);
 
 /** The plain client, logged in through the page with a password: Kirjava's device. */
 async function givenKirjavaDevice(user: RegisteredUser): Promise<{ client: PlainClient; deviceId: string }> {
-  const client = await openPlainClient(browser.context, site.origin);
-  clients.push(client);
-  const session = await client.login(synapse.baseUrl, user.userId, user.password);
-  return { client, deviceId: session.deviceId };
+  const { client, deviceId } = await bed.givenLoggedInClient(user);
+  return { client, deviceId };
 }
 
 /** The peer sets up cross-signing (with the account password) and a key backup, as Element does. */
@@ -71,8 +53,8 @@ async function givenCrossSigning(peer: Peer, user: RegisteredUser): Promise<void
 
 /** The popup, as the user opens it; its card for `userId`. */
 async function openPopupCard(userId: string): Promise<{ page: Page; card: Locator }> {
-  const page = await browser.openPopup();
-  pages.push(page);
+  const page = await bed.browser.openPopup();
+  bed.track(page);
   await page.setViewportSize({ width: 380, height: 900 });
   const card = page.getByRole('article', { name: userId });
   await card.waitFor({ timeout: 15_000 });
@@ -148,7 +130,7 @@ const groupedFingerprint = (key: string) => key.match(/.{1,4}/g)!.join(' ');
 
 /** Runs `fn` in the extension's service worker. */
 async function workerEval<T>(fn: () => Promise<T>): Promise<T> {
-  const worker = browser.context.serviceWorkers().find((w) => w.url().startsWith(`chrome-extension://${browser.extensionId}/`));
+  const worker = bed.browser.context.serviceWorkers().find((w) => w.url().startsWith(`chrome-extension://${bed.browser.extensionId}/`));
   assert.ok(worker, 'the extension service worker is running');
   return worker.evaluate(fn);
 }
@@ -156,30 +138,11 @@ async function workerEval<T>(fn: () => Promise<T>): Promise<T> {
 const badgeText = () => workerEval(() => chrome.action.getBadgeText({}));
 
 describe('Verification and trust from the popup', () => {
-  before(
-    async () => {
-      synapse = await startSynapse();
-      site = await startClientServer();
-      browser = await launchBrowser();
-      await browser.configure(synapse.baseUrl, site.origin);
-    },
-    { timeout: 180_000 },
-  );
+  before(() => bed.start(), { timeout: 180_000 });
 
-  afterEach(async () => {
-    await Promise.allSettled(pages.map((page) => page.close()));
-    await Promise.allSettled(clients.map((client) => client.close()));
-    await Promise.allSettled(peers.map((peer) => peer.stop()));
-    pages = [];
-    clients = [];
-    peers = [];
-  });
+  afterEach(() => bed.cleanUp());
 
-  after(async () => {
-    await browser?.close();
-    await site?.stop();
-    await synapse?.stop();
-  });
+  after(() => bed.stop());
 
   it('Blacklisting a device in the popup keeps the next room key from it (it cannot decrypt the next message); unblacklisting restores sharing', story, async () => {
     const alice = await newUser('alice');
@@ -540,8 +503,8 @@ describe('Verification and trust from the popup', () => {
 
 /** In the options page, as the user would: a per-room key sharing policy (and the ask wait). */
 async function setRoomPolicy(userId: string, roomId: string, policy: 'all' | 'ask' | 'cross-signed', waitSeconds?: number): Promise<Page> {
-  const options = await browser.openOptions();
-  pages.push(options);
+  const options = await bed.browser.openOptions();
+  bed.track(options);
   const sharing = options.getByRole('group', { name: `Key sharing for ${userId}` });
   await sharing.waitFor({ timeout: 10_000 });
   if (waitSeconds !== undefined) {
