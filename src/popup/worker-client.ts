@@ -76,3 +76,13 @@ export async function ask<K extends UiKind>(
   if (typeof reply === 'object' && 'error' in reply && typeof reply.error === 'string') throw new Error(reply.error);
   return reply as UiRequests[K]['reply'];
 }
+
+/**
+ * Calls `refresh` now and every `ms` while a popup panel is shown; returns the stop
+ * function, so a Svelte `$effect` can return it as its teardown.
+ */
+export function pollWorker(refresh: () => Promise<void> | void, ms: number): () => void {
+  void refresh();
+  const timer = setInterval(refresh, ms);
+  return () => clearInterval(timer);
+}

@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { RoomId } from '@matrix-org/matrix-sdk-crypto-wasm';
 import fc from 'fast-check';
 import { CryptoAccount } from '../../src/crypto/account.js';
+import { openAccount } from './accounts.ts';
 import { FakeHomeserver } from './fake-homeserver.js';
 
 type Json = Record<string, any>;
@@ -30,12 +31,8 @@ const pool: { envelope: Json; body: string }[] = [];
 
 before(async () => {
   hs = new FakeHomeserver();
-  const open = (userId: string, deviceId: string) =>
-    CryptoAccount.open({ baseUrl: hs.baseUrl, userId, deviceId, accessToken: hs.login(userId, deviceId), fetchFn: hs.fetchFn });
-  alice = await open(ALICE, 'ALICEDEV');
-  bob = await open(BOB, 'BOBDEV');
-  await alice.claimDevice();
-  await bob.claimDevice();
+  alice = await openAccount(hs, ALICE, 'ALICEDEV', { claim: true });
+  bob = await openAccount(hs, BOB, 'BOBDEV', { claim: true });
   hs.setEncrypted(ROOM);
   hs.setMembership(ROOM, ALICE, 'join');
   hs.setMembership(ROOM, BOB, 'join');

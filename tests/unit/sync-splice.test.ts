@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import { CryptoAccount } from '../../src/crypto/account.js';
 import { ENCRYPTION_INFO_KEY } from '../../src/crypto/event-decryptor.js';
 import { ENCRYPTION_INFO_KEY as HOOK_INFO_KEY, JOINED_ROOMS_KEY, SyncSplice } from '../../src/content/sync-splice.js';
+import { openAccount } from './accounts.ts';
 import { FakeHomeserver } from './fake-homeserver.js';
 
 type Json = Record<string, any>;
@@ -25,12 +26,8 @@ const pool: Json[] = [];
 
 before(async () => {
   hs = new FakeHomeserver();
-  const open = (userId: string, deviceId: string) =>
-    CryptoAccount.open({ baseUrl: hs.baseUrl, userId, deviceId, accessToken: hs.login(userId, deviceId), fetchFn: hs.fetchFn });
-  alice = await open(ALICE, 'ALICEDEV');
-  bob = await open(BOB, 'BOBDEV');
-  await alice.claimDevice();
-  await bob.claimDevice();
+  alice = await openAccount(hs, ALICE, 'ALICEDEV', { claim: true });
+  bob = await openAccount(hs, BOB, 'BOBDEV', { claim: true });
   hs.setEncrypted(ROOM);
   hs.setMembership(ROOM, ALICE, 'join');
   hs.setMembership(ROOM, BOB, 'join');
