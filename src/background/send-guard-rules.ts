@@ -28,6 +28,21 @@ export const escapeRegex = (text: string): string => text.replace(/[\\^$.*+?()[\
  * percent-encoded (hex digits in either case). Chromium keeps escapes as the page wrote
  * them, so `!abc:example.org`, `%21abc%3Aexample.org` and `!abc%3aexample.org` all occur.
  */
+/**
+ * An allow rule (higher priority than the block rules) for sends whose URL matches
+ * `regexFilter`, matched case-sensitively: event types and room ids are case-sensitive.
+ */
+function allowRule(
+  common: chrome.declarativeNetRequest.RuleCondition,
+  regexFilter: string,
+): Omit<chrome.declarativeNetRequest.Rule, 'id'> {
+  return {
+    priority: ALLOW_PRIORITY,
+    action: { type: 'allow' as chrome.declarativeNetRequest.RuleActionType },
+    condition: { ...common, isUrlFilterCaseSensitive: true, regexFilter },
+  };
+}
+
 export function roomIdPattern(roomId: string): string {
   let pattern = '';
   for (const char of roomId) {
@@ -108,15 +123,7 @@ export function buildGuardRules(input: GuardInput): GuardRules {
     }
     // Case-sensitive: `M.ROOM.ENCRYPTED` is another event type, and the homeserver would store
     // its plaintext content. No `?` before the type, so a query string cannot smuggle it in.
-    rules.push({
-      priority: ALLOW_PRIORITY,
-      action: { type: 'allow' as chrome.declarativeNetRequest.RuleActionType },
-      condition: {
-        ...common,
-        isUrlFilterCaseSensitive: true,
-        regexFilter: `^${escapeRegex(base)}/_matrix/client/${SEND_PREFIXES}/rooms/[^/?#]*/send/m\\.room\\.encrypted(?:/[^/?#]*)?(?:\\?.*)?$`,
-      },
-    });
+    rules.push(allowRule(common, `^${escapeRegex(base)}/_matrix/client/${SEND_PREFIXES}/rooms/[^/?#]*/send/m\\.room\\.encrypted(?:/[^/?#]*)?(?:\\?.*)?$`));
     regexLeft -= 1;
   }
   let plainRoomsLeftOut = 0;
@@ -129,16 +136,8 @@ export function buildGuardRules(input: GuardInput): GuardRules {
     regexLeft -= kept.length;
     plainRoomsAllowed.set(base, new Set(kept));
     for (const roomId of kept) {
-      rules.push({
-        priority: ALLOW_PRIORITY,
-        action: { type: 'allow' as chrome.declarativeNetRequest.RuleActionType },
-        condition: {
-          ...common,
-          // Room ids are case-sensitive: !abc and !ABC are different rooms.
-          isUrlFilterCaseSensitive: true,
-          regexFilter: `^${escapeRegex(base)}/_matrix/client/${SEND_PREFIXES}/rooms/${roomIdPattern(roomId)}/send/`,
-        },
-      });
+      // Room ids are case-sensitive: !abc and !ABC are different rooms.
+      rules.push(allowRule(common, `^${escapeRegex(base)}/_matrix/client/${SEND_PREFIXES}/rooms/${roomIdPattern(roomId)}/send/`));
     }
   }
   return { rules: rules.map((rule, index) => ({ ...rule, id: index + 1 })), plainRoomsAllowed, plainRoomsLeftOut };
