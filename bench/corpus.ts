@@ -95,8 +95,13 @@ export interface Corpus {
   histories: Map<string, Json[]>;
   /** More distinct timelines shaped like syncTimeline (memory after many decryptions). */
   batches: Record<string, Json[]>[];
-  /** One more encrypted event of SYNC_ROOMS[0] (cold start). */
-  single: Json;
+  /**
+   * Timelines shaped like syncTimeline, one per run of item 2: each run decrypts events
+   * the worker has never seen, so the decrypted-event cache cannot answer for it.
+   */
+  fresh: Record<string, Json[]>[];
+  /** Encrypted events of SYNC_ROOMS[0], one per cold start: never seen before either. */
+  singles: Json[];
   senders: CryptoAccount[];
   close(): void;
 }
@@ -108,7 +113,7 @@ export interface Corpus {
  */
 export async function makeCorpus(
   hs: FakeHomeserver,
-  options: { syncEvents: number; historyEvents: number; batches: number },
+  options: { syncEvents: number; historyEvents: number; batches: number; fresh: number; singles: number },
 ): Promise<Corpus> {
   const senders: CryptoAccount[] = [];
   for (const [i, userId] of SENDERS.entries()) {
@@ -154,8 +159,13 @@ export async function makeCorpus(
   }
   const batches: Record<string, Json[]>[] = [];
   for (let i = 0; i < options.batches; i++) batches.push(await timeline(200 + i));
-  const single = await encryptAs(SYNC_ROOMS[0], 0, { type: 'm.room.message', content: { msgtype: 'm.text', body: 'Are you awake?' } });
-  return { hs, syncTimeline, histories, batches, single, senders, close: () => senders.forEach((s) => s.close()) };
+  const fresh: Record<string, Json[]>[] = [];
+  for (let i = 0; i < options.fresh; i++) fresh.push(await timeline(500 + i));
+  const singles: Json[] = [];
+  for (let i = 0; i < options.singles; i++) {
+    singles.push(await encryptAs(SYNC_ROOMS[0], i % senders.length, { type: 'm.room.message', content: { msgtype: 'm.text', body: `Are you awake? (${i})` } }));
+  }
+  return { hs, syncTimeline, histories, batches, fresh, singles, senders, close: () => senders.forEach((s) => s.close()) };
 }
 
 /** A /sync body: optional to-device events, the given timelines, and the machine's counts. */

@@ -43,6 +43,8 @@ export class AccountKeys {
     private readonly queue: SerialQueue,
     userId: string,
     deviceId: string,
+    /** Told after a recovery: cross-signing keys may now trust other devices. */
+    private readonly trustChanged: () => void = () => {},
   ) {
     this.backup = new KeyBackup(machine, http, outgoing);
     this.recovery = new Recovery(machine, http, outgoing, this.backup, userId, deviceId);
@@ -65,7 +67,9 @@ export class AccountKeys {
 
   /** Unlocks secret storage with a recovery key or passphrase; see Recovery. */
   async recover(input: string): Promise<RecoveryResult> {
-    const result = await this.track('recovery', (progress) => this.queue.run(() => this.recovery.recover(input, progress)));
+    const result = await this.track('recovery', (progress) =>
+      this.queue.run(() => this.recovery.recover(input, progress)).finally(this.trustChanged),
+    );
     await this.wakeClient();
     return result;
   }

@@ -93,8 +93,10 @@ export class CryptoAccount {
     roomObserver?: RoomEncryptionObserver,
   ) {
     this.media = new MediaKeyRing(undefined, mediaKeyStore);
-    this.outgoing = new OutgoingRequestProcessor(machine, http);
-    this.keys = new AccountKeys(machine, http, this.outgoing, this.queue, identity.userId, identity.deviceId);
+    // Anything that may change who a room key goes to makes the next sends share in full.
+    const devicesChanged = () => this.rooms.forgetShares();
+    this.outgoing = new OutgoingRequestProcessor(machine, http, devicesChanged);
+    this.keys = new AccountKeys(machine, http, this.outgoing, this.queue, identity.userId, identity.deviceId, devicesChanged);
     this.decryptor = new RoomEventDecryptor(machine, this.media, {
       onUndecryptable: (roomId, envelope) => this.keys.undecryptable(roomId, envelope),
       cache: decryptedCache,
@@ -106,7 +108,18 @@ export class CryptoAccount {
     this.syncs = new SyncDecryptor(machine, this.decryptor, this.rooms, new MentionTracker(identity.userId), (roomId, event) =>
       this.verifications.receiveRoomEvent(roomId, event),
     );
-    const run = <T>(job: () => Promise<T>) => this.queue.run(job);
+    machine.registerDevicesUpdatedCallback(async () => devicesChanged());
+    machine.registerUserIdentityUpdatedCallback(async () => devicesChanged());
+    // Trust decisions, verifications and the sharing policy's lookups run through this.
+    const run = <T>(job: () => Promise<T>) =>
+      this.queue.run(async () => {
+        devicesChanged();
+        try {
+          return await job();
+        } finally {
+          devicesChanged();
+        }
+      });
     const roomMessenger = new RoomVerificationMessenger(machine, this.rooms, http);
     this.devices = new DeviceTrust(
       machine,
@@ -181,6 +194,7 @@ export class CryptoAccount {
     }
     const result = await this.queue.run(async () => {
       const processed = await this.syncs.process(sync);
+      if (changesDevices(sync)) this.rooms.forgetShares();
       await this.keys.heal(this.decryptor, processed);
       return processed;
     });
@@ -347,4 +361,12 @@ function serializeOr(result: unknown, original: string): string {
   } catch {
     return original;
   }
+}
+
+/** Whether a sync tells of device list changes or carries to-device events (keys, verifications). */
+function changesDevices(sync: Record<string, unknown>): boolean {
+  const lists = isObject(sync.device_lists) ? sync.device_lists : {};
+  const nonEmpty = (value: unknown) => Array.isArray(value) && value.length > 0;
+  const toDevice = isObject(sync.to_device) ? sync.to_device.events : undefined;
+  return nonEmpty(lists.changed) || nonEmpty(lists.left) || nonEmpty(toDevice);
 }

@@ -26,15 +26,23 @@ export type OutgoingRequest =
  * queried devices and claimed one-time keys.
  */
 export class OutgoingRequestProcessor {
+  /**
+   * @param devicesChanged told after the answer of a request that changes what the machine
+   *   knows about devices, identities or Olm sessions (keys query and claim, signatures).
+   */
   constructor(
     private readonly machine: OlmMachine,
     private readonly http: MatrixHttp,
+    private readonly devicesChanged: () => void = () => {},
   ) {}
 
   async send(request: OutgoingRequest): Promise<void> {
     const response = await this.call(request);
     // SignatureUploadRequest from bootstrapCrossSigning has no id (DESIGN.md §4).
     if (request.id) await this.machine.markRequestAsSent(request.id, request.type, response);
+    if (request instanceof KeysQueryRequest || request instanceof KeysClaimRequest || request instanceof SignatureUploadRequest) {
+      this.devicesChanged();
+    }
   }
 
   private call(request: OutgoingRequest): Promise<string> {
