@@ -64,7 +64,11 @@ export async function startBenchServer(): Promise<BenchServer> {
     if (path === '/account/whoami' && token && state.whoami.has(token)) return send(200, JSON.stringify(state.whoami.get(token)));
     if (path === '/sync') {
       const body = state.syncs.get(url.searchParams.get('bench') ?? '');
-      return body ? send(200, body()) : send(404, JSON.stringify({ errcode: 'M_NOT_FOUND', error: 'no such bench sync' }));
+      if (!body) return send(404, JSON.stringify({ errcode: 'M_NOT_FOUND', error: 'no such bench sync' }));
+      // `hold=MS`: a long-poll the homeserver answers MS later, when an event arrives.
+      const hold = Number(url.searchParams.get('hold') ?? 0);
+      if (hold > 0) await new Promise((resolve) => setTimeout(resolve, hold));
+      return send(200, body());
     }
     const room = /^\/rooms\/([^/]+)\/(messages|send\/.*)$/.exec(path);
     if (room && room[2] === 'messages' && request.method === 'GET') {

@@ -29,6 +29,8 @@ interface AccountRecord {
 }
 
 const RECORDS_KEY = 'accounts';
+/** How long after a worker start an account's leftover outgoing requests go out (see openAccount). */
+const STARTUP_FLUSH_DELAY_MS = 2000;
 /** token → account key, in `storage.session`: memory only, survives worker restarts. */
 const TOKENS_KEY = 'tokens';
 
@@ -71,6 +73,11 @@ export class AccountRegistry {
 
   /** `guard` learns which rooms are encrypted; without it (tests) nothing is guarded. */
   constructor(private readonly guard?: SendGuard) {}
+
+  /** How many accounts this worker has opened (or is opening). */
+  openAccounts(): number {
+    return this.open.size;
+  }
 
   /** The account a page request's token belongs to, discovering it if needed. */
   forToken(baseUrl: string, token: string): Promise<CryptoAccount> {
@@ -295,8 +302,9 @@ export class AccountRegistry {
         throw error;
       }
     } else {
-      // Keys may not have reached the server before a worker stop: the machine knows.
-      await account.flushOutgoingQueued();
+      // Keys may not have reached the server before a worker stop: the machine knows. Not
+      // before the request that woke the worker: a sync or a send flushes anyway.
+      setTimeout(() => account.flushOutgoingQueued().catch((error) => console.warn('Kirjava: outgoing requests failed', error)), STARTUP_FLUSH_DELAY_MS);
     }
     for (const listener of this.openedListeners) listener(key, account);
     return account;

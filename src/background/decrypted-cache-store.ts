@@ -19,6 +19,9 @@ export class DexieSealedStore implements SealedStore {
 
   constructor(name: string) {
     this.db = new CacheDatabase(name);
+    // Open now, while the crypto library compiles: the first sync's lookups find it open.
+    // A failure shows at the first lookup (Dexie reopens on use).
+    this.db.open().catch(() => undefined);
   }
 
   getMany(ids: string[]) {

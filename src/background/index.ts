@@ -4,7 +4,7 @@
  * for them); the WASM module loads lazily on the first request that needs it.
  */
 import browser, { type Runtime } from 'webextension-polyfill';
-import type { BridgeMessage, UiRequest } from '../shared/messages.js';
+import { type BridgeMessage, type UiRequest, WATCH_PORT } from '../shared/messages.js';
 import { AccountRegistry } from './accounts.js';
 import { registerKeysService } from './keys-service.js';
 import { failure, handlePageRequest, isServed } from './page-requests.js';
@@ -29,6 +29,9 @@ new SiteAccess(registry);
 // any page (or its Service Worker) can send.
 browser.runtime.onStartup.addListener(() => undefined);
 
+// For DevTools (and the end-to-end tests): what this worker holds right now; no secrets.
+(globalThis as { kirjavaStatus?: () => object }).kirjavaStatus = () => ({ openAccounts: registry.openAccounts() });
+
 onUiRequest('accounts', async () => ({ accounts: await registry.views() }));
 registerKeysService(registry);
 registerVerificationService(registry);
@@ -43,6 +46,11 @@ browser.runtime.onMessage.addListener((message: unknown, sender: Runtime.Message
   const channel = (message as { channel?: unknown } | null)?.channel;
   if (channel === 'kirjava:ui' && isOwnPage(sender)) return handleUiRequest(message as UiRequest);
   return undefined;
+});
+
+// The bridges' watch ports (they tell whether the worker runs): accepted and left open.
+chrome.runtime.onConnect.addListener((port) => {
+  if (port.name !== WATCH_PORT || port.sender?.id !== chrome.runtime.id) port.disconnect();
 });
 
 // Page requests use the native API: a page the user did not allow gets no reply at all,

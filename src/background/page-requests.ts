@@ -79,6 +79,10 @@ export async function handlePageRequest(registry: AccountRegistry, request: Page
       const account = await registry.forToken(request.baseUrl, request.token);
       return { ok: true, media: typeof request.mxc === 'string' ? ((await account.mediaKey(request.mxc)) ?? null) : null };
     }
+    case 'warm':
+      // Errors (e.g. a token the homeserver refuses) are for the request that follows.
+      await registry.forToken(request.baseUrl, request.token).catch(() => undefined);
+      return { ok: true };
     case 'logout':
       await registry.logOut(request.baseUrl, request.token, request.all);
       return { ok: true };

@@ -12,6 +12,7 @@ import {
   type PageRequest,
   SETTINGS_KEY,
   type Settings,
+  WATCH_PORT,
 } from '../shared/messages.js';
 
 const channel = new MessageChannel();
@@ -58,8 +59,38 @@ async function askWorker(request: PageRequest): Promise<PageReply> {
   };
 }
 
+/**
+ * Whether the worker runs: a port to it stays connected while it does (it does not keep
+ * it running: Chromium still stops an idle worker, and the port then disconnects).
+ */
+let workerRunning = false;
+function watchWorker(): void {
+  try {
+    const watch = chrome.runtime.connect({ name: WATCH_PORT });
+    workerRunning = true;
+    watch.onDisconnect.addListener(() => {
+      void chrome.runtime.lastError; // a stopped worker is expected, not an error to report
+      workerRunning = false;
+    });
+  } catch {
+    workerRunning = false; // extension reloaded: nothing to wake
+  }
+}
+
+/**
+ * The page started a request the worker will have to answer (see PageRequest 'warm'):
+ * if the worker is stopped, start it and have it open the account meanwhile. A running
+ * worker hears nothing (no message per request).
+ */
+function warm(request: PageRequest): void {
+  if (workerRunning) return;
+  watchWorker();
+  chrome.runtime.sendMessage({ channel: 'kirjava:page', request } satisfies BridgeMessage).catch(() => undefined);
+}
+
 port.onmessage = (event: MessageEvent) => {
-  const { id, request } = (event.data ?? {}) as { id?: unknown; request?: PageRequest };
+  const { id, request, warm: warming } = (event.data ?? {}) as { id?: unknown; request?: PageRequest; warm?: PageRequest };
+  if (warming?.kind === 'warm') return warm(warming);
   if (typeof id !== 'number' || !request) return;
   askWorker(request).then((reply) => port.postMessage({ type: 'reply', id, reply }));
 };

@@ -134,6 +134,11 @@ import { SyncSplice } from './sync-splice.js';
       return response;
     }
 
+    if (route.kind === 'sync' || route.kind === 'events' || route.kind === 'notifications') {
+      // A stopped worker starts (≈ 150–200 ms: the crypto library compiles, the account's
+      // store opens) while the homeserver answers: during a long-poll, entirely.
+      port?.postMessage({ warm: { kind: 'warm', baseUrl, token: token! } satisfies PageRequest });
+    }
     const response = await nativeFetch(request);
     if (route.kind === 'logout') {
       if (response.ok) await ask({ kind: 'logout', baseUrl, token: token!, all: route.all });

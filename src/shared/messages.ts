@@ -44,8 +44,16 @@ export type PageRequest =
    * so the hook can decrypt the page's download of it (src/content/media-hook.ts).
    */
   | { kind: 'media-key'; baseUrl: string; token: string; mxc: string }
+  /**
+   * The page started a request whose answer the worker will have to process (a /sync,
+   * history): the worker, perhaps stopped, starts and opens the account meanwhile.
+   */
+  | { kind: 'warm'; baseUrl: string; token: string }
   /** The page logged out (`/logout`, `/logout/all`) with this token. */
   | { kind: 'logout'; baseUrl: string; token: string; all: boolean };
+
+/** Name of the port the bridge keeps to the worker to know whether it runs (see bridge.iife.ts). */
+export const WATCH_PORT = 'kirjava:watch';
 
 /** A Matrix error the hook turns into an HTTP response the client can show. */
 export interface MatrixErrorReply {

@@ -3,11 +3,13 @@
  * sends a stream of messages into an encrypted room while the worker is killed 100 times at
  * random points; every message reaches the peer encrypted exactly once or the client got an
  * error for it, and none is ever stored in clear or twice (the transaction id makes a
- * retried send idempotent on the homeserver).
+ * retried send idempotent on the homeserver). And a worker stopped while the client waits
+ * is started by the client's next long-poll, before the homeserver answers it.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { poll, sleep } from '../fixtures/net.ts';
+import type { Page } from 'playwright-core';
 import { StoryBed, givenEncryptedRoom } from '../fixtures/stories.ts';
 
 const KILLS = 100;
@@ -77,4 +79,73 @@ describe('Worker kills during a stream of sends', () => {
     assert.deepEqual([...new Set(fromClient.map((e) => e.type))], ['m.room.encrypted']);
     assert.equal(fromClient.length, counts.size, 'the server holds more client events than the peer decrypted');
   });
+
+  it('a worker stopped while the client waits: the next /sync long-poll has it open the account before the homeserver answers', { timeout: 60_000 }, async () => {
+    const user = await bed.newUser('carol');
+    const { page } = await bed.givenClientTab();
+    const base = bed.homeserverUrl;
+    // The first sync discovers the account (whoami, device keys) through Kirjava; the next
+    // ones catch up with what that caused (own device list, key counts) until one is quiet.
+    const sync = (since: string | undefined, timeout: number) =>
+      page.evaluate(
+        async ({ base, token, since, timeout }) => {
+          const query = `timeout=${timeout}${since ? `&since=${encodeURIComponent(since)}` : ''}`;
+          const started = performance.now();
+          const body = await (await fetch(`${base}/_matrix/client/v3/sync?${query}`, { headers: { Authorization: `Bearer ${token}` } })).json();
+          return { next: body.next_batch as string, heldMs: performance.now() - started };
+        },
+        { base, token: user.accessToken, since, timeout },
+      );
+    let since = (await sync(undefined, 0)).next;
+    for (let quiet = false; !quiet; ) {
+      const answer = await sync(since, 1000);
+      since = answer.next;
+      quiet = answer.heldMs >= 900;
+    }
+    const worker = await watchWorker(page);
+    await bed.browser.stopWorker();
+    await poll('the worker to stop', () => (worker.status() === 'stopped' ? true : undefined), 10_000);
+
+    // Nothing happens for this user: Synapse holds the long-poll for 8 s.
+    await page.evaluate(
+      ({ base, token, since }) => {
+        const w = window as unknown as { longPoll?: Promise<number>; longPollDone?: boolean };
+        w.longPoll = fetch(`${base}/_matrix/client/v3/sync?since=${encodeURIComponent(since)}&timeout=8000`, { headers: { Authorization: `Bearer ${token}` } }).then((r) => {
+          w.longPollDone = true;
+          return r.status;
+        });
+      },
+      { base, token: user.accessToken, since },
+    );
+    // Chromium starts the worker for the request anyway (webRequest listeners); Kirjava's
+    // part is that it also loads the crypto library and opens the account right away.
+    await poll('the worker to open the account', () => workerOpenedAccount(page), 6_000);
+    assert.equal(await page.evaluate(() => (window as unknown as { longPollDone?: boolean }).longPollDone ?? false), false, 'the homeserver had not answered yet');
+    assert.equal(await page.evaluate(() => (window as unknown as { longPoll: Promise<number> }).longPoll), 200);
+    await worker.close();
+  });
 });
+
+/** Whether the extension's running service worker has an account open (crypto library loaded, store open). */
+async function workerOpenedAccount(page: Page): Promise<true | undefined> {
+  for (const worker of page.context().serviceWorkers()) {
+    if (!worker.url().startsWith('chrome-extension://')) continue;
+    const loaded = await worker
+      .evaluate(() => ((globalThis as { kirjavaStatus?: () => { openAccounts: number } }).kirjavaStatus?.().openAccounts ?? 0) > 0)
+      .catch(() => false); // a stopped worker's handle
+    if (loaded) return true;
+  }
+  return undefined;
+}
+
+/** The running status of the extension's service worker, as CDP reports it to `page`. */
+async function watchWorker(page: Page) {
+  const cdp = await page.context().newCDPSession(page);
+  let status = 'unknown';
+  cdp.on('ServiceWorker.workerVersionUpdated', ({ versions }) => {
+    for (const version of versions) if (version.scriptURL.startsWith('chrome-extension://')) status = version.runningStatus;
+  });
+  await cdp.send('ServiceWorker.enable');
+  return { status: () => status, close: () => cdp.detach().catch(() => {}) };
+}
+
