@@ -48,9 +48,30 @@ browser.runtime.onMessage.addListener((message: unknown, sender: Runtime.Message
   return undefined;
 });
 
-// The bridges' watch ports (they tell whether the worker runs): accepted and left open.
+/**
+ * The bridges' watch ports (they tell the page hook whether the worker runs; see
+ * bridge.iife.ts). Closed after WATCH_IDLE_MS without page requests, before Chromium would
+ * stop an idle worker (30 s): an open port must never be what keeps the worker running.
+ * The page's next request then wakes it (or finds it still running) and reconnects.
+ */
+const WATCH_IDLE_MS = 20_000;
+const watchPorts = new Set<chrome.runtime.Port>();
+let watchIdle: ReturnType<typeof setTimeout> | undefined;
+function pageActivity(): void {
+  clearTimeout(watchIdle);
+  watchIdle = setTimeout(() => {
+    for (const port of watchPorts) port.disconnect();
+    watchPorts.clear();
+  }, WATCH_IDLE_MS);
+}
 chrome.runtime.onConnect.addListener((port) => {
-  if (port.name !== WATCH_PORT || port.sender?.id !== chrome.runtime.id) port.disconnect();
+  if (port.name !== WATCH_PORT || port.sender?.id !== chrome.runtime.id) {
+    port.disconnect();
+    return;
+  }
+  watchPorts.add(port);
+  port.onDisconnect.addListener(() => watchPorts.delete(port));
+  pageActivity();
 });
 
 // Page requests use the native API: a page the user did not allow gets no reply at all,
@@ -60,6 +81,7 @@ chrome.runtime.onMessage.addListener((message: unknown, sender, sendResponse) =>
     return false;
   }
   const { request } = message as BridgeMessage;
+  pageActivity();
   isServed(request, sender as Runtime.MessageSender).then(
     (served) => {
       if (!served) return;
