@@ -21,6 +21,11 @@ import { differences, fmt, fmtSpread, paired, ratios, spread } from './stats.js'
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 /** Cheap figures (pass-through, sends) get more runs: the machine is shared and noisy. */
 const CHEAP_RUNS = RUNS * 2 + 1;
+/**
+ * The 10 KB pass-through differs by a millisecond or two from runs that swing by ±5 ms
+ * (one fetch takes 3–10 ms): its median needs many more pairs to settle.
+ */
+const SMALL_BODY_RUNS = RUNS * 8 + 1;
 /** Cold starts per run (each a fresh event, paired with a warm sync of another fresh one). */
 const COLD_RUNS = Math.max(3, Math.ceil(RUNS / 2) + 1);
 /** How long the bench server holds the long-poll /sync of item 4's second figure. */
@@ -142,8 +147,9 @@ async function main() {
       server.syncs.set(`plain${bytes}`, () => body);
       const url = syncUrl(`plain${bytes}`);
       const idleUrl = url.replace(server.baseUrl, browsers.idleBaseUrl);
-      const idle = await paired(CHEAP_RUNS, async () => (await timedFetch(browsers.idlePage, idleUrl, browserToken)).ms, async () => (await timedFetch(page, url, browserToken)).ms);
-      const bare = await paired(CHEAP_RUNS, async () => (await timedFetch(browsers.plainPage, url, browserToken)).ms, async () => (await timedFetch(page, url, browserToken)).ms);
+      const pairs = bytes <= 10_000 ? SMALL_BODY_RUNS : CHEAP_RUNS;
+      const idle = await paired(pairs, async () => (await timedFetch(browsers.idlePage, idleUrl, browserToken)).ms, async () => (await timedFetch(page, url, browserToken)).ms);
+      const bare = await paired(pairs, async () => (await timedFetch(browsers.plainPage, url, browserToken)).ms, async () => (await timedFetch(page, url, browserToken)).ms);
       const added = spread(differences(idle.subject, idle.baseline));
       const addedBare = spread(differences(bare.subject, bare.baseline));
       rows.push({
@@ -368,7 +374,7 @@ function table(): string[] {
 main()
   .then(() => {
     const lines = [
-      `Figures: median (min–max) of ${RUNS} paired runs (pass-through and sends: ${CHEAP_RUNS}) unless the row says otherwise.`,
+      `Figures: median (min–max) of ${RUNS} paired runs (pass-through and sends: ${CHEAP_RUNS}; 10 KB pass-through: ${SMALL_BODY_RUNS}) unless the row says otherwise.`,
       '',
       ...table(),
     ];
