@@ -193,7 +193,13 @@ export class RoomEncryptor {
   async encrypt(roomId: string, eventType: string, content: string, policy: SharingPolicy = 'all'): Promise<string> {
     const record = this.shares.get(roomId);
     if (record && this.stillShared(record, policy)) {
-      const encrypted = await this.machine.encryptRoomEvent(new RoomId(roomId), eventType, content);
+      let encrypted: string;
+      try {
+        encrypted = await this.machine.encryptRoomEvent(new RoomId(roomId), eventType, content);
+      } catch (error) {
+        this.shares.delete(roomId); // whatever went wrong, the next send shares in full
+        throw error;
+      }
       this.noteEncrypted(roomId, encrypted, policy, record.sharedAt);
       return encrypted;
     }

@@ -29,3 +29,19 @@ export async function openAccount(
   if (options.claim) await account.claimDevice();
   return account;
 }
+
+type Json = Record<string, any>;
+
+/** `sender` sends a text into the encrypted `roomId`; returns the event as the server would serve it. */
+export async function sendText(hs: FakeHomeserver, sender: CryptoAccount, roomId: string, body: string): Promise<Json> {
+  const decision = await sender.prepareSend(roomId, 'm.room.message', JSON.stringify({ msgtype: 'm.text', body }));
+  if (decision === 'passthrough') throw new Error('expected an encrypted send');
+  return hs.event(roomId, sender.identity.userId, decision.eventType, JSON.parse(decision.body));
+}
+
+/** The body `reader` gets for `event` in its next sync (a notice when it cannot decrypt it). */
+export async function readText(hs: FakeHomeserver, reader: CryptoAccount, roomId: string, event: Json): Promise<string> {
+  const { userId, deviceId } = reader.identity;
+  const body = JSON.parse(await reader.processSync(hs.syncFor(userId, deviceId, { timeline: { [roomId]: [event] } })));
+  return body.rooms.join[roomId].timeline.events[0].content.body;
+}

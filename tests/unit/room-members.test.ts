@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CryptoAccount } from '../../src/crypto/account.ts';
+import { readText, sendText } from './accounts.ts';
 import { FakeHomeserver } from './fake-homeserver.ts';
 
 type Json = Record<string, any>;
@@ -30,17 +31,8 @@ async function room() {
 
 const memberLookups = (hs: FakeHomeserver) => hs.requests.filter((r) => r.path.startsWith(`/rooms/${encodeURIComponent(ROOM)}/members`)).length;
 
-async function send(hs: FakeHomeserver, alice: CryptoAccount, body: string): Promise<Json> {
-  const decision = await alice.prepareSend(ROOM, 'm.room.message', JSON.stringify({ msgtype: 'm.text', body }));
-  if (decision === 'passthrough') throw new Error('expected an encrypted send');
-  return hs.event(ROOM, ALICE, decision.eventType, JSON.parse(decision.body));
-}
-
-async function reads(hs: FakeHomeserver, reader: CryptoAccount, event: Json): Promise<string> {
-  const { userId, deviceId } = reader.identity;
-  const body = JSON.parse(await reader.processSync(hs.syncFor(userId, deviceId, { timeline: { [ROOM]: [event] } })));
-  return body.rooms.join[ROOM].timeline.events[0].content.body;
-}
+const send = (hs: FakeHomeserver, alice: CryptoAccount, body: string) => sendText(hs, alice, ROOM, body);
+const reads = (hs: FakeHomeserver, reader: CryptoAccount, event: Json) => readText(hs, reader, ROOM, event);
 
 describe('The member list of an encrypted room', () => {
   it('is loaded once: the next sends cost no /members lookup', async () => {

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import type { CryptoAccount } from '../../src/crypto/account.ts';
 import { megolmIndex } from '../../src/crypto/room-encryptor.ts';
-import { closeOpenedAccounts, openAccount } from './accounts.ts';
+import { closeOpenedAccounts, openAccount, readText, sendText } from './accounts.ts';
 import { FakeHomeserver } from './fake-homeserver.ts';
 
 type Json = Record<string, any>;
@@ -37,17 +37,8 @@ async function room() {
   return { hs, alice, bob, shares };
 }
 
-async function send(hs: FakeHomeserver, alice: CryptoAccount, body: string): Promise<Json> {
-  const decision = await alice.prepareSend(ROOM, 'm.room.message', JSON.stringify({ msgtype: 'm.text', body }));
-  if (decision === 'passthrough') throw new Error('expected an encrypted send');
-  return hs.event(ROOM, ALICE, decision.eventType, JSON.parse(decision.body));
-}
-
-async function reads(hs: FakeHomeserver, reader: CryptoAccount, event: Json): Promise<string> {
-  const { userId, deviceId } = reader.identity;
-  const body = JSON.parse(await reader.processSync(hs.syncFor(userId, deviceId, { timeline: { [ROOM]: [event] } })));
-  return body.rooms.join[ROOM].timeline.events[0].content.body;
-}
+const send = (hs: FakeHomeserver, alice: CryptoAccount, body: string) => sendText(hs, alice, ROOM, body);
+const reads = (hs: FakeHomeserver, reader: CryptoAccount, event: Json) => readText(hs, reader, ROOM, event);
 
 /** Alice's client syncs: device list changes and membership events reach her machine. */
 async function aliceSyncs(hs: FakeHomeserver, alice: CryptoAccount, timeline: Json[] = []) {
