@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
+import { poll } from '../fixtures/net.ts';
 import {
   MEGOLM,
   StoryBed,
@@ -87,6 +88,42 @@ describe('Kirjava slice: a plain web client talks end-to-end encrypted with an E
     // The sender sees its own message as text once the server echoes it back.
     const ownEcho = await assertClientReads(client, roomId, 'A secret from the plain client', userId);
     assert.equal(ownEcho.eventId, eventId);
+  });
+
+  it("A device the peer logs in after the client's first message reads the client's next messages (the client does not keep sharing the old way)", story, async () => {
+    const { client, userId, deviceId } = await givenLoggedInClient();
+    const bob = await newUser('bob');
+    const peer = await bed.givenPeer(bob);
+    const roomId = await givenEncryptedRoom(peer, client, userId, deviceId);
+    const first = await client.sendText(roomId, 'Before your new phone');
+    await assertPeerDecrypts(peer, roomId, first, 'Before your new phone', userId);
+    // Kirjava encrypts the next messages at once while nothing changed: a new device of a
+    // member must end that as soon as the client's sync tells of it.
+    const second = await client.sendText(roomId, 'Still before your new phone');
+    await assertPeerDecrypts(peer, roomId, second, 'Still before your new phone', userId);
+
+    const phone = await bed.givenPeer(bob);
+    const readOnPhone = new Set<string>();
+    const stop = phone.onText(roomId, (text) => text.decrypted && readOnPhone.add(text.body));
+    try {
+      // The client learns of the phone from its next /sync (device_lists.changed); until
+      // then no client could encrypt for it. Then every next message must reach it.
+      let read: string | undefined;
+      for (let i = 0; i < 15 && !read; i++) {
+        const body = `Hello phone, attempt ${i}`;
+        await client.sendText(roomId, body);
+        await poll(`the phone to read "${body}"`, () => (readOnPhone.has(body) ? true : undefined), 2_000).then(
+          () => (read = body),
+          () => undefined,
+        );
+      }
+      assert.ok(read, 'the new device never got a room key from the client');
+      const after = await client.sendText(roomId, 'Now you have it');
+      await poll('the phone to read the next message too', () => (readOnPhone.has('Now you have it') ? true : undefined), 15_000);
+      await assertPeerDecrypts(peer, roomId, after, 'Now you have it', userId);
+    } finally {
+      stop();
+    }
   });
 
   it("A room the plain client creates with encryption on: the peer joins and decrypts the client's first message", story, async () => {
