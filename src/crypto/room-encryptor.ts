@@ -9,6 +9,7 @@ import {
 import { MatrixApiError, type MatrixHttp, seg } from './http.js';
 import type { OutgoingRequestProcessor } from './outgoing.js';
 import type { SharingPolicy } from '../shared/messages.js';
+import { ShareLedger } from './share-ledger.js';
 import { collectStrategy } from './sharing-policy.js';
 
 /** Raised when a room's encryption state cannot be established: the send must not go out. */
@@ -22,62 +23,6 @@ export class EncryptionStateUnknownError extends Error {}
 export interface RoomEncryptionObserver {
   encrypted(roomId: string): Promise<void>;
   plain(roomId: string): Promise<void>;
-}
-
-/**
- * What the last full key share of a room (members loaded, devices tracked, Olm sessions
- * claimed, room key shared) established: while nothing it depended on has changed, the
- * next sends of the room encrypt at once. See RoomEncryptor.encrypt.
- */
-interface ShareRecord {
-  policy: SharingPolicy;
-  /** The outbound Megolm session the share was for. */
-  sessionId: string;
-  /** When this worker saw the session's message index 0, i.e. when the session began. */
-  startedAt: number;
-  /** The session's next message index: how many messages it has encrypted. */
-  nextIndex: number;
-  /** When the full share last ran. */
-  sharedAt: number;
-}
-
-/**
- * A share older than this runs again in full even if nothing changed that Kirjava saw: the
- * library retries one-time key claims for devices that had none, and the user may have
- * changed something Kirjava does not watch.
- */
-const SHARE_FRESH_MS = 5 * 60_000;
-/** Margin kept to the library's session rotation limits (time and message count). */
-const ROTATION_MARGIN_MS = 60 * 60_000;
-const ROTATION_MARGIN_MESSAGES = 2;
-
-/**
- * The session id and message index of a Megolm ciphertext (Megolm message format: version
- * byte 0x03, then the message index as protobuf field 1, a varint), or undefined.
- */
-export function megolmIndex(content: string): { sessionId: string; index: number } | undefined {
-  let parsed: { ciphertext?: unknown; session_id?: unknown };
-  try {
-    parsed = JSON.parse(content);
-  } catch {
-    return undefined;
-  }
-  if (typeof parsed?.ciphertext !== 'string' || typeof parsed.session_id !== 'string') return undefined;
-  let head: string;
-  try {
-    // 16 base64 characters are 12 bytes: version, tag and a varint of up to 10 bytes.
-    head = atob(parsed.ciphertext.slice(0, 16));
-  } catch {
-    return undefined;
-  }
-  if (head.charCodeAt(0) !== 0x03 || head.charCodeAt(1) !== 0x08) return undefined;
-  let index = 0;
-  for (let i = 2, shift = 0; i < head.length && shift < 35; i++, shift += 7) {
-    const byte = head.charCodeAt(i);
-    index += (byte & 0x7f) * 2 ** shift;
-    if ((byte & 0x80) === 0) return { sessionId: parsed.session_id, index };
-  }
-  return undefined;
 }
 
 interface MemberEvent {
@@ -102,18 +47,8 @@ export class RoomEncryptor {
    * (`limited`) drops the room's list, so the next send loads it again.
    */
   private readonly members = new Map<string, Set<string>>();
-  /**
-   * Rooms whose last full key share still holds: dropped when the room's members change
-   * and, for every room, when anything about devices or trust may have changed
-   * (`forgetShares`). Worker memory only: a new worker shares in full once per room.
-   */
-  private readonly shares = new Map<string, ShareRecord>();
-  private readonly rotation = (() => {
-    const defaults = new EncryptionSettings();
-    const limits = { messages: Number(defaults.rotationPeriodMessages), ms: Number(defaults.rotationPeriod) / 1000 };
-    defaults.free();
-    return limits;
-  })();
+  /** Rooms whose last full key share still holds (see encrypt). */
+  private readonly shares = new ShareLedger();
 
   constructor(
     private readonly machine: OlmMachine,
@@ -182,28 +117,24 @@ export class RoomEncryptor {
    * content. The full path (Matrix spec "Sending an encrypted message event") loads the
    * members, tracks their devices, claims one-time keys for devices without an Olm session
    * and shares the room key, then encrypts: about 3–8 ms of store work even when nothing
-   * changed. So when nothing it depended on has changed since the room's last full share
-   * (same members, same policy, no device list or trust change, the same session well
-   * inside its rotation limits, shared less than SHARE_FRESH_MS ago), the event is
-   * encrypted at once. Encrypting with an expired or missing session panics inside the
-   * library (DESIGN.md §4): the session's message index and start are tracked from the
-   * ciphertexts themselves, and a session whose start this worker did not see always takes
-   * the full path.
+   * changed. So while the room's last full share still holds (ShareLedger: same members,
+   * same policy, no device list or trust change, the same session well inside its
+   * rotation limits, shared less than five minutes ago), the event is encrypted at once.
    */
   async encrypt(roomId: string, eventType: string, content: string, policy: SharingPolicy = 'all'): Promise<string> {
-    const record = this.shares.get(roomId);
-    if (record && this.stillShared(record, policy)) {
+    const sharedAt = this.shares.holds(roomId, policy);
+    if (sharedAt !== undefined) {
       let encrypted: string;
       try {
         encrypted = await this.machine.encryptRoomEvent(new RoomId(roomId), eventType, content);
       } catch (error) {
-        this.shares.delete(roomId); // whatever went wrong, the next send shares in full
+        this.shares.forget(roomId); // whatever went wrong, the next send shares in full
         throw error;
       }
-      this.noteEncrypted(roomId, encrypted, policy, record.sharedAt);
+      this.shares.encrypted(roomId, encrypted, policy, sharedAt);
       return encrypted;
     }
-    this.shares.delete(roomId);
+    this.shares.forget(roomId);
     const members = await this.recipients(roomId);
     const claim = await this.machine.getMissingSessions(members.map((u) => u.clone()));
     if (claim) await this.outgoing.processor.send(claim);
@@ -217,9 +148,9 @@ export class RoomEncryptor {
       settings,
     );
     for (const request of toDevice) await this.outgoing.processor.send(request);
-    const sharedAt = Date.now();
+    const sharedNow = Date.now();
     const encrypted = await this.machine.encryptRoomEvent(new RoomId(roomId), eventType, content);
-    this.noteEncrypted(roomId, encrypted, policy, sharedAt);
+    this.shares.encrypted(roomId, encrypted, policy, sharedNow);
     return encrypted;
   }
 
@@ -229,31 +160,7 @@ export class RoomEncryptor {
    * shares in full again.
    */
   forgetShares(): void {
-    this.shares.clear();
-  }
-
-  private stillShared(record: ShareRecord, policy: SharingPolicy): boolean {
-    const now = Date.now();
-    return (
-      record.policy === policy &&
-      now - record.sharedAt < SHARE_FRESH_MS &&
-      now - record.startedAt < this.rotation.ms - ROTATION_MARGIN_MS &&
-      record.nextIndex < this.rotation.messages - ROTATION_MARGIN_MESSAGES
-    );
-  }
-
-  /** Remembers the session an event was encrypted with, if this worker saw it begin. */
-  private noteEncrypted(roomId: string, encrypted: string, policy: SharingPolicy, sharedAt: number): void {
-    const used = megolmIndex(encrypted);
-    const previous = this.shares.get(roomId);
-    let startedAt: number | undefined;
-    if (used?.index === 0) startedAt = Date.now();
-    else if (used && previous?.sessionId === used.sessionId) startedAt = previous.startedAt;
-    if (!used || startedAt === undefined) {
-      this.shares.delete(roomId);
-      return;
-    }
-    this.shares.set(roomId, { policy, sessionId: used.sessionId, startedAt, nextIndex: used.index + 1, sharedAt });
+    this.shares.forgetAll();
   }
 
   /** The room's members with their devices tracked and queried: who a room key would go to. */
@@ -271,7 +178,7 @@ export class RoomEncryptor {
   observeMembership(roomId: string, events: unknown[], limited: boolean): void {
     if (limited) {
       this.members.delete(roomId);
-      this.shares.delete(roomId);
+      this.shares.forget(roomId);
       return;
     }
     const users = this.members.get(roomId);
@@ -282,7 +189,7 @@ export class RoomEncryptor {
       const before = users.size;
       if (membership === 'join' || membership === 'invite') users.add(event.state_key);
       else users.delete(event.state_key);
-      if (users.size !== before) this.shares.delete(roomId);
+      if (users.size !== before) this.shares.forget(roomId);
     }
   }
 

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import type { CryptoAccount } from '../../src/crypto/account.ts';
-import { megolmIndex } from '../../src/crypto/room-encryptor.ts';
+import { megolmIndex } from '../../src/crypto/share-ledger.ts';
 import { closeOpenedAccounts, openAccount, readText, sendText } from './accounts.ts';
 import { FakeHomeserver } from './fake-homeserver.ts';
 
