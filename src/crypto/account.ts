@@ -194,7 +194,6 @@ export class CryptoAccount {
     }
     const result = await this.queue.run(async () => {
       const processed = await this.syncs.process(sync);
-      if (changesDevices(sync)) this.rooms.forgetShares();
       await this.keys.heal(this.decryptor, processed);
       return processed;
     });
@@ -361,12 +360,4 @@ function serializeOr(result: unknown, original: string): string {
   } catch {
     return original;
   }
-}
-
-/** Whether a sync tells of device list changes or carries to-device events (keys, verifications). */
-function changesDevices(sync: Record<string, unknown>): boolean {
-  const lists = isObject(sync.device_lists) ? sync.device_lists : {};
-  const nonEmpty = (value: unknown) => Array.isArray(value) && value.length > 0;
-  const toDevice = isObject(sync.to_device) ? sync.to_device.events : undefined;
-  return nonEmpty(lists.changed) || nonEmpty(lists.left) || nonEmpty(toDevice);
 }

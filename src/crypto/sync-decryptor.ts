@@ -84,6 +84,11 @@ export class SyncDecryptor {
       counts,
       fallback,
     );
+    // Device list changes and to-device events (keys, verifications) may change who a room
+    // key goes to: the next sends share in full.
+    if (toDevice.length > 0 || arrayOf(deviceLists.changed).length > 0 || arrayOf(deviceLists.left).length > 0) {
+      this.rooms.forgetShares();
+    }
     if (isObject(sync.to_device) && Array.isArray(sync.to_device.events)) {
       // Encrypted to-device events are the machine's business; a plain client cannot use them.
       sync.to_device.events = toDevice.filter(
