@@ -4,7 +4,7 @@
  */
 import { CryptoAccount } from '../../src/crypto/account.ts';
 import type { FetchLike } from '../../src/crypto/http.ts';
-import type { FakeHomeserver } from './fake-homeserver.ts';
+import { FakeHomeserver } from './fake-homeserver.ts';
 
 const opened: CryptoAccount[] = [];
 
@@ -44,4 +44,14 @@ export async function readText(hs: FakeHomeserver, reader: CryptoAccount, roomId
   const { userId, deviceId } = reader.identity;
   const body = JSON.parse(await reader.processSync(hs.syncFor(userId, deviceId, { timeline: { [roomId]: [event] } })));
   return body.rooms.join[roomId].timeline.events[0].content.body;
+}
+
+/** A fake homeserver where Alice and Bob (devices with their keys uploaded) are in the encrypted `roomId`. */
+export async function aliceAndBobIn(roomId: string): Promise<{ hs: FakeHomeserver; alice: CryptoAccount; bob: CryptoAccount }> {
+  const hs = new FakeHomeserver();
+  const alice = await openAccount(hs, '@alice:example.test', 'ALICEDEV', { claim: true });
+  const bob = await openAccount(hs, '@bob:example.test', 'BOBDEV', { claim: true });
+  hs.setEncrypted(roomId);
+  for (const account of [alice, bob]) hs.setMembership(roomId, account.identity.userId, 'join');
+  return { hs, alice, bob };
 }

@@ -8,8 +8,7 @@ import { afterEach, describe, it } from 'node:test';
 import { CryptoAccount } from '../../src/crypto/account.js';
 import { ENCRYPTION_INFO_KEY } from '../../src/crypto/event-decryptor.js';
 import { decryptServerResults } from '../../src/crypto/search-results.js';
-import { closeOpenedAccounts, openAccount } from './accounts.ts';
-import { FakeHomeserver } from './fake-homeserver.js';
+import { aliceAndBobIn, closeOpenedAccounts } from './accounts.ts';
 
 const ALICE = '@alice:example.test';
 const BOB = '@bob:example.test';
@@ -17,16 +16,9 @@ const ROOM = '!secret:example.test';
 
 afterEach(closeOpenedAccounts);
 
-const open = (hs: FakeHomeserver, userId: string, deviceId: string) => openAccount(hs, userId, deviceId, { claim: true });
-
 describe('The search feed of an account', () => {
   it('reports each decrypted message of a sync, but not undecryptable ones, and reports redactions', async () => {
-    const hs = new FakeHomeserver();
-    const alice = await open(hs, ALICE, 'ALICEDEV');
-    const bob = await open(hs, BOB, 'BOBDEV');
-    hs.setEncrypted(ROOM);
-    hs.setMembership(ROOM, ALICE, 'join');
-    hs.setMembership(ROOM, BOB, 'join');
+    const { hs, alice, bob } = await aliceAndBobIn(ROOM);
 
     const decrypted: [string, string, unknown][] = [];
     const redacted: [string, string][] = [];
@@ -51,12 +43,7 @@ describe('The search feed of an account', () => {
   });
 
   it('passes the homeserver\'s own results through decryption: ciphertext decrypted, forged reports removed', async () => {
-    const hs = new FakeHomeserver();
-    const alice = await open(hs, ALICE, 'ALICEDEV');
-    const bob = await open(hs, BOB, 'BOBDEV');
-    hs.setEncrypted(ROOM);
-    hs.setMembership(ROOM, ALICE, 'join');
-    hs.setMembership(ROOM, BOB, 'join');
+    const { hs, alice, bob } = await aliceAndBobIn(ROOM);
     const decision = await alice.prepareSend(ROOM, 'm.room.message', JSON.stringify({ msgtype: 'm.text', body: 'hidden' }));
     if (decision === 'passthrough') throw new Error('the room is encrypted');
     const encrypted = hs.event(ROOM, ALICE, decision.eventType, JSON.parse(decision.body));

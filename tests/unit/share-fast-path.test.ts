@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import type { CryptoAccount } from '../../src/crypto/account.ts';
 import { megolmIndex } from '../../src/crypto/share-ledger.ts';
-import { closeOpenedAccounts, openAccount, readText, sendText } from './accounts.ts';
-import { FakeHomeserver } from './fake-homeserver.ts';
+import { aliceAndBobIn, closeOpenedAccounts, openAccount, readText, sendText } from './accounts.ts';
+import type { FakeHomeserver } from './fake-homeserver.ts';
 
 type Json = Record<string, any>;
 
@@ -23,11 +23,7 @@ afterEach(closeOpenedAccounts);
 
 /** Alice and Bob in an encrypted room; counts Alice's full key shares. */
 async function room() {
-  const hs = new FakeHomeserver();
-  const alice = await openAccount(hs, ALICE, 'ALICEDEV', { claim: true });
-  const bob = await openAccount(hs, BOB, 'BOBDEV', { claim: true });
-  hs.setEncrypted(ROOM);
-  for (const user of [ALICE, BOB]) hs.setMembership(ROOM, user, 'join');
+  const { hs, alice, bob } = await aliceAndBobIn(ROOM);
   const shares = { count: 0 };
   const shareRoomKey = alice.machine.shareRoomKey.bind(alice.machine);
   alice.machine.shareRoomKey = (...args: Parameters<typeof shareRoomKey>) => {

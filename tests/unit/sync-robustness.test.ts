@@ -13,8 +13,8 @@ import { after, before, describe, it } from 'node:test';
 import { RoomId } from '@matrix-org/matrix-sdk-crypto-wasm';
 import fc from 'fast-check';
 import { CryptoAccount } from '../../src/crypto/account.js';
-import { openAccount } from './accounts.ts';
-import { FakeHomeserver } from './fake-homeserver.js';
+import { aliceAndBobIn, sendText } from './accounts.ts';
+import type { FakeHomeserver } from './fake-homeserver.js';
 
 type Json = Record<string, any>;
 
@@ -30,16 +30,9 @@ let bob: CryptoAccount;
 const pool: { envelope: Json; body: string }[] = [];
 
 before(async () => {
-  hs = new FakeHomeserver();
-  alice = await openAccount(hs, ALICE, 'ALICEDEV', { claim: true });
-  bob = await openAccount(hs, BOB, 'BOBDEV', { claim: true });
-  hs.setEncrypted(ROOM);
-  hs.setMembership(ROOM, ALICE, 'join');
-  hs.setMembership(ROOM, BOB, 'join');
+  ({ hs, alice, bob } = await aliceAndBobIn(ROOM));
   for (const body of ['first', 'second with ünïcödé 😀', 'third']) {
-    const decision = await alice.prepareSend(ROOM, 'm.room.message', JSON.stringify({ msgtype: 'm.text', body }));
-    if (decision === 'passthrough') throw new Error('expected an encrypted send');
-    pool.push({ envelope: hs.event(ROOM, ALICE, decision.eventType, JSON.parse(decision.body)), body });
+    pool.push({ envelope: await sendText(hs, alice, ROOM, body), body });
   }
   await bob.processSync(hs.syncFor(BOB, 'BOBDEV')); // the room keys
 });

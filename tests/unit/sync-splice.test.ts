@@ -9,8 +9,8 @@ import fc from 'fast-check';
 import { CryptoAccount } from '../../src/crypto/account.js';
 import { ENCRYPTION_INFO_KEY } from '../../src/crypto/event-decryptor.js';
 import { ENCRYPTION_INFO_KEY as HOOK_INFO_KEY, JOINED_ROOMS_KEY, SyncSplice } from '../../src/content/sync-splice.js';
-import { openAccount } from './accounts.ts';
-import { FakeHomeserver } from './fake-homeserver.js';
+import { aliceAndBobIn, sendText } from './accounts.ts';
+import type { FakeHomeserver } from './fake-homeserver.js';
 
 type Json = Record<string, any>;
 
@@ -25,16 +25,9 @@ let bob: CryptoAccount;
 const pool: Json[] = [];
 
 before(async () => {
-  hs = new FakeHomeserver();
-  alice = await openAccount(hs, ALICE, 'ALICEDEV', { claim: true });
-  bob = await openAccount(hs, BOB, 'BOBDEV', { claim: true });
-  hs.setEncrypted(ROOM);
-  hs.setMembership(ROOM, ALICE, 'join');
-  hs.setMembership(ROOM, BOB, 'join');
+  ({ hs, alice, bob } = await aliceAndBobIn(ROOM));
   for (const body of ['first', 'second', 'third']) {
-    const decision = await alice.prepareSend(ROOM, 'm.room.message', JSON.stringify({ msgtype: 'm.text', body }));
-    if (decision === 'passthrough') throw new Error('expected an encrypted send');
-    pool.push(hs.event(ROOM, ALICE, decision.eventType, JSON.parse(decision.body)));
+    pool.push(await sendText(hs, alice, ROOM, body));
   }
   await bob.processSync(hs.syncFor(BOB, 'BOBDEV'));
 });

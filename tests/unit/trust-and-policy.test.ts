@@ -9,8 +9,8 @@ import { CryptoAccount } from '../../src/crypto/account.js';
 import { MatrixApiError } from '../../src/crypto/http.js';
 import type { SharingDecisions } from '../../src/crypto/sharing-policy.js';
 import type { DeviceView, SharingPolicy } from '../../src/shared/messages.js';
-import { closeOpenedAccounts, openAccount } from './accounts.ts';
-import { FakeHomeserver } from './fake-homeserver.js';
+import { aliceAndBobIn, closeOpenedAccounts } from './accounts.ts';
+import type { FakeHomeserver } from './fake-homeserver.js';
 
 type Json = Record<string, any>;
 
@@ -20,17 +20,7 @@ const ROOM = '!secret:example.test';
 
 afterEach(closeOpenedAccounts);
 
-const open = (hs: FakeHomeserver, userId: string, deviceId: string) => openAccount(hs, userId, deviceId, { claim: true });
-
-async function aliceAndBob() {
-  const hs = new FakeHomeserver();
-  const alice = await open(hs, ALICE, 'ALICEDEV');
-  const bob = await open(hs, BOB, 'BOBDEV');
-  hs.setEncrypted(ROOM);
-  hs.setMembership(ROOM, ALICE, 'join');
-  hs.setMembership(ROOM, BOB, 'join');
-  return { hs, alice, bob };
-}
+const aliceAndBob = () => aliceAndBobIn(ROOM);
 
 /** Alice sends `body`; returns what Bob's next sync shows for it. */
 async function bobReads(hs: FakeHomeserver, alice: CryptoAccount, bob: CryptoAccount, body: string): Promise<Json> {
