@@ -120,6 +120,22 @@ async function peerKnowsDevice(peer: Peer, userId: string, deviceId: string): Pr
 }
 
 /** The peer device's ed25519 key as the server has it. */
+/**
+ * Alice with a Kirjava device and a second device of her own (the peer) that Kirjava's popup
+ * lists; with `crossSigning`, the peer has set up cross-signing first.
+ */
+async function givenOwnPeerInPopup(options: { crossSigning: boolean }) {
+  const alice = await newUser('alice');
+  const { deviceId } = await givenKirjavaDevice(alice);
+  const peer = await givenPeer(alice);
+  if (options.crossSigning) await givenCrossSigning(peer, alice);
+  await peerKnowsDevice(peer, alice.userId, deviceId);
+  const { page, card } = await openPopupCard(alice.userId);
+  const row = deviceRow(card, alice.userId, peer.deviceId);
+  await row.waitFor({ timeout: 20_000 });
+  return { alice, deviceId, peer, page, card, row };
+}
+
 async function bobsKey(peer: Peer): Promise<string> {
   const device = await peer.waitForDeviceKeys(peer.userId, peer.deviceId);
   return device.keys[`ed25519:${peer.deviceId}`]!;
@@ -186,14 +202,7 @@ describe('Verification and trust from the popup', () => {
   });
 
   it('Self-verification started from the popup: the emoji match on both sides, the peer then sees Kirjava’s device as cross-signing verified, Kirjava holds the cross-signing and backup secrets, and can itself cross-sign a new session', story, async () => {
-    const alice = await newUser('alice');
-    const { deviceId } = await givenKirjavaDevice(alice);
-    const peer = await givenPeer(alice);
-    await givenCrossSigning(peer, alice);
-    await peerKnowsDevice(peer, alice.userId, deviceId);
-    const { page, card } = await openPopupCard(alice.userId);
-    const row = deviceRow(card, alice.userId, peer.deviceId);
-    await row.waitFor({ timeout: 20_000 });
+    const { alice, deviceId, peer, page, card, row } = await givenOwnPeerInPopup({ crossSigning: true });
 
     const incoming = nextIncomingRequest(peer);
     const started = Date.now();
@@ -231,13 +240,7 @@ describe('Verification and trust from the popup', () => {
   });
 
   it('Self-verification started by the peer: the popup counts it on the badge, the user accepts it there, the emoji match, and the result is the same', story, async () => {
-    const alice = await newUser('alice');
-    const { deviceId } = await givenKirjavaDevice(alice);
-    const peer = await givenPeer(alice);
-    await givenCrossSigning(peer, alice);
-    await peerKnowsDevice(peer, alice.userId, deviceId);
-    const { page, card } = await openPopupCard(alice.userId);
-    await deviceRow(card, alice.userId, peer.deviceId).waitFor({ timeout: 20_000 });
+    const { alice, deviceId, peer, page, card } = await givenOwnPeerInPopup({ crossSigning: true });
 
     const request = await peer.client.getCrypto()!.requestDeviceVerification(alice.userId, deviceId);
     const flow = flowGroup(card, peer.deviceId);
@@ -345,14 +348,7 @@ describe('Verification and trust from the popup', () => {
   });
 
   it('QR: the popup shows a QR code, the peer scans it (its bytes), the user confirms the peer’s success in the popup, and the verification completes on both sides', story, async () => {
-    const alice = await newUser('alice');
-    const { deviceId } = await givenKirjavaDevice(alice);
-    const peer = await givenPeer(alice);
-    await givenCrossSigning(peer, alice);
-    await peerKnowsDevice(peer, alice.userId, deviceId);
-    const { page, card } = await openPopupCard(alice.userId);
-    const row = deviceRow(card, alice.userId, peer.deviceId);
-    await row.waitFor({ timeout: 20_000 });
+    const { alice, deviceId, peer, page, card, row } = await givenOwnPeerInPopup({ crossSigning: true });
 
     const incoming = nextIncomingRequest(peer);
     await row.getByRole('button', { name: 'Start verification' }).click();
@@ -451,12 +447,7 @@ describe('Verification and trust from the popup', () => {
   });
 
   it('“They don’t match”, a cancel on the peer and a decline in the popup each end the flow cleanly on both sides', story, async () => {
-    const alice = await newUser('alice');
-    const { deviceId } = await givenKirjavaDevice(alice);
-    const peer = await givenPeer(alice);
-    await peerKnowsDevice(peer, alice.userId, deviceId);
-    const { page, card } = await openPopupCard(alice.userId);
-    await deviceRow(card, alice.userId, peer.deviceId).waitFor({ timeout: 20_000 });
+    const { alice, deviceId, peer, page, card } = await givenOwnPeerInPopup({ crossSigning: false });
     const crypto = peer.client.getCrypto()!;
     const flow = flowGroup(card, peer.deviceId);
 
