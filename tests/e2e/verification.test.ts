@@ -253,16 +253,7 @@ describe('Verification and trust from the popup', () => {
     );
     await screenshot(card, 'verification-incoming');
     await flow.getByRole('button', { name: 'Accept' }).click();
-    await waitForPhase(request, VerificationPhase.Ready, 'the peer to see the request accepted');
-    const verifier = await request.startVerification('m.sas.v1');
-    const verified = verifier.verify();
-    const sas = await peerSas(verifier);
-
-    assert.deepEqual(await popupEmojiNames(flow), sas.sas.emoji!.map(([, name]) => name));
-    await flow.getByRole('button', { name: 'They match' }).click();
-    await sas.confirm();
-    await verified;
-    await outcome(flow, 'Verified');
+    await emojiMatch(flow, request);
     await poll('the badge to clear', async () => ((await badgeText()) === '' ? true : undefined));
 
     await assertCrossSigned(peer, alice.userId, deviceId);
@@ -515,6 +506,11 @@ async function selfVerifyFromPeer(card: Locator, peer: Peer, userId: string, dev
   const request = await peer.client.getCrypto()!.requestDeviceVerification(userId, deviceId);
   const flow = flowGroup(card, peer.deviceId);
   await flow.getByRole('button', { name: 'Accept' }).click({ timeout: 20_000 });
+  await emojiMatch(flow, request);
+}
+
+/** After the user accepted the peer's request in the popup: the peer starts SAS, the emoji match on both sides. */
+async function emojiMatch(flow: Locator, request: VerificationRequest): Promise<void> {
   await waitForPhase(request, VerificationPhase.Ready, 'the peer to see the request accepted');
   const verifier = await request.startVerification('m.sas.v1');
   const verified = verifier.verify();
