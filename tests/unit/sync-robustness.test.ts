@@ -180,12 +180,7 @@ describe('processSync on hostile input', () => {
     await fc.assert(
       fc.asyncProperty(text, async (body) => {
         const out = await bob.processSync(body);
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(body);
-        } catch {
-          parsed = undefined;
-        }
+        const parsed = parsedOrUndefined(body);
         if (!isObject(parsed)) assert.equal(out, body);
         else JSON.parse(out);
       }),
@@ -313,12 +308,7 @@ describe('processHistory on hostile input', () => {
     await fc.assert(
       fc.asyncProperty(text, acceptedRoomId, async (body, id) => {
         const out = await bob.processHistory(id, body);
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(body);
-        } catch {
-          parsed = undefined;
-        }
+        const parsed = parsedOrUndefined(body);
         if (!isObject(parsed)) assert.equal(out, body);
       }),
       RUNS,
@@ -378,3 +368,12 @@ describe('processHistory on hostile input', () => {
     );
   });
 });
+
+/** The JSON value of `text`, or undefined when it is not JSON. */
+function parsedOrUndefined(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
