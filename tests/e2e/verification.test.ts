@@ -90,9 +90,22 @@ async function outcome(flow: Locator, text: string, timeout = 20_000): Promise<v
 
 /** Resolves with the peer's next incoming verification request. */
 function nextIncomingRequest(peer: Peer): Promise<VerificationRequest> {
-  return new Promise((resolve) => {
-    peer.client.once(CryptoEvent.VerificationRequestReceived, resolve);
+  return within(
+    new Promise((resolve) => peer.client.once(CryptoEvent.VerificationRequestReceived, resolve)),
+    'the peer to receive the verification request',
+  );
+}
+
+/**
+ * `promise`, or a failure naming `what` after `ms`: a step that never comes fails there,
+ * not as the story's overall timeout.
+ */
+function within<T>(promise: Promise<T>, what: string, ms = 20_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)), ms);
   });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 async function waitForPhase(request: VerificationRequest, phase: VerificationPhase, what: string): Promise<void> {
@@ -221,7 +234,7 @@ describe('Verification and trust from the popup', () => {
     await screenshot(card, 'verification-emoji');
     await sas.confirm();
     await flow.getByRole('button', { name: 'They match' }).click();
-    await verified;
+    await within(verified, 'the peer to finish the verification');
     await outcome(flow, 'Verified');
 
     const confirmed = Date.now();
@@ -300,7 +313,7 @@ describe('Verification and trust from the popup', () => {
     await screenshot(card, 'verification-in-room');
     await flow.getByRole('button', { name: 'They match' }).click();
     await sas.confirm();
-    await verified;
+    await within(verified, 'the peer to finish the verification');
     await outcome(flow, 'Verified');
     await poll('bob to see alice cross-signing verified', async () =>
       (await crypto.getUserVerificationStatus(aliceUser.userId)).isCrossSigningVerified() ? true : undefined,
@@ -323,7 +336,7 @@ describe('Verification and trust from the popup', () => {
     assert.deepEqual(await popupEmojiNames(flow), sas.sas.emoji!.map(([, name]) => name));
     await sas.confirm();
     await flow.getByRole('button', { name: 'They match' }).click();
-    await verified;
+    await within(verified, 'the peer to finish the verification');
     await outcome(flow, 'Verified');
 
     // "Cross-signed devices only" for the DM: bob's signed device reads, his new unsigned one cannot.
@@ -358,7 +371,7 @@ describe('Verification and trust from the popup', () => {
     const verifier = await request.scanQRCode(new Uint8ClampedArray(bytes));
     const verified = verifier.verify();
     await flow.getByRole('button', { name: 'Yes, it succeeded' }).click({ timeout: 20_000 });
-    await verified;
+    await within(verified, 'the peer to finish the verification');
     await outcome(flow, 'Verified');
     await assertCrossSigned(peer, alice.userId, deviceId);
   });
@@ -518,7 +531,7 @@ async function emojiMatch(flow: Locator, request: VerificationRequest): Promise<
   assert.deepEqual(await popupEmojiNames(flow), sas.sas.emoji!.map(([, name]) => name));
   await flow.getByRole('button', { name: 'They match' }).click();
   await sas.confirm();
-  await verified;
+  await within(verified, 'the peer to finish the verification');
   await outcome(flow, 'Verified');
 }
 
