@@ -4,9 +4,10 @@ import { DecryptedEventCache } from '../crypto/decrypted-cache.js';
 import { MatrixApiError, MatrixHttp } from '../crypto/http.js';
 import { DexieSealedStore } from './decrypted-cache-store.js';
 import { IndexedDbMediaKeyStore } from './media-key-store.js';
-import type { AccountView } from '../shared/messages.js';
+import type { AccountSiteRequestView, AccountView } from '../shared/messages.js';
 import type { SendGuard } from './send-guard.js';
-import { deleteStore } from './store-wipe.js';
+import { deleteDatabase, deleteStore, storeDatabases } from './store-wipe.js';
+import { SerialQueue } from '../crypto/serial-queue.js';
 
 /** What is remembered of an account on disk. Never a token. */
 interface AccountRecord {
@@ -26,6 +27,17 @@ interface AccountRecord {
   /** The device's ed25519 key, for the popup while the machine is not open. */
   ed25519?: string;
   error?: string;
+  /**
+   * The sites (web origins) that may use this account: the one whose page first used it
+   * with a token the homeserver confirmed, and those the user allowed in the popup since.
+   * Undefined for records made before sites were bound: the next site to use it is bound.
+   */
+  sites?: string[];
+  /**
+   * When the client logged out (ms since the epoch). The store is kept, sealed, for
+   * LOGGED_OUT_KEEP_MS so the user can still export its room keys, then deleted.
+   */
+  loggedOutAt?: number;
 }
 
 const RECORDS_KEY = 'accounts';
@@ -33,6 +45,10 @@ const RECORDS_KEY = 'accounts';
 const STARTUP_FLUSH_DELAY_MS = 2000;
 /** token → account key, in `storage.session`: memory only, survives worker restarts. */
 const TOKENS_KEY = 'tokens';
+/** Sites waiting for the user's answer to "use <account> here too?", in storage.session. */
+const SITE_REQUESTS_KEY = 'account.siteRequests';
+/** How long the store of a logged-out account whose keys are not all backed up is kept. */
+export const LOGGED_OUT_KEEP_MS = 7 * 24 * 60 * 60 * 1000;
 
 const accountKey = (baseUrl: string, userId: string, deviceId: string) =>
   `${baseUrl}|${userId}|${deviceId}`;
@@ -49,6 +65,22 @@ const hexBytes = (hex: string) => Uint8Array.from(hex.match(/../g) ?? [], (byte)
 export class AccountUnusableError extends Error {}
 
 /**
+ * A site tried to use an account that another site logged in, without the user's consent:
+ * it gets nothing (no decryption, no encryption) until the user allows it in the popup.
+ */
+export class SiteNotBoundError extends Error {
+  constructor(
+    readonly origin: string,
+    readonly userId: string,
+  ) {
+    super(`${userId} is used by another site in Kirjava; allow ${origin} for it in the Kirjava popup first`);
+  }
+}
+
+/** A page reported a login the homeserver does not confirm: nothing is bound, nothing created. */
+export class UnconfirmedLoginError extends Error {}
+
+/**
  * Knows the accounts: discovers them from a `/login` response or, for a client that was
  * already logged in, from `GET /account/whoami` with the token of its first request;
  * maps access tokens to accounts (a token only ever reaches the account the homeserver
@@ -60,6 +92,10 @@ export class AccountRegistry {
   private readonly openedListeners: ((id: string, account: CryptoAccount) => void)[] = [];
 
   private readonly wipedListeners: ((id: string) => Promise<void>)[] = [];
+  /** Per account, the sites bound to it (AccountRecord.sites), as last read or written. */
+  private readonly siteCache = new Map<string, string[]>();
+  /** Serializes site binding, so two sites' first requests cannot both bind an account. */
+  private readonly sitesQueue = new SerialQueue();
 
   /** Calls `listener` when an account is wiped (logout), to remove what a feature keeps of it. */
   onAccountWiped(listener: (id: string) => Promise<void>): void {
@@ -79,18 +115,24 @@ export class AccountRegistry {
     return this.open.size;
   }
 
-  /** The account a page request's token belongs to, discovering it if needed. */
-  forToken(baseUrl: string, token: string): Promise<CryptoAccount> {
+  /**
+   * The account a page request's token belongs to, discovering it if needed (the homeserver
+   * says whose token it is: `GET /account/whoami`), for a page of `origin`. A site may use
+   * only the accounts it is bound to (see AccountRecord.sites): any other gets
+   * SiteNotBoundError and the popup asks the user.
+   */
+  forToken(baseUrl: string, token: string, origin: string): Promise<CryptoAccount> {
     let account = this.byToken.get(token);
     if (!account) {
       account = this.resolveToken(baseUrl, token);
       this.byToken.set(token, account);
       account.catch(() => this.byToken.delete(token));
     }
-    return account.then((found) => {
+    return account.then(async (found) => {
       if (found.identity.baseUrl !== baseUrl) {
         throw new AccountUnusableError('This access token belongs to another homeserver');
       }
+      await this.checkSite(found, origin);
       return found;
     });
   }
@@ -102,25 +144,46 @@ export class AccountRegistry {
    */
   async forAccount(id: string): Promise<CryptoAccount> {
     const open = this.open.get(id);
+    const record = (await this.records())[id];
+    if (record?.loggedOutAt) throw new AccountUnusableError('This account is logged out: only "Export keys" and "Delete now" are left');
     if (open) return open;
     const token = Object.entries(await this.tokens()).find(([, key]) => key === id)?.[0];
-    const record = (await this.records())[id];
     if (!token || !record) {
       throw new AccountUnusableError('Waiting for login: open your Matrix client so Kirjava can reach this account');
     }
     return this.attach(record.baseUrl, token, record.userId, record.deviceId);
   }
 
-  /** Learns the account from the body of a successful `POST /login`. */
-  async fromLogin(baseUrl: string, body: string): Promise<void> {
-    const login = JSON.parse(body) as { user_id?: unknown; access_token?: unknown; device_id?: unknown };
-    if (typeof login.user_id !== 'string' || typeof login.access_token !== 'string' || typeof login.device_id !== 'string') {
-      return; // not a login we can use (e.g. a UIA step)
+  /**
+   * The page saw a successful `POST /login` answer. Nothing in it is believed: its token
+   * must be one the homeserver confirms (`GET /account/whoami`) for the very user and device
+   * the answer names, or nothing is bound and nothing created.
+   */
+  async fromLogin(baseUrl: string, body: string, origin: string): Promise<void> {
+    let login: { user_id?: unknown; access_token?: unknown; device_id?: unknown } | null;
+    try {
+      login = JSON.parse(body) as typeof login;
+    } catch {
+      login = null;
     }
-    const account = this.attach(baseUrl, login.access_token, login.user_id, login.device_id);
-    this.byToken.set(login.access_token, account);
-    account.catch(() => this.byToken.delete(login.access_token as string));
-    await account;
+    const { user_id: userId, access_token: token, device_id: deviceId } = login ?? {};
+    // A successful `POST /login` always names all three (Matrix spec, client-server API).
+    if (typeof userId !== 'string' || typeof token !== 'string' || typeof deviceId !== 'string') {
+      throw new UnconfirmedLoginError('This is not the answer of a successful login');
+    }
+    const whoami = await this.whoami(baseUrl, token).catch((error) => {
+      if (error instanceof MatrixApiError && error.status === 401) {
+        throw new UnconfirmedLoginError('The homeserver does not know this login\'s access token');
+      }
+      throw error;
+    });
+    if (whoami.user_id !== userId || whoami.device_id !== deviceId) {
+      throw new UnconfirmedLoginError('The homeserver says this login\'s access token is another session\'s');
+    }
+    const account = this.attach(baseUrl, token, userId, deviceId);
+    this.byToken.set(token, account);
+    account.catch(() => this.byToken.delete(token));
+    await this.checkSite(await account, origin);
   }
 
   /** Forgets a token (the client logged out); the account's store stays for now. */
@@ -132,30 +195,111 @@ export class AccountRegistry {
   }
 
   /**
-   * The client logged out with `token` (`POST /logout`, or `/logout/all` for every device
-   * of the user): once the homeserver confirms the token is dead, the account's crypto
-   * store, record, tokens, guard rules and caches are wiped. A page that merely claims a
-   * logout while its token still works changes nothing.
+   * The client is about to log out with `token`: while the token still works, the account's
+   * room keys go to the key backup (when one is enabled), so that the logout can delete the
+   * store without losing history. Harmless whoever asks: it only backs up.
    */
-  async logOut(baseUrl: string, token: string, all: boolean): Promise<void> {
-    try {
-      await new MatrixHttp(baseUrl, token).request('GET', '/account/whoami');
-      return; // the token still works: not a logout
-    } catch (error) {
-      if (!(error instanceof MatrixApiError && error.status === 401)) throw error;
-    }
+  async beforeLogout(baseUrl: string, token: string, origin: string): Promise<void> {
+    const key = (await this.tokens())[token];
+    if (!key) return;
+    const account = await this.forToken(baseUrl, token, origin);
+    await account.backUpAllRoomKeys();
+  }
+
+  /**
+   * The client logged out with `token` (`POST /logout`, or `/logout/all` for every device of
+   * the user). Believed only when the token is the account's own (bound after the homeserver
+   * confirmed it), the site is bound to the account, and the homeserver now refuses that very
+   * token (`M_UNKNOWN_TOKEN`): a page that merely claims a logout, or presents a made-up token
+   * whose 401 proves nothing, changes nothing. Then the account's store is deleted if its
+   * room keys are all in the key backup, and otherwise kept sealed for LOGGED_OUT_KEEP_MS as
+   * "recently logged out" (export or delete from the popup).
+   */
+  async logOut(baseUrl: string, token: string, all: boolean, origin: string): Promise<void> {
     const tokens = await this.tokens();
     const records = await this.records();
     const key = tokens[token];
     const record = key ? records[key] : undefined;
+    if (!key || !record || record.baseUrl !== baseUrl || !(record.sites ?? []).includes(origin)) return;
+    try {
+      await this.whoami(baseUrl, token);
+      return; // the token still works: not a logout
+    } catch (error) {
+      if (!(error instanceof MatrixApiError && error.status === 401 && error.errcode === 'M_UNKNOWN_TOKEN')) throw error;
+    }
     this.byToken.delete(token);
     delete tokens[token];
     await browser.storage.session.set({ [TOKENS_KEY]: tokens });
-    if (!key || !record) return;
     const doomed = all
-      ? Object.keys(records).filter((k) => records[k].baseUrl === record.baseUrl && records[k].userId === record.userId)
+      ? Object.keys(records).filter(
+          (k) => records[k].baseUrl === record.baseUrl && records[k].userId === record.userId && !records[k].loggedOutAt,
+        )
       : [key];
-    for (const id of doomed) await this.wipe(id);
+    for (const id of doomed) await this.retire(id);
+  }
+
+  /**
+   * Deletes a logged-out account's kept store now (the popup's "Delete now"); only accounts
+   * that are logged out: an active one is removed by logging out in the client.
+   */
+  async deleteLoggedOut(id: string): Promise<void> {
+    const record = (await this.records())[id];
+    if (!record?.loggedOutAt) throw new Error('Only a logged-out account can be deleted here');
+    await this.wipe(id);
+  }
+
+  /** Deletes the kept stores of accounts logged out more than LOGGED_OUT_KEEP_MS ago. */
+  async sweepLoggedOut(now = Date.now()): Promise<void> {
+    const records = await this.records();
+    for (const [id, record] of Object.entries(records)) {
+      if (record.loggedOutAt !== undefined && now - record.loggedOutAt >= LOGGED_OUT_KEEP_MS) await this.wipe(id);
+    }
+  }
+
+  /**
+   * The machine of a logged-out account, opened without a token for the popup's "Export keys"
+   * (nothing on this path talks to the homeserver).
+   */
+  async openLoggedOut(id: string): Promise<CryptoAccount> {
+    const open = this.open.get(id);
+    if (open) return open;
+    const record = (await this.records())[id];
+    if (!record?.loggedOutAt) throw new AccountUnusableError('This account is not logged out');
+    const account = this.openAccount(id, record.baseUrl, '', record.userId, record.deviceId);
+    this.open.set(id, account);
+    account.catch(() => this.open.delete(id));
+    return account;
+  }
+
+  /** The account whose keys the popup exports: an active one, or a logged-out one's kept store. */
+  async forKeyExport(id: string): Promise<CryptoAccount> {
+    const record = (await this.records())[id];
+    return record?.loggedOutAt ? this.openLoggedOut(id) : this.forAccount(id);
+  }
+
+  /** Sites waiting for the user's answer to "let <origin> use <account> too?". */
+  async siteRequests(): Promise<AccountSiteRequestView[]> {
+    const stored = (await browser.storage.session.get(SITE_REQUESTS_KEY))[SITE_REQUESTS_KEY] as
+      | AccountSiteRequestView[]
+      | undefined;
+    return stored ?? [];
+  }
+
+  /** The user's answer: Allow binds the site to the account, Deny drops the question. */
+  decideSite(accountId: string, origin: string, allow: boolean): Promise<void> {
+    return this.sitesQueue.run(async () => {
+      const requests = await this.siteRequests();
+      if (!requests.some((r) => r.accountId === accountId && r.origin === origin)) {
+        throw new Error(`${origin} is not waiting for an answer about this account any more`);
+      }
+      if (allow) {
+        const record = (await this.records())[accountId];
+        if (!record) throw new Error('This account is gone');
+        await this.saveRecord(accountId, { ...record, sites: [...new Set([...(record.sites ?? []), origin])] });
+      }
+      const rest = requests.filter((r) => !(r.accountId === accountId && r.origin === origin));
+      await browser.storage.session.set({ [SITE_REQUESTS_KEY]: rest });
+    });
   }
 
   /** Looks up the encryption state of the account's new rooms, for the send guard. */
@@ -166,12 +310,36 @@ export class AccountRegistry {
     return account.learnRoomEncryption((roomId) => guard?.isKnownPlain(id, roomId) ?? Promise.resolve(true));
   }
 
-  /** Removes every trace of one account from the extension. */
-  private async wipe(id: string): Promise<void> {
+  /**
+   * The account logged out: its machine closes, its tokens, guard rules, search index and
+   * decrypted-event cache go. If every room key it holds is in the key backup, the crypto
+   * store goes too; otherwise it is kept sealed under a new id (so a new login of the same
+   * device id starts afresh) until the user exports it or LOGGED_OUT_KEEP_MS pass.
+   */
+  private async retire(id: string): Promise<void> {
     const open = this.open.get(id);
-    this.open.delete(id);
     const account = open ? await open.catch(() => undefined) : undefined;
+    const counts = await account?.machine.roomKeyCounts().catch(() => undefined);
+    if (counts && counts.backedUp >= counts.total) return this.wipe(id);
+    this.open.delete(id);
     await account?.shutdown();
+    await this.dropTokensOf(id);
+    await this.guard?.forgetAccount(id);
+    for (const listener of this.wipedListeners) await listener(id);
+    const records = await this.records();
+    const record = records[id];
+    if (!record) return;
+    for (const name of await storeDatabases(record.storeName)) {
+      if (name.startsWith(`${record.storeName}-`)) await deleteDatabase(name); // caches: plaintext, sealed
+    }
+    delete records[id];
+    const loggedOutAt = Date.now();
+    records[`${id}|logged-out|${loggedOutAt}`] = { ...record, loggedOutAt, sites: [] };
+    await browser.storage.local.set({ [RECORDS_KEY]: records });
+    this.siteCache.delete(id);
+  }
+
+  private async dropTokensOf(id: string): Promise<void> {
     const tokens = await this.tokens();
     for (const [token, key] of Object.entries(tokens)) {
       if (key !== id) continue;
@@ -179,10 +347,52 @@ export class AccountRegistry {
       this.byToken.delete(token);
     }
     await browser.storage.session.set({ [TOKENS_KEY]: tokens });
+  }
+
+  /**
+   * Whether a page of `origin` may use the account; binds an account no site uses yet to
+   * it. Otherwise the popup asks the user and the page gets SiteNotBoundError.
+   */
+  private async checkSite(account: CryptoAccount, origin: string): Promise<void> {
+    const { baseUrl, userId, deviceId } = account.identity;
+    const key = accountKey(baseUrl, userId, deviceId);
+    if (this.siteCache.get(key)?.includes(origin)) return;
+    await this.sitesQueue.run(async () => {
+      const record = (await this.records())[key];
+      if (!record) throw new AccountUnusableError('This account was removed from Kirjava');
+      const sites = record.sites ?? [];
+      this.siteCache.set(key, sites);
+      if (sites.includes(origin)) return;
+      if (sites.length === 0) {
+        await this.saveRecord(key, { ...record, sites: [origin] });
+        return;
+      }
+      const requests = await this.siteRequests();
+      if (!requests.some((r) => r.accountId === key && r.origin === origin)) {
+        const request: AccountSiteRequestView = { accountId: key, origin, userId: record.userId, sites };
+        await browser.storage.session.set({ [SITE_REQUESTS_KEY]: [...requests, request] });
+      }
+      throw new SiteNotBoundError(origin, record.userId);
+    });
+  }
+
+  /** `GET /account/whoami` with `token`: the homeserver's word on whose token it is. */
+  private whoami(baseUrl: string, token: string): Promise<{ user_id?: string; device_id?: string }> {
+    return new MatrixHttp(baseUrl, token).request('GET', '/account/whoami');
+  }
+
+  /** Removes every trace of one account from the extension. */
+  private async wipe(id: string): Promise<void> {
+    const open = this.open.get(id);
+    this.open.delete(id);
+    const account = open ? await open.catch(() => undefined) : undefined;
+    await account?.shutdown();
+    await this.dropTokensOf(id);
     const records = await this.records();
     const record = records[id];
     delete records[id];
     await browser.storage.local.set({ [RECORDS_KEY]: records });
+    this.siteCache.delete(id);
     await this.guard?.forgetAccount(id);
     for (const listener of this.wipedListeners) await listener(id);
     if (record) await deleteStore(record.storeName);
@@ -208,6 +418,9 @@ export class AccountRegistry {
           ed25519: record.ed25519 ?? null,
           state: 'waiting-for-login',
         };
+        if (record.loggedOutAt !== undefined) {
+          return { ...view, state: 'logged-out', deleteAfter: record.loggedOutAt + LOGGED_OUT_KEEP_MS };
+        }
         if (record.error) return { ...view, state: 'error', error: record.error };
         const open = this.open.get(key);
         const account = open ? await open.catch(() => undefined) : undefined;
@@ -220,14 +433,11 @@ export class AccountRegistry {
   private async resolveToken(baseUrl: string, token: string): Promise<CryptoAccount> {
     const known = (await this.tokens())[token];
     const records = await this.records();
-    if (known && records[known]) {
+    if (known && records[known] && !records[known].loggedOutAt) {
       const record = records[known];
       return this.attach(record.baseUrl, token, record.userId, record.deviceId);
     }
-    const whoami = await new MatrixHttp(baseUrl, token).request<{ user_id?: string; device_id?: string }>(
-      'GET',
-      '/account/whoami',
-    );
+    const whoami = await this.whoami(baseUrl, token);
     if (!whoami.user_id || !whoami.device_id) {
       throw new AccountUnusableError('The homeserver did not say which device this session is');
     }
@@ -289,7 +499,9 @@ export class AccountRegistry {
       decryptedCache,
       roomObserver,
     });
-    if (!record.claimed) {
+    if (!token) {
+      // A logged-out account, opened for its key export only: no server, no listeners.
+    } else if (!record.claimed) {
       try {
         await account.claimDevice();
         await this.saveRecord(key, { ...record, claimed: true, ed25519: account.ed25519 });
@@ -306,7 +518,7 @@ export class AccountRegistry {
       // before the request that woke the worker: a sync or a send flushes anyway.
       setTimeout(() => account.flushOutgoingQueued().catch((error) => console.warn('Kirjava: outgoing requests failed', error)), STARTUP_FLUSH_DELAY_MS);
     }
-    for (const listener of this.openedListeners) listener(key, account);
+    if (token) for (const listener of this.openedListeners) listener(key, account);
     return account;
   }
 
@@ -318,6 +530,7 @@ export class AccountRegistry {
   private async saveRecord(key: string, record: AccountRecord): Promise<void> {
     const records = await this.records();
     await browser.storage.local.set({ [RECORDS_KEY]: { ...records, [key]: record } });
+    this.siteCache.set(key, record.sites ?? []);
   }
 
   private async tokens(): Promise<Record<string, string>> {

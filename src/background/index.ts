@@ -7,7 +7,7 @@ import browser, { type Runtime } from 'webextension-polyfill';
 import { type BridgeMessage, type UiRequest, WATCH_PORT } from '../shared/messages.js';
 import { AccountRegistry } from './accounts.js';
 import { registerKeysService } from './keys-service.js';
-import { failure, handlePageRequest, isServed } from './page-requests.js';
+import { failure, handlePageRequest, servedOrigin } from './page-requests.js';
 import { searchServiceFor } from './search-service.js';
 import { ClientCoverage } from './coverage.js';
 import { SendGuard, watchSettingsForGuard } from './send-guard.js';
@@ -33,6 +33,17 @@ browser.runtime.onStartup.addListener(() => undefined);
 (globalThis as { kirjavaStatus?: () => object }).kirjavaStatus = () => ({ openAccounts: registry.openAccounts() });
 
 onUiRequest('accounts', async () => ({ accounts: await registry.views() }));
+onUiRequest('account-site-requests', async () => ({ requests: await registry.siteRequests() }));
+onUiRequest('account-site-decision', async ({ accountId, origin, allow }) => {
+  await registry.decideSite(accountId, origin, allow);
+  return { ok: true };
+});
+onUiRequest('account-delete-logged-out', async ({ accountId }) => {
+  await registry.deleteLoggedOut(accountId);
+  return { ok: true };
+});
+// Logged-out accounts whose keys were kept for a week are deleted at the next worker start.
+registry.sweepLoggedOut().catch((error) => console.warn('Kirjava: could not delete logged-out accounts', error));
 registerKeysService(registry);
 registerVerificationService(registry);
 registerSharingService(registry);
@@ -82,11 +93,11 @@ chrome.runtime.onMessage.addListener((message: unknown, sender, sendResponse) =>
   }
   const { request } = message as BridgeMessage;
   pageActivity();
-  isServed(request, sender as Runtime.MessageSender).then(
-    (served) => {
-      if (!served) return;
+  servedOrigin(request, sender as Runtime.MessageSender).then(
+    (origin) => {
+      if (!origin) return;
       coverage.hookReported(request, sender);
-      void handlePageRequest(registry, request).catch(failure).then(sendResponse);
+      void handlePageRequest(registry, request, origin).catch(failure).then(sendResponse);
     },
     () => undefined,
   );

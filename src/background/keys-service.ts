@@ -7,7 +7,7 @@ import { onUiRequest } from './ui-router.js';
 
 export function registerKeysService(registry: AccountRegistry): void {
   onUiRequest('keys-status', async ({ accountId }) => {
-    const account = await registry.forAccount(accountId);
+    const account = await registry.forKeyExport(accountId);
     const progress = account.keys.progress;
     return { progress: progress && { ...progress }, backupVersion: account.keys.backup.version };
   });
@@ -23,7 +23,7 @@ export function registerKeysService(registry: AccountRegistry): void {
   });
 
   onUiRequest('keys-export', async ({ accountId, passphrase }) => {
-    const account = await registry.forAccount(accountId);
+    const account = await registry.forKeyExport(accountId);
     return account.keys.exportKeyFile(passphrase);
   });
 }

@@ -3,50 +3,58 @@ import { MatrixApiError } from '../crypto/http.js';
 import { EncryptionStateUnknownError } from '../crypto/room-encryptor.js';
 import { SendRefusedError } from '../crypto/sharing-policy.js';
 import type { MatrixErrorReply, PageReply, PageRequest } from '../shared/messages.js';
-import { AccountUnusableError, type AccountRegistry } from './accounts.js';
+import { AccountUnusableError, type AccountRegistry, SiteNotBoundError, UnconfirmedLoginError } from './accounts.js';
 import { searchServiceFor } from './search-service.js';
 import { getSettings } from './settings.js';
 
-/** The web origin of the page (or about:blank frame) a message came from. */
+/**
+ * The web origin of the frame a message came from, as the browser tells it (an about:blank
+ * frame has its creator's). An opaque origin (sandboxed frame, CSP `sandbox`, data:) is
+ * "null" and is never served; the frame's URL is never used instead: a sandboxed frame's URL
+ * names a site whose rights it does not have.
+ */
 function senderOrigin(sender: Runtime.MessageSender): string | undefined {
-  const origin = (sender as { origin?: string }).origin;
-  if (origin && origin !== 'null') return origin;
-  try {
-    return sender.url ? new URL(sender.url).origin : undefined;
-  } catch {
-    return undefined;
-  }
+  const origin = (sender as { origin?: unknown }).origin;
+  return typeof origin === 'string' && origin !== 'null' ? origin : undefined;
 }
 
 /**
- * Whether the worker serves this message at all: it must come from one of our content
- * scripts in a tab, on a site the user allowed, about a homeserver the user configured.
- * Anything else gets no answer.
+ * The origin the worker serves this message for, or undefined when it serves it not at all:
+ * it must come from one of our content scripts in a tab, on a site the user allowed, about a
+ * homeserver the user configured. Anything else gets no answer.
  */
-export async function isServed(request: PageRequest, sender: Runtime.MessageSender): Promise<boolean> {
-  if (!sender.tab) return false;
+export async function servedOrigin(request: PageRequest, sender: Runtime.MessageSender): Promise<string | undefined> {
+  if (!sender.tab) return undefined;
   const settings = await getSettings();
   const origin = senderOrigin(sender);
-  return (
+  const served =
     origin !== undefined &&
     settings.allowedSites.includes(origin) &&
     typeof request?.baseUrl === 'string' &&
-    settings.homeservers.includes(request.baseUrl)
-  );
+    settings.homeservers.includes(request.baseUrl);
+  return served ? origin : undefined;
 }
 
 function matrixError(status: number, errcode: string, error: string): MatrixErrorReply {
   return { ok: false, status, errcode, error };
 }
 
-/** Carries out one request of the page hook (see PageRequest). */
-export async function handlePageRequest(registry: AccountRegistry, request: PageRequest): Promise<PageReply> {
+/**
+ * Carries out one request of the page hook (see PageRequest) for a page of `origin`. The
+ * request's fields are the page's word; every account it reaches is the one the homeserver
+ * says its token belongs to, and one that `origin` may use.
+ */
+export async function handlePageRequest(registry: AccountRegistry, request: PageRequest, origin: string): Promise<PageReply> {
+  if (typeof request.baseUrl !== 'string' || (request.kind !== 'login' && typeof request.token !== 'string')) {
+    return matrixError(400, 'M_BAD_JSON', 'Kirjava: malformed request');
+  }
   switch (request.kind) {
     case 'login':
-      await registry.fromLogin(request.baseUrl, request.body);
+      if (typeof request.body !== 'string') return matrixError(400, 'M_BAD_JSON', 'Kirjava: malformed request');
+      await registry.fromLogin(request.baseUrl, request.body, origin);
       return { ok: true };
     case 'sync': {
-      const account = await registry.forToken(request.baseUrl, request.token);
+      const account = await registry.forToken(request.baseUrl, request.token, origin);
       const body = await account.processSync(request.body);
       // The client gets its sync now; keys upload, queries and to-device go out after.
       account
@@ -57,16 +65,16 @@ export async function handlePageRequest(registry: AccountRegistry, request: Page
       return { ok: true, body };
     }
     case 'events': {
-      const account = await registry.forToken(request.baseUrl, request.token);
+      const account = await registry.forToken(request.baseUrl, request.token, origin);
       return { ok: true, body: await account.processHistory(request.roomId, request.body) };
     }
     case 'notifications': {
-      const account = await registry.forToken(request.baseUrl, request.token);
+      const account = await registry.forToken(request.baseUrl, request.token, origin);
       return { ok: true, body: await account.processNotifications(request.body) };
     }
     case 'send': {
       try {
-        const account = await registry.forToken(request.baseUrl, request.token);
+        const account = await registry.forToken(request.baseUrl, request.token, origin);
         const decision = await account.prepareSend(request.roomId, request.eventType, request.body);
         return { ok: true, send: decision };
       } catch (error) {
@@ -74,17 +82,20 @@ export async function handlePageRequest(registry: AccountRegistry, request: Page
       }
     }
     case 'search':
-      return searchServiceFor(registry).search(request.baseUrl, request.token, request.body, request.nextBatch);
+      return searchServiceFor(registry).search(request.baseUrl, request.token, origin, request.body, request.nextBatch);
     case 'media-key': {
-      const account = await registry.forToken(request.baseUrl, request.token);
+      const account = await registry.forToken(request.baseUrl, request.token, origin);
       return { ok: true, media: typeof request.mxc === 'string' ? ((await account.mediaKey(request.mxc)) ?? null) : null };
     }
     case 'warm':
       // Errors (e.g. a token the homeserver refuses) are for the request that follows.
-      await registry.forToken(request.baseUrl, request.token).catch(() => undefined);
+      await registry.forToken(request.baseUrl, request.token, origin).catch(() => undefined);
+      return { ok: true };
+    case 'logout-prepare':
+      await registry.beforeLogout(request.baseUrl, request.token, origin);
       return { ok: true };
     case 'logout':
-      await registry.logOut(request.baseUrl, request.token, request.all);
+      await registry.logOut(request.baseUrl, request.token, request.all === true, origin);
       return { ok: true };
   }
 }
@@ -94,7 +105,9 @@ function sendError(error: unknown): MatrixErrorReply {
   if (error instanceof EncryptionStateUnknownError) return matrixError(503, 'M_UNKNOWN', error.message);
   // The user's sharing policy said no: their own words, not "could not encrypt".
   if (error instanceof SendRefusedError) return matrixError(error.status, error.errcode, error.serverMessage);
-  if (error instanceof AccountUnusableError) return matrixError(403, 'M_FORBIDDEN', `Kirjava: ${error.message}`);
+  if (error instanceof AccountUnusableError || error instanceof SiteNotBoundError) {
+    return matrixError(403, 'M_FORBIDDEN', `Kirjava: ${error.message}`);
+  }
   if (error instanceof MatrixApiError) {
     return matrixError(error.status >= 400 ? error.status : 502, error.errcode, `Kirjava could not encrypt this message: ${error.serverMessage}`);
   }
@@ -108,6 +121,9 @@ function sendError(error: unknown): MatrixErrorReply {
  */
 export function failure(error: unknown): PageReply {
   if (error instanceof AccountUnusableError) return { ok: true };
+  // Not passed through: a sync handed over undecrypted would lose its room keys for good.
+  if (error instanceof SiteNotBoundError) return matrixError(403, 'M_FORBIDDEN', `Kirjava: ${error.message}`);
+  if (error instanceof UnconfirmedLoginError) return matrixError(401, 'M_UNKNOWN_TOKEN', `Kirjava: ${error.message}`);
   if (error instanceof MatrixApiError) return matrixError(error.status, error.errcode, error.serverMessage);
   return matrixError(503, 'M_UNKNOWN', `Kirjava: ${(error as Error)?.message ?? String(error)}`);
 }

@@ -98,7 +98,7 @@ export class SearchService {
   }
 
   /** The answer to the page's `POST /search` body (and `next_batch` query parameter). */
-  async search(baseUrl: string, token: string, body: string, nextBatch: string | undefined): Promise<PageReply> {
+  async search(baseUrl: string, token: string, origin: string, body: string, nextBatch: string | undefined): Promise<PageReply> {
     let request: SearchRequest;
     let batch: ReturnType<typeof decodeBatch>;
     try {
@@ -110,7 +110,7 @@ export class SearchService {
     }
     let account: CryptoAccount;
     try {
-      account = await this.registry.forToken(baseUrl, token);
+      account = await this.registry.forToken(baseUrl, token, origin);
     } catch (error) {
       if (!(error instanceof AccountUnusableError)) throw error;
       // No encryption for this session, hence nothing indexed: the homeserver answers alone.

@@ -15,6 +15,8 @@ import { SyncSplice } from './sync-splice.js';
 
 (() => {
   const nativeFetch = window.fetch.bind(window);
+  /** How long a logout waits for the worker to back up the account's room keys. */
+  const LOGOUT_BACKUP_WAIT_MS = 30_000;
   const NativeXHR = window.XMLHttpRequest;
 
   let port: MessagePort | undefined;
@@ -138,6 +140,12 @@ import { SyncSplice } from './sync-splice.js';
       // A stopped worker starts (≈ 150–200 ms: the crypto library compiles, the account's
       // store opens) while the homeserver answers: during a long-poll, entirely.
       port?.postMessage({ warm: { kind: 'warm', baseUrl, token: token! } satisfies PageRequest });
+    }
+    if (route.kind === 'logout') {
+      // While the token still works, the worker puts the account's room keys in the key
+      // backup, so the logout loses no history. Bounded: a logout is never held up for long.
+      const prepared = ask({ kind: 'logout-prepare', baseUrl, token: token! });
+      await Promise.race([prepared, new Promise((resolve) => setTimeout(resolve, LOGOUT_BACKUP_WAIT_MS))]);
     }
     const response = await nativeFetch(request);
     if (route.kind === 'logout') {

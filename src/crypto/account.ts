@@ -296,6 +296,14 @@ export class CryptoAccount {
     });
   }
 
+  /** Uploads every room key not yet in the key backup (before a logout); nothing while backup is off. */
+  backUpAllRoomKeys(): Promise<void> {
+    return this.queue.run(async () => {
+      if (!this.keys.backup.enabled) await this.keys.backup.resume();
+      await this.keys.backup.uploadPending(Number.POSITIVE_INFINITY);
+    });
+  }
+
   /** The key of an encrypted file a decrypted event of this account named (see MediaKeyRing). */
   mediaKey(mxc: string): Promise<MediaKey | undefined> {
     return this.media.lookup(mxc);

@@ -181,10 +181,13 @@ export class KeyBackup {
     return result.importedCount > 0;
   }
 
-  /** Uploads the room keys not yet in the backup (`PUT /room_keys/keys`), when enabled. */
-  async uploadPending(): Promise<void> {
+  /**
+   * Uploads the room keys not yet in the backup (`PUT /room_keys/keys`), when enabled, in at
+   * most `rounds` requests (the machine hands out a batch per request).
+   */
+  async uploadPending(rounds = 20): Promise<void> {
     if (!this.enabled) return;
-    for (let round = 0; round < 20; round++) {
+    for (let round = 0; round < rounds; round++) {
       const request = await this.machine.backupRoomKeys();
       if (!request) return;
       await this.outgoing.send(request);

@@ -42,9 +42,8 @@ export class RoomEncryptor {
   /** Rooms looked up this worker lifetime and found unencrypted. */
   private readonly plainRooms = new Set<string>();
   /**
-   * Joined and invited members per room, loaded once from the server and then kept
-   * current from the membership events of each sync; a gap in a room's timeline
-   * (`limited`) drops the room's list, so the next send loads it again.
+   * Joined and invited members per room, as the homeserver last listed them; dropped when a
+   * sync shows any membership change or a gap, so the next send loads the list again.
    */
   private readonly members = new Map<string, Set<string>>();
   /** Rooms whose last full key share still holds (see encrypt). */
@@ -172,25 +171,16 @@ export class RoomEncryptor {
   }
 
   /**
-   * Keeps a loaded member list current with a sync's membership events of the room
-   * (state and timeline, in order); `limited` means events may be missing: forget it.
+   * A sync body passed through the page, so its membership events are the page's word, not
+   * the homeserver's: a forged `join` must never earn anyone a room key. Any membership event
+   * of the room (state or timeline), or a gap (`limited`), is only a reason to load the list
+   * again from the homeserver with the account's own token before the next send.
    */
   observeMembership(roomId: string, events: unknown[], limited: boolean): void {
-    if (limited) {
-      this.members.delete(roomId);
-      this.shares.forget(roomId);
-      return;
-    }
-    const users = this.members.get(roomId);
-    if (!users) return;
-    for (const event of events as MemberEvent[]) {
-      if (event?.type !== 'm.room.member' || typeof event.state_key !== 'string') continue;
-      const membership = event.content?.membership;
-      const before = users.size;
-      if (membership === 'join' || membership === 'invite') users.add(event.state_key);
-      else users.delete(event.state_key);
-      if (users.size !== before) this.shares.forget(roomId);
-    }
+    const changed = limited || (events as MemberEvent[]).some((event) => event?.type === 'm.room.member');
+    if (!changed) return;
+    this.members.delete(roomId);
+    this.shares.forget(roomId);
   }
 
   /** Joined and invited members, from the server (`GET /rooms/{roomId}/members`) once. */

@@ -16,5 +16,7 @@ export function stateLine(account: AccountView): string {
       return 'Waiting for login: log in again in your Matrix client';
     case 'error':
       return `Error: ${account.error || 'the worker gave no details'}`;
+    case 'logged-out':
+      return `Logged out: keys kept until ${new Date(account.deleteAfter ?? Date.now()).toLocaleDateString()}`;
   }
 }

@@ -49,6 +49,11 @@ export type PageRequest =
    * history): the worker, perhaps stopped, starts and opens the account meanwhile.
    */
   | { kind: 'warm'; baseUrl: string; token: string }
+  /**
+   * The page is about to log out with this token: while it still works, the account's room
+   * keys go to the key backup (see AccountRegistry.beforeLogout).
+   */
+  | { kind: 'logout-prepare'; baseUrl: string; token: string }
   /** The page logged out (`/logout`, `/logout/all`) with this token. */
   | { kind: 'logout'; baseUrl: string; token: string; all: boolean };
 
@@ -79,7 +84,7 @@ export interface BridgeMessage {
 }
 
 /** State of one account as the popup shows it. */
-export type AccountState = 'active' | 'waiting-for-login' | 'error';
+export type AccountState = 'active' | 'waiting-for-login' | 'error' | 'logged-out';
 
 export interface AccountView {
   /** Stable id of (homeserver, user, device); UI requests name the account by it. */
@@ -92,6 +97,17 @@ export interface AccountView {
   state: AccountState;
   /** What went wrong and what the user can do about it, when state is 'error'. */
   error?: string;
+  /** When state is 'logged-out': the kept store is deleted then (ms since the epoch). */
+  deleteAfter?: number;
+}
+
+/** A site that wants to use an account another site logged in (see AccountRegistry.checkSite). */
+export interface AccountSiteRequestView {
+  accountId: string;
+  origin: string;
+  userId: string;
+  /** The sites the account is bound to now. */
+  sites: string[];
 }
 
 /**
@@ -114,6 +130,12 @@ export interface UiRequests extends VerificationUiRequests {
   'site-requests': { request: {}; reply: { requests: SiteRequestView[] } };
   /** The user's answer; Allow adds the origin to the allowed sites. */
   'site-decision': { request: { origin: string; allow: boolean }; reply: { ok: true } };
+  /** Sites asking to use an account that another site logged in. */
+  'account-site-requests': { request: {}; reply: { requests: AccountSiteRequestView[] } };
+  /** The user's answer; Allow lets the site use the account too. */
+  'account-site-decision': { request: { accountId: string; origin: string; allow: boolean }; reply: { ok: true } };
+  /** Deletes a logged-out account's kept keys now ("Delete now"). */
+  'account-delete-logged-out': { request: { accountId: string }; reply: { ok: true } };
   /** Allowed sites whose client syncs where the page hook cannot see it. */
   'uncovered-clients': { request: {}; reply: { clients: UncoveredClientView[] } };
 }

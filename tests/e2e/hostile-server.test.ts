@@ -125,4 +125,40 @@ describe('A hostile homeserver: malformed syncs, replays and forged senders', ()
     assert.match(resent!.body ?? '', /claims to be from @carol:localhost|claims a sender/);
     assert.equal(timeline.filter((e) => e.body === 'The original message').length, 1, 'the original shows twice');
   });
+
+  it('A join injected into a sync earns the outsider no room key: Kirjava asks the homeserver who the members are', story, async () => {
+    const { client, peer, session, roomId } = await givenProxiedRoom();
+    const mallory = await bed.givenPeer(await bed.newUser('mallory'));
+    await peer.waitForDeviceKeys(mallory.userId, mallory.deviceId);
+    // The first send loads the member list from the homeserver.
+    const first = await client.sendText(roomId, 'Before the injected join');
+    assert.equal((await peer.waitForText(roomId, 'Before the injected join')).eventId, first);
+
+    let injected = false;
+    proxy.rewrite = (body) => {
+      const sync = JSON.parse(body) as Json;
+      const events: Json[] | undefined = sync.rooms?.join?.[roomId]?.timeline?.events;
+      if (injected || !events?.some((e) => e.sender === peer.userId)) return undefined;
+      injected = true;
+      const join = { type: 'm.room.member', state_key: mallory.userId, sender: mallory.userId, event_id: '$injected-join', origin_server_ts: Date.now(), content: { membership: 'join' } };
+      events.unshift(join);
+      return JSON.stringify(sync);
+    };
+    await peer.sendText(roomId, 'Carries the injected join');
+    await client.waitForBody(roomId, 'Carries the injected join', 30_000);
+    assert.ok(injected, 'the proxy did not inject the join');
+    proxy.rewrite = undefined;
+
+    const after = await client.sendText(roomId, 'After the injected join');
+    assert.equal((await peer.waitForText(roomId, 'After the injected join')).decrypted, true);
+    const members = await (await fetch(`${bed.synapse.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/joined_members`, {
+      headers: { Authorization: `Bearer ${peer.accessToken}` },
+    })).json() as { joined: Record<string, unknown> };
+    assert.ok(!(mallory.userId in members.joined), 'the homeserver has the outsider in the room');
+    assert.ok(session.userId in members.joined);
+    // Whatever to-device messages the send caused have reached Mallory's sync by now.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const keys = await mallory.client.getCrypto()!.exportRoomKeys();
+    assert.deepEqual(keys.filter((key) => key.room_id === roomId).map((key) => key.session_id), [], `the outsider got the room key for ${after}`);
+  });
 });

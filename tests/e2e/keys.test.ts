@@ -316,6 +316,41 @@ describe('Kirjava keys: recovery, key backup, key files and late keys', () => {
     assert.equal(received.decrypted, true);
   });
 
+  it('8. Logging out with key backup on: Kirjava backs up its room keys first, then deletes the store; Element restores what Kirjava sent last', story, async () => {
+    const alice = await newUser('alice');
+    const { element, recoveryKey, secretStorageKey } = await givenElementWithRecovery(alice);
+    const roomId = await element.createEncryptedRoom([]);
+    const client = await givenClientTab();
+    const { userId, deviceId } = await client.login(bed.synapse.baseUrl, alice.userId, alice.password);
+    const { popup, panel } = await openKeysPanel(alice.userId);
+    await panel.getByLabel('Recovery key or passphrase').fill(recoveryKey);
+    assert.match((await press(panel, 'Recover')).status ?? '', /cross-signed/);
+    await popup.close();
+    await poll('the client to see the room', async () => (await client.timeline(roomId).catch(() => undefined)) && true);
+    await element.waitForDeviceKeys(userId, deviceId);
+
+    // Sent and logged out at once: no sync in between that would have backed the key up.
+    const sent = await client.sendText(roomId, 'Sent right before logging out');
+    const logout = await client.rawFetch('POST', '/_matrix/client/v3/logout', {});
+    assert.equal(logout.status, 200);
+    const accountId = `${bed.synapse.baseUrl}|${userId}|${deviceId}`;
+    await poll('the account to be deleted, not kept', async () => {
+      const { accounts } = await bed.browser.context.serviceWorkers()[0]!.evaluate(() => chrome.storage.local.get('accounts'));
+      return Object.keys((accounts ?? {}) as object).some((id) => id.startsWith(accountId)) ? undefined : true;
+    }, 30_000);
+    await element.stop();
+
+    const freshElement = await givenPeer(alice, () => secretStorageKey);
+    const crypto = freshElement.client.getCrypto()!;
+    await crypto.loadSessionBackupPrivateKeyFromSecretStorage();
+    await crypto.checkKeyBackupAndEnable();
+    const restored = await crypto.restoreKeyBackup();
+    assert.ok(restored.imported >= 1, `restored ${JSON.stringify(restored)}`);
+    const received = await freshElement.waitForText(roomId, 'Sent right before logging out', 20_000);
+    assert.equal(received.eventId, sent);
+    assert.equal(received.decrypted, true);
+  });
+
   it('7. History loaded again comes from the decrypted-event cache, not a second decryption', story, async () => {
     const alice = await newUser('alice');
     const bob = await givenPeer(await newUser('bob'));

@@ -8,7 +8,10 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { after, afterEach, before, describe, it } from 'node:test';
+import { OlmMachine, initAsync } from '@matrix-org/matrix-sdk-crypto-wasm';
+import fc from 'fast-check';
 import type { Page } from 'playwright-core';
 import { sendThrough } from '../fixtures/bypass.ts';
 import { startClientServer } from '../fixtures/client-server.ts';
@@ -44,11 +47,13 @@ async function givenAliceWithASecret(text: string) {
 }
 
 /**
- * A hostile page on the unallowed origin that takes the bridge's MessagePort before the
- * hook can (its script runs at document creation, listening first) and keeps it for itself.
+ * A page of `origin` whose script takes the bridge's MessagePort before the hook can (it runs
+ * at document creation, listening first) and keeps it for itself: an XSS in a client, or a
+ * hostile site. `path` may ask the test server for a CSP-sandboxed (opaque-origin) page.
  */
-async function openHostilePage(): Promise<Page> {
+async function openPortThief(origin: string, path = '/'): Promise<Page> {
   const page = await bed.browser.context.newPage();
+  bed.track(page);
   await page.addInitScript(() => {
     window.addEventListener(
       'message',
@@ -61,9 +66,18 @@ async function openHostilePage(): Promise<Page> {
       true,
     );
   });
-  await page.goto(`${hostileOrigin}/`);
-  await page.waitForFunction(() => 'kirjavaTest' in window);
+  await page.goto(`${origin}${path}`);
+  await page.waitForFunction(() => 'stolenPort' in window, undefined, { timeout: 10_000 });
   return page;
+}
+
+/** The hostile page on the unallowed origin. */
+const openHostilePage = () => openPortThief(hostileOrigin);
+
+/** Account records Kirjava keeps, by id (`<homeserver>|<user>|<device>`). */
+async function accountRecords(): Promise<Record<string, { userId: string; deviceId: string; loggedOutAt?: number; storeName: string }>> {
+  const { accounts } = await inWorker(() => chrome.storage.local.get('accounts'));
+  return (accounts ?? {}) as Awaited<ReturnType<typeof accountRecords>>;
 }
 
 /** Sends a forged page request over the stolen bridge port; what comes back within `ms`. */
@@ -86,6 +100,7 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
   before(
     async () => {
       await bed.start();
+      await initAsync();
       hostileOrigin = bed.site.origin.replace('127.0.0.1', 'localhost');
     },
     { timeout: 180_000 },
@@ -137,16 +152,7 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
   it('An allowed page that sends a made-up token gets a Matrix error and nothing of any account; a forged logout wipes nothing', story, async () => {
     const secret = 'Not for a stranger token';
     const { roomId, ciphertext, session } = await givenAliceWithASecret(secret);
-    const page = await bed.browser.context.newPage();
-    await page.addInitScript(() => {
-      window.addEventListener('message', (event) => {
-        if (event.data?.kirjava === 'bridge-port' && event.ports[0]) {
-          event.stopImmediatePropagation();
-          (window as any).stolenPort = event.ports[0];
-        }
-      }, true);
-    });
-    await page.goto(`${bed.site.origin}/`);
+    const page = await openPortThief(bed.site.origin);
     const answer = (await forgeOverBridge(page, {
       kind: 'events',
       baseUrl: bed.synapse.baseUrl,
@@ -168,6 +174,91 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
     await page.close();
   });
 
+  it('A forged login from an allowed page binds nothing the homeserver does not confirm: no account, no decryption; a logout forged after it wipes nothing', story, async () => {
+    const secret = 'Not for a forged login';
+    const { user, session, client, peer, roomId, ciphertext } = await givenAliceWithASecret(secret);
+    const aliceId = `${bed.synapse.baseUrl}|${session.userId}|${session.deviceId}`;
+    const before = Object.keys(await accountRecords()).sort();
+    const page = await openPortThief(bed.site.origin);
+    const madeUp = 'syt_forged_login_token';
+    const forgedLogins = [
+      // A made-up token for Alice's very device, and for a device nobody has.
+      { user_id: session.userId, device_id: session.deviceId, access_token: madeUp },
+      { user_id: session.userId, device_id: 'FORGEDDEVICE', access_token: madeUp },
+      // Alice's real token of another device, claimed for the client's device and for another user.
+      { user_id: session.userId, device_id: session.deviceId, access_token: user.accessToken },
+      { user_id: '@mallory:localhost', device_id: 'MALLORY', access_token: user.accessToken },
+    ];
+    for (const login of forgedLogins) {
+      const body = JSON.stringify(login);
+      const answer = (await forgeOverBridge(page, { kind: 'login', baseUrl: bed.synapse.baseUrl, body }, 15_000)) as {
+        reply?: { ok: boolean; errcode?: string };
+      };
+      assert.equal(answer.reply?.ok, false, `the forged login ${body} was accepted: ${JSON.stringify(answer)}`);
+    }
+    assert.deepEqual(Object.keys(await accountRecords()).sort(), before, 'a forged login created an account record');
+
+    // The made-up token reaches no account: the homeserver's M_UNKNOWN_TOKEN and nothing else.
+    const events = JSON.stringify(
+      await forgeOverBridge(page, { kind: 'events', baseUrl: bed.synapse.baseUrl, token: madeUp, roomId, body: JSON.stringify({ chunk: [ciphertext] }) }, 15_000),
+    );
+    assert.ok(!events.includes(secret), 'the made-up token got the plaintext');
+    assert.match(events, /M_UNKNOWN_TOKEN/);
+
+    // Its 401 proves nothing about Alice's account: a logout with it wipes nothing.
+    await forgeOverBridge(page, { kind: 'logout', baseUrl: bed.synapse.baseUrl, token: madeUp, all: true }, 15_000);
+    const records = await accountRecords();
+    assert.ok(records[aliceId] && !records[aliceId].loggedOutAt, 'a logout with a made-up token retired the account');
+    const next = 'Still readable after the forged logout';
+    await peer.sendText(roomId, next);
+    assert.equal((await client.waitForBody(roomId, next, 20_000)).type, 'm.room.message');
+  });
+
+  it('A page whose origin is opaque (CSP sandbox) is never served, though its URL names an allowed site', story, async () => {
+    const secret = 'Not for an opaque origin';
+    const { session, roomId, ciphertext } = await givenAliceWithASecret(secret);
+    const page = await openPortThief(bed.site.origin, '/?csp-sandbox');
+    assert.equal(await page.evaluate(() => self.origin), 'null', 'the page is not sandboxed');
+    assert.ok(page.url().startsWith(bed.site.origin));
+    const answer = JSON.stringify(
+      await forgeOverBridge(page, { kind: 'events', baseUrl: bed.synapse.baseUrl, token: session.accessToken, roomId, body: JSON.stringify({ chunk: [ciphertext] }) }, 5_000),
+    );
+    assert.ok(!answer.includes(secret), `the opaque-origin page got the plaintext: ${answer}`);
+    assert.match(answer, /did not answer|timeout/, answer);
+  });
+
+  it('Forged page messages in bulk (login, logout, sync, events with random fields) create no account, retire none, and leave the worker serving', { timeout: 300_000 }, async () => {
+    const { session, client, peer, roomId } = await givenAliceWithASecret('Before the fuzzing');
+    const aliceId = `${bed.synapse.baseUrl}|${session.userId}|${session.deviceId}`;
+    const before = Object.keys(await accountRecords()).sort();
+    const page = await openPortThief(bed.site.origin);
+    const base = bed.synapse.baseUrl;
+    // Mostly the configured homeserver: a request about any other gets no answer at all (slow to see).
+    const baseUrl = fc.oneof({ weight: 6, arbitrary: fc.constant(base) }, { weight: 1, arbitrary: fc.string({ maxLength: 20 }) });
+    const text = fc.oneof(fc.string({ maxLength: 20 }), fc.constantFrom(session.userId, session.deviceId, '', '@x:localhost', '\u0000', '__proto__'));
+    const token = fc.oneof(text, fc.constant(session.accessToken), fc.constant(null), fc.integer());
+    const json = fc.jsonValue({ maxDepth: 3 });
+    const forged = fc.oneof(
+      fc.record({ kind: fc.constant('login'), baseUrl, body: fc.oneof(text, json.map((v) => JSON.stringify(v)), fc.record({ user_id: text, device_id: text, access_token: token }).map((v) => JSON.stringify(v))) }),
+      fc.record({ kind: fc.constant('logout'), baseUrl, token, all: fc.oneof(fc.boolean(), json) }),
+      fc.record({ kind: fc.constant('logout-prepare'), baseUrl: fc.constant(base), token }),
+      fc.record({ kind: fc.constantFrom('sync', 'events', 'notifications'), baseUrl: fc.constant(base), token: fc.oneof(fc.constant(session.accessToken), token), roomId: fc.oneof(fc.constant(roomId), text), body: fc.oneof(text, json.map((v) => JSON.stringify(v))) }),
+      json,
+    );
+    const samples = fc.sample(forged, { numRuns: 40, seed: 11 });
+    for (const request of samples) {
+      const answer = (await forgeOverBridge(page, request, 4_000)) as { reply?: { ok?: boolean } };
+      if ((request as { kind?: unknown })?.kind === 'login') {
+        assert.notEqual(answer.reply?.ok, true, `a forged login was accepted: ${JSON.stringify(request)}`);
+      }
+    }
+    assert.deepEqual(Object.keys(await accountRecords()).sort(), before, 'forged messages created or retired an account');
+    assert.equal((await accountRecords())[aliceId]?.loggedOutAt, undefined);
+    const next = 'Readable after the fuzzing';
+    await peer.sendText(roomId, next);
+    assert.equal((await client.waitForBody(roomId, next, 20_000)).type, 'm.room.message');
+  });
+
   it('The popup asks "Allow <origin> to use encryption for <account>?"; the badge shows it; Allow makes that site work', story, async () => {
     const secret = 'Readable once allowed';
     const { session, roomId } = await givenAliceWithASecret(secret);
@@ -187,11 +278,26 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
     assert.equal(await inWorker(() => chrome.action.getBadgeText({})), '');
     await popup.close();
 
-    // Reloaded, the newly allowed site reads the encrypted room.
+    // Reloaded, the newly allowed site still may not use Alice's account: another site logged
+    // it in. Its syncs fail (no to-device event is lost to it) until the user says yes.
     await hostile.close();
     const allowed = await bed.givenClientTab(hostileOrigin);
-    await allowed.startWithToken(bed.synapse.baseUrl, session.userId, session.accessToken, session.deviceId);
-    const entry = await allowed.waitForBody(roomId, secret, 20_000);
+    await assert.rejects(
+      allowed.startWithToken(bed.synapse.baseUrl, session.userId, session.accessToken, session.deviceId),
+      /first sync/,
+      'the second site synced through Kirjava before the user allowed it the account',
+    );
+    const accountPopup = bed.track(await bed.browser.openPopup());
+    const accountAsk = accountPopup.getByRole('region', { name: `Account request from ${hostileOrigin}` });
+    await accountAsk.waitFor({ timeout: 15_000 });
+    assert.match(await accountAsk.innerText(), new RegExp(`use ${session.userId.replace(/[.]/g, '\\.')} too\\?`));
+    assert.ok(!(await allowed.timeline(roomId).catch(() => [])).some((e) => e.body === secret), 'the second site read before the user allowed it');
+    const refused = await allowed.rawFetch('GET', '/_matrix/client/v3/sync?timeout=0');
+    assert.equal(refused.status, 403, JSON.stringify(refused));
+    assert.ok(!JSON.stringify(refused.json).includes(secret));
+    await accountAsk.getByRole('button', { name: 'Allow' }).click();
+    await accountAsk.waitFor({ state: 'detached', timeout: 10_000 });
+    const entry = await allowed.waitForBody(roomId, secret, 30_000);
     assert.equal(entry.type, 'm.room.message');
     // Later stories want the hostile origin unallowed again (and its page gone, or it would ask again).
     await allowed.close();
@@ -247,17 +353,15 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
     await popup.close();
   });
 
-  it('Logging out through the client leaves no crypto store, no record, no token, no rules for that account', story, async () => {
-    const { client, session, peer } = await givenAliceWithASecret('Before logging out');
+  it('Logging out through the client without a key backup: tokens, rules, caches and search index go at once; the keys are kept sealed for export, then deleted', story, async () => {
+    const secret = 'Before logging out';
+    const { client, session, peer, roomId } = await givenAliceWithASecret(secret);
     const plainRoom = await peer.createPlainRoom([session.userId]);
     assert.equal(await client.waitForInvite(), plainRoom);
     await client.joinRoom(plainRoom);
     await client.sendText(plainRoom, 'A plain message, so the guard knows this room');
     const accountId = `${bed.synapse.baseUrl}|${session.userId}|${session.deviceId}`;
-    const storeName = await poll('the account record', async () => {
-      const { accounts } = await inWorker(() => chrome.storage.local.get('accounts'));
-      return (accounts as Record<string, { storeName: string }> | undefined)?.[accountId]?.storeName;
-    });
+    const storeName = await poll('the account record', async () => (await accountRecords())[accountId]?.storeName);
     const databases = () => inWorker(async () => (await indexedDB.databases()).map((db) => db.name ?? ''));
     assert.ok((await databases()).some((name) => name.startsWith(`${storeName}::`)), 'no store before logout');
     // The decrypted secret is in the account's search index and decrypted-event cache.
@@ -271,12 +375,12 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
     const logout = await client.rawFetch('POST', '/_matrix/client/v3/logout', {});
     assert.equal(logout.status, 200);
 
-    await poll('the account to be wiped', async () => {
-      const { accounts } = await inWorker(() => chrome.storage.local.get('accounts'));
-      return (accounts as Record<string, unknown>)?.[accountId] ? undefined : true;
-    }, 20_000);
-    assert.deepEqual((await databases()).filter((name) => name.startsWith(storeName)), [], 'the crypto store is still there');
-    assert.ok(!(await databases()).includes(searchDb), 'the search index (decrypted plaintext) is still there');
+    const keptId = await poll('the account to be retired', async () =>
+      Object.entries(await accountRecords()).find(([id, record]) => id.startsWith(`${accountId}|logged-out|`) && record.loggedOutAt)?.[0], 20_000);
+    assert.equal((await accountRecords())[accountId], undefined, 'the active record is still there');
+    assert.ok((await databases()).some((name) => name.startsWith(`${storeName}::`)), 'the crypto store was deleted although no backup holds its keys');
+    assert.ok(!(await databases()).includes(`${storeName}-decrypted-events`), 'the decrypted-event cache is still there');
+    await poll('the search index to go', async () => ((await databases()).includes(searchDb) ? undefined : true));
     const { searchIndexKeys } = await inWorker(() => chrome.storage.local.get('searchIndexKeys'));
     assert.equal((searchIndexKeys as Record<string, unknown> | undefined)?.[accountId], undefined, 'the search index keys are still there');
     const { tokens } = await inWorker(() => chrome.storage.session.get('tokens'));
@@ -284,10 +388,25 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
     const plain = await inWorker(() => chrome.storage.local.get('guard.plainRooms'));
     assert.equal((plain['guard.plainRooms'] as Record<string, unknown> | undefined)?.[accountId], undefined);
     assert.equal(await rulesMention(plainRoom.slice(1, 10)), false, 'the plain room still has an allow rule');
-    const popup = await bed.browser.openPopup();
-    await popup.getByText(/Kirjava/).first().waitFor();
-    await sleep(500);
-    assert.equal(await popup.getByRole('article', { name: session.userId }).count(), 0, 'the popup still shows the account');
-    await popup.close();
+
+    // The popup offers the kept keys for export, then deletes them on request.
+    const popup = bed.track(await bed.browser.openPopup());
+    const card = popup.getByRole('article', { name: session.userId });
+    await card.getByText(/Logged out: keys kept until/).waitFor({ timeout: 10_000 });
+    assert.equal(await card.getByRole('button', { name: 'Recover' }).count(), 0, 'a logged-out account offers recovery');
+    const panel = card.getByRole('region', { name: 'Encryption keys' });
+    await panel.getByLabel('Export passphrase').fill('kept keys passphrase');
+    const download = popup.waitForEvent('download');
+    await panel.getByRole('button', { name: 'Export keys' }).click();
+    await panel.getByRole('status').filter({ hasText: /exported to kirjava-keys\.txt/ }).waitFor({ timeout: 60_000 });
+    const file = await readFile((await (await download).path())!, 'utf8');
+    const exported = JSON.parse(OlmMachine.decryptExportedRoomKeys(file, 'kept keys passphrase')) as Array<{ room_id: string }>;
+    assert.ok(exported.some((key) => key.room_id === roomId), 'the export lacks the encrypted room\'s key');
+
+    popup.once('dialog', (dialog) => void dialog.accept());
+    await card.getByRole('button', { name: 'Delete now' }).click();
+    await card.waitFor({ state: 'detached', timeout: 15_000 });
+    assert.equal((await accountRecords())[keptId], undefined, 'the logged-out record is still there');
+    await poll('the kept store to go', async () => ((await databases()).some((name) => name.startsWith(storeName)) ? undefined : true));
   });
 });

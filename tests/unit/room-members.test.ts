@@ -1,7 +1,9 @@
 /**
- * Who gets a room key: the member list is loaded from the server once per room and then kept
- * current from the membership events of each sync, so a send costs no extra round trip, and a
- * member who left stops getting keys at once. A gap in the timeline drops the list.
+ * Who gets a room key: the member list is loaded from the server once per room, so a send
+ * costs no extra round trip while nothing changes. A membership event in a sync (which came
+ * through the page, so it is the page's word) or a gap in the timeline makes the next send
+ * load the list from the homeserver again: a member who left stops getting keys at once, and
+ * a join the homeserver never saw earns nobody a key.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -44,7 +46,7 @@ describe('The member list of an encrypted room', () => {
     assert.equal(await reads(hs, bob, third), 'three');
   });
 
-  it('follows the sync: a member who left gets no key for the next message', async () => {
+  it('is loaded again when a sync shows a leave: the member who left gets no key for the next message', async () => {
     const { hs, alice, carol } = await room();
     const before = await send(hs, alice, 'while carol is here');
     assert.equal(await reads(hs, carol, before), 'while carol is here');
@@ -54,8 +56,29 @@ describe('The member list of an encrypted room', () => {
     await alice.processSync(hs.syncFor(ALICE, 'ALICEDEV', { timeline: { [ROOM]: [leave] } }));
     const after = await send(hs, alice, 'after carol left');
 
-    assert.equal(memberLookups(hs), 1, 'the leave came from the sync, not a new lookup');
+    assert.equal(memberLookups(hs), 2, 'the sync\'s leave made the next send ask the homeserver');
     assert.match(await reads(hs, carol, after), /Unable to decrypt/);
+  });
+
+  it('believes the homeserver, not the sync: a forged join of an outsider earns him no key', async () => {
+    const { hs, alice, bob } = await room();
+    const outsider = await CryptoAccount.open({
+      baseUrl: hs.baseUrl,
+      userId: '@mallory:example.test',
+      deviceId: 'MALLORYDEV',
+      accessToken: hs.login('@mallory:example.test', 'MALLORYDEV'),
+      fetchFn: hs.fetchFn,
+    });
+    await outsider.claimDevice();
+    await send(hs, alice, 'before the forged join');
+    // A page (an XSS in the client) hands the worker a sync with a join the server never had.
+    const forged = hs.event(ROOM, '@mallory:example.test', 'm.room.member', { membership: 'join' }, { state_key: '@mallory:example.test' });
+    await alice.processSync(hs.syncFor(ALICE, 'ALICEDEV', { timeline: { [ROOM]: [forged] } }));
+    const after = await send(hs, alice, 'after the forged join');
+
+    assert.equal(memberLookups(hs), 2, 'the forged join made the next send ask the homeserver');
+    assert.equal(await reads(hs, bob, after), 'after the forged join');
+    assert.match(await reads(hs, outsider, after), /Unable to decrypt/, 'the outsider got the room key');
   });
 
   it('is loaded again after a gap in the timeline (limited), which may hide membership changes', async () => {
