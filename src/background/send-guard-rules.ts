@@ -162,10 +162,10 @@ export function buildGuardRules(input: GuardInput): GuardRules {
   // Case-sensitive: `M.ROOM.ENCRYPTED` is another event type, and the homeserver would store
   // its plaintext content. No `?` before the type, so a query string cannot smuggle it in.
   rules.push(allowRule(common, `${ANY_BASE}/_matrix/client/${SEND_PREFIXES}/rooms/[^/?#]*/send/m\\.room\\.encrypted(?:/[^/?#]*)?(?:\\?.*)?$`));
-  const regexLeft = Math.max(0, input.regexBudget - 1);
   const rooms = input.plainRooms;
-  // The most recently used rooms get the rules when there are more rooms than budget.
-  const kept = rooms.slice(Math.max(0, rooms.length - regexLeft));
+  // The m.room.encrypted rule took one regex rule; the most recently used rooms get the
+  // rest when there are more rooms than budget.
+  const kept = rooms.slice(Math.max(0, rooms.length - Math.max(0, input.regexBudget - 1)));
   for (const roomId of kept) {
     // Room ids are case-sensitive: !abc and !ABC are different rooms.
     rules.push(allowRule(common, `${ANY_BASE}/_matrix/client/${SEND_PREFIXES}/rooms/${roomIdPattern(roomId)}/send/`));
