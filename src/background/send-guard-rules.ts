@@ -3,19 +3,57 @@
  * the rooms known to be unencrypted. Plain data in, plain rules out (no chrome.* here),
  * so the rule shapes are unit-tested in Node.
  *
- * Fail closed: for each configured homeserver, every PUT/POST from an allowed site to
- * `/_matrix/client/<any prefix>/rooms/<anything>/send/` is blocked, in every context of
- * the site (page, iframes, Web Workers, its own Service Worker: they are all
- * `xmlhttprequest`), unless it is
+ * Fail closed: every PUT/POST to `/_matrix/client/<any prefix>/rooms/<anything>/send/`
+ * started by an allowed site is blocked, in every context of the site (page, iframes,
+ * Web Workers, its own Service Worker, form posts, navigations, beacons) and on every
+ * host: the homeserver the user configured is reachable under other names too
+ * (`localhost`, an IPv4-mapped IPv6 address, a CNAME, its .well-known name), so the rules
+ * never name a host. A send passes only when it is
  *  - an `m.room.encrypted` send (what Kirjava's hook sends, or an E2EE client's own), or
- *  - a send into a room the worker knows to be unencrypted.
+ *  - a send into a room the worker knows to be unencrypted (room ids are global: the same
+ *    id names the same room on every homeserver, under every host name).
  * Rooms Kirjava never saw, and URLs written in encodings nobody expected, stay blocked.
  */
 
 export type Rule = chrome.declarativeNetRequest.Rule;
+type ResourceType = chrome.declarativeNetRequest.ResourceType;
+
+/**
+ * Every resource type Chromium knows: a plaintext event can leave as a fetch or XHR
+ * (`xmlhttprequest`), a form post into a frame or a tab (`sub_frame`, `main_frame`), a
+ * beacon or `<a ping>` (`ping`, carrying the token in the query string), and through
+ * whatever else a page can make POST. Firefox files `navigator.sendBeacon` under its own
+ * `beacon`, which Chromium rejects: a Firefox build adds it here.
+ */
+export const GUARDED_RESOURCE_TYPES = [
+  'main_frame',
+  'sub_frame',
+  'stylesheet',
+  'script',
+  'image',
+  'font',
+  'object',
+  'xmlhttprequest',
+  'ping',
+  'csp_report',
+  'media',
+  'websocket',
+  'webtransport',
+  'webbundle',
+  'other',
+] as ResourceType[];
 
 /** The client-server API versions under which the homeserver routes `/rooms/{id}/send`. */
 const SEND_PREFIXES = '(?:r0|v3|v1|api/v1|unstable)';
+
+/**
+ * Any scheme, host and base path before the `/_matrix/` of a send. `[^?#]*` keeps the
+ * match in the path, so a query string cannot hold what an allow rule looks for. The
+ * homeserver routes a send only when its whole path (below the base path) is
+ * `/_matrix/client/<prefix>/rooms/<id>/send/<type>[/<txn>]`, single segments that hold no
+ * further `/_matrix/client/`: the part an allow rule matches is the part it routes.
+ */
+const ANY_BASE = '^[^?#]*';
 
 const BLOCK_PRIORITY = 1;
 const ALLOW_PRIORITY = 2;
@@ -28,21 +66,6 @@ export const escapeRegex = (text: string): string => text.replace(/[\\^$.*+?()[\
  * percent-encoded (hex digits in either case). Chromium keeps escapes as the page wrote
  * them, so `!abc:example.org`, `%21abc%3Aexample.org` and `!abc%3aexample.org` all occur.
  */
-/**
- * An allow rule (higher priority than the block rules) for sends whose URL matches
- * `regexFilter`, matched case-sensitively: event types and room ids are case-sensitive.
- */
-function allowRule(
-  common: chrome.declarativeNetRequest.RuleCondition,
-  regexFilter: string,
-): Omit<chrome.declarativeNetRequest.Rule, 'id'> {
-  return {
-    priority: ALLOW_PRIORITY,
-    action: { type: 'allow' as chrome.declarativeNetRequest.RuleActionType },
-    condition: { ...common, isUrlFilterCaseSensitive: true, regexFilter },
-  };
-}
-
 export function roomIdPattern(roomId: string): string {
   let pattern = '';
   for (const char of roomId) {
@@ -63,13 +86,26 @@ export function roomIdPattern(roomId: string): string {
   return pattern;
 }
 
+/**
+ * An allow rule (higher priority than the block rules) for sends whose URL matches
+ * `regexFilter`, matched case-sensitively: event types and room ids are case-sensitive.
+ */
+function allowRule(
+  common: chrome.declarativeNetRequest.RuleCondition,
+  regexFilter: string,
+): Omit<chrome.declarativeNetRequest.Rule, 'id'> {
+  return {
+    priority: ALLOW_PRIORITY,
+    action: { type: 'allow' as chrome.declarativeNetRequest.RuleActionType },
+    condition: { ...common, isUrlFilterCaseSensitive: true, regexFilter },
+  };
+}
+
 export interface GuardInput {
-  /** Configured homeserver base URLs (normalized, no trailing slash). */
-  homeservers: string[];
   /** Allowed site origins; the guard applies to requests these sites start. */
   allowedSites: string[];
-  /** Per homeserver, rooms known to be unencrypted, most recently used last. */
-  plainRooms: Map<string, string[]>;
+  /** Rooms known to be unencrypted (by any account), each once, most recently used last. */
+  plainRooms: string[];
   /**
    * Tabs whose top-level page is on an allowed site: a sandboxed iframe or data: document
    * there has an opaque origin that `initiatorDomains` cannot match, so these tabs get
@@ -84,8 +120,8 @@ export interface GuardInput {
 
 export interface GuardRules {
   rules: Rule[];
-  /** Per homeserver, the unencrypted rooms that got an allow rule. */
-  plainRoomsAllowed: Map<string, Set<string>>;
+  /** The unencrypted rooms that got an allow rule. */
+  plainRoomsAllowed: Set<string>;
   /** Plain rooms left without an allow rule because the budget ran out. */
   plainRoomsLeftOut: number;
 }
@@ -98,47 +134,45 @@ const hostOf = (origin: string): string | undefined => {
   }
 };
 
+/**
+ * The sends the block rules match, on any host: `urlFilter`, not a regex, so it costs no
+ * regex rule, is case-insensitive, and its `*` also spans odd encodings, extra segments
+ * and doubled slashes (which a proxy in front of the homeserver may merge), so it blocks
+ * more than the homeserver would route. Fail closed.
+ */
+const SEND_URL_FILTER = '/_matrix/*client/*/rooms/*/send/';
+
 /** Every rule of the send guard; ids are 1..n in a stable order. */
 export function buildGuardRules(input: GuardInput): GuardRules {
   const initiators = [...new Set(input.allowedSites.map(hostOf).filter((h): h is string => !!h))];
-  if (initiators.length === 0 || input.homeservers.length === 0) return { rules: [], plainRoomsAllowed: new Map(), plainRoomsLeftOut: 0 };
+  if (initiators.length === 0) return { rules: [], plainRoomsAllowed: new Set(), plainRoomsLeftOut: 0 };
   const rules: Omit<Rule, 'id'>[] = [];
   const common = {
     requestMethods: ['put', 'post'] as chrome.declarativeNetRequest.RequestMethod[],
-    // xmlhttprequest: fetch and XHR from every context; ping: navigator.sendBeacon, which
-    // can carry the token in the query string; other: whatever Chromium files nowhere else.
-    resourceTypes: ['xmlhttprequest', 'ping', 'other'] as chrome.declarativeNetRequest.ResourceType[],
+    resourceTypes: GUARDED_RESOURCE_TYPES,
     excludedInitiatorDomains: [input.extensionId],
   };
+  const block = { type: 'block' as chrome.declarativeNetRequest.RuleActionType };
+  const urlFilter = SEND_URL_FILTER;
+  rules.push({ priority: BLOCK_PRIORITY, action: block, condition: { ...common, urlFilter, initiatorDomains: initiators } });
+  if (input.tabIds.length > 0) {
+    rules.push({ priority: BLOCK_PRIORITY, action: block, condition: { ...common, urlFilter, tabIds: input.tabIds } });
+  }
   // Allow rules need no initiator condition: they only matter where a block rule matched.
-  let regexLeft = input.regexBudget;
-  for (const base of input.homeservers) {
-    // urlFilter, not a regex: case-insensitive, and `*` also spans odd encodings and
-    // extra segments, so it blocks more than the homeserver would route. Fail closed.
-    const urlFilter = `|${base}/_matrix/client/*/rooms/*/send/`;
-    const block = { type: 'block' as chrome.declarativeNetRequest.RuleActionType };
-    rules.push({ priority: BLOCK_PRIORITY, action: block, condition: { ...common, urlFilter, initiatorDomains: initiators } });
-    if (input.tabIds.length > 0) {
-      rules.push({ priority: BLOCK_PRIORITY, action: block, condition: { ...common, urlFilter, tabIds: input.tabIds } });
-    }
-    // Case-sensitive: `M.ROOM.ENCRYPTED` is another event type, and the homeserver would store
-    // its plaintext content. No `?` before the type, so a query string cannot smuggle it in.
-    rules.push(allowRule(common, `^${escapeRegex(base)}/_matrix/client/${SEND_PREFIXES}/rooms/[^/?#]*/send/m\\.room\\.encrypted(?:/[^/?#]*)?(?:\\?.*)?$`));
-    regexLeft -= 1;
+  // Case-sensitive: `M.ROOM.ENCRYPTED` is another event type, and the homeserver would store
+  // its plaintext content. No `?` before the type, so a query string cannot smuggle it in.
+  rules.push(allowRule(common, `${ANY_BASE}/_matrix/client/${SEND_PREFIXES}/rooms/[^/?#]*/send/m\\.room\\.encrypted(?:/[^/?#]*)?(?:\\?.*)?$`));
+  const rooms = input.plainRooms;
+  // The m.room.encrypted rule took one regex rule; the most recently used rooms get the
+  // rest when there are more rooms than budget.
+  const kept = rooms.slice(Math.max(0, rooms.length - Math.max(0, input.regexBudget - 1)));
+  for (const roomId of kept) {
+    // Room ids are case-sensitive: !abc and !ABC are different rooms.
+    rules.push(allowRule(common, `${ANY_BASE}/_matrix/client/${SEND_PREFIXES}/rooms/${roomIdPattern(roomId)}/send/`));
   }
-  let plainRoomsLeftOut = 0;
-  const plainRoomsAllowed = new Map<string, Set<string>>();
-  for (const base of input.homeservers) {
-    const rooms = input.plainRooms.get(base) ?? [];
-    // The most recently used rooms get the rules when there are more rooms than budget.
-    const kept = rooms.slice(Math.max(0, rooms.length - Math.max(0, regexLeft)));
-    plainRoomsLeftOut += rooms.length - kept.length;
-    regexLeft -= kept.length;
-    plainRoomsAllowed.set(base, new Set(kept));
-    for (const roomId of kept) {
-      // Room ids are case-sensitive: !abc and !ABC are different rooms.
-      rules.push(allowRule(common, `^${escapeRegex(base)}/_matrix/client/${SEND_PREFIXES}/rooms/${roomIdPattern(roomId)}/send/`));
-    }
-  }
-  return { rules: rules.map((rule, index) => ({ ...rule, id: index + 1 })), plainRoomsAllowed, plainRoomsLeftOut };
+  return {
+    rules: rules.map((rule, index) => ({ ...rule, id: index + 1 })),
+    plainRoomsAllowed: new Set(kept),
+    plainRoomsLeftOut: rooms.length - kept.length,
+  };
 }

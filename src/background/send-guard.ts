@@ -30,8 +30,8 @@ export class SendGuard {
   private readonly installs = new SerialQueue();
   private nextInstall: Promise<void> | undefined;
   private plain: Promise<PlainRooms> | undefined;
-  /** Rooms that got an allow rule in the last install, per homeserver. */
-  private allowed = new Map<string, Set<string>>();
+  /** Rooms that got an allow rule in the last install. */
+  private allowed = new Set<string>();
   private readonly tabs = new GuardedTabs(() => {
     this.requestInstall().catch((error) => console.error('Kirjava: could not update the send guard', error));
   });
@@ -51,16 +51,20 @@ export class SendGuard {
       entry.rooms = [...entry.rooms.filter((id) => id !== roomId), roomId];
       await browser.storage.local.set({ [PLAIN_ROOMS_KEY]: plain });
     });
-    if (!this.allowed.get(baseUrl)?.has(roomId)) await this.requestInstall();
+    if (!this.allowed.has(roomId)) await this.requestInstall();
   }
 
-  /** `roomId` is encrypted: no account keeps an allow rule for it (resolves once it is gone). */
-  async roomIsEncrypted(baseUrl: string, roomId: string): Promise<void> {
+  /**
+   * `roomId` is encrypted: no account keeps an allow rule for it (resolves once it is
+   * gone). Whichever homeserver said so, every account forgets it: a room id names the
+   * same room everywhere, and its allow rule holds on every host.
+   */
+  async roomIsEncrypted(_seenOn: string, roomId: string): Promise<void> {
     const changed = await this.queue.run(async () => {
       const plain = await this.plainRooms();
       let changed = false;
       for (const entry of Object.values(plain)) {
-        if (entry.baseUrl === baseUrl && entry.rooms.includes(roomId)) {
+        if (entry.rooms.includes(roomId)) {
           entry.rooms = entry.rooms.filter((id) => id !== roomId);
           changed = true;
         }
@@ -68,7 +72,7 @@ export class SendGuard {
       if (changed) await browser.storage.local.set({ [PLAIN_ROOMS_KEY]: plain });
       return changed;
     });
-    if (changed || this.allowed.get(baseUrl)?.has(roomId)) await this.requestInstall();
+    if (changed || this.allowed.has(roomId)) await this.requestInstall();
   }
 
   /** Whether an account already knows `roomId` to be unencrypted (no need to look it up). */
@@ -110,16 +114,14 @@ export class SendGuard {
 
   private async installNow(): Promise<void> {
     const settings = await getSettings();
-    const byHomeserver = new Map<string, string[]>();
-    for (const { baseUrl, rooms } of Object.values(await this.plainRooms())) {
-      const list = byHomeserver.get(baseUrl) ?? [];
-      byHomeserver.set(baseUrl, [...list.filter((id) => !rooms.includes(id)), ...rooms]);
+    let plainRooms: string[] = [];
+    for (const { rooms } of Object.values(await this.plainRooms())) {
+      plainRooms = [...plainRooms.filter((id) => !rooms.includes(id)), ...rooms];
     }
     const dnr = chrome.declarativeNetRequest;
     const input = {
-      homeservers: settings.homeservers,
       allowedSites: settings.allowedSites,
-      plainRooms: byHomeserver,
+      plainRooms,
       tabIds: this.tabs.ids(),
       extensionId: chrome.runtime.id,
       regexBudget: dnr.MAX_NUMBER_OF_REGEX_RULES - REGEX_RESERVE,
@@ -138,14 +140,14 @@ export class SendGuard {
       // A room id whose pattern the browser refuses must not cost the whole guard: keep
       // the block rules and the m.room.encrypted allow rules; unencrypted rooms fail closed.
       console.error('Kirjava: send guard rules refused, installing them without unencrypted rooms', error);
-      const essential = buildGuardRules({ ...input, plainRooms: new Map() });
+      const essential = buildGuardRules({ ...input, plainRooms: [] });
       await dnr.updateSessionRules({ removeRuleIds, addRules: essential.rules });
-      this.allowed = new Map();
+      this.allowed = new Set();
     }
   }
 }
 
-/** Reinstalls the rules when the user changes homeservers or allowed sites. */
+/** Reinstalls the rules when the user changes the allowed sites (or anything else in the settings). */
 export function watchSettingsForGuard(guard: SendGuard): void {
   browser.storage.onChanged.addListener((changes, area) => {
     if (area === 'local' && SETTINGS_KEY in changes) {

@@ -24,13 +24,13 @@ async function readConfig(): Promise<HookConfig> {
   const settings: Settings = { ...EMPTY_SETTINGS, ...(stored[SETTINGS_KEY] ?? {}) };
   // about:blank frames inherit their creator's origin: self.origin, not location.origin.
   const allowed = settings.allowedSites.includes(self.origin);
-  return { homeservers: allowed ? settings.homeservers : [] };
+  return { allowed, homeservers: allowed ? settings.homeservers : [] };
 }
 
 const postConfig = () =>
   readConfig().then(
     (config) => port.postMessage({ type: 'config', config }),
-    () => port.postMessage({ type: 'config', config: { homeservers: [] } }),
+    () => port.postMessage({ type: 'config', config: { allowed: false, homeservers: [] } satisfies HookConfig }),
   );
 postConfig();
 chrome.storage.onChanged.addListener((changes, area) => {

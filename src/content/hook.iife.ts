@@ -2,7 +2,8 @@
  * MAIN-world hook, run at document_start before the page's own code: wraps `fetch` and
  * `XMLHttpRequest` so that the page's traffic to a configured homeserver passes through
  * Kirjava's worker (sync and history decrypted, sends into encrypted rooms encrypted).
- * Every other request goes straight to the browser's own implementation.
+ * On an allowed site, a room send to any other host is refused: it could not be
+ * encrypted. Every other request goes straight to the browser's own implementation.
  *
  * No secret ever comes back through here: the worker returns decrypted events of the
  * page's own account and ciphertext for its sends, nothing else.
@@ -10,7 +11,7 @@
 import type { HookConfig, PageReply, PageRequest } from '../shared/messages.js';
 import { MediaHook, type UploadProgress } from './media-hook.js';
 import { mediaRouteOf } from './media-routes.js';
-import { routeOf, tokenOf } from './routes.js';
+import { roomSendBase, routeOf, tokenOf } from './routes.js';
 import { SyncSplice } from './sync-splice.js';
 
 (() => {
@@ -20,6 +21,7 @@ import { SyncSplice } from './sync-splice.js';
   const NativeXHR = window.XMLHttpRequest;
 
   let port: MessagePort | undefined;
+  let allowed = false;
   let homeservers: string[] = [];
   let configured!: () => void;
   const ready = new Promise<void>((resolve) => (configured = resolve));
@@ -36,6 +38,7 @@ import { SyncSplice } from './sync-splice.js';
     port.onmessage = (message: MessageEvent) => {
       const data = message.data as { type?: string; config?: HookConfig; id?: number; reply?: PageReply };
       if (data.type === 'config' && data.config) {
+        allowed = data.config.allowed === true;
         homeservers = data.config.homeservers;
         configured();
       } else if (data.type === 'reply' && typeof data.id === 'number' && data.reply) {
@@ -68,10 +71,35 @@ import { SyncSplice } from './sync-splice.js';
   const homeserverOf = (url: string) =>
     homeservers.find((base) => url === base || url.startsWith(`${base}/`));
 
+  /** `url` parsed, when it is a Matrix API URL: only those are looked at. */
+  const matrixUrlOf = (url: string): URL | undefined => {
+    try {
+      const parsed = new URL(url, location.href);
+      return /\/_matrix\//i.test(parsed.pathname) ? parsed : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+
   function errorResponse(reply: { status: number; errcode: string; error: string }): Response {
     return new Response(JSON.stringify({ errcode: reply.errcode, error: reply.error }), {
       status: reply.status,
       headers: { 'Content-Type': 'application/json' },
+    });
+  }
+
+  /**
+   * The answer to an allowed page's send to a host that is no configured homeserver
+   * (another name of one, such as `localhost` or a CNAME, or another server): Kirjava
+   * cannot encrypt it, so it never leaves the page. Undefined for anything else.
+   */
+  function refusedSend(method: string, url: URL): Response | undefined {
+    const base = allowed ? roomSendBase(method, url) : undefined;
+    if (base === undefined) return undefined;
+    return errorResponse({
+      status: 403,
+      errcode: 'M_FORBIDDEN',
+      error: `Kirjava does not handle ${url.host}: messages to it are not encrypted, so this one was not sent. Add ${base} as a homeserver in Kirjava's options if it is yours.`,
     });
   }
 
@@ -247,11 +275,15 @@ import { SyncSplice } from './sync-splice.js';
     input instanceof Request ? input.url : input instanceof URL ? input.href : String(input);
 
   async function kirjavaFetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
-    const url = urlOf(input);
-    if (!url.includes('/_matrix/')) return nativeFetch(input, init);
+    // Parsed first: the URL parser turns `\` into `/` and drops tabs and newlines.
+    const url = matrixUrlOf(urlOf(input));
+    if (!url) return nativeFetch(input, init);
     await ready;
-    const baseUrl = homeserverOf(new URL(url, location.href).href);
-    if (!baseUrl) return nativeFetch(input, init);
+    const baseUrl = homeserverOf(url.href);
+    if (!baseUrl) {
+      const method = init?.method ?? (input instanceof Request ? input.method : 'GET');
+      return refusedSend(method, url) ?? nativeFetch(input, init);
+    }
     return mediated(new Request(input, init), baseUrl, { body: init?.body instanceof Blob ? init.body : undefined });
   }
 
@@ -279,11 +311,17 @@ import { SyncSplice } from './sync-splice.js';
     }
 
     send(body?: Document | XMLHttpRequestBodyInit | null): void {
-      if (!this.url.includes('/_matrix/')) return super.send(body);
+      const url = matrixUrlOf(this.url);
+      if (!url) return super.send(body);
       const controller = (this.controller = new AbortController());
       ready
         .then(() => {
           const baseUrl = homeserverOf(this.url);
+          const refused = baseUrl ? undefined : refusedSend(this.method, url);
+          if (refused) {
+            this.dispatchEvent(new ProgressEvent('loadstart'));
+            return this.complete(refused);
+          }
           if (!baseUrl) return super.send(body);
           const hasBody = body !== undefined && body !== null && this.method !== 'GET' && this.method !== 'HEAD';
           const request = new Request(this.url, {

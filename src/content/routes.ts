@@ -95,6 +95,24 @@ export function routeOf(baseUrl: string, method: string, url: string): Route | u
   return undefined;
 }
 
+/**
+ * The path of a room send on any homeserver, as loosely as the send guard's block rules
+ * spell it (any prefix, extra segments, doubled slashes, any case).
+ */
+const ANY_ROOM_SEND = /\/_matrix\/.*client\/.*\/rooms\/.*\/send\//i;
+
+/**
+ * For a `PUT`/`POST` that sends a room event to whatever host `url` names: the base URL
+ * that host would need to be configured with (everything before `/_matrix/`); undefined
+ * for any other request.
+ */
+export function roomSendBase(method: string, url: URL): string | undefined {
+  method = method.toUpperCase();
+  if (method !== 'PUT' && method !== 'POST') return undefined;
+  const match = ANY_ROOM_SEND.exec(url.pathname);
+  return match ? url.origin + url.pathname.slice(0, match.index) : undefined;
+}
+
 /** The access token of a request: the Authorization header, or the legacy query parameter. */
 export function tokenOf(authorization: string | null, url: string): string | undefined {
   const bearer = authorization?.match(/^Bearer\s+(\S+)$/i)?.[1];

@@ -365,6 +365,8 @@ export const EMPTY_SETTINGS: Settings = { homeservers: [], allowedSites: [] };
 
 /** What the bridge tells the hook once it has read the settings. */
 export interface HookConfig {
+  /** Whether the user allowed this page's site: its sends to other hosts are refused. */
+  allowed: boolean;
   /** Homeservers whose traffic this page may hand to the worker; empty when not allowed. */
   homeservers: string[];
 }

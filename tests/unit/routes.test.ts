@@ -1,11 +1,12 @@
 /**
- * Which page requests the MAIN-world hook hands to the worker (routeOf), and whose token
- * they carry (tokenOf). A request routeOf does not recognise goes out untouched, so a
- * send it misses goes out in plaintext.
+ * Which page requests the MAIN-world hook hands to the worker (routeOf), whose token
+ * they carry (tokenOf), and which sends to an unknown host it refuses (roomSendBase). A
+ * request routeOf does not recognise goes out untouched, so a send it misses goes out in
+ * plaintext.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { routeOf, tokenOf } from '../../src/content/routes.js';
+import { roomSendBase, routeOf, tokenOf } from '../../src/content/routes.js';
 
 const BASE = 'https://matrix.example.org';
 const ROOM = '!abc:example.org';
@@ -200,5 +201,39 @@ describe('tokenOf', () => {
     assert.equal(tokenOf(null, plain), undefined);
     assert.equal(tokenOf('Basic x', plain), undefined);
     assert.equal(tokenOf(null, 'not a url'), undefined);
+  });
+});
+
+describe('roomSendBase', () => {
+  const send = `/_matrix/client/v3/rooms/${ROOM_SEGMENT}/send/m.room.message/t1`;
+
+  it('finds a room send on any host, and the base URL that host would be configured with', () => {
+    assert.equal(roomSendBase('PUT', new URL(`http://localhost:8008${send}`)), 'http://localhost:8008');
+    assert.equal(roomSendBase('post', new URL(`http://[::ffff:127.0.0.1]:8008${send}`)), 'http://[::ffff:7f00:1]:8008');
+    assert.equal(roomSendBase('PUT', new URL(`https://example.org/matrix${send}?access_token=x`)), 'https://example.org/matrix');
+  });
+
+  it('spells sends as loosely as the send guard: any prefix, doubled slashes, any case, backslashes', () => {
+    for (const path of [
+      `/_matrix/client/r0/rooms/${ROOM}/send/m.room.encrypted`,
+      `/_matrix/client/v4/rooms/${ROOM}/send/m.room.message/t`,
+      `/_matrix//client//v3//rooms//${ROOM}//send//m.room.message`,
+      `/_MATRIX/Client/V3/Rooms/${ROOM}/SEND/m.room.message/t`,
+      `\\_matrix\\client\\v3\\rooms\\${ROOM}\\send\\m.room.message\\t`,
+    ]) {
+      assert.equal(roomSendBase('PUT', new URL(`https://hs.example.org${path}`)), 'https://hs.example.org', path);
+    }
+  });
+
+  it('leaves everything else alone: reads, other endpoints, other methods', () => {
+    for (const [method, path] of [
+      ['GET', send],
+      ['PUT', `/_matrix/client/v3/rooms/${ROOM}/state/m.room.name/`],
+      ['GET', '/_matrix/client/v3/sync'],
+      ['POST', '/_matrix/client/v3/login'],
+      ['POST', `/api/upload?next=/_matrix/client/v3/rooms/${ROOM}/send/m.room.message/t`],
+    ]) {
+      assert.equal(roomSendBase(method, new URL(`https://hs.example.org${path}`)), undefined, `${method} ${path}`);
+    }
   });
 });

@@ -2,6 +2,8 @@
 // tests/fixtures/bypass.ts). Plain browser JavaScript, loaded into the test page on demand:
 // window.kirjavaBypass(bypass, { url, method, headers, body }) -> { status, text }, status 0
 // when the browser refused the request.
+// window.kirjavaPost(poster, { url, body }) starts a POST that no script can read the
+// answer of (a form post, a beacon); the fixture watches the network for its outcome.
 window.kirjavaBypass = async (bypass, request) => {
   const { url, method, headers, body } = request;
   const asOutcome = async (response) => ({ status: response.status, text: await response.text() });
@@ -88,4 +90,34 @@ window.kirjavaBypass = async (bypass, request) => {
       return viaXhr(window.XMLHttpRequest);
   }
   throw new Error(`Unknown bypass ${bypass}`);
+};
+
+window.kirjavaPost = (poster, { url, body }) => {
+  if (poster === 'navigator.sendBeacon') {
+    if (!navigator.sendBeacon(url, body)) throw new Error('sendBeacon refused to queue the beacon');
+    return;
+  }
+  // A text/plain form sends `name=value` as is: a JSON object split at a string's quotes
+  // stays JSON (`{...,"pad":"` = `"}`), and the homeserver reads the body whatever its type.
+  const form = document.createElement('form');
+  form.method = 'post';
+  form.enctype = 'text/plain';
+  form.action = url;
+  const field = document.createElement('input');
+  field.type = 'hidden';
+  field.name = `${body.slice(0, -1)},"pad":"`;
+  field.value = '"}';
+  form.append(field);
+  if (poster === 'form post into a hidden iframe') {
+    const iframe = document.createElement('iframe');
+    iframe.name = `kirjava-post-${Math.random().toString(36).slice(2)}`;
+    iframe.hidden = true;
+    document.body.append(iframe);
+    form.target = iframe.name;
+  } else if (poster !== 'form post navigating the tab') {
+    throw new Error(`Unknown poster ${poster}`);
+  }
+  document.body.append(form);
+  // After this call has returned: a navigating tab would take the caller's answer with it.
+  setTimeout(() => form.submit(), 0);
 };
