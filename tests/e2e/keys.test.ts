@@ -316,7 +316,7 @@ describe('Kirjava keys: recovery, key backup, key files and late keys', () => {
     assert.equal(received.decrypted, true);
   });
 
-  it('8. Logging out with key backup on: Kirjava backs up its room keys first, then deletes the store; Element restores what Kirjava sent last', story, async () => {
+  it('7. Logging out with key backup on: Kirjava backs up its room keys first, then deletes the store; Element restores what Kirjava sent last', story, async () => {
     const alice = await newUser('alice');
     const { element, recoveryKey, secretStorageKey } = await givenElementWithRecovery(alice);
     const roomId = await element.createEncryptedRoom([]);
@@ -351,7 +351,7 @@ describe('Kirjava keys: recovery, key backup, key files and late keys', () => {
     assert.equal(received.decrypted, true);
   });
 
-  it('7. History loaded again comes from the decrypted-event cache, not a second decryption', story, async () => {
+  it('8. History loaded again comes from the decrypted-event cache, not a second decryption', story, async () => {
     const alice = await newUser('alice');
     const bob = await givenPeer(await newUser('bob'));
     const client = await givenClientTab();
