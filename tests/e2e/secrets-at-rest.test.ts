@@ -22,23 +22,29 @@ const LOCKED = 'Kirjava is locked: open the Kirjava popup and enter your passphr
 /** A crypto store key as older versions kept it (32 bytes as hex); search keys were base64. */
 const HEX_KEY = /[0-9a-f]{64}/i;
 
-/** The extension's running service worker (woken by opening the popup if it is stopped). */
-async function extensionWorker(): Promise<Worker> {
-  return poll('the extension service worker', async () => {
-    for (const worker of bed.browser.context.serviceWorkers()) {
-      if (!worker.url().startsWith(`chrome-extension://${bed.browser.extensionId}/`)) continue;
-      if (await worker.evaluate(() => true).catch(() => false)) return worker;
-    }
-    const popup = await bed.browser.openPopup();
-    await popup.getByRole('heading', { name: 'Kirjava', exact: true }).waitFor();
-    await popup.close();
-    return undefined;
-  }, 20_000);
+/** The extension's service worker, as Playwright knows it (it does not notice a restart after stopWorker). */
+function extensionWorker(): Worker {
+  const worker = bed.browser.context.serviceWorkers().find((w) => w.url().startsWith(`chrome-extension://${bed.browser.extensionId}/`));
+  if (!worker) throw new Error('the extension service worker is not running');
+  return worker;
 }
 
 /** Runs `fn(arg)` in the extension's service worker (to inspect its storage). */
-async function inWorker<T, A>(fn: (arg: A) => Promise<T>, arg: A): Promise<T> {
-  return (await extensionWorker()).evaluate(fn as (arg: unknown) => Promise<T>, arg);
+function inWorker<T, A>(fn: (arg: A) => Promise<T>, arg: A): Promise<T> {
+  return extensionWorker().evaluate(fn as (arg: unknown) => Promise<T>, arg);
+}
+
+/**
+ * Runs `fn(arg)` in one of Kirjava's own pages (its popup), which shares the worker's
+ * storage and IndexedDB; opening it also starts a stopped worker (the popup asks it).
+ */
+async function inExtension<T, A>(fn: (arg: A) => Promise<T>, arg: A): Promise<T> {
+  const page = await bed.browser.openPopup();
+  try {
+    return await page.evaluate(fn as (arg: unknown) => Promise<T>, arg);
+  } finally {
+    await page.close();
+  }
 }
 
 /**
@@ -47,20 +53,23 @@ async function inWorker<T, A>(fn: (arg: A) => Promise<T>, arg: A): Promise<T> {
  * null when there is no such entry, or 'wrapped' when a passphrase locks the vault key.
  */
 function keyringSecret(name: string): Promise<string | null> {
-  return inWorker(async (name) => {
+  return inExtension(async (name) => {
     const db = await new Promise<IDBDatabase>((resolve, reject) => {
       const request = indexedDB.open('kirjava-keyring');
       request.onsuccess = () => resolve(request.result);
       request.onerror = () => reject(request.error);
     });
-    const read = (store: string, key: string) =>
-      new Promise<any>((resolve, reject) => {
-        const request = db.transaction(store).objectStore(store).get(key);
-        request.onsuccess = () => resolve(request.result);
-        request.onerror = () => reject(request.error);
-      });
-    const vault = await read('vault', 'vault');
-    const blob = await read('secrets', name);
+    // No named helpers in here: the test runner's transpiler would wrap them in a `__name` the worker lacks.
+    const [vault, blob] = await Promise.all(
+      [['vault', 'vault'], ['secrets', name]].map(
+        ([store, key]) =>
+          new Promise<any>((resolve, reject) => {
+            const request = db.transaction(store).objectStore(store).get(key);
+            request.onsuccess = () => resolve(request.result);
+            request.onerror = () => reject(request.error);
+          }),
+      ),
+    );
     db.close();
     if (!blob) return null;
     if (vault.kind !== 'plain') return 'wrapped';
@@ -73,7 +82,7 @@ function keyringSecret(name: string): Promise<string | null> {
 
 /** Everything in Kirjava's storage.local and storage.session, as the worker reads it. */
 const extensionStorage = () =>
-  inWorker(async () => ({ local: await chrome.storage.local.get(null), session: await chrome.storage.session.get(null) }), null);
+  inExtension(async () => ({ local: await chrome.storage.local.get(null), session: await chrome.storage.session.get(null) }), null);
 
 /** Alice logged in on the allowed site, an E2EE peer, and an encrypted room with a message from the peer she has read. */
 async function givenAliceReading(text: string) {
@@ -90,9 +99,9 @@ async function givenAliceReading(text: string) {
   });
   const searchDb = `kirjava-search-${createHash('sha256').update(accountId).digest('hex').slice(0, 16)}`;
   await poll('the search index', async () =>
-    (await inWorker(async () => (await indexedDB.databases()).map((db) => db.name), null)).includes(searchDb) ? true : undefined,
+    (await inExtension(async () => (await indexedDB.databases()).map((db) => db.name), null)).includes(searchDb) ? true : undefined,
   );
-  return { user, session, client, peer, roomId, accountId, storeName };
+  return { session, client, peer, roomId, accountId, storeName };
 }
 
 /**
@@ -157,6 +166,8 @@ describe('Secrets at rest: the keyring and its lock', () => {
     assert.match(storeKey ?? '', /^[0-9a-f]{64}$/, 'the keyring holds no store key');
     assert.match(searchKeys ?? '', /^[0-9a-f]{128}$/, 'the keyring holds no search keys');
 
+    const workerView = JSON.stringify(await inWorker(async () => chrome.storage.local.get(null), null));
+    assert.ok(!HEX_KEY.test(workerView) && !workerView.includes('storePassphrase'), `the worker reads a key in storage.local: ${workerView}`);
     const { local, session } = await extensionStorage();
     const text = JSON.stringify(local);
     assert.ok(!text.includes('storePassphrase'), 'an account record still carries its store key');
@@ -186,7 +197,7 @@ describe('Secrets at rest: the keyring and its lock', () => {
 
   it('With a passphrase, a browser restart leaves the account closed (503 "Kirjava is locked", no plaintext on the server) until the popup unlocks it', story, async () => {
     const earlier = 'Written before the restart';
-    const { user, session, peer, roomId, storeName } = await givenAliceReading(earlier);
+    const { session, peer, roomId, storeName } = await givenAliceReading(earlier);
 
     // Options → Lock: a weak passphrase is refused, then one is set.
     const lock = bed.track(await bed.browser.openOptions()).getByRole('region', { name: 'Lock' });
@@ -201,7 +212,7 @@ describe('Secrets at rest: the keyring and its lock', () => {
     await lock.getByRole('status').filter({ hasText: 'Passphrase set' }).waitFor({ timeout: 30_000 });
     await lock.getByText('A passphrase is set.').waitFor();
     assert.equal(await keyringSecret(`store:${storeName}`), 'wrapped', 'the vault key is still on disk as is');
-    const vault = await inWorker(async () => {
+    const vault = await inExtension(async () => {
       const db = await new Promise<IDBDatabase>((resolve) => {
         const request = indexedDB.open('kirjava-keyring');
         request.onsuccess = () => resolve(request.result);
@@ -218,12 +229,12 @@ describe('Secrets at rest: the keyring and its lock', () => {
     await bed.browser.restart();
     const page = (await bed.givenClientTab()).page;
     const base = `${bed.homeserverUrl}/_matrix/client/v3`;
-    const sync = await pageFetch(page, 'GET', `${base}/sync?timeout=0`, user.accessToken);
+    const sync = await pageFetch(page, 'GET', `${base}/sync?timeout=0`, session.accessToken);
     assert.equal(sync.status, 503, sync.text);
     assert.deepEqual(JSON.parse(sync.text), { errcode: 'M_UNKNOWN', error: LOCKED });
     const eventsBefore = (await serverCopy(roomId, peer.accessToken)).length;
     const lockedText = 'Sent while Kirjava is locked';
-    const send = await pageFetch(page, 'PUT', `${base}/rooms/${encodeURIComponent(roomId)}/send/m.room.message/locked-1`, user.accessToken, {
+    const send = await pageFetch(page, 'PUT', `${base}/rooms/${encodeURIComponent(roomId)}/send/m.room.message/locked-1`, session.accessToken, {
       msgtype: 'm.text',
       body: lockedText,
     });
@@ -242,7 +253,7 @@ describe('Secrets at rest: the keyring and its lock', () => {
     await unlock.getByLabel('Passphrase').fill('not the passphrase');
     await unlock.getByRole('button', { name: 'Unlock' }).click();
     assert.equal(await unlock.getByRole('alert').innerText(), 'Wrong passphrase');
-    const stillLocked = await pageFetch(page, 'GET', `${base}/sync?timeout=0`, user.accessToken);
+    const stillLocked = await pageFetch(page, 'GET', `${base}/sync?timeout=0`, session.accessToken);
     assert.equal(stillLocked.status, 503);
     await unlock.getByLabel('Passphrase').fill(PASSPHRASE);
     await unlock.getByRole('button', { name: 'Unlock' }).click();
@@ -250,7 +261,7 @@ describe('Secrets at rest: the keyring and its lock', () => {
 
     // The client starts again with its token: it reads the earlier message and sends encrypted.
     const client = await bed.givenClientTab();
-    await client.startWithToken(bed.homeserverUrl, session.userId, user.accessToken, session.deviceId);
+    await client.startWithToken(bed.homeserverUrl, session.userId, session.accessToken, session.deviceId);
     const entry = await client.waitForBody(roomId, earlier, 30_000);
     assert.equal(entry.type, 'm.room.message');
     const after = 'Sent once unlocked';
@@ -267,18 +278,20 @@ describe('Secrets at rest: the keyring and its lock', () => {
   });
 
   it('An account from before the keyring (its store key in storage.local) opens its store once the key moved into the keyring', story, async () => {
-    const { user, session, client, peer, roomId, accountId, storeName } = await givenAliceReading('Read before the update');
+    const { session, client, peer, roomId, accountId, storeName } = await givenAliceReading('Read before the update');
     const storeKey = (await keyringSecret(`store:${storeName}`))!;
     const searchKeys = (await keyringSecret(`search:${accountId}`))!;
     await client.close();
     // What an older version left: the keys in storage.local, nothing in the keyring.
-    await inWorker(async ({ accountId, storeName, storeKey, searchKeys }) => {
-      const base64 = (hex: string) => btoa(String.fromCharCode(...hex.match(/../g)!.map((h) => parseInt(h, 16))));
+    await inExtension(async ({ accountId, storeName, storeKey, searchKeys }) => {
+      const [enc, mac] = [searchKeys.slice(0, 64), searchKeys.slice(64)].map((hex) =>
+        btoa(String.fromCharCode(...hex.match(/../g)!.map((h) => parseInt(h, 16)))),
+      );
       const { accounts } = (await chrome.storage.local.get('accounts')) as { accounts: Record<string, Record<string, unknown>> };
       accounts[accountId].storePassphrase = storeKey;
       await chrome.storage.local.set({
         accounts,
-        searchIndexKeys: { [accountId]: { enc: base64(searchKeys.slice(0, 64)), mac: base64(searchKeys.slice(64)) } },
+        searchIndexKeys: { [accountId]: { enc, mac } },
       });
       const db = await new Promise<IDBDatabase>((resolve) => {
         const request = indexedDB.open('kirjava-keyring');
@@ -302,7 +315,7 @@ describe('Secrets at rest: the keyring and its lock', () => {
     assert.equal(await keyringSecret(`search:${accountId}`), searchKeys);
 
     const again = await bed.givenClientTab();
-    await again.startWithToken(bed.homeserverUrl, session.userId, user.accessToken, session.deviceId);
+    await again.startWithToken(bed.homeserverUrl, session.userId, session.accessToken, session.deviceId);
     await again.waitForBody(roomId, 'Read before the update', 30_000);
     await peer.sendText(roomId, 'Written after the update');
     const entry = await again.waitForBody(roomId, 'Written after the update', 30_000);
