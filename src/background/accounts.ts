@@ -4,6 +4,8 @@ import { DecryptedEventCache } from '../crypto/decrypted-cache.js';
 import { MatrixApiError, MatrixHttp } from '../crypto/http.js';
 import { DexieSealedStore } from './decrypted-cache-store.js';
 import { IndexedDbMediaKeyStore } from './media-key-store.js';
+import { secretNames } from '../crypto/keyring.js';
+import { keyring } from './keyring.js';
 import type { AccountSiteRequestView, AccountView } from '../shared/messages.js';
 import type { SendGuard } from './send-guard.js';
 import { deleteDatabase, deleteStore, storeDatabases } from './store-wipe.js';
@@ -15,11 +17,10 @@ interface AccountRecord {
   userId: string;
   deviceId: string;
   storeName: string;
-  /** Key of the store's encryption at rest; extension storage is out of every page's reach. */
-  storePassphrase: string;
   /**
-   * The store was made with storePassphrase's 32 random bytes as a raw key (no PBKDF2 on
-   * every worker start); stores made before that keep opening with the passphrase.
+   * The store was made with its keyring secret (`store:<storeName>`, 32 random bytes) as a
+   * raw key (no PBKDF2 on every worker start); stores made before that keep opening with
+   * the secret's 64 hex digits as a passphrase, as older versions kept it in this record.
    */
   rawStoreKey?: boolean;
   /** Set once our device keys are on the server (or known to be ours). */
@@ -59,7 +60,7 @@ function randomHex(bytes: number): string {
     .join('');
 }
 
-const hexBytes = (hex: string) => Uint8Array.from(hex.match(/../g) ?? [], (byte) => parseInt(byte, 16));
+const bytesHex = (bytes: Uint8Array) => [...bytes].map((byte) => byte.toString(16).padStart(2, '0')).join('');
 
 /** The account cannot do encryption; the popup says why and what to do. */
 export class AccountUnusableError extends Error {}
@@ -395,7 +396,7 @@ export class AccountRegistry {
     this.siteCache.delete(id);
     await this.guard?.forgetAccount(id);
     for (const listener of this.wipedListeners) await listener(id);
-    if (record) await deleteStore(record.storeName);
+    if (record) await deleteStore(record.storeName).then(() => keyring.forget(secretNames.store(record.storeName)));
   }
 
   /** The user id of a token Kirjava already knows, without asking the homeserver. */
@@ -476,7 +477,6 @@ export class AccountRegistry {
         userId,
         deviceId,
         storeName: `kirjava-${randomHex(8)}`,
-        storePassphrase: randomHex(32),
         rawStoreKey: true,
         claimed: false,
       };
@@ -487,15 +487,17 @@ export class AccountRegistry {
       encrypted: (roomId: string) => guard.roomIsEncrypted(baseUrl, roomId),
       plain: (roomId: string) => guard.roomIsPlain(key, baseUrl, roomId),
     };
+    const storeKey = await keyring.secret(secretNames.store(record.storeName));
+    const storePassphrase = bytesHex(storeKey);
     const decryptedCache = await DecryptedEventCache.create(
-      record.storePassphrase,
+      storePassphrase,
       new DexieSealedStore(`${record.storeName}-decrypted-events`),
     );
     const account = await CryptoAccount.open({
       ...record,
       accessToken: token,
-      mediaKeyStore: new IndexedDbMediaKeyStore(`${record.storeName}-media`, record.storePassphrase),
-      storeKey: record.rawStoreKey ? hexBytes(record.storePassphrase) : undefined,
+      mediaKeyStore: new IndexedDbMediaKeyStore(`${record.storeName}-media`, storePassphrase),
+      ...(record.rawStoreKey ? { storeKey } : { storePassphrase }),
       decryptedCache,
       roomObserver,
     });

@@ -4,7 +4,7 @@
  * for them); the WASM module loads lazily on the first request that needs it.
  */
 import browser, { type Runtime } from 'webextension-polyfill';
-import { type BridgeMessage, type UiRequest, WATCH_PORT } from '../shared/messages.js';
+import { type BridgeMessage, type MatrixErrorReply, type UiRequest, WATCH_PORT } from '../shared/messages.js';
 import { AccountRegistry } from './accounts.js';
 import { registerKeysService } from './keys-service.js';
 import { failure, handlePageRequest, servedOrigin } from './page-requests.js';
@@ -15,6 +15,16 @@ import { SiteAccess } from './site-access.js';
 import { handleUiRequest, onUiRequest } from './ui-router.js';
 import { registerVerificationService } from './verification-service.js';
 import { registerSharingService } from './sharing-service.js';
+import { KeyringLockedError } from '../crypto/keyring.js';
+import { keyring, registerLockService } from './keyring.js';
+import { storageRestricted } from './storage-access.js';
+import { serveHookConfig } from './hook-config.js';
+
+// Content scripts must not read extension storage; before anything is written to it.
+storageRestricted().catch((error) => console.error('Kirjava: could not restrict storage access', error));
+// Secrets older versions kept in storage.local move into the keyring now, not at first use.
+keyring.ready().catch((error) => console.warn('Kirjava: keyring not ready', error));
+serveHookConfig();
 
 const guard = new SendGuard();
 const registry = new AccountRegistry(guard);
@@ -47,6 +57,7 @@ registry.sweepLoggedOut().catch((error) => console.warn('Kirjava: could not dele
 registerKeysService(registry);
 registerVerificationService(registry);
 registerSharingService(registry);
+registerLockService();
 
 /** The popup and options pages (also when opened in a tab); never a content script. */
 const isOwnPage = (sender: Runtime.MessageSender) =>
@@ -58,6 +69,9 @@ browser.runtime.onMessage.addListener((message: unknown, sender: Runtime.Message
   if (channel === 'kirjava:ui' && isOwnPage(sender)) return handleUiRequest(message as UiRequest);
   return undefined;
 });
+
+/** What the client gets while Kirjava is locked: an error it retries, never plaintext. */
+const lockedReply = (error: KeyringLockedError): MatrixErrorReply => ({ ok: false, status: 503, errcode: 'M_UNKNOWN', error: error.message });
 
 /**
  * The bridges' watch ports (they tell the page hook whether the worker runs; see
@@ -97,7 +111,12 @@ chrome.runtime.onMessage.addListener((message: unknown, sender, sendResponse) =>
     (origin) => {
       if (!origin) return;
       coverage.hookReported(request, sender);
-      void handlePageRequest(registry, request, origin).catch(failure).then(sendResponse);
+      // Locked, every account stays closed (a logout still wipes: it needs no secret).
+      const opened = request.kind === 'logout' ? Promise.resolve() : keyring.unlocked();
+      void opened
+        .then(() => handlePageRequest(registry, request, origin))
+        .catch((error) => (error instanceof KeyringLockedError ? lockedReply(error) : failure(error)))
+        .then(sendResponse);
     },
     () => undefined,
   );

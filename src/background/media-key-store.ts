@@ -13,7 +13,7 @@ function promised<T>(request: IDBRequest<T>): Promise<T> {
  * The keys of an account's encrypted files in the extension's IndexedDB (one database per
  * account, next to the crypto store), so pictures still decrypt after the worker restarts.
  * Encrypted at rest like the crypto store: AES-GCM under a key derived from the account's
- * store passphrase. The mxc URI (which the homeserver knows anyway) is the record's key.
+ * store key (from the keyring). The mxc URI (which the homeserver knows anyway) is the record's key.
  */
 export class IndexedDbMediaKeyStore implements MediaKeyStore {
   private db: Promise<IDBDatabase> | undefined;

@@ -8,13 +8,13 @@
  * - what the homeserver already knows stays in clear (event id, room id, sender, type,
  *   timestamp), so filters and ordering need no decryption.
  *
- * Both keys are generated per account and kept in `chrome.storage.local`, out of every
- * web page's reach, like the crypto store's passphrase. Someone who can read the
- * extension's storage can read the index; someone who only gets the IndexedDB files sees
- * which events share a (hashed) word, not the words.
+ * Both keys are made per account and kept in the keyring (src/background/keyring.ts),
+ * like the crypto store's key: without the vault key (or, when locked, the passphrase)
+ * the index files show which events share a (hashed) word, not the words.
  */
 import Dexie, { type Table } from 'dexie';
-import browser from 'webextension-polyfill';
+import { secretNames } from '../crypto/keyring.js';
+import { keyring } from './keyring.js';
 import { type IndexedEvent, type SearchRequest, indexTermsOf, lookupTermsOf, matchesFilter } from '../crypto/search-query.js';
 
 interface EventRecord {
@@ -36,15 +36,7 @@ export interface RoomProgress {
   done: boolean;
 }
 
-const KEYS_STORAGE = 'searchIndexKeys';
-
-interface StoredKeys {
-  enc: string;
-  mac: string;
-}
-
 const toBase64 = (bytes: ArrayBuffer | Uint8Array) => btoa(String.fromCharCode(...new Uint8Array(bytes)));
-const fromBase64 = (text: string) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
 
 async function sha256Hex(text: string): Promise<string> {
   const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
@@ -74,15 +66,9 @@ export class SearchIndex {
 
   /** Opens the index of the account `accountId` (see AccountView.id), creating its keys. */
   static async open(accountId: string): Promise<SearchIndex> {
-    const stored = ((await browser.storage.local.get(KEYS_STORAGE))[KEYS_STORAGE] ?? {}) as Record<string, StoredKeys>;
-    let keys = stored[accountId];
-    if (!keys) {
-      const random = () => toBase64(crypto.getRandomValues(new Uint8Array(32)));
-      keys = { enc: random(), mac: random() };
-      await browser.storage.local.set({ [KEYS_STORAGE]: { ...stored, [accountId]: keys } });
-    }
-    const encKey = await crypto.subtle.importKey('raw', fromBase64(keys.enc), 'AES-GCM', false, ['encrypt', 'decrypt']);
-    const macKey = await crypto.subtle.importKey('raw', fromBase64(keys.mac), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+    const keys = await keyring.secret(secretNames.search(accountId), 64);
+    const encKey = await crypto.subtle.importKey('raw', keys.slice(0, 32), 'AES-GCM', false, ['encrypt', 'decrypt']);
+    const macKey = await crypto.subtle.importKey('raw', keys.slice(32), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
     const db = new SearchDatabase(SearchIndex.databaseName(await sha256Hex(accountId)));
     await db.open();
     return new SearchIndex(db, encKey, macKey);
@@ -90,10 +76,8 @@ export class SearchIndex {
 
   /** Deletes the index of `accountId` and its keys (the account logged out). */
   static async destroy(accountId: string): Promise<void> {
-    const stored = ((await browser.storage.local.get(KEYS_STORAGE))[KEYS_STORAGE] ?? {}) as Record<string, StoredKeys>;
-    delete stored[accountId];
-    await browser.storage.local.set({ [KEYS_STORAGE]: stored });
     await Dexie.delete(SearchIndex.databaseName(await sha256Hex(accountId)));
+    await keyring.forget(secretNames.search(accountId));
   }
 
   /** One database per account, named by a hash of the account id. */

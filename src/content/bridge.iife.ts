@@ -6,12 +6,12 @@
  */
 import {
   type BridgeMessage,
-  EMPTY_SETTINGS,
+  HOOK_CONFIG_CHANGED_CHANNEL,
+  HOOK_CONFIG_CHANNEL,
   type HookConfig,
+  type HookConfigRequest,
   type PageReply,
   type PageRequest,
-  SETTINGS_KEY,
-  type Settings,
   WATCH_PORT,
 } from '../shared/messages.js';
 
@@ -19,12 +19,20 @@ const channel = new MessageChannel();
 const port = channel.port1;
 window.postMessage({ kirjava: 'bridge-port' }, '*', [channel.port2]);
 
+/** The worker's HookConfig for this frame (extension storage is closed to content scripts). */
 async function readConfig(): Promise<HookConfig> {
-  const stored = await chrome.storage.local.get(SETTINGS_KEY);
-  const settings: Settings = { ...EMPTY_SETTINGS, ...(stored[SETTINGS_KEY] ?? {}) };
-  // about:blank frames inherit their creator's origin: self.origin, not location.origin.
-  const allowed = settings.allowedSites.includes(self.origin);
-  return { allowed, homeservers: allowed ? settings.homeservers : [] };
+  const request: HookConfigRequest = { channel: HOOK_CONFIG_CHANNEL };
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 4; attempt++) {
+    try {
+      const config = (await chrome.runtime.sendMessage(request)) as HookConfig | undefined;
+      if (Array.isArray(config?.homeservers)) return config;
+    } catch (error) {
+      lastError = error; // a worker starting up; try again
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100 * (attempt + 1)));
+  }
+  throw lastError ?? new Error('no configuration from the worker');
 }
 
 const postConfig = () =>
@@ -33,8 +41,9 @@ const postConfig = () =>
     () => port.postMessage({ type: 'config', config: { allowed: false, homeservers: [] } satisfies HookConfig }),
   );
 postConfig();
-chrome.storage.onChanged.addListener((changes, area) => {
-  if (area === 'local' && SETTINGS_KEY in changes) postConfig();
+chrome.runtime.onMessage.addListener((message: unknown) => {
+  if ((message as { channel?: unknown } | null)?.channel === HOOK_CONFIG_CHANGED_CHANNEL) postConfig();
+  return false;
 });
 
 /** The worker may be stopped at any moment; sendMessage wakes it, so retry a few times. */

@@ -3,7 +3,7 @@
  * the same page) is not decrypted a second time (≈ 300 µs per event, DESIGN.md §4).
  *
  * Entries are sealed with AES-256-GCM under a key derived from the account's store
- * passphrase, so the plaintext is encrypted at rest like the crypto store itself, and the
+ * key (in the keyring), so the plaintext is encrypted at rest like the crypto store itself, and the
  * backend only ever sees ciphertext. An entry is keyed by room, event id and the tail of
  * the megolm ciphertext (its signature), so an envelope that differs from the one that was
  * decrypted misses the cache and goes to the machine. The shield state is the one of the

@@ -9,6 +9,7 @@
  */
 
 import type { EncryptedFile } from '../crypto/attachments.js';
+import type { LockStatus } from '../crypto/keyring.js';
 
 /** What the MAIN-world hook asks of the worker, on behalf of the page's own request. */
 export type PageRequest =
@@ -115,7 +116,7 @@ export interface AccountSiteRequestView {
  * feature adds its requests here as `kind → { request fields; reply }`; the worker's
  * handlers are registered per kind in src/background/ui-router.ts.
  */
-export interface UiRequests extends VerificationUiRequests {
+export interface UiRequests extends VerificationUiRequests, LockUiRequests {
   accounts: { request: {}; reply: AccountsReply };
   /** How many messages the account's search index holds, and how history indexing goes. */
   searchIndexStatus: { request: { accountId: string }; reply: SearchIndexStatus };
@@ -219,6 +220,19 @@ interface VerificationUiRequests {
     request: { accountId: string; userId: string; flowId: string; action: VerificationAction };
     reply: { verification: VerificationView | null };
   };
+}
+
+/**
+ * The keyring's optional passphrase (src/background/keyring.ts). Every reply is the lock's
+ * state after the request; a refused one (wrong or weak passphrase) is an error and changes nothing.
+ */
+interface LockUiRequests {
+  'lock-status': { request: {}; reply: LockStatus };
+  /** Unlocks for this browser session. */
+  'lock-unlock': { request: { passphrase: string }; reply: LockStatus };
+  /** Sets the passphrase; replacing one needs the `current` one. */
+  'lock-set': { request: { passphrase: string; current?: string }; reply: LockStatus };
+  'lock-remove': { request: { current: string }; reply: LockStatus };
 }
 
 export type UiKind = keyof UiRequests;
@@ -362,6 +376,18 @@ export interface Settings {
 export const SETTINGS_KEY = 'settings';
 
 export const EMPTY_SETTINGS: Settings = { homeservers: [], allowedSites: [] };
+
+/**
+ * The bridge asks the worker for its page's HookConfig (content scripts cannot read
+ * extension storage); the worker tells every tab when the settings change, and the
+ * bridges ask again.
+ */
+export const HOOK_CONFIG_CHANNEL = 'kirjava:hook-config';
+export const HOOK_CONFIG_CHANGED_CHANNEL = 'kirjava:hook-config-changed';
+/** The worker answers for the sender's origin as the browser reports it, never a claimed one. */
+export interface HookConfigRequest {
+  channel: typeof HOOK_CONFIG_CHANNEL;
+}
 
 /** What the bridge tells the hook once it has read the settings. */
 export interface HookConfig {

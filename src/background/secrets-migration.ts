@@ -1,0 +1,70 @@
+/**
+ * Moves the secrets older versions kept in `storage.local` into the keyring: each account
+ * record's `storePassphrase` (64 hex digits: the 32 bytes of its crypto store's key) and
+ * the search indexes' keys (`searchIndexKeys`). A secret leaves `storage.local` only once
+ * the keyring holds exactly it; whatever cannot be moved stays where it was, with a warning.
+ */
+import { secretNames } from '../crypto/keyring.js';
+
+const RECORDS_KEY = 'accounts';
+const SEARCH_KEYS = 'searchIndexKeys';
+
+type Adopt = (name: string, secret: Uint8Array) => Promise<boolean>;
+/** `storage.local` (a fake in Node tests). */
+export interface LegacyStorage {
+  get(keys: string | string[]): Promise<Record<string, unknown>>;
+  set(items: Record<string, unknown>): Promise<void>;
+  remove(keys: string): Promise<void>;
+}
+type LegacyRecords = Record<string, { storeName?: unknown; storePassphrase?: unknown }>;
+type LegacySearchKeys = Record<string, { enc?: unknown; mac?: unknown }>;
+
+const HEX_KEY = /^[0-9a-f]{64}$/;
+const hexBytes = (hex: string) => Uint8Array.from(hex.match(/../g) ?? [], (byte) => parseInt(byte, 16));
+
+function base64Key(text: unknown): Uint8Array | undefined {
+  try {
+    const bytes = Uint8Array.from(atob(String(text)), (c) => c.charCodeAt(0));
+    return bytes.length === 32 ? bytes : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function migrateLegacySecrets(storage: LegacyStorage, adopt: Adopt): Promise<void> {
+  const stored = await storage.get([RECORDS_KEY, SEARCH_KEYS]);
+  const records = (stored[RECORDS_KEY] ?? {}) as LegacyRecords;
+  const searchKeys = stored[SEARCH_KEYS] as LegacySearchKeys | undefined;
+
+  const movedStores = new Map<string, unknown>();
+  for (const [id, record] of Object.entries(records)) {
+    if (record.storePassphrase === undefined) continue;
+    const passphrase = String(record.storePassphrase);
+    if (HEX_KEY.test(passphrase) && (await adopt(secretNames.store(String(record.storeName)), hexBytes(passphrase)))) {
+      movedStores.set(id, record.storePassphrase);
+    } else {
+      console.warn(`Kirjava: the store key of ${record.storeName} stays in storage.local: the keyring holds another one`);
+    }
+  }
+  const keptSearchKeys: LegacySearchKeys = {};
+  for (const [id, keys] of Object.entries(searchKeys ?? {})) {
+    const enc = base64Key(keys.enc);
+    const mac = base64Key(keys.mac);
+    if (!enc || !mac || !(await adopt(secretNames.search(id), new Uint8Array([...enc, ...mac])))) {
+      console.warn('Kirjava: a search index key stays in storage.local: the keyring holds another one');
+      keptSearchKeys[id] = keys;
+    }
+  }
+
+  if (movedStores.size) {
+    // Read again: an account may have been added meanwhile.
+    const fresh = ((await storage.get(RECORDS_KEY))[RECORDS_KEY] ?? {}) as LegacyRecords;
+    for (const [id, passphrase] of movedStores) {
+      if (fresh[id]?.storePassphrase === passphrase) delete fresh[id].storePassphrase;
+    }
+    await storage.set({ [RECORDS_KEY]: fresh });
+  }
+  if (searchKeys === undefined) return;
+  if (Object.keys(keptSearchKeys).length) await storage.set({ [SEARCH_KEYS]: keptSearchKeys });
+  else await storage.remove(SEARCH_KEYS);
+}
