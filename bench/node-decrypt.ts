@@ -6,7 +6,7 @@
 import { DecryptionSettings, RoomId, TrustRequirement } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { performance } from 'node:perf_hooks';
 import { CryptoAccount } from '../src/crypto/account.js';
-import { ENCRYPTION_INFO_KEY } from '../src/crypto/event-decryptor.js';
+import { ENCRYPTION_INFO_KEY } from '../src/crypto/receive/event-decryptor.js';
 import type { FakeHomeserver } from '../tests/unit/fake-homeserver.js';
 import { ME, syncBody } from './corpus.js';
 import { paired } from './stats.js';

@@ -1,15 +1,15 @@
 import browser from 'webextension-polyfill';
 import { CryptoAccount, ForeignDeviceKeysError } from '../crypto/account.js';
-import { DecryptedEventCache } from '../crypto/decrypted-cache.js';
-import { MatrixApiError, MatrixHttp } from '../crypto/http.js';
+import { DecryptedEventCache } from '../crypto/receive/decrypted-cache.js';
+import { MatrixApiError, MatrixHttp } from '../crypto/core/http.js';
 import { DexieSealedStore } from './decrypted-cache-store.js';
 import { IndexedDbMediaKeyStore } from './media-key-store.js';
-import { secretNames } from '../crypto/keyring.js';
+import { secretNames } from '../crypto/keyring/keyring.js';
 import { keyring } from './keyring.js';
 import type { AccountSiteRequestView, AccountView } from '../shared/messages.js';
 import type { SendGuard } from './send-guard.js';
 import { deleteDatabase, deleteStore, storeDatabases } from './store-wipe.js';
-import { SerialQueue } from '../crypto/serial-queue.js';
+import { SerialQueue } from '../crypto/core/serial-queue.js';
 
 /** What is remembered of an account on disk. Never a token. */
 interface AccountRecord {

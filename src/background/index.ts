@@ -15,7 +15,7 @@ import { SiteAccess } from './site-access.js';
 import { handleUiRequest, onUiRequest } from './ui-router.js';
 import { registerVerificationService } from './verification-service.js';
 import { registerSharingService } from './sharing-service.js';
-import { KeyringLockedError } from '../crypto/keyring.js';
+import { KeyringLockedError } from '../crypto/keyring/keyring.js';
 import { keyring, registerLockService } from './keyring.js';
 import { storageRestricted } from './storage-access.js';
 import { serveHookConfig } from './hook-config.js';

@@ -7,8 +7,8 @@
  */
 import Dexie, { type Table } from 'dexie';
 import browser from 'webextension-polyfill';
-import { Keyring, type KeyringBackend, type SessionKeyCache } from '../crypto/keyring.js';
-import type { SealedBlob, VaultKeyRecord } from '../crypto/keyring-seal.js';
+import { Keyring, type KeyringBackend, type SessionKeyCache } from '../crypto/keyring/keyring.js';
+import type { SealedBlob, VaultKeyRecord } from '../crypto/keyring/keyring-seal.js';
 import { migrateLegacySecrets } from './secrets-migration.js';
 import { storageRestricted } from './storage-access.js';
 import { onUiRequest } from './ui-router.js';

@@ -1,4 +1,4 @@
-import type { MediaKey, MediaKeyStore } from '../crypto/media-keys.js';
+import type { MediaKey, MediaKeyStore } from '../crypto/media/media-keys.js';
 
 const STORE = 'keys';
 

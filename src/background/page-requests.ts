@@ -1,7 +1,7 @@
 import type { Runtime } from 'webextension-polyfill';
-import { MatrixApiError } from '../crypto/http.js';
-import { EncryptionStateUnknownError } from '../crypto/room-encryptor.js';
-import { SendRefusedError } from '../crypto/sharing-policy.js';
+import { MatrixApiError } from '../crypto/core/http.js';
+import { EncryptionStateUnknownError } from '../crypto/send/room-encryptor.js';
+import { SendRefusedError } from '../crypto/send/sharing-policy.js';
 import type { MatrixErrorReply, PageReply, PageRequest } from '../shared/messages.js';
 import { AccountUnusableError, type AccountRegistry, SiteNotBoundError, UnconfirmedLoginError } from './accounts.js';
 import { searchServiceFor } from './search-service.js';

@@ -13,9 +13,9 @@
  * the index files show which events share a (hashed) word, not the words.
  */
 import Dexie, { type Table } from 'dexie';
-import { secretNames } from '../crypto/keyring.js';
+import { secretNames } from '../crypto/keyring/keyring.js';
 import { keyring } from './keyring.js';
-import { type IndexedEvent, type SearchRequest, indexTermsOf, lookupTermsOf, matchesFilter } from '../crypto/search-query.js';
+import { type IndexedEvent, type SearchRequest, indexTermsOf, lookupTermsOf, matchesFilter } from '../search/request.js';
 
 interface EventRecord {
   id: string;

@@ -9,7 +9,7 @@
  */
 import browser from 'webextension-polyfill';
 import type { CryptoAccount } from '../crypto/account.js';
-import { MatrixHttp, seg } from '../crypto/http.js';
+import { MatrixHttp, seg } from '../crypto/core/http.js';
 import {
   type IndexedEvent,
   type SearchRequest,
@@ -21,10 +21,10 @@ import {
   mergeRoomEvents,
   parseSearchRequest,
   serverBoundary,
-} from '../crypto/search-query.js';
+} from '../search/request.js';
 import type { PageReply, SearchIndexStatus } from '../shared/messages.js';
 import { AccountUnusableError, type AccountRegistry } from './accounts.js';
-import { decryptServerResults } from '../crypto/search-results.js';
+import { decryptServerResults } from '../search/server-results.js';
 import { SearchHistoryIndexer } from './search-history.js';
 import { SearchIndex } from './search-index.js';
 import { onUiRequest } from './ui-router.js';

@@ -4,7 +4,7 @@
  * the search indexes' keys (`searchIndexKeys`). A secret leaves `storage.local` only once
  * the keyring holds exactly it; whatever cannot be moved stays where it was, with a warning.
  */
-import { secretNames } from '../crypto/keyring.js';
+import { secretNames } from '../crypto/keyring/keyring.js';
 
 const RECORDS_KEY = 'accounts';
 const SEARCH_KEYS = 'searchIndexKeys';

@@ -9,7 +9,7 @@
  * and whenever the settings change.
  */
 import browser from 'webextension-polyfill';
-import { SerialQueue } from '../crypto/serial-queue.js';
+import { SerialQueue } from '../crypto/core/serial-queue.js';
 import { GuardedTabs } from './guarded-tabs.js';
 import { buildGuardRules } from './send-guard-rules.js';
 import { getSettings } from './settings.js';

@@ -5,7 +5,7 @@
  * fails with a Matrix error, so the client never hangs.
  */
 import browser from 'webextension-polyfill';
-import type { SharingDecisions } from '../crypto/sharing-policy.js';
+import type { SharingDecisions } from '../crypto/send/sharing-policy.js';
 import { DEFAULT_SHARING, SHARING_KEY, type AccountSharing, type DeviceView, type SendQuestion } from '../shared/messages.js';
 import type { AccountRegistry } from './accounts.js';
 import { openPopup, setBadgeCount } from './badge.js';

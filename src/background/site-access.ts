@@ -7,7 +7,7 @@
  * answers none of its messages (page-requests.ts).
  */
 import browser from 'webextension-polyfill';
-import { SerialQueue } from '../crypto/serial-queue.js';
+import { SerialQueue } from '../crypto/core/serial-queue.js';
 import type { SiteRequestView } from '../shared/messages.js';
 import { updateSettings } from '../ui/settings-storage.js';
 import type { AccountRegistry } from './accounts.js';

@@ -24,7 +24,7 @@
  * plaintext (e.g. `response.arrayBuffer()`) is its own. Recent uploads' plaintexts are kept
  * (as the page's Blobs) for sends into unencrypted rooms, bounded below.
  */
-import { AttachmentError, type EncryptedFile, encryptBlob, openEncrypted } from '../crypto/attachments.js';
+import { AttachmentError, type EncryptedFile, encryptBlob, openEncrypted } from '../crypto/media/attachments.js';
 import type { MediaRoute } from './media-routes.js';
 
 export interface MediaKeyInfo {

@@ -1,18 +1,18 @@
 import { DeviceId, OlmMachine, RoomMessageRequest, StoreHandle, UserId, initAsync } from '@matrix-org/matrix-sdk-crypto-wasm';
-import { AccountKeys } from './account-keys.js';
-import type { DecryptedEventCache } from './decrypted-cache.js';
-import { type DecryptionListener, RoomEventDecryptor } from './event-decryptor.js';
-import { type FetchLike, MatrixApiError, MatrixHttp, seg } from './http.js';
-import { type MediaKey, MediaKeyRing, type MediaKeyStore } from './media-keys.js';
-import { MentionTracker } from './mentions.js';
-import { OutgoingRequestProcessor } from './outgoing.js';
-import { type RoomEncryptionObserver, RoomEncryptor } from './room-encryptor.js';
-import { SerialQueue } from './serial-queue.js';
-import { SyncDecryptor, decryptHistory, decryptNotifications, isObject } from './sync-decryptor.js';
-import { DeviceTrust } from './device-trust.js';
-import { VerificationFlows } from './verification.js';
-import { SendPolicy } from './sharing-policy.js';
-import { RoomVerificationMessenger } from './room-verification.js';
+import { AccountKeys } from './keys/account-keys.js';
+import type { DecryptedEventCache } from './receive/decrypted-cache.js';
+import { type DecryptionListener, RoomEventDecryptor } from './receive/event-decryptor.js';
+import { type FetchLike, MatrixApiError, MatrixHttp, seg } from './core/http.js';
+import { type MediaKey, MediaKeyRing, type MediaKeyStore } from './media/media-keys.js';
+import { MentionTracker } from './receive/mentions.js';
+import { OutgoingRequestProcessor } from './core/outgoing-request-processor.js';
+import { type RoomEncryptionObserver, RoomEncryptor } from './send/room-encryptor.js';
+import { SerialQueue } from './core/serial-queue.js';
+import { SyncDecryptor, decryptHistory, decryptNotifications, isObject } from './receive/sync-decryptor.js';
+import { DeviceTrust } from './trust/device-trust.js';
+import { VerificationFlows } from './trust/verification.js';
+import { SendPolicy } from './send/sharing-policy.js';
+import { RoomVerificationMessenger } from './trust/room-verification.js';
 
 export interface AccountIdentity {
   baseUrl: string;

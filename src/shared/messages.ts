@@ -8,8 +8,8 @@
  * allowed sites and the access token against the account it belongs to.
  */
 
-import type { EncryptedFile } from '../crypto/attachments.js';
-import type { LockStatus } from '../crypto/keyring.js';
+import type { EncryptedFile } from '../crypto/media/attachments.js';
+import type { LockStatus } from '../crypto/keyring/keyring.js';
 
 /** What the MAIN-world hook asks of the worker, on behalf of the page's own request. */
 export type PageRequest =

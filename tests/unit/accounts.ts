@@ -3,7 +3,7 @@
  * homeserver, and closes them after each test (`afterEach(closeOpenedAccounts)`).
  */
 import { CryptoAccount } from '../../src/crypto/account.ts';
-import type { FetchLike } from '../../src/crypto/http.ts';
+import type { FetchLike } from '../../src/crypto/core/http.ts';
 import { FakeHomeserver } from './fake-homeserver.ts';
 
 const opened: CryptoAccount[] = [];

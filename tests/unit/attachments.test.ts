@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict';
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { AttachmentError, CHUNK_BYTES, decryptAttachment, encryptAttachment, encryptBlob, fromBase64, openEncrypted } from '../../src/crypto/attachments.js';
-import { Sha256 } from '../../src/crypto/sha256.js';
-import { MediaKeyRing } from '../../src/crypto/media-keys.js';
+import { AttachmentError, CHUNK_BYTES, decryptAttachment, encryptAttachment, encryptBlob, fromBase64, openEncrypted } from '../../src/crypto/media/attachments.js';
+import { Sha256 } from '../../src/crypto/media/sha256.js';
+import { MediaKeyRing } from '../../src/crypto/media/media-keys.js';
 import { mediaRouteOf } from '../../src/content/media-routes.js';
 
 const image = () => new Uint8Array(randomBytes(70_000)); // more than one 64 KiB chunk of anything

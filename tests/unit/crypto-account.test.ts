@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { CryptoAccount, ForeignDeviceKeysError } from '../../src/crypto/account.js';
-import { ENCRYPTION_INFO_KEY } from '../../src/crypto/event-decryptor.js';
-import { MatrixApiError } from '../../src/crypto/http.js';
-import { EncryptionStateUnknownError } from '../../src/crypto/room-encryptor.js';
+import { ENCRYPTION_INFO_KEY } from '../../src/crypto/receive/event-decryptor.js';
+import { MatrixApiError } from '../../src/crypto/core/http.js';
+import { EncryptionStateUnknownError } from '../../src/crypto/send/room-encryptor.js';
 import { closeOpenedAccounts, openAccount } from './accounts.ts';
 import { FakeHomeserver } from './fake-homeserver.js';
 

@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { CryptoAccount } from '../../src/crypto/account.js';
-import { DecryptedEventCache, MemorySealedStore } from '../../src/crypto/decrypted-cache.js';
-import { ENCRYPTION_INFO_KEY } from '../../src/crypto/event-decryptor.js';
+import { DecryptedEventCache, MemorySealedStore } from '../../src/crypto/receive/decrypted-cache.js';
+import { ENCRYPTION_INFO_KEY } from '../../src/crypto/receive/event-decryptor.js';
 import { FakeHomeserver } from './fake-homeserver.js';
 
 type Json = Record<string, any>;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DeviceId, EncryptionSettings, OlmMachine, RoomId, UserId } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { CryptoAccount, loadCrypto } from '../../src/crypto/account.js';
-import { KeyFileError, decryptKeyFile, encryptKeyFile } from '../../src/crypto/key-file.js';
+import { KeyFileError, decryptKeyFile, encryptKeyFile } from '../../src/crypto/keys/key-file.js';
 
 /** Few rounds keep the tests fast; the format stores the count, so readers use it. */
 const ROUNDS = 1000;

@@ -7,14 +7,14 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Keyring, KeyringLockedError, type KeyringBackend, type SessionKeyCache } from '../../src/crypto/keyring.ts';
+import { Keyring, KeyringLockedError, type KeyringBackend, type SessionKeyCache } from '../../src/crypto/keyring/keyring.ts';
 import {
   KeyringDamagedError,
   PBKDF2_ITERATIONS,
   type SealedBlob,
   type VaultKeyRecord,
   WrongPassphraseError,
-} from '../../src/crypto/keyring-seal.ts';
+} from '../../src/crypto/keyring/keyring-seal.ts';
 import { type LegacyStorage, migrateLegacySecrets } from '../../src/background/secrets-migration.ts';
 
 /** Few iterations keep most tests fast; one story checks the real count. */

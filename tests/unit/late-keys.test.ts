@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { BackupDecryptionKey } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { CryptoAccount } from '../../src/crypto/account.js';
-import { ENCRYPTION_INFO_KEY } from '../../src/crypto/event-decryptor.js';
-import { MEGOLM_BACKUP_V1 } from '../../src/crypto/key-backup.js';
+import { ENCRYPTION_INFO_KEY } from '../../src/crypto/receive/event-decryptor.js';
+import { MEGOLM_BACKUP_V1 } from '../../src/crypto/keys/key-backup.js';
 import { closeOpenedAccounts, openAccount } from './accounts.ts';
 import { FakeHomeserver } from './fake-homeserver.js';
 

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { decryptAttachment, encryptAttachment } from '../../src/crypto/attachments.js';
+import { decryptAttachment, encryptAttachment } from '../../src/crypto/media/attachments.js';
 import { MediaHook, type MediaKeyInfo } from '../../src/content/media-hook.js';
 import { mediaRouteOf } from '../../src/content/media-routes.js';
 

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MentionTracker } from '../../src/crypto/mentions.ts';
+import { MentionTracker } from '../../src/crypto/receive/mentions.ts';
 
 const ME = '@alice:example.test';
 const ROOM = '!room:example.test';

@@ -10,8 +10,8 @@ import { encodeRecoveryKey } from 'matrix-js-sdk/lib/crypto-api/recovery-key.js'
 import { calculateKeyCheck } from 'matrix-js-sdk/lib/secret-storage.js';
 import encryptAESSecretStorageItem from 'matrix-js-sdk/lib/utils/encryptAESSecretStorageItem.js';
 import { CryptoAccount, loadCrypto } from '../../src/crypto/account.js';
-import { KeyBackupError, MEGOLM_BACKUP_V1 } from '../../src/crypto/key-backup.js';
-import { SecretStorageError } from '../../src/crypto/secret-storage.js';
+import { KeyBackupError, MEGOLM_BACKUP_V1 } from '../../src/crypto/keys/key-backup.js';
+import { SecretStorageError } from '../../src/crypto/keys/secret-storage.js';
 import { FakeHomeserver } from './fake-homeserver.js';
 
 const BOB = '@bob:example.test';

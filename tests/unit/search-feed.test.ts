@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { CryptoAccount } from '../../src/crypto/account.js';
-import { ENCRYPTION_INFO_KEY } from '../../src/crypto/event-decryptor.js';
-import { decryptServerResults } from '../../src/crypto/search-results.js';
+import { ENCRYPTION_INFO_KEY } from '../../src/crypto/receive/event-decryptor.js';
+import { decryptServerResults } from '../../src/search/server-results.js';
 import { aliceAndBobIn, closeOpenedAccounts } from './accounts.ts';
 
 const ALICE = '@alice:example.test';

@@ -20,7 +20,7 @@ import {
   rankOf,
   serverBoundary,
   wordsOf,
-} from '../../src/crypto/search-query.ts';
+} from '../../src/search/request.ts';
 
 const ROOM = '!secret:example.org';
 const OTHER = '!other:example.org';

@@ -17,7 +17,7 @@ import {
   decryptSecret,
   encodeRecoveryKey,
   unlockKey,
-} from '../../src/crypto/secret-storage.js';
+} from '../../src/crypto/keys/secret-storage.js';
 
 const randomKey = () => globalThis.crypto.getRandomValues(new Uint8Array(32));
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { CryptoAccount } from '../../src/crypto/account.js';
-import { ENCRYPTION_INFO_KEY } from '../../src/crypto/event-decryptor.js';
+import { ENCRYPTION_INFO_KEY } from '../../src/crypto/receive/event-decryptor.js';
 import { ENCRYPTION_INFO_KEY as HOOK_INFO_KEY, JOINED_ROOMS_KEY, SyncSplice } from '../../src/content/sync-splice.js';
 import { aliceAndBobIn, sendText } from './accounts.ts';
 import type { FakeHomeserver } from './fake-homeserver.js';

@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { CryptoAccount } from '../../src/crypto/account.js';
-import { MatrixApiError } from '../../src/crypto/http.js';
-import type { SharingDecisions } from '../../src/crypto/sharing-policy.js';
+import { MatrixApiError } from '../../src/crypto/core/http.js';
+import type { SharingDecisions } from '../../src/crypto/send/sharing-policy.js';
 import type { DeviceView, SharingPolicy } from '../../src/shared/messages.js';
 import { aliceAndBobIn, closeOpenedAccounts } from './accounts.ts';
 import type { FakeHomeserver } from './fake-homeserver.js';

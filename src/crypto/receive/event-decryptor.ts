@@ -8,7 +8,7 @@ import {
   TrustRequirement,
 } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { DecryptedEventCache } from './decrypted-cache.js';
-import type { MediaKeyRing } from './media-keys.js';
+import type { MediaKeyRing } from '../media/media-keys.js';
 
 /** A room event as it travels in client-server API bodies. */
 export interface RoomEvent {

@@ -4,7 +4,7 @@
  * Kirjava decryption report the homeserver put under `unsigned` is removed — only Kirjava
  * may say that an event was decrypted.
  */
-import type { SearchResult } from './search-query.js';
+import type { SearchResult } from './request.js';
 
 type Json = Record<string, unknown>;
 const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);

@@ -1,5 +1,5 @@
 import { type Device, DeviceId, LocalTrust, type OlmMachine, type SignatureUploadRequest, UserId } from '@matrix-org/matrix-sdk-crypto-wasm';
-import type { DeviceTrustAction, DeviceTrustState, DeviceView } from '../shared/messages.js';
+import type { DeviceTrustAction, DeviceTrustState, DeviceView } from '../../shared/messages.js';
 
 /**
  * The devices an account knows (its own and those of everyone it shares encrypted rooms with,

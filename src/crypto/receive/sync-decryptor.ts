@@ -1,7 +1,7 @@
 import { DeviceLists, type OlmMachine, UserId } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { ENCRYPTION_INFO_KEY, type RoomEvent, type RoomEventDecryptor } from './event-decryptor.js';
 import type { MentionTracker } from './mentions.js';
-import type { RoomEncryptor } from './room-encryptor.js';
+import type { RoomEncryptor } from '../send/room-encryptor.js';
 
 type Json = Record<string, unknown>;
 

@@ -1,7 +1,7 @@
 import { DeviceId, type OlmMachine, UserId } from '@matrix-org/matrix-sdk-crypto-wasm';
-import { MatrixApiError, type MatrixHttp, seg } from './http.js';
+import { MatrixApiError, type MatrixHttp, seg } from '../core/http.js';
 import type { BackupProgress, KeyBackup } from './key-backup.js';
-import type { OutgoingRequestProcessor } from './outgoing.js';
+import type { OutgoingRequestProcessor } from '../core/outgoing-request-processor.js';
 import {
   type EncryptedSecret,
   type SecretStorageKeyDescription,

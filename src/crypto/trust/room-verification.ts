@@ -1,6 +1,6 @@
 import type { OlmMachine, RoomMessageRequest } from '@matrix-org/matrix-sdk-crypto-wasm';
-import { type MatrixHttp, seg } from './http.js';
-import type { RoomEncryptor } from './room-encryptor.js';
+import { type MatrixHttp, seg } from '../core/http.js';
+import type { RoomEncryptor } from '../send/room-encryptor.js';
 
 /**
  * The room side of in-room key verification (Matrix spec "Key verification framework",

@@ -1,7 +1,7 @@
 import { CollectStrategy, type OlmMachine, type UserId } from '@matrix-org/matrix-sdk-crypto-wasm';
-import type { DeviceView, SharingPolicy } from '../shared/messages.js';
-import { deviceView, trustState } from './device-trust.js';
-import { MatrixApiError } from './http.js';
+import type { DeviceView, SharingPolicy } from '../../shared/messages.js';
+import { deviceView, trustState } from '../trust/device-trust.js';
+import { MatrixApiError } from '../core/http.js';
 import type { RoomEncryptor } from './room-encryptor.js';
 
 /** Where the user's key sharing choices come from, and how to ask them (the worker provides it). */

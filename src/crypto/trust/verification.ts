@@ -12,8 +12,8 @@ import {
   type VerificationRequest,
   VerificationRequestPhase,
 } from '@matrix-org/matrix-sdk-crypto-wasm';
-import type { CrossSigningView, VerificationAction, VerificationStage, VerificationView } from '../shared/messages.js';
-import type { OutgoingRequest } from './outgoing.js';
+import type { CrossSigningView, VerificationAction, VerificationStage, VerificationView } from '../../shared/messages.js';
+import type { OutgoingRequest } from '../core/outgoing-request-processor.js';
 import type { RoomVerificationMessenger } from './room-verification.js';
 
 /** What a verification needs of its account: the serial queue and the outgoing-request loop. */

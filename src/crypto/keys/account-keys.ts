@@ -1,12 +1,12 @@
 import type { OlmMachine, RoomKeyImportResult } from '@matrix-org/matrix-sdk-crypto-wasm';
-import type { RoomEvent, RoomEventDecryptor } from './event-decryptor.js';
-import type { MatrixHttp } from './http.js';
+import type { RoomEvent, RoomEventDecryptor } from '../receive/event-decryptor.js';
+import type { MatrixHttp } from '../core/http.js';
 import { KeyBackup } from './key-backup.js';
 import { decryptKeyFile, encryptKeyFile } from './key-file.js';
-import type { OutgoingRequestProcessor } from './outgoing.js';
+import type { OutgoingRequestProcessor } from '../core/outgoing-request-processor.js';
 import { Recovery, type RecoveryResult } from './recovery.js';
-import type { SerialQueue } from './serial-queue.js';
-import { TimelineHealer } from './timeline-healer.js';
+import type { SerialQueue } from '../core/serial-queue.js';
+import { TimelineHealer } from '../receive/timeline-healer.js';
 
 /** A key task under way, as the popup shows it ("N of M keys imported"). */
 export interface KeyTaskProgress {

@@ -6,9 +6,9 @@ import {
   EncryptionAlgorithm,
   UserId,
 } from '@matrix-org/matrix-sdk-crypto-wasm';
-import { MatrixApiError, type MatrixHttp, seg } from './http.js';
-import type { OutgoingRequestProcessor } from './outgoing.js';
-import type { SharingPolicy } from '../shared/messages.js';
+import { MatrixApiError, type MatrixHttp, seg } from '../core/http.js';
+import type { OutgoingRequestProcessor } from '../core/outgoing-request-processor.js';
+import type { SharingPolicy } from '../../shared/messages.js';
 import { ShareLedger } from './share-ledger.js';
 import { collectStrategy } from './sharing-policy.js';
 
