@@ -15,7 +15,8 @@
 import Dexie, { type Table } from 'dexie';
 import { secretNames } from '../crypto/keyring/keyring.js';
 import { keyring } from './keyring.js';
-import { type IndexedEvent, type SearchRequest, indexTermsOf, lookupTermsOf, matchesFilter } from '../search/request.js';
+import { type IndexedEvent, type SearchRequest, indexTermsOf, lookupTermsOf } from '../search/request.js';
+import { matchesFilter } from '../search/ranking.js';
 
 interface EventRecord {
   id: string;

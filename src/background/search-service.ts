@@ -3,25 +3,16 @@
  * cannot search encrypted rooms, so their matches come from the account's local index
  * of decrypted messages, with context fetched through `/context` and decrypted; the
  * homeserver's own answer covers every unencrypted event. Both are merged into one
- * response with one `next_batch` (src/crypto/search-query.ts).
+ * response with one `next_batch` (src/search/).
  *
  * Also fills the index: every event an account decrypts is added as it is decrypted.
  */
 import browser from 'webextension-polyfill';
 import type { CryptoAccount } from '../crypto/account.js';
 import { MatrixHttp, seg } from '../crypto/core/http.js';
-import {
-  type IndexedEvent,
-  type SearchRequest,
-  type SearchResult,
-  type ServerRoomEvents,
-  SearchRequestError,
-  decodeBatch,
-  localPage,
-  mergeRoomEvents,
-  parseSearchRequest,
-  serverBoundary,
-} from '../search/request.js';
+import { type IndexedEvent, type SearchRequest, SearchRequestError, parseSearchRequest } from '../search/request.js';
+import { localPage } from '../search/ranking.js';
+import { type SearchResult, type ServerRoomEvents, decodeBatch, mergeRoomEvents, serverBoundary } from '../search/merge.js';
 import type { PageReply, SearchIndexStatus } from '../shared/messages.js';
 import { AccountUnusableError, type AccountRegistry } from './accounts.js';
 import { decryptServerResults } from '../search/server-results.js';

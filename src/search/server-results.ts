@@ -4,10 +4,8 @@
  * Kirjava decryption report the homeserver put under `unsigned` is removed — only Kirjava
  * may say that an event was decrypted.
  */
-import type { SearchResult } from './request.js';
-
-type Json = Record<string, unknown>;
-const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
+import type { SearchResult } from './merge.js';
+import { type Json, isObject } from './request.js';
 
 export interface HistoryDecryptor {
   processHistory(roomId: string, body: string): Promise<string>;

@@ -8,19 +8,14 @@ import fc from 'fast-check';
 import {
   type IndexedEvent,
   SearchRequestError,
-  decodeBatch,
-  encodeBatch,
   indexTermsOf,
-  localPage,
   lookupTermsOf,
-  matchesFilter,
-  mergeRoomEvents,
   parseSearchRequest,
   parseSearchTerm,
-  rankOf,
-  serverBoundary,
   wordsOf,
 } from '../../src/search/request.ts';
+import { localPage, matchesFilter, rankOf } from '../../src/search/ranking.ts';
+import { decodeBatch, encodeBatch, mergeRoomEvents, serverBoundary } from '../../src/search/merge.ts';
 
 const ROOM = '!secret:example.org';
 const OTHER = '!other:example.org';
