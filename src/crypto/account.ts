@@ -3,6 +3,7 @@ import { AccountKeys } from './keys/account-keys.js';
 import type { DecryptedEventCache } from './receive/decrypted-cache.js';
 import { type DecryptionListener, RoomEventDecryptor } from './receive/event-decryptor.js';
 import { type FetchLike, MatrixApiError, MatrixHttp, seg } from './core/http.js';
+import type { RetryPolicy } from './core/retry.js';
 import { type MediaKey, MediaKeyRing, type MediaKeyStore } from './media/media-keys.js';
 import { MentionTracker } from './receive/mentions.js';
 import { OutgoingRequestProcessor } from './core/outgoing-request-processor.js';
@@ -39,7 +40,14 @@ export interface OpenOptions extends AccountIdentity {
   decryptedCache?: DecryptedEventCache;
   /** Told when a room is learnt to be encrypted or not (the send guard). */
   roomObserver?: RoomEncryptionObserver;
+  /** Overrides of the retry policy for the machine's requests (DEFAULT_RETRY). */
+  retry?: Partial<RetryPolicy>;
+  /** Timeout of any one homeserver request (REQUEST_TIMEOUT_MS). */
+  requestTimeoutMs?: number;
 }
+
+/** What an account is given besides its machine and homeserver. */
+type AccountParts = Pick<OpenOptions, 'mediaKeyStore' | 'decryptedCache' | 'roomObserver' | 'retry'>;
 
 /** What to send instead of the page's plaintext event, or leave it alone. */
 export type SendDecision = { eventType: 'm.room.encrypted'; body: string } | 'passthrough';
@@ -70,7 +78,7 @@ export class CryptoAccount {
   private readonly syncs: SyncDecryptor;
   private readonly media: MediaKeyRing;
   private flushing: Promise<void> | undefined;
-  /** Recovery, key backup, key files and late-key healing (issue 5). */
+  /** Recovery, key backup, key files and late-key healing. */
   readonly keys: AccountKeys;
   /** The account's devices and the user's trust decisions about them. */
   readonly devices: DeviceTrust;
@@ -88,14 +96,12 @@ export class CryptoAccount {
     readonly identity: AccountIdentity,
     readonly machine: OlmMachine,
     private readonly http: MatrixHttp,
-    mediaKeyStore?: MediaKeyStore,
-    decryptedCache?: DecryptedEventCache,
-    roomObserver?: RoomEncryptionObserver,
+    { mediaKeyStore, decryptedCache, roomObserver, retry }: AccountParts,
   ) {
     this.media = new MediaKeyRing(undefined, mediaKeyStore);
     // Anything that may change who a room key goes to makes the next sends share in full.
     const devicesChanged = () => this.rooms.forgetShares();
-    this.outgoing = new OutgoingRequestProcessor(machine, http, devicesChanged);
+    this.outgoing = new OutgoingRequestProcessor(machine, http, devicesChanged, retry);
     this.keys = new AccountKeys(machine, http, this.outgoing, this.queue, identity.userId, identity.deviceId, devicesChanged);
     this.decryptor = new RoomEventDecryptor(machine, this.media, {
       onUndecryptable: (roomId, envelope) => this.keys.undecryptable(roomId, envelope),
@@ -127,7 +133,8 @@ export class CryptoAccount {
       () => roomMessenger.trackEncryptedRoomMembers(),
       (request) => this.outgoing.send(request),
     );
-    this.sendPolicy = new SendPolicy(machine, this.rooms, run);
+    const recipientsOf = async (roomId: string) => ((await this.rooms.isEncrypted(roomId)) ? this.rooms.recipients(roomId) : []);
+    this.sendPolicy = new SendPolicy(machine, recipientsOf, run);
     this.verifications = new VerificationFlows(machine, {
       run,
       // The user's own steps go encrypted; messages the machine queues by itself (e.g. a
@@ -154,9 +161,9 @@ export class CryptoAccount {
         options.storePassphrase,
       );
     }
-    const http = new MatrixHttp(options.baseUrl, options.accessToken, options.fetchFn);
+    const http = new MatrixHttp(options.baseUrl, options.accessToken, options.fetchFn, options.requestTimeoutMs);
     const { baseUrl, userId, deviceId } = options;
-    return new CryptoAccount({ baseUrl, userId, deviceId }, machine, http, options.mediaKeyStore, options.decryptedCache, options.roomObserver);
+    return new CryptoAccount({ baseUrl, userId, deviceId }, machine, http, options);
   }
 
   /** The device's ed25519 key (unpadded base64), as Element shows the "session key". */

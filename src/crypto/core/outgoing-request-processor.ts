@@ -4,81 +4,72 @@ import {
   KeysQueryRequest,
   KeysUploadRequest,
   type OlmMachine,
+  type OutgoingRequest,
   RoomMessageRequest,
   SignatureUploadRequest,
   ToDeviceRequest,
 } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { type MatrixHttp, seg } from './http.js';
-
-export type OutgoingRequest =
-  | KeysUploadRequest
-  | KeysQueryRequest
-  | KeysClaimRequest
-  | ToDeviceRequest
-  | SignatureUploadRequest
-  | RoomMessageRequest
-  | KeysBackupRequest;
+import { DEFAULT_RETRY, type RetryPolicy, type Sleep, sleep, withRetries } from './retry.js';
 
 /**
  * Turns the machine's outgoing requests into client-server API calls (paths as in the
  * Matrix spec, "End-to-end encryption" and "Send-to-Device messaging") and reports each
  * answer back with `markRequestAsSent`, which is how the machine learns of uploaded keys,
- * queried devices and claimed one-time keys.
+ * queried devices and claimed one-time keys. A request that fails for a reason that may
+ * pass (rate limit, server error, no answer) is tried again under the retry policy; only a
+ * successful answer is reported, and when the policy gives up the Matrix error is thrown.
  */
 export class OutgoingRequestProcessor {
+  private readonly retry: RetryPolicy;
+
   /**
    * @param devicesChanged told after the answer of a request that changes what the machine
    *   knows about devices, identities or Olm sessions (keys query and claim, signatures).
+   * @param retry overrides of DEFAULT_RETRY.
+   * @param wait how a retry waits (tests pass a quicker or recording one).
    */
   constructor(
     private readonly machine: OlmMachine,
     private readonly http: MatrixHttp,
     private readonly devicesChanged: () => void = () => {},
-  ) {}
+    retry: Partial<RetryPolicy> = {},
+    private readonly wait: Sleep = sleep,
+  ) {
+    this.retry = { ...DEFAULT_RETRY, ...retry };
+  }
 
   async send(request: OutgoingRequest): Promise<void> {
-    const response = await this.call(request);
-    // SignatureUploadRequest from bootstrapCrossSigning has no id (DESIGN.md §4).
+    const [method, path] = this.route(request);
+    const response = await withRetries(
+      (timeoutMs) => this.http.requestText(method, path, request.body, timeoutMs),
+      this.retry,
+      this.wait,
+    );
+    // The SignatureUploadRequest of bootstrapCrossSigning has no id: nothing to report.
     if (request.id) await this.machine.markRequestAsSent(request.id, request.type, response);
-    if (request instanceof KeysQueryRequest || request instanceof KeysClaimRequest || request instanceof SignatureUploadRequest) {
+    if (
+      request instanceof KeysQueryRequest ||
+      request instanceof KeysClaimRequest ||
+      request instanceof SignatureUploadRequest
+    ) {
       this.devicesChanged();
     }
   }
 
-  private call(request: OutgoingRequest): Promise<string> {
-    if (request instanceof KeysUploadRequest) {
-      return this.http.requestText('POST', '/keys/upload', request.body);
-    }
-    if (request instanceof KeysQueryRequest) {
-      return this.http.requestText('POST', '/keys/query', request.body);
-    }
-    if (request instanceof KeysClaimRequest) {
-      return this.http.requestText('POST', '/keys/claim', request.body);
-    }
+  /** The method and path (below `/_matrix/client/v3`) of a request. */
+  private route(request: OutgoingRequest): [method: string, path: string] {
+    if (request instanceof KeysUploadRequest) return ['POST', '/keys/upload'];
+    if (request instanceof KeysQueryRequest) return ['POST', '/keys/query'];
+    if (request instanceof KeysClaimRequest) return ['POST', '/keys/claim'];
+    if (request instanceof SignatureUploadRequest) return ['POST', '/keys/signatures/upload'];
     if (request instanceof ToDeviceRequest) {
-      return this.http.requestText(
-        'PUT',
-        `/sendToDevice/${seg(request.event_type)}/${seg(request.txn_id)}`,
-        request.body,
-      );
-    }
-    if (request instanceof SignatureUploadRequest) {
-      return this.http.requestText('POST', '/keys/signatures/upload', request.body);
+      return ['PUT', `/sendToDevice/${seg(request.event_type)}/${seg(request.txn_id)}`];
     }
     if (request instanceof RoomMessageRequest) {
-      return this.http.requestText(
-        'PUT',
-        `/rooms/${seg(request.room_id)}/send/${seg(request.event_type)}/${seg(request.txn_id)}`,
-        request.body,
-      );
+      return ['PUT', `/rooms/${seg(request.room_id)}/send/${seg(request.event_type)}/${seg(request.txn_id)}`];
     }
-    if (request instanceof KeysBackupRequest) {
-      return this.http.requestText(
-        'PUT',
-        `/room_keys/keys?version=${seg(request.version)}`,
-        request.body,
-      );
-    }
+    if (request instanceof KeysBackupRequest) return ['PUT', `/room_keys/keys?version=${seg(request.version)}`];
     throw new Error(`Unknown outgoing request type ${(request as { type: unknown }).type}`);
   }
 }

@@ -2,7 +2,6 @@ import { CollectStrategy, type OlmMachine, type UserId } from '@matrix-org/matri
 import type { DeviceView, SharingPolicy } from '../../shared/messages.js';
 import { deviceView, trustState } from '../trust/device-trust.js';
 import { MatrixApiError } from '../core/http.js';
-import type { RoomEncryptor } from './room-encryptor.js';
 
 /** Where the user's key sharing choices come from, and how to ask them (the worker provides it). */
 export interface SharingDecisions {
@@ -23,7 +22,7 @@ export class SendRefusedError extends MatrixApiError {
 }
 
 /**
- * Decides with whom a room key may be shared before a send (issue 4, "Sharing policy"):
+ * Decides with whom a room key may be shared before a send (the key sharing policy):
  * 'all' shares with every device that is not blacklisted (as Element does); 'cross-signed'
  * only with devices their owner cross-signed (CollectStrategy.identityBasedStrategy); 'ask'
  * shares with all, but first asks the user about unverified devices they have not approved
@@ -37,9 +36,14 @@ export class SendPolicy {
   private readonly asking = new Map<string, Promise<'send' | 'cancel' | 'timeout'>>();
   decisions: SharingDecisions | undefined;
 
+  /**
+   * @param recipientsOf who a room key of the room would go to, devices tracked and queried;
+   *   no one when the room is not encrypted. Called inside `run`.
+   * @param run runs a lookup on the account's serial queue.
+   */
   constructor(
     private readonly machine: OlmMachine,
-    private readonly rooms: RoomEncryptor,
+    private readonly recipientsOf: (roomId: string) => Promise<UserId[]>,
     private readonly run: <T>(job: () => Promise<T>) => Promise<T>,
   ) {}
 
@@ -56,10 +60,7 @@ export class SendPolicy {
       }
     }
     if (policy !== 'ask') return policy;
-    const unverified = await this.run(async () => {
-      if (!(await this.rooms.isEncrypted(roomId))) return [];
-      return this.unverifiedDevices(await this.rooms.recipients(roomId));
-    });
+    const unverified = await this.run(async () => this.unverifiedDevices(await this.recipientsOf(roomId)));
     const approved = this.approved.get(roomId) ?? new Set<string>();
     const fresh = unverified.filter((d) => !approved.has(`${d.userId}|${d.deviceId}`));
     if (fresh.length === 0) return policy;

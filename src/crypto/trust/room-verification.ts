@@ -1,6 +1,13 @@
 import type { OlmMachine, RoomMessageRequest } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { type MatrixHttp, seg } from '../core/http.js';
-import type { RoomEncryptor } from '../send/room-encryptor.js';
+
+/** What in-room verification needs of the account's room encryption (RoomEncryptor). */
+export interface EncryptingRooms {
+  isEncrypted(roomId: string): Promise<boolean>;
+  /** Tracks the room's members and queries their devices. */
+  recipients(roomId: string): Promise<unknown>;
+  encrypt(roomId: string, eventType: string, content: string): Promise<string>;
+}
 
 /**
  * The room side of in-room key verification (Matrix spec "Key verification framework",
@@ -12,7 +19,7 @@ import type { RoomEncryptor } from '../send/room-encryptor.js';
 export class RoomVerificationMessenger {
   constructor(
     private readonly machine: OlmMachine,
-    private readonly rooms: RoomEncryptor,
+    private readonly rooms: EncryptingRooms,
     private readonly http: MatrixHttp,
   ) {}
 

@@ -3,6 +3,7 @@ import {
   EventId,
   OtherUserIdentity,
   type OlmMachine,
+  type OutgoingRequest,
   Qr,
   QrState,
   RoomId,
@@ -13,7 +14,6 @@ import {
   VerificationRequestPhase,
 } from '@matrix-org/matrix-sdk-crypto-wasm';
 import type { CrossSigningView, VerificationAction, VerificationStage, VerificationView } from '../../shared/messages.js';
-import type { OutgoingRequest } from '../core/outgoing-request-processor.js';
 import type { RoomVerificationMessenger } from './room-verification.js';
 
 /** What a verification needs of its account: the serial queue and the outgoing-request loop. */
