@@ -4,6 +4,7 @@
  */
 import { CryptoAccount } from '../../src/crypto/account.ts';
 import type { FetchLike } from '../../src/crypto/core/http.ts';
+import type { RetryPolicy } from '../../src/crypto/core/retry.ts';
 import { FakeHomeserver } from './fake-homeserver.ts';
 
 const opened: CryptoAccount[] = [];
@@ -16,7 +17,7 @@ export async function openAccount(
   hs: FakeHomeserver,
   userId: string,
   deviceId: string,
-  options: { claim?: boolean; fetchFn?: FetchLike; accessToken?: string } = {},
+  options: { claim?: boolean; fetchFn?: FetchLike; accessToken?: string; retry?: Partial<RetryPolicy> } = {},
 ): Promise<CryptoAccount> {
   const account = await CryptoAccount.open({
     baseUrl: hs.baseUrl,
@@ -24,6 +25,7 @@ export async function openAccount(
     deviceId,
     accessToken: options.accessToken ?? hs.login(userId, deviceId),
     fetchFn: options.fetchFn ?? hs.fetchFn,
+    retry: options.retry,
   });
   opened.push(account);
   if (options.claim) await account.claimDevice();
