@@ -1,4 +1,11 @@
-import { DeviceId, OlmMachine, RoomMessageRequest, StoreHandle, UserId, initAsync } from '@matrix-org/matrix-sdk-crypto-wasm';
+import {
+  DeviceId,
+  OlmMachine,
+  RoomMessageRequest,
+  StoreHandle,
+  UserId,
+  initAsync,
+} from '@matrix-org/matrix-sdk-crypto-wasm';
 import { AccountKeys } from './keys/account-keys.js';
 import type { DecryptedEventCache } from './receive/decrypted-cache.js';
 import { type DecryptionListener, RoomEventDecryptor } from './receive/event-decryptor.js';
@@ -6,6 +13,7 @@ import { type FetchLike, MatrixApiError, MatrixHttp, seg } from './core/http.js'
 import type { RetryPolicy } from './core/retry.js';
 import { type MediaKey, MediaKeyRing, type MediaKeyStore } from './media/media-keys.js';
 import { MentionTracker } from './receive/mentions.js';
+import { OutgoingRequestLoop } from './core/outgoing-request-loop.js';
 import { OutgoingRequestProcessor } from './core/outgoing-request-processor.js';
 import { type RoomEncryptionObserver, RoomEncryptor } from './send/room-encryptor.js';
 import { SerialQueue } from './core/serial-queue.js';
@@ -56,7 +64,8 @@ export type SendDecision = { eventType: 'm.room.encrypted'; body: string } | 'pa
 export class ForeignDeviceKeysError extends Error {
   constructor() {
     super(
-      'This session already has encryption keys from another app: log out and log in again in your Matrix client so Kirjava gets a fresh session.',
+      'This session already has encryption keys from another app: log out and log in again in your Matrix client ' +
+        'so Kirjava gets a fresh session.',
     );
   }
 }
@@ -77,7 +86,7 @@ export class CryptoAccount {
   private readonly rooms: RoomEncryptor;
   private readonly syncs: SyncDecryptor;
   private readonly media: MediaKeyRing;
-  private flushing: Promise<void> | undefined;
+  private readonly outgoingLoop: OutgoingRequestLoop;
   /** Recovery, key backup, key files and late-key healing. */
   readonly keys: AccountKeys;
   /** The account's devices and the user's trust decisions about them. */
@@ -102,17 +111,35 @@ export class CryptoAccount {
     // Anything that may change who a room key goes to makes the next sends share in full.
     const devicesChanged = () => this.rooms.forgetShares();
     this.outgoing = new OutgoingRequestProcessor(machine, http, devicesChanged, retry);
-    this.keys = new AccountKeys(machine, http, this.outgoing, this.queue, identity.userId, identity.deviceId, devicesChanged);
+    this.outgoingLoop = new OutgoingRequestLoop(machine, this.outgoing);
+    this.keys = new AccountKeys(
+      machine,
+      http,
+      this.outgoing,
+      this.queue,
+      identity.userId,
+      identity.deviceId,
+      devicesChanged,
+    );
     this.decryptor = new RoomEventDecryptor(machine, this.media, {
       onUndecryptable: (roomId, envelope) => this.keys.undecryptable(roomId, envelope),
       cache: decryptedCache,
     });
-    this.rooms = new RoomEncryptor(machine, http, {
-      flush: () => this.flushOutgoing(),
-      processor: this.outgoing,
-    }, roomObserver);
-    this.syncs = new SyncDecryptor(machine, this.decryptor, this.rooms, new MentionTracker(identity.userId), (roomId, event) =>
-      this.verifications.receiveRoomEvent(roomId, event),
+    this.rooms = new RoomEncryptor(
+      machine,
+      http,
+      {
+        flush: () => this.flushOutgoing(),
+        processor: this.outgoing,
+      },
+      roomObserver,
+    );
+    this.syncs = new SyncDecryptor(
+      machine,
+      this.decryptor,
+      this.rooms,
+      new MentionTracker(identity.userId),
+      (roomId, event) => this.verifications.receiveRoomEvent(roomId, event),
     );
     machine.registerDevicesUpdatedCallback(async () => devicesChanged());
     machine.registerUserIdentityUpdatedCallback(async () => devicesChanged());
@@ -133,14 +160,16 @@ export class CryptoAccount {
       () => roomMessenger.trackEncryptedRoomMembers(),
       (request) => this.outgoing.send(request),
     );
-    const recipientsOf = async (roomId: string) => ((await this.rooms.isEncrypted(roomId)) ? this.rooms.recipients(roomId) : []);
+    const recipientsOf = async (roomId: string) =>
+      (await this.rooms.isEncrypted(roomId)) ? this.rooms.recipients(roomId) : [];
     this.sendPolicy = new SendPolicy(machine, recipientsOf, run);
     this.verifications = new VerificationFlows(machine, {
       run,
       // The user's own steps go encrypted; messages the machine queues by itself (e.g. a
       // `done` after the other side's MAC) leave through the outgoing loop in plaintext, as
       // matrix-js-sdk sends all of them: encrypting there would re-enter that loop.
-      send: (request) => (request instanceof RoomMessageRequest ? roomMessenger.send(request) : this.outgoing.send(request)),
+      send: (request) =>
+        request instanceof RoomMessageRequest ? roomMessenger.send(request) : this.outgoing.send(request),
       flush: () => this.flushOutgoingQueued(),
       rooms: roomMessenger,
     });
@@ -178,14 +207,12 @@ export class CryptoAccount {
   async claimDevice(): Promise<void> {
     return this.queue.run(async () => {
       const { userId, deviceId } = this.identity;
-      const answer = await this.http.request<{ device_keys?: Record<string, Record<string, { keys?: Record<string, string> }>> }>(
-        'POST',
-        '/keys/query',
-        { device_keys: { [userId]: [deviceId] } },
-      );
+      const answer = await this.http.request<{
+        device_keys?: Record<string, Record<string, { keys?: Record<string, string> }>>;
+      }>('POST', '/keys/query', { device_keys: { [userId]: [deviceId] } });
       const existing = answer.device_keys?.[userId]?.[deviceId]?.keys?.[`ed25519:${deviceId}`];
       if (existing && existing !== this.ed25519) throw new ForeignDeviceKeysError();
-      await this.flushOutgoingNow();
+      await this.outgoingLoop.run();
     });
   }
 
@@ -273,7 +300,9 @@ export class CryptoAccount {
   /** The rooms the account has joined (`GET /joined_rooms`) that are encrypted. */
   async joinedEncryptedRooms(): Promise<string[]> {
     const joined = await this.http.request<{ joined_rooms?: unknown }>('GET', '/joined_rooms');
-    const rooms = Array.isArray(joined.joined_rooms) ? joined.joined_rooms.filter((r): r is string => typeof r === 'string') : [];
+    const rooms = Array.isArray(joined.joined_rooms)
+      ? joined.joined_rooms.filter((r): r is string => typeof r === 'string')
+      : [];
     const encrypted: string[] = [];
     for (const roomId of rooms) {
       if (await this.queue.run(() => this.rooms.isEncrypted(roomId))) encrypted.push(roomId);
@@ -318,32 +347,15 @@ export class CryptoAccount {
 
   /** Sends the machine's pending outgoing requests (keys upload/query/claim, to-device, ...). */
   flushOutgoing(): Promise<void> {
-    return this.flushOutgoingNow();
+    return this.outgoingLoop.run();
   }
 
   /** Runs the outgoing-request loop on the account queue (after a sync was answered). */
   flushOutgoingQueued(): Promise<void> {
     return this.queue.run(async () => {
-      await this.flushOutgoingNow();
+      await this.outgoingLoop.run();
       await this.keys.afterSync();
     });
-  }
-
-  private flushOutgoingNow(): Promise<void> {
-    // A flush already under way covers a caller that arrives meanwhile only if it loops
-    // until the machine has nothing left, which it does.
-    this.flushing ??= (async () => {
-      try {
-        for (let round = 0; round < 10; round++) {
-          const requests = await this.machine.outgoingRequests();
-          if (requests.length === 0) return;
-          for (const request of requests) await this.outgoing.send(request);
-        }
-      } finally {
-        this.flushing = undefined;
-      }
-    })();
-    return this.flushing;
   }
 
   close(): void {

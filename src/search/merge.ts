@@ -10,7 +10,10 @@ import { type Json, type SearchRequest, SearchRequestError, isObject } from './r
  * The last result of the homeserver's page in the request's order, when the homeserver
  * has further pages; undefined when local results need not wait for it.
  */
-export function serverBoundary(orderBy: 'rank' | 'recent', server: ServerRoomEvents | undefined): LocalCursor | undefined {
+export function serverBoundary(
+  orderBy: 'rank' | 'recent',
+  server: ServerRoomEvents | undefined,
+): LocalCursor | undefined {
   if (!server?.next_batch) return undefined;
   const keys = (server.results ?? []).filter((r) => isObject(r) && isObject(r.result)).map(resultKey);
   if (keys.length === 0) return undefined;
@@ -37,7 +40,10 @@ export interface MergedBatch {
 const BATCH_PREFIX = 'kirjava1.';
 
 const base64url = (text: string) =>
-  btoa(String.fromCharCode(...new TextEncoder().encode(text))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  btoa(String.fromCharCode(...new TextEncoder().encode(text)))
+    .replace(/\+/g, '-')
+    .replace(/\//g, '_')
+    .replace(/=+$/, '');
 const fromBase64url = (text: string) =>
   new TextDecoder().decode(Uint8Array.from(atob(text.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0)));
 
@@ -102,7 +108,9 @@ export function mergeRoomEvents(
   const serverResults = (server?.results ?? []).filter(
     (r) => isObject(r) && isObject(r.result) && !localIds.has(r.result.event_id),
   );
-  const results = [...localResults, ...serverResults].sort((a, b) => compareResults(request.orderBy, resultKey(a), resultKey(b)));
+  const results = [...localResults, ...serverResults].sort((a, b) =>
+    compareResults(request.orderBy, resultKey(a), resultKey(b)),
+  );
   const highlights = [...new Set([...request.query.words, ...(server?.highlights ?? [])])];
   const answer: Json = {
     results,
@@ -112,7 +120,9 @@ export function mergeRoomEvents(
   const batch: MergedBatch = { server: server?.next_batch, local: local?.next };
   if (typeof server?.count === 'number') batch.serverCount = server.count;
   if (batch.server !== undefined || batch.local !== undefined) answer.next_batch = encodeBatch(batch);
-  if (request.groupBy.length > 0) answer.groups = groupsOf(request.groupBy, results, answer.next_batch as string | undefined);
+  if (request.groupBy.length > 0) {
+    answer.groups = groupsOf(request.groupBy, results, answer.next_batch as string | undefined);
+  }
   if (server?.state) answer.state = server.state;
   return answer;
 }

@@ -73,7 +73,11 @@ export function compareResults(orderBy: 'rank' | 'recent', a: LocalCursor, b: Lo
   return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
 }
 
-const cursorOf = (r: RankedEvent): LocalCursor => ({ rank: r.rank, ts: r.event.origin_server_ts, id: r.event.event_id });
+const cursorOf = (r: RankedEvent): LocalCursor => ({
+  rank: r.rank,
+  ts: r.event.origin_server_ts,
+  id: r.event.event_id,
+});
 
 export interface LocalPage {
   results: RankedEvent[];

@@ -94,7 +94,10 @@ export function wordsOf(text: string): string[] {
 }
 
 /** The searchable text of an event under `keys`, or undefined when it has none. */
-export function searchableText(event: { type?: unknown; content?: unknown }, keys: readonly SearchKey[] = SEARCH_KEYS): string | undefined {
+export function searchableText(
+  event: { type?: unknown; content?: unknown },
+  keys: readonly SearchKey[] = SEARCH_KEYS,
+): string | undefined {
   const key = typeof event.type === 'string' ? KEY_OF_TYPE[event.type] : undefined;
   if (!key || !keys.includes(key) || !isObject(event.content)) return undefined;
   const value = event.content[key.slice('content.'.length)];

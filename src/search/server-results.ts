@@ -27,7 +27,11 @@ export async function decryptServerResults(account: HistoryDecryptor, results: u
     const result = (list(processed.chunk)[0] ?? r.result) as Json;
     const entry: SearchResult = { ...(r as unknown as SearchResult), result };
     if (context) {
-      entry.context = { ...context, events_before: list(processed.events_before), events_after: list(processed.events_after) };
+      entry.context = {
+        ...context,
+        events_before: list(processed.events_before),
+        events_after: list(processed.events_after),
+      };
     }
     out.push(entry);
   }

@@ -42,14 +42,21 @@ export async function sendText(hs: FakeHomeserver, sender: CryptoAccount, roomId
 }
 
 /** The body `reader` gets for `event` in its next sync (a notice when it cannot decrypt it). */
-export async function readText(hs: FakeHomeserver, reader: CryptoAccount, roomId: string, event: Json): Promise<string> {
+export async function readText(
+  hs: FakeHomeserver,
+  reader: CryptoAccount,
+  roomId: string,
+  event: Json,
+): Promise<string> {
   const { userId, deviceId } = reader.identity;
   const body = JSON.parse(await reader.processSync(hs.syncFor(userId, deviceId, { timeline: { [roomId]: [event] } })));
   return body.rooms.join[roomId].timeline.events[0].content.body;
 }
 
 /** A fake homeserver where Alice and Bob (devices with their keys uploaded) are in the encrypted `roomId`. */
-export async function aliceAndBobIn(roomId: string): Promise<{ hs: FakeHomeserver; alice: CryptoAccount; bob: CryptoAccount }> {
+export async function aliceAndBobIn(
+  roomId: string,
+): Promise<{ hs: FakeHomeserver; alice: CryptoAccount; bob: CryptoAccount }> {
   const hs = new FakeHomeserver();
   const alice = await openAccount(hs, '@alice:example.test', 'ALICEDEV', { claim: true });
   const bob = await openAccount(hs, '@bob:example.test', 'BOBDEV', { claim: true });

@@ -19,7 +19,12 @@ export interface RetryPolicy {
 }
 
 /** Waits of 1, 2 and 4 s between four attempts of at most 30 s each, all within a minute. */
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 4, firstDelayMs: 1_000, attemptTimeoutMs: 30_000, totalMs: 60_000 };
+export const DEFAULT_RETRY: RetryPolicy = {
+  attempts: 4,
+  firstDelayMs: 1_000,
+  attemptTimeoutMs: 30_000,
+  totalMs: 60_000,
+};
 
 export type Sleep = (ms: number) => Promise<void>;
 

@@ -26,12 +26,14 @@ export type VaultKeyRecord =
   | { kind: 'plain'; key: Uint8Array }
   | { kind: 'wrapped'; salt: Uint8Array; iterations: number; iv: Uint8Array; data: Uint8Array };
 
+/** The passphrase does not open the vault key. */
 export class WrongPassphraseError extends Error {
   constructor() {
     super('Wrong passphrase');
   }
 }
 
+/** The passphrase is too short to lock the keyring with. */
 export class WeakPassphraseError extends Error {
   constructor() {
     super(`Choose a passphrase of at least ${MIN_PASSPHRASE_LENGTH} characters`);
@@ -86,7 +88,12 @@ export async function open(key: Uint8Array, name: string, blob: SealedBlob): Pro
   }
 }
 
-async function passphraseKey(passphrase: string, salt: Uint8Array, iterations: number, usages: KeyUsage[]): Promise<CryptoKey> {
+async function passphraseKey(
+  passphrase: string,
+  salt: Uint8Array,
+  iterations: number,
+  usages: KeyUsage[],
+): Promise<CryptoKey> {
   const base = await subtle().importKey('raw', new TextEncoder().encode(passphrase), 'PBKDF2', false, ['deriveKey']);
   return subtle().deriveKey(
     { name: 'PBKDF2', hash: 'SHA-256', salt: bytes(salt), iterations },
@@ -107,7 +114,11 @@ export async function wrapVaultKey(
   const salt = randomBytes(SALT_BYTES);
   const iv = randomBytes(IV_BYTES);
   const key = await passphraseKey(passphrase, salt, iterations, ['encrypt']);
-  const data = await subtle().encrypt({ name: 'AES-GCM', iv: bytes(iv), additionalData: label('vault') }, key, bytes(vaultKey));
+  const data = await subtle().encrypt(
+    { name: 'AES-GCM', iv: bytes(iv), additionalData: label('vault') },
+    key,
+    bytes(vaultKey),
+  );
   return { kind: 'wrapped', salt, iterations, iv, data: new Uint8Array(data) };
 }
 
@@ -119,13 +130,19 @@ export async function unwrapVaultKey(record: VaultKeyRecord, passphrase: string)
   let vaultKey: Uint8Array;
   try {
     vaultKey = new Uint8Array(
-      await subtle().decrypt({ name: 'AES-GCM', iv: bytes(record.iv), additionalData: label('vault') }, key, bytes(record.data)),
+      await subtle().decrypt(
+        { name: 'AES-GCM', iv: bytes(record.iv), additionalData: label('vault') },
+        key,
+        bytes(record.data),
+      ),
     );
   } catch {
     // AES-GCM cannot tell a wrong passphrase from a damaged record of the right shape.
     throw new WrongPassphraseError();
   }
-  if (vaultKey.length !== VAULT_KEY_BYTES) throw new KeyringDamagedError("Kirjava's keyring is damaged: the vault key has the wrong length");
+  if (vaultKey.length !== VAULT_KEY_BYTES) {
+    throw new KeyringDamagedError("Kirjava's keyring is damaged: the vault key has the wrong length");
+  }
   return vaultKey;
 }
 

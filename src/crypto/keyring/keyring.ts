@@ -53,6 +53,7 @@ export const secretNames = {
   search: (accountId: string) => `search:${accountId}`,
 };
 
+/** The keyring is locked: the user must enter the passphrase first. */
 export class KeyringLockedError extends Error {
   constructor() {
     super('Kirjava is locked: open the Kirjava popup and enter your passphrase');
@@ -69,6 +70,7 @@ export interface KeyringOptions {
   migrate?: (adopt: (name: string, secret: Uint8Array) => Promise<boolean>) => Promise<void>;
 }
 
+/** Hands out the named secrets, sealed at rest under the vault key; locks and unlocks the vault key. */
 export class Keyring {
   /** The vault key once known in this worker; never a failure (a lock may end). */
   private vaultKey: Uint8Array | undefined;
@@ -88,10 +90,12 @@ export class Keyring {
 
   /** Runs the migration if it has not run yet; see KeyringOptions.migrate. */
   ready(): Promise<void> {
-    this.migrated ??= (this.options.migrate?.((name, secret) => this.adopt(name, secret)) ?? Promise.resolve()).catch((error) => {
-      this.migrated = undefined;
-      throw error;
-    });
+    this.migrated ??= (this.options.migrate?.((name, secret) => this.adopt(name, secret)) ?? Promise.resolve()).catch(
+      (error) => {
+        this.migrated = undefined;
+        throw error;
+      },
+    );
     return this.migrated;
   }
 
@@ -190,7 +194,9 @@ export class Keyring {
   }
 
   private checkedLength(name: string, secret: Uint8Array, length: number): Uint8Array {
-    if (secret.length !== length) throw new Error(`Kirjava's keyring entry ${name} has ${secret.length} bytes, not ${length}`);
+    if (secret.length !== length) {
+      throw new Error(`Kirjava's keyring entry ${name} has ${secret.length} bytes, not ${length}`);
+    }
     return secret;
   }
 
@@ -199,10 +205,12 @@ export class Keyring {
     if (this.vaultKey) return this.vaultKey;
     const record = await this.backend.loadVaultKey();
     if (!record) {
-      this.vaultKeyCreation ??= this.backend.saveVaultKey({ kind: 'plain', key: randomBytes(VAULT_KEY_BYTES) }).catch((error) => {
-        this.vaultKeyCreation = undefined;
-        throw error;
-      });
+      this.vaultKeyCreation ??= this.backend
+        .saveVaultKey({ kind: 'plain', key: randomBytes(VAULT_KEY_BYTES) })
+        .catch((error) => {
+          this.vaultKeyCreation = undefined;
+          throw error;
+        });
       await this.vaultKeyCreation;
       return this.unlockedKey();
     }

@@ -158,7 +158,10 @@ export class AccountKeys {
     this.healer.keysArrived(sessions);
   }
 
-  private async track<T>(task: KeyTaskProgress['task'], run: (progress: (done: number, total: number) => void) => Promise<T>): Promise<T> {
+  private async track<T>(
+    task: KeyTaskProgress['task'],
+    run: (progress: (done: number, total: number) => void) => Promise<T>,
+  ): Promise<T> {
     if (this.current) throw new Error('Another key task is under way for this account: wait for it to finish');
     this.current = { task, done: 0, total: 0 };
     try {

@@ -73,7 +73,9 @@ export class KeyBackup {
     try {
       key = BackupDecryptionKey.fromBase64(keyBase64);
     } catch {
-      throw new KeyBackupError('The key-backup key in your secret storage is damaged: set up key backup again in Element');
+      throw new KeyBackupError(
+        'The key-backup key in your secret storage is damaged: set up key backup again in Element',
+      );
     }
     const info = await this.serverInfo();
     if (!info) throw new KeyBackupError('This account has no key backup on the server: turn on key backup in Element');
@@ -82,7 +84,8 @@ export class KeyBackup {
     }
     if (info.auth_data.public_key !== key.megolmV1PublicKey.publicKeyBase64) {
       throw new KeyBackupError(
-        'The key backup on the server was not made with your recovery key, so Kirjava does not trust it (nothing was changed): reset key backup in Element',
+        'The key backup on the server was not made with your recovery key, so Kirjava does not trust it (nothing ' +
+          'was changed): reset key backup in Element',
       );
     }
     return { key, info };

@@ -36,10 +36,17 @@ const subtle = () => globalThis.crypto.subtle;
 async function deriveKeys(passphrase: string, salt: Uint8Array, rounds: number) {
   const base = await subtle().importKey('raw', new TextEncoder().encode(passphrase), 'PBKDF2', false, ['deriveBits']);
   const bits = new Uint8Array(
-    await subtle().deriveBits({ name: 'PBKDF2', salt: salt as BufferSource, iterations: rounds, hash: 'SHA-512' }, base, 512),
+    await subtle().deriveBits(
+      { name: 'PBKDF2', salt: salt as BufferSource, iterations: rounds, hash: 'SHA-512' },
+      base,
+      512,
+    ),
   );
   const aes = await subtle().importKey('raw', bits.slice(0, 32), 'AES-CTR', false, ['encrypt', 'decrypt']);
-  const hmac = await subtle().importKey('raw', bits.slice(32), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
+  const hmac = await subtle().importKey('raw', bits.slice(32), { name: 'HMAC', hash: 'SHA-256' }, false, [
+    'sign',
+    'verify',
+  ]);
   return { aes, hmac };
 }
 
@@ -68,9 +75,16 @@ export async function decryptKeyFile(text: string, passphrase: string): Promise<
   const keys = await deriveKeys(passphrase, salt, rounds);
   const signed = data.subarray(0, data.length - HMAC_LENGTH);
   if (!(await subtle().verify('HMAC', keys.hmac, mac as BufferSource, signed as BufferSource))) {
-    throw new KeyFileError('wrong-passphrase', 'Wrong passphrase for this key file (or the file was altered): nothing was imported');
+    throw new KeyFileError(
+      'wrong-passphrase',
+      'Wrong passphrase for this key file (or the file was altered): nothing was imported',
+    );
   }
-  const plaintext = await subtle().decrypt({ name: 'AES-CTR', counter: iv as BufferSource, length: 64 }, keys.aes, ciphertext as BufferSource);
+  const plaintext = await subtle().decrypt(
+    { name: 'AES-CTR', counter: iv as BufferSource, length: 64 },
+    keys.aes,
+    ciphertext as BufferSource,
+  );
   const json = new TextDecoder().decode(plaintext);
   try {
     if (!Array.isArray(JSON.parse(json))) throw new Error('not an array');
@@ -97,7 +111,9 @@ export async function encryptKeyFile(json: string, passphrase: string, rounds = 
   data.set(iv, 17);
   new DataView(data.buffer).setUint32(33, rounds);
   data.set(ciphertext, PREFIX_LENGTH);
-  const mac = new Uint8Array(await subtle().sign('HMAC', keys.hmac, data.subarray(0, PREFIX_LENGTH + ciphertext.length)));
+  const mac = new Uint8Array(
+    await subtle().sign('HMAC', keys.hmac, data.subarray(0, PREFIX_LENGTH + ciphertext.length)),
+  );
   data.set(mac, PREFIX_LENGTH + ciphertext.length);
   const base64 = toBase64(data);
   const lines: string[] = [];
@@ -111,11 +127,14 @@ function armoredBody(text: string): string {
   if (start < 0) {
     throw new KeyFileError(
       'not-a-key-file',
-      'This is not a Matrix key file: pick the file your Matrix client exported (it starts with -----BEGIN MEGOLM SESSION DATA-----)',
+      'This is not a Matrix key file: pick the file your Matrix client exported (it starts with -----BEGIN ' +
+        'MEGOLM SESSION DATA-----)',
     );
   }
   const end = text.indexOf(FOOTER, start + HEADER.length);
-  if (end < 0) throw new KeyFileError('truncated', 'This key file is incomplete (cut short): copy or download it again');
+  if (end < 0) {
+    throw new KeyFileError('truncated', 'This key file is incomplete (cut short): copy or download it again');
+  }
   return text.slice(start + HEADER.length, end).replace(/\s+/g, '');
 }
 

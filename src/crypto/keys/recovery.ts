@@ -10,7 +10,11 @@ import {
   unlockKey,
 } from './secret-storage.js';
 
-const CROSS_SIGNING = ['m.cross_signing.master', 'm.cross_signing.self_signing', 'm.cross_signing.user_signing'] as const;
+const CROSS_SIGNING = [
+  'm.cross_signing.master',
+  'm.cross_signing.self_signing',
+  'm.cross_signing.user_signing',
+] as const;
 const BACKUP_SECRET = 'm.megolm_backup.v1';
 
 export interface RecoveryResult {
@@ -48,7 +52,11 @@ export class Recovery {
     }
     const keyId = defaultKey.key;
     const description = await this.accountData<SecretStorageKeyDescription>(`m.secret_storage.key.${keyId}`);
-    if (!description) throw new SecretStorageError('The recovery setup of this account is incomplete: set up recovery again in Element');
+    if (!description) {
+      throw new SecretStorageError(
+        'The recovery setup of this account is incomplete: set up recovery again in Element',
+      );
+    }
     const key = await unlockKey(input, description);
 
     const secrets = new Map<string, string>();

@@ -84,7 +84,9 @@ export async function keyFromPassphrase(
 ): Promise<Uint8Array> {
   const info = description.passphrase;
   if (info?.algorithm !== 'm.pbkdf2' || typeof info.salt !== 'string' || typeof info.iterations !== 'number') {
-    throw new SecretStorageError('This account has no recovery passphrase, only a recovery key: enter the recovery key');
+    throw new SecretStorageError(
+      'This account has no recovery passphrase, only a recovery key: enter the recovery key',
+    );
   }
   const base = await subtle().importKey('raw', new TextEncoder().encode(passphrase), 'PBKDF2', false, ['deriveBits']);
   const bits = await subtle().deriveBits(
@@ -111,12 +113,21 @@ async function deriveKeys(key: Uint8Array, name: string) {
 }
 
 /** Encrypts `secret` under `key` for the account-data entry `name`. */
-export async function encryptSecret(key: Uint8Array, name: string, secret: string, iv?: Uint8Array): Promise<EncryptedSecret> {
+export async function encryptSecret(
+  key: Uint8Array,
+  name: string,
+  secret: string,
+  iv?: Uint8Array,
+): Promise<EncryptedSecret> {
   const counter = iv ?? globalThis.crypto.getRandomValues(new Uint8Array(16));
   if (!iv) counter[8] &= 0x7f;
   const keys = await deriveKeys(key, name);
   const ciphertext = new Uint8Array(
-    await subtle().encrypt({ name: 'AES-CTR', counter: counter as BufferSource, length: 64 }, keys.aes, new TextEncoder().encode(secret)),
+    await subtle().encrypt(
+      { name: 'AES-CTR', counter: counter as BufferSource, length: 64 },
+      keys.aes,
+      new TextEncoder().encode(secret),
+    ),
   );
   const mac = new Uint8Array(await subtle().sign('HMAC', keys.hmac, ciphertext));
   return { iv: toBase64(counter), ciphertext: toBase64(ciphertext), mac: toBase64(mac) };
@@ -128,7 +139,9 @@ export async function decryptSecret(key: Uint8Array, name: string, encrypted: En
   const ciphertext = fromBase64(encrypted.ciphertext);
   const mac = new Uint8Array(await subtle().sign('HMAC', keys.hmac, ciphertext as BufferSource));
   if (toBase64(mac).replace(/=+$/, '') !== encrypted.mac.replace(/=+$/, '')) {
-    throw new SecretStorageError(`The secret ${name} does not match your recovery key: it may have been changed by another client`);
+    throw new SecretStorageError(
+      `The secret ${name} does not match your recovery key: it may have been changed by another client`,
+    );
   }
   const plaintext = await subtle().decrypt(
     { name: 'AES-CTR', counter: fromBase64(encrypted.iv) as BufferSource, length: 64 },

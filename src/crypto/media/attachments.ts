@@ -107,9 +107,17 @@ function counterAt(iv: Uint8Array, blocks: number): Uint8Array<ArrayBuffer> {
 type FileCrypto = Pick<EncryptedFile, 'key' | 'iv' | 'hashes' | 'v'>;
 
 /** The key, IV and expected hash of an EncryptedFile, or an AttachmentError saying what is wrong. */
-function parseFile(file: FileCrypto): { raw: Uint8Array<ArrayBuffer>; iv: Uint8Array<ArrayBuffer>; expected: Uint8Array } {
+function parseFile(file: FileCrypto): {
+  raw: Uint8Array<ArrayBuffer>;
+  iv: Uint8Array<ArrayBuffer>;
+  expected: Uint8Array;
+} {
   if (file.v !== undefined && file.v !== 'v2' && file.v !== 'v1') {
-    throw new AttachmentError(`This file uses an unsupported encryption version (${String(file.v)}); the sender's app is too old or too new for Kirjava.`, 'invalid');
+    throw new AttachmentError(
+      `This file uses an unsupported encryption version (${String(file.v)}); the sender's app is too old or too ` +
+        `new for Kirjava.`,
+      'invalid',
+    );
   }
   const raw = typeof file.key?.k === 'string' ? fromBase64(file.key.k) : undefined;
   if (!raw || raw.length !== 32 || (file.key.alg !== undefined && file.key.alg !== 'A256CTR')) {
@@ -121,7 +129,10 @@ function parseFile(file: FileCrypto): { raw: Uint8Array<ArrayBuffer>; iv: Uint8A
   }
   const expected = typeof file.hashes?.sha256 === 'string' ? fromBase64(file.hashes.sha256) : undefined;
   if (!expected || expected.length !== 32) {
-    throw new AttachmentError('This file has no SHA-256 hash to check it against: Kirjava does not show unchecked files.', 'invalid');
+    throw new AttachmentError(
+      'This file has no SHA-256 hash to check it against: Kirjava does not show unchecked files.',
+      'invalid',
+    );
   }
   return { raw, iv, expected };
 }
@@ -129,7 +140,8 @@ function parseFile(file: FileCrypto): { raw: Uint8Array<ArrayBuffer>; iv: Uint8A
 function checkHash(actual: Uint8Array, expected: Uint8Array): void {
   if (actual.length !== expected.length || !actual.every((byte, i) => byte === expected[i])) {
     throw new AttachmentError(
-      "This file was altered after it was sent (its SHA-256 does not match the sender's): Kirjava refuses to show it. Ask the sender to send it again.",
+      "This file was altered after it was sent (its SHA-256 does not match the sender's): Kirjava refuses to " +
+        "show it. Ask the sender to send it again.",
       'hash',
     );
   }

@@ -71,7 +71,11 @@ export class MediaKeyRing {
     }
     // Some senders put the thumbnail at the top level (not the spec's place): honour it too.
     if (isEncryptedFile(content.thumbnail_file)) {
-      const thumbInfo = isObject(content.thumbnail_info) ? content.thumbnail_info : isObject(info?.thumbnail_info) ? info.thumbnail_info : undefined;
+      const thumbInfo = isObject(content.thumbnail_info)
+        ? content.thumbnail_info
+        : isObject(info?.thumbnail_info)
+          ? info.thumbnail_info
+          : undefined;
       this.remember(content.thumbnail_file, typeof thumbInfo?.mimetype === 'string' ? thumbInfo.mimetype : undefined);
       if (typeof content.thumbnail_url !== 'string') out = { ...out, thumbnail_url: content.thumbnail_file.url };
     }

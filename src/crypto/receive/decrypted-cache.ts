@@ -1,6 +1,6 @@
 /**
  * The decrypted-event cache: history the client loads again (a reload, scrolling back over
- * the same page) is not decrypted a second time (≈ 300 µs per event, DESIGN.md §4).
+ * the same page) is not decrypted a second time (≈ 300 µs per event).
  *
  * Entries are sealed with AES-256-GCM under a key derived from the account's store
  * key (in the keyring), so the plaintext is encrypted at rest like the crypto store itself, and the
@@ -43,6 +43,7 @@ export const DEFAULT_CACHE_LIMIT = 20_000;
  */
 export const RECENT_LIMIT = 5_000;
 
+/** One account's cache of decrypted events, sealed at rest, with a layer of recent entries in memory. */
 export class DecryptedEventCache {
   private pendingGets = new Map<string, ((value: CachedDecryption | undefined) => void)[]>();
   private pendingPuts: { id: string; value: CachedDecryption }[] = [];
@@ -61,7 +62,12 @@ export class DecryptedEventCache {
     const subtle = globalThis.crypto.subtle;
     const base = await subtle.importKey('raw', new TextEncoder().encode(secret), 'HKDF', false, ['deriveKey']);
     const key = await subtle.deriveKey(
-      { name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(32), info: new TextEncoder().encode('io.kirjava.decrypted-event-cache') },
+      {
+        name: 'HKDF',
+        hash: 'SHA-256',
+        salt: new Uint8Array(32),
+        info: new TextEncoder().encode('io.kirjava.decrypted-event-cache'),
+      },
       base,
       { name: 'AES-GCM', length: 256 },
       false,
@@ -71,9 +77,14 @@ export class DecryptedEventCache {
   }
 
   /** The cache id of an encrypted envelope, or undefined when it cannot be cached. */
-  static idOf(roomId: string, envelope: { event_id?: unknown; sender?: unknown; content?: Record<string, unknown> }): string | undefined {
+  static idOf(
+    roomId: string,
+    envelope: { event_id?: unknown; sender?: unknown; content?: Record<string, unknown> },
+  ): string | undefined {
     const ciphertext = envelope.content?.ciphertext;
-    if (typeof envelope.event_id !== 'string' || typeof ciphertext !== 'string' || ciphertext.length < 64) return undefined;
+    if (typeof envelope.event_id !== 'string' || typeof ciphertext !== 'string' || ciphertext.length < 64) {
+      return undefined;
+    }
     return `${roomId}|${envelope.event_id}|${String(envelope.sender)}|${ciphertext.length}|${ciphertext.slice(-86)}`;
   }
 

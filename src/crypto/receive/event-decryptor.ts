@@ -67,7 +67,7 @@ export class RoomEventDecryptor {
     private readonly machine: OlmMachine,
     /** Learns the keys of encrypted files in decrypted content and exposes them to the client. */
     private readonly media?: MediaKeyRing,
-    /** Late keys (issue 5): told of events that lack their key; decryptions already made. */
+    /** Late keys: told of events that lack their key; decryptions already made. */
     private readonly late: {
       onUndecryptable?: (roomId: string, envelope: RoomEvent) => void;
       cache?: DecryptedEventCache;
@@ -129,7 +129,8 @@ export class RoomEventDecryptor {
       if (shield.code === ShieldStateCode.MismatchedSender) {
         return notice(
           envelope,
-          `** Warning: this message claims to be from ${envelope.sender} but was not encrypted by any of their devices; it is not shown. **`,
+          `** Warning: this message claims to be from ${envelope.sender} but was not encrypted by any of their ` +
+            `devices; it is not shown. **`,
           { ...info, decrypted: false, forged_sender: true },
         );
       }
@@ -201,7 +202,7 @@ function notice(envelope: RoomEvent, body: string, info: Record<string, unknown>
 
 /**
  * Flags a ciphertext seen before under another event id: megolm decryption alone does
- * not stop a homeserver from replaying a message (DESIGN.md §4). Megolm ciphertexts
+ * not stop a homeserver from replaying a message. Megolm ciphertexts
  * embed the message index, so the same (session id, ciphertext) is the same message.
  * Bounded, in memory: replays are caught within a worker lifetime.
  */

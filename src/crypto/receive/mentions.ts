@@ -22,6 +22,7 @@ const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&
 const globWord = (glob: string) =>
   new RegExp(`(^|\\W)${escapeRegExp(glob).replace(/\\\*/g, '.*').replace(/\\\?/g, '.')}($|\\W)`, 'i');
 
+/** One account's unread mentions in encrypted rooms, and the highlight counts they add to a sync. */
 export class MentionTracker {
   /** roomId → unread mention event id → origin_server_ts. */
   private readonly unread = new Map<string, Map<string, number>>();

@@ -27,7 +27,7 @@ export class SyncDecryptor {
     private readonly decryptor: RoomEventDecryptor,
     private readonly rooms: RoomEncryptor,
     private readonly mentions?: MentionTracker,
-    /** Receives in-room `m.key.verification.*` events once decrypted (issue 4). */
+    /** Receives in-room `m.key.verification.*` events once decrypted (in-room verification). */
     private readonly onVerificationEvent?: (roomId: string, event: Json) => Promise<void>,
   ) {}
 
@@ -125,7 +125,9 @@ export class SyncDecryptor {
 function isVerificationEvent(event: Json): boolean {
   if (typeof event.type !== 'string') return false;
   if (event.type.startsWith('m.key.verification.')) return true;
-  return event.type === 'm.room.message' && isObject(event.content) && event.content.msgtype === 'm.key.verification.request';
+  return (
+    event.type === 'm.room.message' && isObject(event.content) && event.content.msgtype === 'm.key.verification.request'
+  );
 }
 
 /**

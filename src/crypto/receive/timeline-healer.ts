@@ -1,7 +1,8 @@
 import { ENCRYPTION_INFO_KEY, type RoomEvent, type RoomEventDecryptor } from './event-decryptor.js';
 
 type Json = Record<string, unknown>;
-const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
+const isObject = (value: unknown): value is Json =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 interface Waiting {
   roomId: string;
@@ -71,7 +72,8 @@ export class TimelineHealer {
       if (!events) continue;
       for (const [eventId, { roomId, envelope }] of events) {
         const decrypted = await decryptor.decrypt(roomId, envelope);
-        const info = decrypted.unsigned?.[ENCRYPTION_INFO_KEY] as { decrypted?: boolean; error_code?: string } | undefined;
+        const info = decrypted.unsigned?.[ENCRYPTION_INFO_KEY] as
+          { decrypted?: boolean; error_code?: string } | undefined;
         if (!info?.decrypted && info?.error_code !== undefined) continue; // still no key
         events.delete(eventId);
         this.count -= 1;
@@ -98,7 +100,9 @@ export class TimelineHealer {
 function replacementOf(envelope: RoomEvent, decrypted: RoomEvent): RoomEvent {
   const { 'm.relates_to': _relation, ...newContent } = decrypted.content ?? {};
   const body = typeof newContent.body === 'string' ? newContent.body : '';
-  const random = [...globalThis.crypto.getRandomValues(new Uint8Array(8))].map((b) => b.toString(16).padStart(2, '0')).join('');
+  const random = [...globalThis.crypto.getRandomValues(new Uint8Array(8))]
+    .map((b) => b.toString(16).padStart(2, '0'))
+    .join('');
   return {
     type: 'm.room.message',
     event_id: `$kirjava-heal-${random}`,
@@ -111,7 +115,9 @@ function replacementOf(envelope: RoomEvent, decrypted: RoomEvent): RoomEvent {
       'm.new_content': newContent,
       'm.relates_to': { rel_type: 'm.replace', event_id: envelope.event_id },
     },
-    unsigned: { [ENCRYPTION_INFO_KEY]: { ...(decrypted.unsigned?.[ENCRYPTION_INFO_KEY] as Json), healed: envelope.event_id } },
+    unsigned: {
+      [ENCRYPTION_INFO_KEY]: { ...(decrypted.unsigned?.[ENCRYPTION_INFO_KEY] as Json), healed: envelope.event_id },
+    },
   };
 }
 

@@ -96,7 +96,8 @@ export class RoomEncryptor {
         return false;
       }
       throw new EncryptionStateUnknownError(
-        `Kirjava could not find out whether ${roomId} is encrypted (${(error as Error).message}); the message was not sent.`,
+        `Kirjava could not find out whether ${roomId} is encrypted (${(error as Error).message}); the message ` +
+          `was not sent.`,
       );
     }
   }
@@ -140,7 +141,7 @@ export class RoomEncryptor {
     const settings = new EncryptionSettings();
     settings.sharingStrategy = collectStrategy(policy);
     // shareRoomKey right before encrypting: encrypting without a shared, unexpired session
-    // panics inside the library (DESIGN.md §4).
+    // never settles: the library panics inside.
     const toDevice = await this.machine.shareRoomKey(
       new RoomId(roomId),
       members.map((u) => u.clone()),

@@ -32,7 +32,7 @@ const ROTATION_MARGIN_MESSAGES = 2;
  * can encrypt the next sends at once. The owner forgets a room when its members change and
  * every room when anything about devices or trust may have changed; the ledger itself
  * watches the outbound session: encrypting on an expired one panics inside the library
- * (DESIGN.md §4), so a room only holds while its session is well inside the library's
+ * (it never settles), so a room only holds while its session is well inside the library's
  * rotation limits, and only for a session whose first message this ledger saw (its age
  * and message count are then known from the ciphertexts). Worker memory only: a new worker
  * shares in full once per room.

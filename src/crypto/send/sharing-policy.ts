@@ -55,7 +55,9 @@ export class SendPolicy {
       const identity = await this.run(() => this.machine.getIdentity(this.machine.userId));
       if (!identity) {
         throw new SendRefusedError(
-          'Kirjava: this room shares keys with cross-signed devices only, but your account has no cross-signing yet. Set it up in Element (or another full client) and verify this session from the Kirjava popup, or choose another key sharing policy in Kirjava’s options.',
+          'Kirjava: this room shares keys with cross-signed devices only, but your account has no cross-signing ' +
+            'yet. Set it up in Element (or another full client) and verify this session from the Kirjava popup, or ' +
+            'choose another key sharing policy in Kirjava’s options.',
         );
       }
     }
@@ -73,12 +75,14 @@ export class SendPolicy {
     const answer = await question;
     if (answer === 'cancel') {
       throw new SendRefusedError(
-        'Kirjava: you cancelled this message because the room has unverified devices. Verify or blacklist them in Kirjava, then send again.',
+        'Kirjava: you cancelled this message because the room has unverified devices. Verify or blacklist them ' +
+          'in Kirjava, then send again.',
       );
     }
     if (answer === 'timeout') {
       throw new SendRefusedError(
-        'Kirjava: nobody answered whether to send to the unverified devices in this room, so the message was not sent. Open Kirjava and send again.',
+        'Kirjava: nobody answered whether to send to the unverified devices in this room, so the message was not ' +
+          'sent. Open Kirjava and send again.',
       );
     }
     for (const device of fresh) approved.add(`${device.userId}|${device.deviceId}`);
@@ -105,5 +109,7 @@ export class SendPolicy {
 
 /** The library's collect strategy for a policy ('ask' shares like 'all' once approved). */
 export function collectStrategy(policy: SharingPolicy): CollectStrategy {
-  return policy === 'cross-signed' ? CollectStrategy.identityBasedStrategy() : CollectStrategy.deviceBasedStrategy(false, false);
+  return policy === 'cross-signed'
+    ? CollectStrategy.identityBasedStrategy()
+    : CollectStrategy.deviceBasedStrategy(false, false);
 }

@@ -1,4 +1,11 @@
-import { type Device, DeviceId, LocalTrust, type OlmMachine, type SignatureUploadRequest, UserId } from '@matrix-org/matrix-sdk-crypto-wasm';
+import {
+  type Device,
+  DeviceId,
+  LocalTrust,
+  type OlmMachine,
+  type SignatureUploadRequest,
+  UserId,
+} from '@matrix-org/matrix-sdk-crypto-wasm';
 import type { DeviceTrustAction, DeviceTrustState, DeviceView } from '../../shared/messages.js';
 
 /**
@@ -47,7 +54,9 @@ export class DeviceTrust {
   async apply(userId: string, deviceId: string, action: DeviceTrustAction): Promise<DeviceView> {
     return this.run(async () => {
       const device = await this.machine.getDevice(new UserId(userId), new DeviceId(deviceId));
-      if (!device) throw new Error(`Kirjava does not know the device ${deviceId} of ${userId} (any more): refresh the list`);
+      if (!device) {
+        throw new Error(`Kirjava does not know the device ${deviceId} of ${userId} (any more): refresh the list`);
+      }
       const own = userId === this.machine.userId.toString();
       if (action === 'verify' && own && (await this.machine.crossSigningStatus()).hasSelfSigning) {
         // Holding the self-signing key (received after self-verification), Kirjava signs the

@@ -37,15 +37,25 @@ export class RoomVerificationMessenger {
     const { joined_rooms: joined = [] } = await this.http.request<{ joined_rooms?: string[] }>('GET', '/joined_rooms');
     for (const roomId of joined) {
       if (!(await this.rooms.isEncrypted(roomId).catch(() => false))) continue;
-      const members = await this.http.request<{ joined?: Record<string, unknown> }>('GET', `/rooms/${seg(roomId)}/joined_members`);
+      const members = await this.http.request<{ joined?: Record<string, unknown> }>(
+        'GET',
+        `/rooms/${seg(roomId)}/joined_members`,
+      );
       const ids = Object.keys(members.joined ?? {}).sort();
       if (ids.length === 2 && ids.includes(own) && ids.includes(userId)) return roomId;
     }
-    throw new Error(`You have no encrypted direct chat with ${userId}: start one in your Matrix client, then verify again`);
+    throw new Error(
+      `You have no encrypted direct chat with ${userId}: start one in your Matrix client, then verify again`,
+    );
   }
 
   /** Sends a room event for the verification; returns its event id. */
-  async sendEvent(roomId: string, eventType: string, content: string, txnId: string = crypto.randomUUID()): Promise<string> {
+  async sendEvent(
+    roomId: string,
+    eventType: string,
+    content: string,
+    txnId: string = crypto.randomUUID(),
+  ): Promise<string> {
     let type = eventType;
     let body = content;
     if (await this.rooms.isEncrypted(roomId)) {

@@ -13,7 +13,12 @@ import {
   type VerificationRequest,
   VerificationRequestPhase,
 } from '@matrix-org/matrix-sdk-crypto-wasm';
-import type { CrossSigningView, VerificationAction, VerificationStage, VerificationView } from '../../shared/messages.js';
+import type {
+  CrossSigningView,
+  VerificationAction,
+  VerificationStage,
+  VerificationView,
+} from '../../shared/messages.js';
 import type { RoomVerificationMessenger } from './room-verification.js';
 
 /** What a verification needs of its account: the serial queue and the outgoing-request loop. */
@@ -85,7 +90,15 @@ export class VerificationFlows {
           views.push(last);
         } else {
           // Gone from the machine before it finished: it timed out.
-          views.push({ ...last, stage: 'cancelled', emoji: null, qr: null, qrBytes: null, cancelReason: 'The verification timed out', cancelledByUs: false });
+          views.push({
+            ...last,
+            stage: 'cancelled',
+            emoji: null,
+            qr: null,
+            qrBytes: null,
+            cancelReason: 'The verification timed out',
+            cancelledByUs: false,
+          });
         }
       }
       return views;
@@ -104,7 +117,9 @@ export class VerificationFlows {
       const user = new UserId(userId);
       if (!deviceId) throw new Error('Pick the device to verify');
       const device = await this.machine.getDevice(user, new DeviceId(deviceId));
-      if (!device) throw new Error(`Kirjava does not know the device ${deviceId} of ${userId}: refresh the device list`);
+      if (!device) {
+        throw new Error(`Kirjava does not know the device ${deviceId} of ${userId}: refresh the device list`);
+      }
       const [request, toDevice] = device.requestVerification(METHODS);
       await this.host.send(toDevice);
       return this.remember({ ...view(request), otherDeviceId: deviceId });
@@ -117,10 +132,15 @@ export class VerificationFlows {
    */
   async startInRoom(userId: string): Promise<VerificationView> {
     return this.host.run(async () => {
-      if (userId === this.machine.userId.toString()) throw new Error('Verify your own devices one by one, from the device list');
+      if (userId === this.machine.userId.toString()) {
+        throw new Error('Verify your own devices one by one, from the device list');
+      }
       const identity = await this.machine.getIdentity(new UserId(userId));
       if (!(identity instanceof OtherUserIdentity)) {
-        throw new Error(`${userId} has not set up cross-signing, so they cannot be verified as a person: verify their devices one by one`);
+        throw new Error(
+          `${userId} has not set up cross-signing, so they cannot be verified as a person: verify their devices ` +
+            `one by one`,
+        );
       }
       const roomId = await this.host.rooms.findDirectRoom(userId);
       const content = JSON.parse(identity.verificationRequestContent(METHODS)) as Record<string, unknown>;
@@ -142,7 +162,9 @@ export class VerificationFlows {
     }
     const result = await this.host.run(async () => {
       const request = this.machine.getVerificationRequest(new UserId(userId), flowId);
-      if (!request) throw new Error('This verification is over (it timed out or the worker restarted): start a new one');
+      if (!request) {
+        throw new Error('This verification is over (it timed out or the worker restarted): start a new one');
+      }
       await this.perform(request, action);
       return this.remember(view(request));
     });
@@ -158,7 +180,13 @@ export class VerificationFlows {
         this.remember(view(request));
         const verification = request.getVerification();
         // The other side started emoji on a request the user accepted (or made): accept it.
-        if (verification instanceof Sas && verification.startedFromRequest() && !verification.weStarted() && !verification.hasBeenAccepted() && !verification.isCancelled()) {
+        if (
+          verification instanceof Sas &&
+          verification.startedFromRequest() &&
+          !verification.weStarted() &&
+          !verification.hasBeenAccepted() &&
+          !verification.isCancelled()
+        ) {
           await this.sendMaybe(verification.accept());
         }
         if (request.isDone() && request.isSelfVerification()) selfVerified = true;
@@ -284,7 +312,9 @@ function view(request: VerificationRequest): VerificationView {
       ? (verification.emoji() ?? []).map((e) => ({ symbol: e.symbol, name: e.description }))
       : null;
   const qr = verification instanceof Qr && current === 'qr-shown' ? verification : undefined;
-  const cancel = request.cancelInfo ?? (verification instanceof Sas || verification instanceof Qr ? verification.cancelInfo() : undefined);
+  const cancel =
+    request.cancelInfo ??
+    (verification instanceof Sas || verification instanceof Qr ? verification.cancelInfo() : undefined);
   return {
     flowId: request.flowId,
     otherUserId: request.otherUserId.toString(),
