@@ -1,6 +1,6 @@
 /**
  * The decrypted-event cache's IndexedDB store (Dexie), one database per account next to
- * its crypto store. It holds sealed entries only: see src/crypto/decrypted-cache.ts.
+ * its crypto store. It holds sealed entries only: see src/crypto/receive/decrypted-cache.ts.
  */
 import Dexie, { type Table } from 'dexie';
 import type { SealedEntry, SealedStore } from '../crypto/receive/decrypted-cache.js';

@@ -1,5 +1,5 @@
 /**
- * The worker's keyring (src/crypto/keyring.ts) in the extension's own IndexedDB, which no
+ * The worker's keyring (src/crypto/keyring/keyring.ts) in the extension's own IndexedDB, which no
  * content script and no page can open (it belongs to the extension's origin); the vault
  * key unwrapped by the user's passphrase is kept in `storage.session` (memory, extension
  * contexts only) until the browser closes. Also answers the popup's and options page's

@@ -16,7 +16,7 @@
  * the per-file keys are part of event content the page receives anyway. Kirjava's own keys
  * never come here.
  *
- * Memory: files are processed in 1 MiB chunks (src/crypto/attachments.ts). A download's
+ * Memory: files are processed in 1 MiB chunks (src/crypto/media/attachments.ts). A download's
  * ciphertext must be complete and checked before any byte is returned, so it waits in a Blob
  * (the browser's blob store, which keeps large blobs on disk), then is decrypted chunk by
  * chunk as the page reads the response; an upload is encrypted the same way into a Blob. The

@@ -10,7 +10,7 @@
  * `m.room.encrypted` event, any event carrying Kirjava's decryption report, which the
  * worker strips, and any event whose bundled relations hold an encrypted event). Their
  * positions are remembered; everything else stays in the page. For rooms known to be
- * encrypted the part also carries what highlight counting needs (src/crypto/mentions.ts):
+ * encrypted the part also carries what highlight counting needs (src/crypto/receive/mentions.ts):
  * `unread_notifications`, the `m.receipt` ephemeral events and the user's push rules;
  * the worker's `unread_notifications` are put back.
  */

@@ -1,7 +1,7 @@
 /**
  * Kirjava's keyring: every secret the extension keeps at rest (a crypto store's key, a
  * search index's keys) is a named random byte string sealed under one random vault key
- * (src/crypto/keyring-seal.ts). Like a password manager, the vault key may be locked
+ * (src/crypto/keyring/keyring-seal.ts). Like a password manager, the vault key may be locked
  * with the user's passphrase: it is then unwrapped once per browser session and kept in
  * session memory, and until then every secret is refused with KeyringLockedError.
  *

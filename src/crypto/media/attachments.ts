@@ -8,7 +8,7 @@
  * hook, in the worker and in Node tests. Two forms: whole buffers (`encryptAttachment`,
  * `decryptAttachment`), and Blobs processed in 1 MiB chunks (`encryptBlob`, `openEncrypted`)
  * for the page, so that a large file never sits whole in its memory: CTR mode can start at
- * any block, and SHA-256 is computed incrementally (src/crypto/sha256.ts; WebCrypto only
+ * any block, and SHA-256 is computed incrementally (src/crypto/media/sha256.ts; WebCrypto only
  * hashes whole buffers).
  */
 import { Sha256 } from './sha256.js';
