@@ -7,7 +7,7 @@
  *
  * Also fills the index: every event an account decrypts is added as it is decrypted.
  */
-import browser from 'webextension-polyfill';
+import { browser } from '../platform/ext.js';
 import type { CryptoAccount } from '../crypto/account.js';
 import { MatrixHttp, seg } from '../crypto/http.js';
 import {
@@ -40,6 +40,11 @@ export function searchServiceFor(registry: AccountRegistry): SearchService {
 }
 
 const services = new WeakMap<AccountRegistry, SearchService>();
+
+/** Starts the search service before any account opens: every decrypted event goes into the account's index. */
+export function registerSearchService(registry: AccountRegistry): void {
+  searchServiceFor(registry);
+}
 
 export class SearchService {
   private readonly indexes = new Map<string, Promise<SearchIndex>>();

@@ -10,6 +10,7 @@
  * first decryption; `cached: true` under the encryption info says so. Bounded: the oldest
  * entries go when the backend holds more than `limit`.
  */
+import { DECRYPTED_CACHE_KEY_INFO } from '../shared/names.js';
 
 /** Where sealed entries live: IndexedDB (Dexie) in the browser, memory in Node tests. */
 export interface SealedStore {
@@ -61,7 +62,7 @@ export class DecryptedEventCache {
     const subtle = globalThis.crypto.subtle;
     const base = await subtle.importKey('raw', new TextEncoder().encode(secret), 'HKDF', false, ['deriveKey']);
     const key = await subtle.deriveKey(
-      { name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(32), info: new TextEncoder().encode('io.kirjava.decrypted-event-cache') },
+      { name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(32), info: new TextEncoder().encode(DECRYPTED_CACHE_KEY_INFO) },
       base,
       { name: 'AES-GCM', length: 256 },
       false,

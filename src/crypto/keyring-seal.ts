@@ -5,6 +5,7 @@
  * derived from the user's passphrase with PBKDF2-SHA-256 (OWASP's 2023 advice for it:
  * 600,000 iterations).
  */
+import { KEYRING_SEAL_LABEL } from '../shared/names.js';
 
 export const PBKDF2_ITERATIONS = 600_000;
 /** No more than this from a stored record: a damaged count must not hang the worker. */
@@ -43,7 +44,7 @@ export class KeyringDamagedError extends Error {}
 
 const subtle = () => globalThis.crypto.subtle;
 const bytes = (data: Uint8Array) => data as Uint8Array<ArrayBuffer>;
-const label = (name: string) => new TextEncoder().encode(`io.kirjava.keyring\0${name}`);
+const label = (name: string) => new TextEncoder().encode(`${KEYRING_SEAL_LABEL}\0${name}`);
 
 export function randomBytes(length: number): Uint8Array {
   return globalThis.crypto.getRandomValues(new Uint8Array(length));
