@@ -11,6 +11,7 @@
  * entries go when the backend holds more than `limit`.
  */
 import { DECRYPTED_CACHE_KEY_INFO } from '../shared/names.js';
+import { openWith, sealWith } from './keyring-seal.js';
 
 /** Where sealed entries live: IndexedDB (Dexie) in the browser, memory in Node tests. */
 export interface SealedStore {
@@ -151,24 +152,13 @@ export class DecryptedEventCache {
   }
 
   private async seal(id: string, value: CachedDecryption, at: number): Promise<SealedEntry> {
-    const iv = globalThis.crypto.getRandomValues(new Uint8Array(12));
-    const data = new Uint8Array(
-      await globalThis.crypto.subtle.encrypt(
-        // The id is bound as associated data: an entry moved to another id does not open.
-        { name: 'AES-GCM', iv, additionalData: new TextEncoder().encode(id) },
-        this.key,
-        new TextEncoder().encode(JSON.stringify(value)),
-      ),
-    );
+    // The id is bound as associated data: an entry moved to another id does not open.
+    const { iv, data } = await sealWith(this.key, new TextEncoder().encode(JSON.stringify(value)), new TextEncoder().encode(id));
     return { id, iv, data, at };
   }
 
   private async open(entry: SealedEntry): Promise<CachedDecryption> {
-    const plaintext = await globalThis.crypto.subtle.decrypt(
-      { name: 'AES-GCM', iv: entry.iv as BufferSource, additionalData: new TextEncoder().encode(entry.id) },
-      this.key,
-      entry.data as BufferSource,
-    );
+    const plaintext = await openWith(this.key, entry, new TextEncoder().encode(entry.id));
     return JSON.parse(new TextDecoder().decode(plaintext)) as CachedDecryption;
   }
 }
