@@ -8,7 +8,6 @@
 import Dexie, { type Table } from 'dexie';
 import { Keyring, type KeyringBackend, type SessionKeyCache } from '../crypto/keyring.js';
 import type { SealedBlob, VaultKeyRecord } from '../crypto/keyring-seal.js';
-import { browser } from '../platform/ext.js';
 import { storage } from '../platform/storage.js';
 import { migrateLegacySecrets } from './secrets-migration.js';
 import { storageRestricted } from './storage-access.js';
@@ -74,12 +73,9 @@ const sessionKeyCache: SessionKeyCache = {
   },
 };
 
-/**
- * The worker's one keyring; secrets older versions kept in `storage.local` move in at its
- * first use (the migration reads that area as it is, shapes unchecked: it is what it checks).
- */
+/** The worker's one keyring; secrets older versions kept in `storage.local` move in at its first use. */
 export const keyring = new Keyring(new IndexedDbKeyringBackend(), sessionKeyCache, {
-  migrate: (adopt) => migrateLegacySecrets(browser.storage.local, adopt),
+  migrate: (adopt) => migrateLegacySecrets(storage.local.raw(), adopt),
 });
 
 /** 'lock-status', 'lock-unlock', 'lock-set', 'lock-remove' for the popup and options page. */

@@ -1,5 +1,5 @@
 /**
- * The worker's side of devices, trust and verification (issue 4): answers the popup's
+ * The worker's side of devices, trust and verification: answers the popup's
  * requests, keeps the toolbar badge at the number of verifications waiting for the user,
  * and raises an OS notification for each new incoming request; clicking it opens the popup.
  */

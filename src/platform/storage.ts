@@ -4,7 +4,7 @@
  * stored into the shape src/shared/storage-keys.ts declares (missing or malformed: the
  * default), so no caller handles a raw `unknown`.
  */
-import browser from 'webextension-polyfill';
+import { browser } from './ext.js';
 import { type AccountSharing, type Settings, asSettings, asSharing } from '../shared/settings.js';
 import type { LocalValues, SessionValues } from '../shared/storage-keys.js';
 
@@ -25,6 +25,14 @@ export class StorageArea<V> {
 
   private get area() {
     return browser.storage[this.name];
+  }
+
+  /**
+   * The area as the browser has it, shapes unchecked: for moving older versions' data,
+   * whose code checks what it reads itself (src/background/secrets-migration.ts).
+   */
+  raw() {
+    return this.area;
   }
 
   async get<K extends keyof V & string>(key: K): Promise<V[K]> {
