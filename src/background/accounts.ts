@@ -1,4 +1,3 @@
-import browser from 'webextension-polyfill';
 import { CryptoAccount, ForeignDeviceKeysError } from '../crypto/account.js';
 import { DecryptedEventCache } from '../crypto/receive/decrypted-cache.js';
 import { MatrixApiError, MatrixHttp } from '../crypto/core/http.js';
@@ -10,44 +9,12 @@ import type { AccountSiteRequestView, AccountView } from '../shared/messages.js'
 import type { SendGuard } from './send-guard.js';
 import { deleteDatabase, deleteStore, storeDatabases } from './store-wipe.js';
 import { SerialQueue } from '../crypto/core/serial-queue.js';
+import { storage } from '../platform/storage.js';
 
-/** What is remembered of an account on disk. Never a token. */
-interface AccountRecord {
-  baseUrl: string;
-  userId: string;
-  deviceId: string;
-  storeName: string;
-  /**
-   * The store was made with its keyring secret (`store:<storeName>`, 32 random bytes) as a
-   * raw key (no PBKDF2 on every worker start); stores made before that keep opening with
-   * the secret's 64 hex digits as a passphrase, as older versions kept it in this record.
-   */
-  rawStoreKey?: boolean;
-  /** Set once our device keys are on the server (or known to be ours). */
-  claimed: boolean;
-  /** The device's ed25519 key, for the popup while the machine is not open. */
-  ed25519?: string;
-  error?: string;
-  /**
-   * The sites (web origins) that may use this account: the one whose page first used it
-   * with a token the homeserver confirmed, and those the user allowed in the popup since.
-   * Undefined for records made before sites were bound: the next site to use it is bound.
-   */
-  sites?: string[];
-  /**
-   * When the client logged out (ms since the epoch). The store is kept, sealed, for
-   * LOGGED_OUT_KEEP_MS so the user can still export its room keys, then deleted.
-   */
-  loggedOutAt?: number;
-}
+import type { AccountRecord } from '../shared/storage-keys.js';
 
-const RECORDS_KEY = 'accounts';
 /** How long after a worker start an account's leftover outgoing requests go out (see openAccount). */
 const STARTUP_FLUSH_DELAY_MS = 2000;
-/** token → account key, in `storage.session`: memory only, survives worker restarts. */
-const TOKENS_KEY = 'tokens';
-/** Sites waiting for the user's answer to "use <account> here too?", in storage.session. */
-const SITE_REQUESTS_KEY = 'account.siteRequests';
 /** How long the store of a logged-out account whose keys are not all backed up is kept. */
 export const LOGGED_OUT_KEEP_MS = 7 * 24 * 60 * 60 * 1000;
 
@@ -192,7 +159,7 @@ export class AccountRegistry {
     this.byToken.delete(token);
     const tokens = await this.tokens();
     delete tokens[token];
-    await browser.storage.session.set({ [TOKENS_KEY]: tokens });
+    await storage.session.set('tokens', tokens);
   }
 
   /**
@@ -230,7 +197,7 @@ export class AccountRegistry {
     }
     this.byToken.delete(token);
     delete tokens[token];
-    await browser.storage.session.set({ [TOKENS_KEY]: tokens });
+    await storage.session.set('tokens', tokens);
     const doomed = all
       ? Object.keys(records).filter(
           (k) => records[k].baseUrl === record.baseUrl && records[k].userId === record.userId && !records[k].loggedOutAt,
@@ -280,10 +247,7 @@ export class AccountRegistry {
 
   /** Sites waiting for the user's answer to "let <origin> use <account> too?". */
   async siteRequests(): Promise<AccountSiteRequestView[]> {
-    const stored = (await browser.storage.session.get(SITE_REQUESTS_KEY))[SITE_REQUESTS_KEY] as
-      | AccountSiteRequestView[]
-      | undefined;
-    return stored ?? [];
+    return storage.session.get('account.siteRequests');
   }
 
   /** The user's answer: Allow binds the site to the account, Deny drops the question. */
@@ -299,7 +263,7 @@ export class AccountRegistry {
         await this.saveRecord(accountId, { ...record, sites: [...new Set([...(record.sites ?? []), origin])] });
       }
       const rest = requests.filter((r) => !(r.accountId === accountId && r.origin === origin));
-      await browser.storage.session.set({ [SITE_REQUESTS_KEY]: rest });
+      await storage.session.set('account.siteRequests', rest);
     });
   }
 
@@ -336,7 +300,7 @@ export class AccountRegistry {
     delete records[id];
     const loggedOutAt = Date.now();
     records[`${id}|logged-out|${loggedOutAt}`] = { ...record, loggedOutAt, sites: [] };
-    await browser.storage.local.set({ [RECORDS_KEY]: records });
+    await storage.local.set('accounts', records);
     this.siteCache.delete(id);
   }
 
@@ -347,7 +311,7 @@ export class AccountRegistry {
       delete tokens[token];
       this.byToken.delete(token);
     }
-    await browser.storage.session.set({ [TOKENS_KEY]: tokens });
+    await storage.session.set('tokens', tokens);
   }
 
   /**
@@ -371,7 +335,7 @@ export class AccountRegistry {
       const requests = await this.siteRequests();
       if (!requests.some((r) => r.accountId === key && r.origin === origin)) {
         const request: AccountSiteRequestView = { accountId: key, origin, userId: record.userId, sites };
-        await browser.storage.session.set({ [SITE_REQUESTS_KEY]: [...requests, request] });
+        await storage.session.set('account.siteRequests', [...requests, request]);
       }
       throw new SiteNotBoundError(origin, record.userId);
     });
@@ -392,7 +356,7 @@ export class AccountRegistry {
     const records = await this.records();
     const record = records[id];
     delete records[id];
-    await browser.storage.local.set({ [RECORDS_KEY]: records });
+    await storage.local.set('accounts', records);
     this.siteCache.delete(id);
     await this.guard?.forgetAccount(id);
     for (const listener of this.wipedListeners) await listener(id);
@@ -456,7 +420,7 @@ export class AccountRegistry {
     }
     return account.then(async (opened) => {
       const tokens = await this.tokens();
-      if (tokens[token] !== key) await browser.storage.session.set({ [TOKENS_KEY]: { ...tokens, [token]: key } });
+      if (tokens[token] !== key) await storage.session.set('tokens', { ...tokens, [token]: key });
       return opened;
     });
   }
@@ -524,19 +488,17 @@ export class AccountRegistry {
     return account;
   }
 
-  private async records(): Promise<Record<string, AccountRecord>> {
-    const stored = await browser.storage.local.get(RECORDS_KEY);
-    return (stored[RECORDS_KEY] as Record<string, AccountRecord> | undefined) ?? {};
+  private records(): Promise<Record<string, AccountRecord>> {
+    return storage.local.get('accounts');
   }
 
   private async saveRecord(key: string, record: AccountRecord): Promise<void> {
     const records = await this.records();
-    await browser.storage.local.set({ [RECORDS_KEY]: { ...records, [key]: record } });
+    await storage.local.set('accounts', { ...records, [key]: record });
     this.siteCache.set(key, record.sites ?? []);
   }
 
-  private async tokens(): Promise<Record<string, string>> {
-    const stored = await browser.storage.session.get(TOKENS_KEY);
-    return (stored[TOKENS_KEY] as Record<string, string> | undefined) ?? {};
+  private tokens(): Promise<Record<string, string>> {
+    return storage.session.get('tokens');
   }
 }

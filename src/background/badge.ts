@@ -1,22 +1,47 @@
 /**
- * The toolbar badge: the number of things waiting for the user (verification requests,
- * sends waiting for "Send anyway"), summed over the features that report them.
+ * The toolbar button, owned here alone: its badge shows what waits for the user. Counted
+ * things (verification requests, sends waiting for "Send anyway") show their sum in red;
+ * otherwise sites asking "Allow <origin> to use encryption?" show a '?' in amber, and the
+ * title says how many.
  */
-import browser from 'webextension-polyfill';
+import { browser } from '../platform/ext.js';
+import { SerialQueue } from '../crypto/core/serial-queue.js';
 
 const counts = new Map<string, number>();
+let sitesWaiting = 0;
+const renders = new SerialQueue();
 
-export async function setBadgeCount(source: string, count: number): Promise<void> {
+function render(): Promise<void> {
+  return renders.run(async () => {
+    const total = [...counts.values()].reduce((a, b) => a + b, 0);
+    const { action } = browser;
+    if (total > 0) {
+      await action.setBadgeBackgroundColor({ color: '#c0392b' });
+      await action.setBadgeText({ text: String(total) });
+    } else {
+      await action.setBadgeBackgroundColor({ color: '#8a5a00' });
+      await action.setBadgeText({ text: sitesWaiting > 0 ? '?' : '' });
+    }
+    await action.setTitle({ title: sitesWaiting > 0 ? `Kirjava: ${sitesWaiting} site(s) ask to use encryption` : 'Kirjava' });
+  });
+}
+
+/** `count` things of `source` ('send', 'verification') wait for the user. */
+export function setBadgeCount(source: string, count: number): Promise<void> {
   counts.set(source, count);
-  const total = [...counts.values()].reduce((a, b) => a + b, 0);
-  await browser.action.setBadgeText({ text: total > 0 ? String(total) : '' });
-  if (total > 0) await browser.action.setBadgeBackgroundColor({ color: '#c0392b' });
+  return render();
+}
+
+/** `count` sites wait for the user's "Allow <origin> to use encryption?". */
+export function setSitesWaiting(count: number): Promise<void> {
+  sitesWaiting = count;
+  return render();
 }
 
 /** Opens the popup (Chrome 127+), or the popup page in a tab where that is not possible. */
 export async function openPopup(): Promise<void> {
   try {
-    await (chrome.action as unknown as { openPopup(): Promise<void> }).openPopup();
+    await browser.action.openPopup();
   } catch {
     await browser.tabs.create({ url: browser.runtime.getURL('src/popup/index.html') });
   }

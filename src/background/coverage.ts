@@ -7,12 +7,10 @@
  * says so: there, encrypted messages stay unreadable and plaintext sends into encrypted
  * rooms are blocked by the send guard.
  */
-import browser, { type Runtime } from 'webextension-polyfill';
-import type { PageRequest, UncoveredClientView } from '../shared/messages.js';
-import { getSettings } from './settings.js';
+import { type Runtime, browser, senderOrigin } from '../platform/ext.js';
+import { getSettings, storage } from '../platform/storage.js';
+import type { PageRequest } from '../shared/messages.js';
 import { onUiRequest } from './ui-router.js';
-
-const UNCOVERED_KEY = 'coverage.uncovered';
 /** How long after a /sync completes the hook's report may still arrive (or came before). */
 const REPORT_WINDOW_MS = 8_000;
 /** The popup shows a site as not covered while such syncs were seen this recently. */
@@ -20,12 +18,17 @@ export const SHOW_FOR_MS = 10 * 60_000;
 
 const SYNC_REQUESTS = { urls: ['*://*/*_matrix/client/*/sync*'], types: ['xmlhttprequest' as const] };
 
+/** Starts watching the allowed sites' syncs; the page service reports the hook's to it. */
+export function registerCoverageService(): ClientCoverage {
+  return new ClientCoverage();
+}
+
 export class ClientCoverage {
   /** Per origin, times at which the hook reported a sync (this worker lifetime). */
   private readonly reported = new Map<string, number[]>();
 
   constructor() {
-    chrome.webRequest.onCompleted.addListener((details) => {
+    browser.webRequest.onCompleted.addListener((details) => {
       if (details.method === 'GET' && details.statusCode === 200) void this.syncCompleted(details.initiator, details.url);
     }, SYNC_REQUESTS);
     onUiRequest('uncovered-clients', async () => {
@@ -36,9 +39,9 @@ export class ClientCoverage {
   }
 
   /** The hook handed over a page request of an allowed site. */
-  hookReported(request: PageRequest, sender: chrome.runtime.MessageSender | Runtime.MessageSender): void {
+  hookReported(request: PageRequest, sender: Runtime.MessageSender): void {
     if (request?.kind !== 'sync') return;
-    const origin = (sender as { origin?: string }).origin;
+    const origin = senderOrigin(sender);
     if (!origin) return;
     const now = Date.now();
     const times = (this.reported.get(origin) ?? []).filter((t) => t > now - 2 * REPORT_WINDOW_MS);
@@ -58,11 +61,10 @@ export class ClientCoverage {
       times.splice(index, 1); // each hook report accounts for one sync
       return;
     }
-    const uncovered = await this.uncovered();
-    await browser.storage.session.set({ [UNCOVERED_KEY]: { ...uncovered, [origin]: completedAt } });
+    await storage.session.update('coverage.uncovered', (uncovered) => ({ ...uncovered, [origin]: completedAt }));
   }
 
-  private async uncovered(): Promise<Record<string, number>> {
-    return ((await browser.storage.session.get(UNCOVERED_KEY))[UNCOVERED_KEY] as Record<string, number> | undefined) ?? {};
+  private uncovered(): Promise<Record<string, number>> {
+    return storage.session.get('coverage.uncovered');
   }
 }

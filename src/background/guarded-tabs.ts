@@ -3,7 +3,8 @@
  * from every frame of those tabs, including sandboxed iframes and data: documents whose
  * opaque origin no initiator rule can name.
  */
-import { getSettings } from './settings.js';
+import { browser } from '../platform/ext.js';
+import { getSettings } from '../platform/storage.js';
 
 const originOf = (url: string | undefined): string | undefined => {
   try {
@@ -18,10 +19,10 @@ export class GuardedTabs {
 
   /** `onChange` runs whenever the set of guarded tabs changes. */
   constructor(private readonly onChange: () => void) {
-    chrome.tabs.onUpdated.addListener((tabId, change, tab) => {
+    browser.tabs.onUpdated.addListener((tabId, change, tab) => {
       if (change.url !== undefined || change.status === 'loading') void this.update(tabId, tab.url);
     });
-    chrome.tabs.onRemoved.addListener((tabId) => {
+    browser.tabs.onRemoved.addListener((tabId) => {
       if (this.tabs.delete(tabId)) this.onChange();
     });
   }
@@ -34,7 +35,7 @@ export class GuardedTabs {
   async refresh(): Promise<void> {
     const { allowedSites } = await getSettings();
     const next = new Set<number>();
-    for (const tab of await chrome.tabs.query({})) {
+    for (const tab of await browser.tabs.query({})) {
       const origin = originOf(tab.url ?? tab.pendingUrl);
       if (tab.id !== undefined && origin && allowedSites.includes(origin)) next.add(tab.id);
     }

@@ -6,15 +6,14 @@
  * lock requests.
  */
 import Dexie, { type Table } from 'dexie';
-import browser from 'webextension-polyfill';
 import { Keyring, type KeyringBackend, type SessionKeyCache } from '../crypto/keyring/keyring.js';
 import type { SealedBlob, VaultKeyRecord } from '../crypto/keyring/keyring-seal.js';
+import { storage } from '../platform/storage.js';
 import { migrateLegacySecrets } from './secrets-migration.js';
 import { storageRestricted } from './storage-access.js';
 import { onUiRequest } from './ui-router.js';
 
 const VAULT_KEY_ID = 'vault';
-const SESSION_KEY = 'keyring.vaultKey';
 
 class KeyringDatabase extends Dexie {
   vault!: Table<VaultKeyRecord, string>;
@@ -62,21 +61,21 @@ const fromBase64 = (text: string) => Uint8Array.from(atob(text), (c) => c.charCo
 /** `storage.session`, only after it is restricted to the extension's own contexts. */
 const sessionKeyCache: SessionKeyCache = {
   async get() {
-    const stored = (await browser.storage.session.get(SESSION_KEY))[SESSION_KEY];
-    return typeof stored === 'string' ? fromBase64(stored) : undefined;
+    const stored = await storage.session.get('keyring.vaultKey');
+    return stored === undefined ? undefined : fromBase64(stored);
   },
   async set(key) {
     await storageRestricted();
-    await browser.storage.session.set({ [SESSION_KEY]: toBase64(key) });
+    await storage.session.set('keyring.vaultKey', toBase64(key));
   },
   async clear() {
-    await browser.storage.session.remove(SESSION_KEY);
+    await storage.session.remove('keyring.vaultKey');
   },
 };
 
 /** The worker's one keyring; secrets older versions kept in `storage.local` move in at its first use. */
 export const keyring = new Keyring(new IndexedDbKeyringBackend(), sessionKeyCache, {
-  migrate: (adopt) => migrateLegacySecrets(browser.storage.local, adopt),
+  migrate: (adopt) => migrateLegacySecrets(storage.local.raw(), adopt),
 });
 
 /** 'lock-status', 'lock-unlock', 'lock-set', 'lock-remove' for the popup and options page. */

@@ -1,5 +1,5 @@
 /**
- * The popup's key management requests (issue 5): recovery with the recovery key or
+ * The popup's key management requests: recovery with the recovery key or
  * passphrase, key file import and export, and the progress of the task under way.
  */
 import type { AccountRegistry } from './accounts.js';

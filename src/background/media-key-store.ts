@@ -1,74 +1,52 @@
+/**
+ * The keys of an account's encrypted files in the extension's IndexedDB (Dexie; one
+ * database per account, next to the crypto store), so pictures still decrypt after the
+ * worker restarts. Sealed at rest like the crypto store (sealWith): AES-GCM under a key
+ * derived from the account's store key (from the keyring), bound to the mxc URI (which the
+ * homeserver knows anyway), the record's key.
+ */
+import Dexie, { type Table } from 'dexie';
+import { openWith, sealWith } from '../crypto/keyring/keyring-seal.js';
 import type { MediaKey, MediaKeyStore } from '../crypto/media/media-keys.js';
 
-const STORE = 'keys';
-
-function promised<T>(request: IDBRequest<T>): Promise<T> {
-  return new Promise((resolve, reject) => {
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(request.error);
-  });
+interface SealedMediaKey {
+  iv: Uint8Array<ArrayBuffer>;
+  data: ArrayBuffer;
 }
 
-/**
- * The keys of an account's encrypted files in the extension's IndexedDB (one database per
- * account, next to the crypto store), so pictures still decrypt after the worker restarts.
- * Encrypted at rest like the crypto store: AES-GCM under a key derived from the account's
- * store key (from the keyring). The mxc URI (which the homeserver knows anyway) is the record's key.
- */
+class MediaKeyDatabase extends Dexie {
+  keys!: Table<SealedMediaKey, string>;
+
+  constructor(name: string) {
+    super(name);
+    // IndexedDB version 1 (Dexie counts in tenths), as the databases made before Dexie.
+    this.version(0.1).stores({ keys: '' });
+  }
+}
+
 export class IndexedDbMediaKeyStore implements MediaKeyStore {
-  private db: Promise<IDBDatabase> | undefined;
+  private readonly db: MediaKeyDatabase;
   private key: Promise<CryptoKey> | undefined;
 
   constructor(
-    private readonly name: string,
+    name: string,
     private readonly passphrase: string,
-  ) {}
+  ) {
+    // Dexie closes it when a logout deletes the database, and reopens it on use.
+    this.db = new MediaKeyDatabase(name);
+  }
 
   async load(mxc: string): Promise<MediaKey | undefined> {
-    const db = await this.open();
-    const record = (await promised(db.transaction(STORE).objectStore(STORE).get(mxc))) as
-      | { iv: Uint8Array<ArrayBuffer>; data: ArrayBuffer }
-      | undefined;
+    const record = await this.db.keys.get(mxc);
     if (!record) return undefined;
-    const plaintext = await crypto.subtle.decrypt(
-      { name: 'AES-GCM', iv: record.iv, additionalData: new TextEncoder().encode(mxc) },
-      await this.cipherKey(),
-      record.data,
-    );
+    const plaintext = await openWith(await this.cipherKey(), { iv: record.iv, data: new Uint8Array(record.data) }, new TextEncoder().encode(mxc));
     return JSON.parse(new TextDecoder().decode(plaintext)) as MediaKey;
   }
 
   async save(mxc: string, key: MediaKey): Promise<void> {
-    const iv = crypto.getRandomValues(new Uint8Array(12));
-    const data = await crypto.subtle.encrypt(
-      { name: 'AES-GCM', iv, additionalData: new TextEncoder().encode(mxc) },
-      await this.cipherKey(),
-      new TextEncoder().encode(JSON.stringify(key)),
-    );
-    const db = await this.open();
-    const transaction = db.transaction(STORE, 'readwrite');
-    transaction.objectStore(STORE).put({ iv, data }, mxc);
-    await new Promise<void>((resolve, reject) => {
-      transaction.oncomplete = () => resolve();
-      transaction.onerror = () => reject(transaction.error);
-    });
-  }
-
-  private open(): Promise<IDBDatabase> {
-    this.db ??= new Promise((resolve, reject) => {
-      const request = indexedDB.open(this.name, 1);
-      request.onupgradeneeded = () => request.result.createObjectStore(STORE);
-      request.onsuccess = () => {
-        // A logout deletes the database: let go of it instead of blocking the deletion.
-        request.result.onversionchange = () => {
-          request.result.close();
-          this.db = undefined;
-        };
-        resolve(request.result);
-      };
-      request.onerror = () => reject(request.error);
-    });
-    return this.db;
+    const sealed = await sealWith(await this.cipherKey(), new TextEncoder().encode(JSON.stringify(key)), new TextEncoder().encode(mxc));
+    const data = sealed.data.buffer.slice(sealed.data.byteOffset, sealed.data.byteOffset + sealed.data.byteLength) as ArrayBuffer;
+    await this.db.keys.put({ iv: sealed.iv as Uint8Array<ArrayBuffer>, data }, mxc);
   }
 
   private cipherKey(): Promise<CryptoKey> {

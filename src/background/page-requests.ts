@@ -1,11 +1,11 @@
-import type { Runtime } from 'webextension-polyfill';
 import { MatrixApiError } from '../crypto/core/http.js';
 import { EncryptionStateUnknownError } from '../crypto/send/room-encryptor.js';
 import { SendRefusedError } from '../crypto/send/sharing-policy.js';
 import type { MatrixErrorReply, PageReply, PageRequest } from '../shared/messages.js';
 import { AccountUnusableError, type AccountRegistry, SiteNotBoundError, UnconfirmedLoginError } from './accounts.js';
 import { searchServiceFor } from './search-service.js';
-import { getSettings } from './settings.js';
+import { type Runtime, senderOrigin as reportedOrigin } from '../platform/ext.js';
+import { getSettings } from '../platform/storage.js';
 
 /**
  * The web origin of the frame a message came from, as the browser tells it (an about:blank
@@ -14,8 +14,8 @@ import { getSettings } from './settings.js';
  * names a site whose rights it does not have.
  */
 function senderOrigin(sender: Runtime.MessageSender): string | undefined {
-  const origin = (sender as { origin?: unknown }).origin;
-  return typeof origin === 'string' && origin !== 'null' ? origin : undefined;
+  const origin = reportedOrigin(sender);
+  return origin !== 'null' ? origin : undefined;
 }
 
 /**

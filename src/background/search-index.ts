@@ -2,7 +2,7 @@
  * One account's full-text index of decrypted messages, in the extension's IndexedDB
  * (dexie). The plaintext is encrypted at rest:
  *
- * - each event is stored as AES-GCM(256) ciphertext of its JSON, with a fresh IV;
+ * - each event is stored as AES-GCM(256) ciphertext of its JSON, with a fresh IV (sealWith);
  * - the words it is found by are stored as HMAC-SHA-256 of `key|word` (truncated to
  *   128 bits), so lookups work without the words themselves being on disk;
  * - what the homeserver already knows stays in clear (event id, room id, sender, type,
@@ -14,6 +14,7 @@
  */
 import Dexie, { type Table } from 'dexie';
 import { secretNames } from '../crypto/keyring/keyring.js';
+import { openWith, sealWith } from '../crypto/keyring/keyring-seal.js';
 import { keyring } from './keyring.js';
 import { type IndexedEvent, type SearchRequest, indexTermsOf, lookupTermsOf } from '../search/request.js';
 import { matchesFilter } from '../search/ranking.js';
@@ -106,8 +107,7 @@ export class SearchIndex {
       origin_server_ts: typeof event.origin_server_ts === 'number' ? event.origin_server_ts : 0,
     };
     const write = this.writes.then(async () => {
-      const iv = crypto.getRandomValues(new Uint8Array(12));
-      const data = await crypto.subtle.encrypt({ name: 'AES-GCM', iv }, this.encKey, new TextEncoder().encode(JSON.stringify(stored)));
+      const { iv, data } = await sealWith(this.encKey, new TextEncoder().encode(JSON.stringify(stored)));
       await this.db.events.put({
         id: stored.event_id,
         room: roomId,
@@ -115,8 +115,8 @@ export class SearchIndex {
         type: stored.type,
         ts: stored.origin_server_ts,
         terms: await Promise.all(terms.map((t) => this.hashTerm(t))),
-        iv,
-        data,
+        iv: iv as Uint8Array<ArrayBuffer>,
+        data: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer,
       });
     });
     this.writes = write.catch((error) => console.warn('Kirjava: could not index an event', error));
@@ -166,7 +166,7 @@ export class SearchIndex {
   }
 
   private async decrypt(record: EventRecord): Promise<IndexedEvent> {
-    const plain = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: record.iv }, this.encKey, record.data);
+    const plain = await openWith(this.encKey, { iv: record.iv, data: new Uint8Array(record.data) });
     return JSON.parse(new TextDecoder().decode(plain)) as IndexedEvent;
   }
 

@@ -7,7 +7,7 @@
  *
  * Also fills the index: every event an account decrypts is added as it is decrypted.
  */
-import browser from 'webextension-polyfill';
+import { browser } from '../platform/ext.js';
 import type { CryptoAccount } from '../crypto/account.js';
 import { MatrixHttp, seg } from '../crypto/core/http.js';
 import { type IndexedEvent, type SearchRequest, SearchRequestError, parseSearchRequest } from '../search/request.js';
@@ -31,6 +31,11 @@ export function searchServiceFor(registry: AccountRegistry): SearchService {
 }
 
 const services = new WeakMap<AccountRegistry, SearchService>();
+
+/** Starts the search service before any account opens: every decrypted event goes into the account's index. */
+export function registerSearchService(registry: AccountRegistry): void {
+  searchServiceFor(registry);
+}
 
 export class SearchService {
   private readonly indexes = new Map<string, Promise<SearchIndex>>();

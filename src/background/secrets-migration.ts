@@ -5,9 +5,10 @@
  * the keyring holds exactly it; whatever cannot be moved stays where it was, with a warning.
  */
 import { secretNames } from '../crypto/keyring/keyring.js';
+import type { LegacySearchKeys, LocalValues } from '../shared/storage-keys.js';
 
-const RECORDS_KEY = 'accounts';
-const SEARCH_KEYS = 'searchIndexKeys';
+const RECORDS_KEY: keyof LocalValues = 'accounts';
+const SEARCH_KEYS: keyof LocalValues = 'searchIndexKeys';
 
 type Adopt = (name: string, secret: Uint8Array) => Promise<boolean>;
 /** `storage.local` (a fake in Node tests). */
@@ -17,7 +18,6 @@ export interface LegacyStorage {
   remove(keys: string): Promise<void>;
 }
 type LegacyRecords = Record<string, { storeName?: unknown; storePassphrase?: unknown }>;
-type LegacySearchKeys = Record<string, { enc?: unknown; mac?: unknown }>;
 
 const HEX_KEY = /^[0-9a-f]{64}$/;
 const hexBytes = (hex: string) => Uint8Array.from(hex.match(/../g) ?? [], (byte) => parseInt(byte, 16));

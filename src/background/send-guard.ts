@@ -8,17 +8,12 @@
  * Session rules do not survive a browser restart: `install()` runs at every worker start
  * and whenever the settings change.
  */
-import browser from 'webextension-polyfill';
 import { SerialQueue } from '../crypto/core/serial-queue.js';
+import { type DeclarativeNetRequest, browser } from '../platform/ext.js';
+import { getSettings, storage, watchSettings } from '../platform/storage.js';
+import type { PlainRooms } from '../shared/messages.js';
 import { GuardedTabs } from './guarded-tabs.js';
-import { buildGuardRules } from './send-guard-rules.js';
-import { getSettings } from './settings.js';
-import { SETTINGS_KEY } from '../shared/messages.js';
-
-const PLAIN_ROOMS_KEY = 'guard.plainRooms';
-
-/** Rooms known to be unencrypted, per account id; most recently used last. */
-type PlainRooms = Record<string, { baseUrl: string; rooms: string[] }>;
+import { type Rule, buildGuardRules } from './send-guard-rules.js';
 
 /** Regex rules kept free for anything else the extension may need. */
 const REGEX_RESERVE = 10;
@@ -49,7 +44,7 @@ export class SendGuard {
       const entry = (plain[accountId] ??= { baseUrl, rooms: [] });
       if (entry.rooms.at(-1) === roomId) return;
       entry.rooms = [...entry.rooms.filter((id) => id !== roomId), roomId];
-      await browser.storage.local.set({ [PLAIN_ROOMS_KEY]: plain });
+      await storage.local.set('guard.plainRooms', plain);
     });
     if (!this.allowed.has(roomId)) await this.requestInstall();
   }
@@ -69,7 +64,7 @@ export class SendGuard {
           changed = true;
         }
       }
-      if (changed) await browser.storage.local.set({ [PLAIN_ROOMS_KEY]: plain });
+      if (changed) await storage.local.set('guard.plainRooms', plain);
       return changed;
     });
     if (changed || this.allowed.has(roomId)) await this.requestInstall();
@@ -86,7 +81,7 @@ export class SendGuard {
       const plain = await this.plainRooms();
       if (!(accountId in plain)) return false;
       delete plain[accountId];
-      await browser.storage.local.set({ [PLAIN_ROOMS_KEY]: plain });
+      await storage.local.set('guard.plainRooms', plain);
       return true;
     });
     if (changed) await this.requestInstall();
@@ -106,9 +101,7 @@ export class SendGuard {
   }
 
   private plainRooms(): Promise<PlainRooms> {
-    this.plain ??= browser.storage.local
-      .get(PLAIN_ROOMS_KEY)
-      .then((stored) => (stored[PLAIN_ROOMS_KEY] as PlainRooms | undefined) ?? {});
+    this.plain ??= storage.local.get('guard.plainRooms');
     return this.plain;
   }
 
@@ -118,15 +111,17 @@ export class SendGuard {
     for (const { rooms } of Object.values(await this.plainRooms())) {
       plainRooms = [...plainRooms.filter((id) => !rooms.includes(id)), ...rooms];
     }
-    const dnr = chrome.declarativeNetRequest;
+    const dnr = browser.declarativeNetRequest;
     const input = {
       allowedSites: settings.allowedSites,
       plainRooms,
       tabIds: this.tabs.ids(),
-      extensionId: chrome.runtime.id,
+      extensionId: browser.runtime.id,
       regexBudget: dnr.MAX_NUMBER_OF_REGEX_RULES - REGEX_RESERVE,
     };
     const built = buildGuardRules(input);
+    // Chromium's rule shape (its resource types include some Firefox's lacks).
+    const rules = (built: { rules: Rule[] }) => built.rules as unknown as DeclarativeNetRequest.Rule[];
     if (built.plainRoomsLeftOut > 0) {
       console.warn(
         `Kirjava: ${built.plainRoomsLeftOut} unencrypted rooms have no allow rule (regex rule limit); sends there pass once the page hook asks for them again`,
@@ -134,24 +129,25 @@ export class SendGuard {
     }
     const removeRuleIds = (await dnr.getSessionRules()).map((rule) => rule.id);
     try {
-      await dnr.updateSessionRules({ removeRuleIds, addRules: built.rules });
+      await dnr.updateSessionRules({ removeRuleIds, addRules: rules(built) });
       this.allowed = built.plainRoomsAllowed;
     } catch (error) {
       // A room id whose pattern the browser refuses must not cost the whole guard: keep
       // the block rules and the m.room.encrypted allow rules; unencrypted rooms fail closed.
       console.error('Kirjava: send guard rules refused, installing them without unencrypted rooms', error);
       const essential = buildGuardRules({ ...input, plainRooms: [] });
-      await dnr.updateSessionRules({ removeRuleIds, addRules: essential.rules });
+      await dnr.updateSessionRules({ removeRuleIds, addRules: rules(essential) });
       this.allowed = new Set();
     }
   }
 }
 
-/** Reinstalls the rules when the user changes the allowed sites (or anything else in the settings). */
-export function watchSettingsForGuard(guard: SendGuard): void {
-  browser.storage.onChanged.addListener((changes, area) => {
-    if (area === 'local' && SETTINGS_KEY in changes) {
-      guard.install().catch((error) => console.error('Kirjava: could not install the send guard', error));
-    }
-  });
+/**
+ * Installs the rules now (session rules do not survive a browser restart: at every worker
+ * start) and again whenever the user changes the allowed sites (or anything else in the settings).
+ */
+export function registerSendGuard(guard: SendGuard): void {
+  const install = () => guard.install().catch((error) => console.error('Kirjava: could not install the send guard', error));
+  void install();
+  watchSettings(() => void install());
 }

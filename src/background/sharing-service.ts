@@ -1,12 +1,13 @@
 /**
- * The user's key sharing policy (issue 4): reads each account's choice (options page, per
+ * The user's key sharing policy: reads each account's choice (options page, per
  * account with per-room exceptions) and, under 'ask', holds a send while the popup and an OS
  * notification offer "Send anyway" / "Cancel"; after the account's bounded wait the send
  * fails with a Matrix error, so the client never hangs.
  */
-import browser from 'webextension-polyfill';
 import type { SharingDecisions } from '../crypto/send/sharing-policy.js';
-import { DEFAULT_SHARING, SHARING_KEY, type AccountSharing, type DeviceView, type SendQuestion } from '../shared/messages.js';
+import { browser } from '../platform/ext.js';
+import { storage } from '../platform/storage.js';
+import { type AccountSharing, type DeviceView, type SendQuestion, asSharing } from '../shared/messages.js';
 import type { AccountRegistry } from './accounts.js';
 import { openPopup, setBadgeCount } from './badge.js';
 import { onUiRequest } from './ui-router.js';
@@ -20,8 +21,7 @@ interface Pending extends SendQuestion {
 const pending = new Map<string, Pending>();
 
 async function sharingOf(accountId: string): Promise<AccountSharing> {
-  const stored = (await browser.storage.local.get(SHARING_KEY))[SHARING_KEY] as Record<string, Partial<AccountSharing>> | undefined;
-  return { ...DEFAULT_SHARING, ...(stored?.[accountId] ?? {}) };
+  return asSharing((await storage.local.get('sharing'))[accountId]);
 }
 
 function decisionsFor(accountId: string): SharingDecisions {

@@ -6,29 +6,29 @@
  * Until the user allows it, such a page's traffic is left untouched and the worker
  * answers none of its messages (page-requests.ts).
  */
-import browser from 'webextension-polyfill';
 import { SerialQueue } from '../crypto/core/serial-queue.js';
+import { type WebRequest, browser } from '../platform/ext.js';
+import { getSettings, storage, updateSettings } from '../platform/storage.js';
 import type { SiteRequestView } from '../shared/messages.js';
-import { updateSettings } from '../ui/settings-storage.js';
 import type { AccountRegistry } from './accounts.js';
-import { getSettings } from './settings.js';
+import { setSitesWaiting } from './badge.js';
 import { onUiRequest } from './ui-router.js';
-
-/** Pending prompts, in storage.session: they end with the browser session. */
-const PENDING_KEY = 'site.pending';
-/** Origins the user said no to, in storage.local: never asked again. */
-const DENIED_KEY = 'site.denied';
 
 const MATRIX_CLIENT_API = { urls: ['*://*/*_matrix/client/*'], types: ['xmlhttprequest' as const] };
 
 const isWebOrigin = (origin: string | undefined): origin is string =>
   !!origin && (origin.startsWith('https://') || origin.startsWith('http://'));
 
+/** Starts the site prompts: the browser's record of requests, the popup's answers, the badge. */
+export function registerSiteAccess(registry: AccountRegistry): SiteAccess {
+  return new SiteAccess(registry);
+}
+
 export class SiteAccess {
   private readonly queue = new SerialQueue();
 
   constructor(private readonly registry: AccountRegistry) {
-    chrome.webRequest.onBeforeSendHeaders.addListener(
+    browser.webRequest.onBeforeSendHeaders.addListener(
       (details) => {
         this.observe(details).catch((error) => console.warn('Kirjava: site check failed', error));
         return undefined;
@@ -44,7 +44,7 @@ export class SiteAccess {
     void this.showBadge();
   }
 
-  private async observe(details: chrome.webRequest.OnBeforeSendHeadersDetails): Promise<void> {
+  private async observe(details: WebRequest.OnBeforeSendHeadersDetailsType): Promise<void> {
     const origin = details.initiator;
     if (!isWebOrigin(origin)) return;
     const settings = await getSettings();
@@ -61,8 +61,8 @@ export class SiteAccess {
       const existing = pending.find((p) => p.origin === origin);
       if (existing && (existing.userId || !userId)) return;
       const next = [...pending.filter((p) => p.origin !== origin), { origin, homeserver, userId }];
-      await browser.storage.session.set({ [PENDING_KEY]: next });
-      await this.showBadge(next);
+      await storage.session.set('site.pending', next);
+      await setSitesWaiting(next.length);
     });
   }
 
@@ -75,26 +75,23 @@ export class SiteAccess {
           settings.allowedSites.includes(origin) ? settings : { ...settings, allowedSites: [...settings.allowedSites, origin] },
         );
       } else {
-        await browser.storage.local.set({ [DENIED_KEY]: [...(await this.denied()), origin] });
+        await storage.local.update('site.denied', (denied) => [...denied, origin]);
       }
       const next = pending.filter((p) => p.origin !== origin);
-      await browser.storage.session.set({ [PENDING_KEY]: next });
-      await this.showBadge(next);
+      await storage.session.set('site.pending', next);
+      await setSitesWaiting(next.length);
     });
   }
 
-  private async pending(): Promise<SiteRequestView[]> {
-    return ((await browser.storage.session.get(PENDING_KEY))[PENDING_KEY] as SiteRequestView[] | undefined) ?? [];
+  private pending(): Promise<SiteRequestView[]> {
+    return storage.session.get('site.pending');
   }
 
-  private async denied(): Promise<string[]> {
-    return ((await browser.storage.local.get(DENIED_KEY))[DENIED_KEY] as string[] | undefined) ?? [];
+  private denied(): Promise<string[]> {
+    return storage.local.get('site.denied');
   }
 
-  private async showBadge(pending?: SiteRequestView[]): Promise<void> {
-    const count = (pending ?? (await this.pending())).length;
-    await chrome.action.setBadgeBackgroundColor({ color: '#8a5a00' });
-    await chrome.action.setBadgeText({ text: count > 0 ? '?' : '' });
-    await chrome.action.setTitle({ title: count > 0 ? `Kirjava: ${count} site(s) ask to use encryption` : 'Kirjava' });
+  private async showBadge(): Promise<void> {
+    await setSitesWaiting((await this.pending()).length);
   }
 }

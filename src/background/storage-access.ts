@@ -7,16 +7,13 @@
  * `setAccessLevel` (Firefox) keeps `storage.session` from content scripts anyway; its
  * `storage.local` holds no secret (they are in the keyring).
  */
-
-type Area = { setAccessLevel?: (options: { accessLevel: string }) => Promise<void> };
+import { restrictToExtension } from '../platform/ext.js';
 
 let restricted: Promise<void> | undefined;
 
 async function restrict(name: 'local' | 'session'): Promise<void> {
-  const area = (globalThis as { chrome?: { storage?: Record<string, Area | undefined> } }).chrome?.storage?.[name];
-  if (typeof area?.setAccessLevel !== 'function') return;
   try {
-    await area.setAccessLevel({ accessLevel: 'TRUSTED_CONTEXTS' });
+    await restrictToExtension(name);
   } catch (error) {
     console.warn(`Kirjava: storage.${name} could not be restricted to the extension`, error);
   }

@@ -3,7 +3,8 @@
  * Each feature module registers its handlers with `onUiRequest`; a handler that throws
  * answers `{ error }` with the error's message, which the UI shows as is.
  */
-import type { UiKind, UiReply, UiRequest, UiRequests } from '../shared/messages.js';
+import { type Runtime, browser, fromThisExtension } from '../platform/ext.js';
+import { UI_CHANNEL, type UiKind, type UiReply, type UiRequest, type UiRequests } from '../shared/messages.js';
 
 type Handler<K extends UiKind> = (request: UiRequest<K>) => Promise<UiRequests[K]['reply']>;
 
@@ -13,7 +14,21 @@ export function onUiRequest<K extends UiKind>(kind: K, handler: Handler<K>): voi
   handlers.set(kind, handler as unknown as Handler<UiKind>);
 }
 
-export async function handleUiRequest(request: UiRequest): Promise<UiReply | undefined> {
+/** The popup and options pages (also when opened in a tab); never a content script. */
+const isOwnPage = (sender: Runtime.MessageSender) =>
+  fromThisExtension(sender) && (sender.url ?? '').startsWith(browser.runtime.getURL(''));
+
+/** Answers the extension's own pages on UI_CHANNEL; anything else is not this listener's. */
+export function registerUiRouter(): void {
+  browser.runtime.onMessage.addListener((message: unknown, sender: Runtime.MessageSender) => {
+    if (!fromThisExtension(sender)) return undefined;
+    const channel = (message as { channel?: unknown } | null)?.channel;
+    if (channel === UI_CHANNEL && isOwnPage(sender)) return handleUiRequest(message as UiRequest);
+    return undefined;
+  });
+}
+
+async function handleUiRequest(request: UiRequest): Promise<UiReply | undefined> {
   const handler = handlers.get(request.kind);
   if (!handler) return undefined;
   try {

@@ -1,9 +1,9 @@
 /**
- * The worker's side of devices, trust and verification (issue 4): answers the popup's
+ * The worker's side of devices, trust and verification: answers the popup's
  * requests, keeps the toolbar badge at the number of verifications waiting for the user,
  * and raises an OS notification for each new incoming request; clicking it opens the popup.
  */
-import browser from 'webextension-polyfill';
+import { browser } from '../platform/ext.js';
 import type { CryptoAccount } from '../crypto/account.js';
 import type { AccountRegistry } from './accounts.js';
 import { openPopup, setBadgeCount } from './badge.js';

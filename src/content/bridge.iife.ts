@@ -4,20 +4,25 @@
  * user allowed the page's site), and relays the hook's requests to the worker. The page
  * can see and forge everything on this path: the worker trusts none of it.
  */
+import { askRuntime, browser } from '../platform/ext.js';
 import {
+  BRIDGE_PORT_OFFER,
   type BridgeMessage,
+  type BridgePortMessage,
   HOOK_CONFIG_CHANGED_CHANNEL,
   HOOK_CONFIG_CHANNEL,
   type HookConfig,
   type HookConfigRequest,
+  PAGE_CHANNEL,
   type PageReply,
   type PageRequest,
   WATCH_PORT,
-} from '../shared/messages.js';
+} from '../shared/page.js';
 
 const channel = new MessageChannel();
 const port = channel.port1;
-window.postMessage({ kirjava: 'bridge-port' }, '*', [channel.port2]);
+window.postMessage(BRIDGE_PORT_OFFER, '*', [channel.port2]);
+const toHook = (message: BridgePortMessage) => port.postMessage(message);
 
 /** The worker's HookConfig for this frame (extension storage is closed to content scripts). */
 async function readConfig(): Promise<HookConfig> {
@@ -25,7 +30,7 @@ async function readConfig(): Promise<HookConfig> {
   let lastError: unknown;
   for (let attempt = 0; attempt < 4; attempt++) {
     try {
-      const config = (await chrome.runtime.sendMessage(request)) as HookConfig | undefined;
+      const config = await askRuntime<HookConfig>(request);
       if (Array.isArray(config?.homeservers)) return config;
     } catch (error) {
       lastError = error; // a worker starting up; try again
@@ -37,24 +42,25 @@ async function readConfig(): Promise<HookConfig> {
 
 const postConfig = () =>
   readConfig().then(
-    (config) => port.postMessage({ type: 'config', config }),
-    () => port.postMessage({ type: 'config', config: { allowed: false, homeservers: [] } satisfies HookConfig }),
+    (config) => toHook({ type: 'config', config }),
+    () => toHook({ type: 'config', config: { allowed: false, homeservers: [] } }),
   );
 postConfig();
-chrome.runtime.onMessage.addListener((message: unknown) => {
+browser.runtime.onMessage.addListener((message: unknown) => {
   if ((message as { channel?: unknown } | null)?.channel === HOOK_CONFIG_CHANGED_CHANNEL) postConfig();
-  return false;
+  return undefined;
 });
 
-/** The worker may be stopped at any moment; sendMessage wakes it, so retry a few times. */
+/**
+ * The worker may be stopped at any moment; sendMessage wakes it, so retry a few times. A
+ * worker that does not serve this page stays silent (NoAnswerError, retried like a stopped one).
+ */
 async function askWorker(request: PageRequest): Promise<PageReply> {
-  const message: BridgeMessage = { channel: 'kirjava:page', request };
+  const message: BridgeMessage = { channel: PAGE_CHANNEL, request };
   let lastError: unknown;
   for (let attempt = 0; attempt < 4; attempt++) {
     try {
-      const reply = (await chrome.runtime.sendMessage(message)) as PageReply | undefined;
-      if (reply) return reply;
-      return { ok: false, status: 403, errcode: 'M_FORBIDDEN', error: 'Kirjava does not serve this site' };
+      return await askRuntime<PageReply>(message);
     } catch (error) {
       lastError = error;
       await new Promise((resolve) => setTimeout(resolve, 100 * (attempt + 1)));
@@ -75,10 +81,10 @@ async function askWorker(request: PageRequest): Promise<PageReply> {
 let workerRunning = false;
 function watchWorker(): void {
   try {
-    const watch = chrome.runtime.connect({ name: WATCH_PORT });
+    const watch = browser.runtime.connect({ name: WATCH_PORT });
     workerRunning = true;
     watch.onDisconnect.addListener(() => {
-      void chrome.runtime.lastError; // a stopped worker is expected, not an error to report
+      void browser.runtime.lastError; // a stopped worker is expected, not an error to report
       workerRunning = false;
     });
   } catch {
@@ -94,12 +100,13 @@ function watchWorker(): void {
 function warm(request: PageRequest): void {
   if (workerRunning) return;
   watchWorker();
-  chrome.runtime.sendMessage({ channel: 'kirjava:page', request } satisfies BridgeMessage).catch(() => undefined);
+  browser.runtime.sendMessage({ channel: PAGE_CHANNEL, request } satisfies BridgeMessage).catch(() => undefined);
 }
 
 port.onmessage = (event: MessageEvent) => {
-  const { id, request, warm: warming } = (event.data ?? {}) as { id?: unknown; request?: PageRequest; warm?: PageRequest };
-  if (warming?.kind === 'warm') return warm(warming);
+  const data = (event.data ?? {}) as Partial<{ id: unknown; request: PageRequest; warm: PageRequest }>;
+  if (data.warm?.kind === 'warm') return warm(data.warm);
+  const { id, request } = data;
   if (typeof id !== 'number' || !request) return;
-  askWorker(request).then((reply) => port.postMessage({ type: 'reply', id, reply }));
+  askWorker(request).then((reply) => toHook({ type: 'reply', id, reply }));
 };

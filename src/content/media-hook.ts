@@ -24,13 +24,12 @@
  * plaintext (e.g. `response.arrayBuffer()`) is its own. Recent uploads' plaintexts are kept
  * (as the page's Blobs) for sends into unencrypted rooms, bounded below.
  */
-import { AttachmentError, type EncryptedFile, encryptBlob, openEncrypted } from '../crypto/media/attachments.js';
+import { AttachmentError, encryptBlob, openEncrypted } from '../crypto/media/attachments.js';
+import type { MediaKey } from '../shared/media.js';
 import type { MediaRoute } from './media-routes.js';
 
-export interface MediaKeyInfo {
-  file: EncryptedFile;
-  mimetype?: string;
-}
+/** The key the worker gives the hook for one of the page's encrypted files. */
+export type MediaKeyInfo = MediaKey;
 
 /** One upload of the page, encrypted by Kirjava. */
 interface Upload extends MediaKeyInfo {

@@ -123,3 +123,13 @@ export function tokenOf(authorization: string | null, url: string): string | und
     return undefined;
   }
 }
+
+/** `url` parsed against `base`, when it is a Matrix API URL: only those are looked at. */
+export function matrixUrlOf(url: string, base: string): URL | undefined {
+  try {
+    const parsed = new URL(url, base);
+    return /\/_matrix\//i.test(parsed.pathname) ? parsed : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -15,14 +15,9 @@
  * the worker's `unread_notifications` are put back.
  */
 
-/**
- * event-decryptor.ts's key for Kirjava's decryption report, spelled out here: importing
- * it would pull the crypto library into the page's hook (a unit test keeps them equal).
- */
-export const ENCRYPTION_INFO_KEY = 'io.kirjava.encryption';
+import { ENCRYPTION_INFO_KEY, JOINED_ROOMS_KEY } from '../shared/names.js';
 
-/** Top-level field of the worker's part listing every joined room of the sync. */
-export const JOINED_ROOMS_KEY = 'io.kirjava.joined_rooms';
+export { ENCRYPTION_INFO_KEY, JOINED_ROOMS_KEY };
 
 type Json = Record<string, unknown>;
 

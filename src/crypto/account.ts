@@ -22,6 +22,7 @@ import { DeviceTrust } from './trust/device-trust.js';
 import { VerificationFlows } from './trust/verification.js';
 import { SendPolicy } from './send/sharing-policy.js';
 import { RoomVerificationMessenger } from './trust/room-verification.js';
+import { JOINED_ROOMS_KEY } from '../shared/names.js';
 
 export interface AccountIdentity {
   baseUrl: string;
@@ -222,7 +223,7 @@ export class CryptoAccount {
     if (!sync) return body;
     const joined = isObject(sync.rooms) && isObject(sync.rooms.join) ? Object.keys(sync.rooms.join) : [];
     // The page hook sends only part of a sync, with every joined room listed here.
-    const listed = sync['io.kirjava.joined_rooms'];
+    const listed = sync[JOINED_ROOMS_KEY];
     for (const roomId of [...joined, ...(Array.isArray(listed) ? listed : [])]) {
       if (typeof roomId === 'string') this.roomsToLearn.add(roomId);
     }

@@ -5,6 +5,7 @@
  * derived from the user's passphrase with PBKDF2-SHA-256 (OWASP's 2023 advice for it:
  * 600,000 iterations).
  */
+import { KEYRING_SEAL_LABEL } from '../../shared/names.js';
 
 export const PBKDF2_ITERATIONS = 600_000;
 /** No more than this from a stored record: a damaged count must not hang the worker. */
@@ -45,7 +46,7 @@ export class KeyringDamagedError extends Error {}
 
 const subtle = () => globalThis.crypto.subtle;
 const bytes = (data: Uint8Array) => data as Uint8Array<ArrayBuffer>;
-const label = (name: string) => new TextEncoder().encode(`io.kirjava.keyring\0${name}`);
+const label = (name: string) => new TextEncoder().encode(`${KEYRING_SEAL_LABEL}\0${name}`);
 
 export function randomBytes(length: number): Uint8Array {
   return globalThis.crypto.getRandomValues(new Uint8Array(length));
@@ -60,15 +61,28 @@ function aesKey(raw: Uint8Array, usages: KeyUsage[]): Promise<CryptoKey> {
   return subtle().importKey('raw', bytes(raw), 'AES-GCM', false, usages);
 }
 
+/**
+ * Kirjava's one at-rest seal (keyring entries, the decrypted-event cache, media keys, the
+ * search index): AES-256-GCM with a fresh 96-bit IV under `key`, bound to `additionalData`
+ * when given (an entry moved under another name does not open).
+ */
+export async function sealWith(key: CryptoKey, plaintext: Uint8Array, additionalData?: Uint8Array): Promise<SealedBlob> {
+  const iv = randomBytes(IV_BYTES);
+  const params: AesGcmParams = { name: 'AES-GCM', iv: bytes(iv) };
+  if (additionalData) params.additionalData = bytes(additionalData);
+  return { iv, data: new Uint8Array(await subtle().encrypt(params, key, bytes(plaintext))) };
+}
+
+/** Opens what `sealWith` made; throws (WebCrypto's OperationError) when it does not open. */
+export async function openWith(key: CryptoKey, blob: SealedBlob, additionalData?: Uint8Array): Promise<Uint8Array> {
+  const params: AesGcmParams = { name: 'AES-GCM', iv: bytes(blob.iv) };
+  if (additionalData) params.additionalData = bytes(additionalData);
+  return new Uint8Array(await subtle().decrypt(params, key, bytes(blob.data)));
+}
+
 /** Seals `plaintext` under `key` for the entry `name` (it opens only under that name). */
 export async function seal(key: Uint8Array, name: string, plaintext: Uint8Array): Promise<SealedBlob> {
-  const iv = randomBytes(IV_BYTES);
-  const data = await subtle().encrypt(
-    { name: 'AES-GCM', iv: bytes(iv), additionalData: label(name) },
-    await aesKey(key, ['encrypt']),
-    bytes(plaintext),
-  );
-  return { iv, data: new Uint8Array(data) };
+  return sealWith(await aesKey(key, ['encrypt']), plaintext, label(name));
 }
 
 /** Opens what `seal` made for `name`; a damaged or swapped entry throws KeyringDamagedError. */
@@ -77,12 +91,7 @@ export async function open(key: Uint8Array, name: string, blob: SealedBlob): Pro
     throw new KeyringDamagedError(`Kirjava's keyring entry ${name} is damaged (wrong shape)`);
   }
   try {
-    const plaintext = await subtle().decrypt(
-      { name: 'AES-GCM', iv: bytes(blob.iv), additionalData: label(name) },
-      await aesKey(key, ['decrypt']),
-      bytes(blob.data),
-    );
-    return new Uint8Array(plaintext);
+    return await openWith(await aesKey(key, ['decrypt']), blob, label(name));
   } catch {
     throw new KeyringDamagedError(`Kirjava's keyring entry ${name} is damaged: it does not decrypt`);
   }

@@ -20,7 +20,8 @@ import {
   seal,
   unwrapVaultKey,
   wrapVaultKey,
-} from './keyring-seal.js';
+} from '../keyring/keyring-seal.js';
+import type { LockStatus } from '../../shared/ui.js';
 
 /** Where the keyring lives at rest: one vault key record and the sealed secrets by name. */
 export interface KeyringBackend {
@@ -39,11 +40,7 @@ export interface SessionKeyCache {
   clear(): Promise<void>;
 }
 
-export interface LockStatus {
-  /** A passphrase is set and nobody entered it since the browser started: every account stays closed. */
-  locked: boolean;
-  hasPassphrase: boolean;
-}
+export type { LockStatus };
 
 /** Keyring entry names, one place for every feature. */
 export const secretNames = {

@@ -7,6 +7,7 @@ import type { OutgoingRequestProcessor } from '../core/outgoing-request-processo
 import { Recovery, type RecoveryResult } from './recovery.js';
 import type { SerialQueue } from '../core/serial-queue.js';
 import { TimelineHealer } from '../receive/timeline-healer.js';
+import { WAKE_EVENT } from '../../shared/names.js';
 
 /** A key task under way, as the popup shows it ("N of M keys imported"). */
 export interface KeyTaskProgress {
@@ -15,8 +16,6 @@ export interface KeyTaskProgress {
   total: number;
 }
 
-/** To-device type Kirjava sends to its own device to end the client's long-poll. */
-const WAKE_EVENT = 'io.kirjava.wake';
 
 /** At most this many sessions are asked of the backup after one sync. */
 const BACKUP_FETCHES_PER_SYNC = 20;

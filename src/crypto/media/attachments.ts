@@ -11,29 +11,10 @@
  * any block, and SHA-256 is computed incrementally (src/crypto/media/sha256.ts; WebCrypto only
  * hashes whole buffers).
  */
+import type { AttachmentJwk, EncryptedFile } from '../../shared/media.js';
 import { Sha256 } from './sha256.js';
 
-/** The JSON Web Key of an attachment (spec: JWK), always A256CTR. */
-export interface AttachmentJwk {
-  kty: 'oct';
-  key_ops: string[];
-  alg: 'A256CTR';
-  /** The 256-bit key, unpadded base64url. */
-  k: string;
-  ext: true;
-}
-
-/** The spec's `EncryptedFile`: where the ciphertext is and how to decrypt and check it. */
-export interface EncryptedFile {
-  /** The mxc URI of the ciphertext. */
-  url: string;
-  key: AttachmentJwk;
-  /** 16 bytes, unpadded base64. */
-  iv: string;
-  /** `sha256`: SHA-256 of the ciphertext, unpadded base64. */
-  hashes: Record<string, string>;
-  v: string;
-}
+export type { AttachmentJwk, EncryptedFile };
 
 /** The file could not be decrypted; the message says why and what the user can do. */
 export class AttachmentError extends Error {

@@ -1,11 +1,7 @@
-import { type EncryptedFile, isEncryptedFile } from './attachments.js';
+import type { EncryptedFile, MediaKey } from '../../shared/media.js';
+import { isEncryptedFile } from './attachments.js';
 
-/** What Kirjava knows about one encrypted file: its key and how to label the plaintext. */
-export interface MediaKey {
-  file: EncryptedFile;
-  /** The plaintext's content type from the event (`info.mimetype`), when it gave one. */
-  mimetype?: string;
-}
+export type { MediaKey };
 
 /** Where keys outlive the worker (the service worker stops when idle); optional. */
 export interface MediaKeyStore {

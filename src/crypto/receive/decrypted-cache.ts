@@ -10,6 +10,8 @@
  * first decryption; `cached: true` under the encryption info says so. Bounded: the oldest
  * entries go when the backend holds more than `limit`.
  */
+import { DECRYPTED_CACHE_KEY_INFO } from '../../shared/names.js';
+import { openWith, sealWith } from '../keyring/keyring-seal.js';
 
 /** Where sealed entries live: IndexedDB (Dexie) in the browser, memory in Node tests. */
 export interface SealedStore {
@@ -66,7 +68,7 @@ export class DecryptedEventCache {
         name: 'HKDF',
         hash: 'SHA-256',
         salt: new Uint8Array(32),
-        info: new TextEncoder().encode('io.kirjava.decrypted-event-cache'),
+        info: new TextEncoder().encode(DECRYPTED_CACHE_KEY_INFO),
       },
       base,
       { name: 'AES-GCM', length: 256 },
@@ -161,24 +163,13 @@ export class DecryptedEventCache {
   }
 
   private async seal(id: string, value: CachedDecryption, at: number): Promise<SealedEntry> {
-    const iv = globalThis.crypto.getRandomValues(new Uint8Array(12));
-    const data = new Uint8Array(
-      await globalThis.crypto.subtle.encrypt(
-        // The id is bound as associated data: an entry moved to another id does not open.
-        { name: 'AES-GCM', iv, additionalData: new TextEncoder().encode(id) },
-        this.key,
-        new TextEncoder().encode(JSON.stringify(value)),
-      ),
-    );
+    // The id is bound as associated data: an entry moved to another id does not open.
+    const { iv, data } = await sealWith(this.key, new TextEncoder().encode(JSON.stringify(value)), new TextEncoder().encode(id));
     return { id, iv, data, at };
   }
 
   private async open(entry: SealedEntry): Promise<CachedDecryption> {
-    const plaintext = await globalThis.crypto.subtle.decrypt(
-      { name: 'AES-GCM', iv: entry.iv as BufferSource, additionalData: new TextEncoder().encode(entry.id) },
-      this.key,
-      entry.data as BufferSource,
-    );
+    const plaintext = await openWith(this.key, entry, new TextEncoder().encode(entry.id));
     return JSON.parse(new TextDecoder().decode(plaintext)) as CachedDecryption;
   }
 }

@@ -9,6 +9,7 @@ import {
 } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { DecryptedEventCache } from './decrypted-cache.js';
 import type { MediaKeyRing } from '../media/media-keys.js';
+import { ENCRYPTION_INFO_KEY } from '../../shared/names.js';
 
 /** A room event as it travels in client-server API bodies. */
 export interface RoomEvent {
@@ -26,8 +27,7 @@ export interface RoomEvent {
 /** Called with each genuinely decrypted event; must not modify it. */
 export type DecryptionListener = (roomId: string, event: RoomEvent) => void;
 
-/** Namespaced field under `unsigned` that tells a smarter client how an event was decrypted. */
-export const ENCRYPTION_INFO_KEY = 'io.kirjava.encryption';
+export { ENCRYPTION_INFO_KEY };
 
 const REASONS: Partial<Record<DecryptionErrorCode, string>> = {
   [DecryptionErrorCode.MissingRoomKey]:

@@ -11,6 +11,7 @@
  * syncs Kirjava sees; it lives in memory, so after a worker restart only mentions decrypted
  * since then are counted (never more than the truth, at worst fewer).
  */
+import { ENCRYPTION_INFO_KEY } from '../../shared/names.js';
 
 type Json = Record<string, unknown>;
 const isObject = (value: unknown): value is Json =>
@@ -84,7 +85,7 @@ export class MentionTracker {
   }
 
   private wasDecrypted(event: Json): boolean {
-    const info = isObject(event.unsigned) ? event.unsigned['io.kirjava.encryption'] : undefined;
+    const info = isObject(event.unsigned) ? event.unsigned[ENCRYPTION_INFO_KEY] : undefined;
     return isObject(info) && info.decrypted === true;
   }
 

@@ -1,0 +1,21 @@
+/**
+ * The popup's account requests: the account list, sites asking to use an account another
+ * site logged in, and "Delete now" for a logged-out account's kept keys.
+ */
+import type { AccountRegistry } from './accounts.js';
+import { onUiRequest } from './ui-router.js';
+
+export function registerAccountsService(registry: AccountRegistry): void {
+  onUiRequest('accounts', async () => ({ accounts: await registry.views() }));
+  onUiRequest('account-site-requests', async () => ({ requests: await registry.siteRequests() }));
+  onUiRequest('account-site-decision', async ({ accountId, origin, allow }) => {
+    await registry.decideSite(accountId, origin, allow);
+    return { ok: true };
+  });
+  onUiRequest('account-delete-logged-out', async ({ accountId }) => {
+    await registry.deleteLoggedOut(accountId);
+    return { ok: true };
+  });
+  // Logged-out accounts whose keys were kept for a week are deleted at the next worker start.
+  registry.sweepLoggedOut().catch((error) => console.warn('Kirjava: could not delete logged-out accounts', error));
+}

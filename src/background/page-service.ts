@@ -1,0 +1,69 @@
+/**
+ * The worker's side of the bridges: page requests on PAGE_CHANNEL, answered only for a
+ * page the user allowed (page-requests.ts servedOrigin), and the watch ports that tell a
+ * bridge whether the worker runs.
+ *
+ * A page that is not served gets no reply at all, not even an empty one: the listener
+ * keeps the channel open and never calls sendResponse (onMessageAnsweredLater), so the
+ * sender sees the port close.
+ */
+import { KeyringLockedError } from '../crypto/keyring/keyring.js';
+import { type Runtime, browser, fromThisExtension, onMessageAnsweredLater } from '../platform/ext.js';
+import { type BridgeMessage, type MatrixErrorReply, PAGE_CHANNEL, type PageReply, WATCH_PORT } from '../shared/messages.js';
+import type { AccountRegistry } from './accounts.js';
+import type { ClientCoverage } from './coverage.js';
+import { keyring } from './keyring.js';
+import { failure, handlePageRequest, servedOrigin } from './page-requests.js';
+
+/** What the client gets while Kirjava is locked: an error it retries, never plaintext. */
+const lockedReply = (error: KeyringLockedError): MatrixErrorReply => ({ ok: false, status: 503, errcode: 'M_UNKNOWN', error: error.message });
+
+/**
+ * The bridges' watch ports (they tell the page hook whether the worker runs; see
+ * bridge.iife.ts). Closed after WATCH_IDLE_MS without page requests, before Chromium would
+ * stop an idle worker (30 s): an open port must never be what keeps the worker running.
+ * The page's next request then wakes it (or finds it still running) and reconnects.
+ */
+const WATCH_IDLE_MS = 20_000;
+
+export function registerPageService(registry: AccountRegistry, coverage: ClientCoverage): void {
+  const watchPorts = new Set<Runtime.Port>();
+  let watchIdle: ReturnType<typeof setTimeout> | undefined;
+  function pageActivity(): void {
+    clearTimeout(watchIdle);
+    watchIdle = setTimeout(() => {
+      for (const port of watchPorts) port.disconnect();
+      watchPorts.clear();
+    }, WATCH_IDLE_MS);
+  }
+
+  browser.runtime.onConnect.addListener((port) => {
+    if (port.name !== WATCH_PORT || port.sender?.id !== browser.runtime.id) {
+      port.disconnect();
+      return;
+    }
+    watchPorts.add(port);
+    port.onDisconnect.addListener(() => watchPorts.delete(port));
+    pageActivity();
+  });
+
+  onMessageAnsweredLater((message, sender, sendResponse: (reply: PageReply) => void) => {
+    if (!fromThisExtension(sender) || (message as { channel?: unknown } | null)?.channel !== PAGE_CHANNEL) return false;
+    const { request } = message as BridgeMessage;
+    pageActivity();
+    servedOrigin(request, sender).then(
+      (origin) => {
+        if (!origin) return;
+        coverage.hookReported(request, sender);
+        // Locked, every account stays closed (a logout still wipes: it needs no secret).
+        const opened = request.kind === 'logout' ? Promise.resolve() : keyring.unlocked();
+        void opened
+          .then(() => handlePageRequest(registry, request, origin))
+          .catch((error) => (error instanceof KeyringLockedError ? lockedReply(error) : failure(error)))
+          .then(sendResponse);
+      },
+      () => undefined,
+    );
+    return true;
+  });
+}

@@ -1,0 +1,66 @@
+/**
+ * The browser's extension APIs, wrapped once. Kirjava calls them through
+ * `webextension-polyfill` (`browser.*`, promise-based, the same in Chromium and Firefox);
+ * this module adds the few things the polyfill does not type or changes:
+ *
+ * - a message sender's `origin` (Chromium and Firefox report it; the polyfill's types lack it);
+ * - `storage.*.setAccessLevel` (Chromium only);
+ * - runtime messages whose receiver stays silent on purpose: the polyfill resolves
+ *   `sendMessage` with undefined when no listener answered ("The message port closed
+ *   before a response was received", as Firefox does), so `askRuntime` turns undefined
+ *   into NoAnswerError. Kirjava's worker answers every request it serves with a value.
+ */
+import browser, { type DeclarativeNetRequest, type Runtime, type WebRequest } from 'webextension-polyfill';
+
+export { browser };
+export type { DeclarativeNetRequest, Runtime, WebRequest };
+
+/** The receiver of a runtime message did not answer (it is gone, or it stays silent on purpose). */
+export class NoAnswerError extends Error {
+  constructor() {
+    super('no answer');
+    this.name = 'NoAnswerError';
+  }
+}
+
+/** Sends `message` to the extension's worker; its answer, or NoAnswerError (or the browser's error). */
+export async function askRuntime<T>(message: unknown): Promise<T> {
+  const reply = (await browser.runtime.sendMessage(message)) as T | undefined;
+  if (reply === undefined || reply === null) throw new NoAnswerError();
+  return reply;
+}
+
+/**
+ * Adds a runtime message listener that answers through `sendResponse` when it returns true
+ * and not at all when it returns false: no reply, not even an empty one, so the sender sees
+ * the channel close. Chromium's own contract, which the polyfill keeps (a listener that
+ * returns a promise always answers, undefined included) but its types do not express.
+ */
+export function onMessageAnsweredLater(
+  listener: (message: unknown, sender: Runtime.MessageSender, sendResponse: (reply: unknown) => void) => boolean,
+): void {
+  browser.runtime.onMessage.addListener(listener as unknown as Runtime.OnMessageListener);
+}
+
+/** The web origin of a message's sender as the browser reports it (never one the sender claims). */
+export function senderOrigin(sender: Runtime.MessageSender): string | undefined {
+  const origin = (sender as { origin?: unknown }).origin;
+  return typeof origin === 'string' ? origin : undefined;
+}
+
+/** Whether a message comes from this extension (its worker, pages or content scripts). */
+export const fromThisExtension = (sender: Runtime.MessageSender): boolean => sender.id === browser.runtime.id;
+
+type Area = { setAccessLevel?: (options: { accessLevel: string }) => Promise<void> };
+
+/**
+ * `setAccessLevel('TRUSTED_CONTEXTS')` on a storage area where the browser has it
+ * (Chromium; Firefox keeps `storage.session` from content scripts anyway). False when the
+ * browser has no such call.
+ */
+export async function restrictToExtension(name: 'local' | 'session'): Promise<boolean> {
+  const area = (browser.storage as unknown as Record<string, Area | undefined>)[name];
+  if (typeof area?.setAccessLevel !== 'function') return false;
+  await area.setAccessLevel({ accessLevel: 'TRUSTED_CONTEXTS' });
+  return true;
+}
