@@ -16,11 +16,20 @@ export interface Timed {
 }
 
 /** Times `fetch` + `response.json()` in the page, as a client reads a response. */
-export function timedFetch(page: Page, url: string, token: string, init: { method?: string; body?: string } = {}): Promise<Timed> {
+export function timedFetch(
+  page: Page,
+  url: string,
+  token: string,
+  init: { method?: string; body?: string } = {},
+): Promise<Timed> {
   return page.evaluate(
     async ({ url, token, init }) => {
       const start = performance.now();
-      const response = await fetch(url, { method: init.method ?? 'GET', body: init.body, headers: { Authorization: `Bearer ${token}`, ...(init.body ? { 'Content-Type': 'application/json' } : {}) } });
+      const response = await fetch(url, {
+        method: init.method ?? 'GET',
+        body: init.body,
+        headers: { Authorization: `Bearer ${token}`, ...(init.body ? { 'Content-Type': 'application/json' } : {}) },
+      });
       const json = await response.json();
       const ms = performance.now() - start;
       // No named inner functions: tsx would wrap them in a __name helper the page lacks.
@@ -51,7 +60,10 @@ export interface BenchBrowsers {
 
 export async function launchBrowsers(baseUrl: string, idleBaseUrl: string): Promise<BenchBrowsers> {
   const debugPort = await freePort();
-  const kirjava = await launchBrowser({ distDir: process.env.BENCH_DIST, extraArgs: [`--remote-debugging-port=${debugPort}`] });
+  const kirjava = await launchBrowser({
+    distDir: process.env.BENCH_DIST,
+    extraArgs: [`--remote-debugging-port=${debugPort}`],
+  });
   await kirjava.configure(baseUrl, baseUrl);
   const kirjavaPage = await kirjava.context.newPage();
   await kirjavaPage.goto(`${baseUrl}/bench.html`);
@@ -60,7 +72,14 @@ export async function launchBrowsers(baseUrl: string, idleBaseUrl: string): Prom
   const plain = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--no-first-run',
+      '--disable-sync',
+    ],
   });
   const plainPage = await plain.newPage();
   await plainPage.goto(`${baseUrl}/bench.html`);
@@ -80,10 +99,18 @@ export async function launchBrowsers(baseUrl: string, idleBaseUrl: string): Prom
 }
 
 /** A raw CDP call on the extension's service worker target (Playwright cannot attach to it). */
-export async function workerCdp<T = any>(debugPort: number, calls: { method: string; params?: object }[]): Promise<T[]> {
+export async function workerCdp<T = any>(
+  debugPort: number,
+  calls: { method: string; params?: object }[],
+): Promise<T[]> {
   const wsUrl = await poll('the extension service worker target', async () => {
-    const targets = (await (await fetch(`http://127.0.0.1:${debugPort}/json/list`)).json()) as { type: string; url: string; webSocketDebuggerUrl?: string }[];
-    return targets.find((t) => t.type === 'service_worker' && t.url.startsWith('chrome-extension://'))?.webSocketDebuggerUrl;
+    const targets = (await (await fetch(`http://127.0.0.1:${debugPort}/json/list`)).json()) as {
+      type: string;
+      url: string;
+      webSocketDebuggerUrl?: string;
+    }[];
+    return targets.find((t) => t.type === 'service_worker' && t.url.startsWith('chrome-extension://'))
+      ?.webSocketDebuggerUrl;
   });
   const socket = new WebSocket(wsUrl);
   await new Promise((resolve, reject) => {
@@ -111,15 +138,26 @@ export async function workerCdp<T = any>(debugPort: number, calls: { method: str
 }
 
 /** The worker's JS heap (after a GC) and the extension origin's storage use. */
-export async function workerMemory(debugPort: number): Promise<{ heapUsed: number; heapTotal: number; storageUsage: number; idbUsage: number }> {
+export async function workerMemory(
+  debugPort: number,
+): Promise<{ heapUsed: number; heapTotal: number; storageUsage: number; idbUsage: number }> {
   const [, heap, storage] = await workerCdp(debugPort, [
     { method: 'HeapProfiler.collectGarbage' },
     { method: 'Runtime.getHeapUsage' },
     {
       method: 'Runtime.evaluate',
-      params: { expression: 'navigator.storage.estimate().then((e) => JSON.stringify(e))', awaitPromise: true, returnByValue: true },
+      params: {
+        expression: 'navigator.storage.estimate().then((e) => JSON.stringify(e))',
+        awaitPromise: true,
+        returnByValue: true,
+      },
     },
   ]);
   const estimate = JSON.parse(storage.result.value) as { usage: number; usageDetails?: { indexedDB?: number } };
-  return { heapUsed: heap.usedSize, heapTotal: heap.totalSize, storageUsage: estimate.usage, idbUsage: estimate.usageDetails?.indexedDB ?? NaN };
+  return {
+    heapUsed: heap.usedSize,
+    heapTotal: heap.totalSize,
+    storageUsage: estimate.usage,
+    idbUsage: estimate.usageDetails?.indexedDB ?? NaN,
+  };
 }

@@ -4,15 +4,21 @@
  * several rooms; every device of the receiving user gets the room keys as to-device
  * events, exactly as from a homeserver. Nothing here is pasted ciphertext.
  */
-import { CryptoAccount } from '../src/crypto/account.js';
-import { FakeHomeserver } from '../tests/unit/fake-homeserver.js';
+import { CryptoAccount } from '../src/crypto/account.ts';
+import { FakeHomeserver } from '../tests/unit/fake-homeserver.ts';
 
 type Json = Record<string, any>;
 
 export const ME = '@me:example.test';
 const SENDERS = ['@alice:example.test', '@bob:example.test', '@carol:example.test', '@dave:example.test'];
 /** Rooms of the /sync body; uneven, as real accounts are. */
-export const SYNC_ROOMS = ['!family:example.test', '!work:example.test', '!club:example.test', '!ops:example.test', '!dm:example.test'];
+export const SYNC_ROOMS = [
+  '!family:example.test',
+  '!work:example.test',
+  '!club:example.test',
+  '!ops:example.test',
+  '!dm:example.test',
+];
 const ROOM_WEIGHTS = [0.35, 0.3, 0.15, 0.12, 0.08];
 /** Rooms whose /messages history is reloaded (item 6); none of their events are in a sync. */
 export const HISTORY_ROOMS = ['!archive0:example.test', '!archive1:example.test', '!archive2:example.test'];
@@ -57,29 +63,62 @@ export function plaintexts(count: number, seed = 7): { type: string; content: Js
       const text = sentence(5, 40);
       out.push({
         type: 'm.room.message',
-        content: { msgtype: 'm.text', body: text, format: 'org.matrix.custom.html', formatted_body: `<p>${text.replace(/(\w+)/, '<b>$1</b>')}</p>`, 'm.mentions': {} },
+        content: {
+          msgtype: 'm.text',
+          body: text,
+          format: 'org.matrix.custom.html',
+          formatted_body: `<p>${text.replace(/(\w+)/, '<b>$1</b>')}</p>`,
+          'm.mentions': {},
+        },
       });
     } else if (r < 0.8) {
       out.push({
         type: 'm.room.message',
-        content: { msgtype: 'm.text', body: `> <@someone:example.test> ${sentence(3, 10)}\n\n${sentence(2, 20)}`, 'm.relates_to': { 'm.in_reply_to': { event_id: earlier } }, 'm.mentions': {} },
+        content: {
+          msgtype: 'm.text',
+          body: `> <@someone:example.test> ${sentence(3, 10)}\n\n${sentence(2, 20)}`,
+          'm.relates_to': { 'm.in_reply_to': { event_id: earlier } },
+          'm.mentions': {},
+        },
       });
     } else if (r < 0.87) {
       const text = sentence(2, 20);
       out.push({
         type: 'm.room.message',
-        content: { msgtype: 'm.text', body: `* ${text}`, 'm.new_content': { msgtype: 'm.text', body: text }, 'm.relates_to': { rel_type: 'm.replace', event_id: earlier } },
+        content: {
+          msgtype: 'm.text',
+          body: `* ${text}`,
+          'm.new_content': { msgtype: 'm.text', body: text },
+          'm.relates_to': { rel_type: 'm.replace', event_id: earlier },
+        },
       });
     } else if (r < 0.95) {
-      out.push({ type: 'm.reaction', content: { 'm.relates_to': { rel_type: 'm.annotation', event_id: earlier, key: pick(['👍', '😂', '❤️', '🎉', '👀']) } } });
+      out.push({
+        type: 'm.reaction',
+        content: {
+          'm.relates_to': { rel_type: 'm.annotation', event_id: earlier, key: pick(['👍', '😂', '❤️', '🎉', '👀']) },
+        },
+      });
     } else {
       out.push({
         type: 'm.room.message',
         content: {
           msgtype: 'm.image',
           body: 'IMG_2041.jpg',
-          info: { mimetype: 'image/jpeg', size: 183_211 + i, w: 1600, h: 1200, thumbnail_info: { mimetype: 'image/jpeg', size: 18_112, w: 800, h: 600 } },
-          file: { url: `mxc://example.test/m${i}`, key: { alg: 'A256CTR', ext: true, k: 'q'.repeat(43), key_ops: ['encrypt', 'decrypt'], kty: 'oct' }, iv: 'A'.repeat(22), hashes: { sha256: 'h'.repeat(43) }, v: 'v2' },
+          info: {
+            mimetype: 'image/jpeg',
+            size: 183_211 + i,
+            w: 1600,
+            h: 1200,
+            thumbnail_info: { mimetype: 'image/jpeg', size: 18_112, w: 800, h: 600 },
+          },
+          file: {
+            url: `mxc://example.test/m${i}`,
+            key: { alg: 'A256CTR', ext: true, k: 'q'.repeat(43), key_ops: ['encrypt', 'decrypt'], kty: 'oct' },
+            iv: 'A'.repeat(22),
+            hashes: { sha256: 'h'.repeat(43) },
+            v: 'v2',
+          },
         },
       });
     }
@@ -117,7 +156,13 @@ export async function makeCorpus(
 ): Promise<Corpus> {
   const senders: CryptoAccount[] = [];
   for (const [i, userId] of SENDERS.entries()) {
-    const account = await CryptoAccount.open({ baseUrl: hs.baseUrl, userId, deviceId: `SENDER${i}`, accessToken: hs.login(userId, `SENDER${i}`), fetchFn: hs.fetchFn });
+    const account = await CryptoAccount.open({
+      baseUrl: hs.baseUrl,
+      userId,
+      deviceId: `SENDER${i}`,
+      accessToken: hs.login(userId, `SENDER${i}`),
+      fetchFn: hs.fetchFn,
+    });
     await account.claimDevice();
     senders.push(account);
   }
@@ -154,7 +199,8 @@ export async function makeCorpus(
   const histories = new Map<string, Json[]>();
   for (const [i, room] of HISTORY_ROOMS.entries()) {
     const events: Json[] = [];
-    for (const message of plaintexts(options.historyEvents, 100 + i)) events.push(await encryptAs(room, Math.floor(random() * senders.length), message));
+    for (const message of plaintexts(options.historyEvents, 100 + i))
+      events.push(await encryptAs(room, Math.floor(random() * senders.length), message));
     histories.set(room, events.reverse());
   }
   const batches: Record<string, Json[]>[] = [];
@@ -163,9 +209,23 @@ export async function makeCorpus(
   for (let i = 0; i < options.fresh; i++) fresh.push(await timeline(500 + i));
   const singles: Json[] = [];
   for (let i = 0; i < options.singles; i++) {
-    singles.push(await encryptAs(SYNC_ROOMS[0], i % senders.length, { type: 'm.room.message', content: { msgtype: 'm.text', body: `Are you awake? (${i})` } }));
+    singles.push(
+      await encryptAs(SYNC_ROOMS[0], i % senders.length, {
+        type: 'm.room.message',
+        content: { msgtype: 'm.text', body: `Are you awake? (${i})` },
+      }),
+    );
   }
-  return { hs, syncTimeline, histories, batches, fresh, singles, senders, close: () => senders.forEach((s) => s.close()) };
+  return {
+    hs,
+    syncTimeline,
+    histories,
+    batches,
+    fresh,
+    singles,
+    senders,
+    close: () => senders.forEach((s) => s.close()),
+  };
 }
 
 /** A /sync body: optional to-device events, the given timelines, and the machine's counts. */
@@ -204,7 +264,15 @@ export function plainSyncBody(bytes: number): string {
   let n = 0;
   for (const message of messages) {
     const room = `!plain${n % 7}:example.test`;
-    const event = { event_id: `$plain${n}`, room_id: room, sender: SENDERS[n % 4], type: message.type, content: message.content, origin_server_ts: 1_700_000_000_000 + n, unsigned: { age: 100 + n } };
+    const event = {
+      event_id: `$plain${n}`,
+      room_id: room,
+      sender: SENDERS[n % 4],
+      type: message.type,
+      content: message.content,
+      origin_server_ts: 1_700_000_000_000 + n,
+      unsigned: { age: 100 + n },
+    };
     size += JSON.stringify(event).length + 1;
     (timeline[room] ??= []).push(event);
     n++;

@@ -5,17 +5,23 @@
  */
 import { DecryptionSettings, RoomId, TrustRequirement } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { performance } from 'node:perf_hooks';
-import { CryptoAccount } from '../src/crypto/account.js';
-import { ENCRYPTION_INFO_KEY } from '../src/crypto/receive/event-decryptor.js';
-import type { FakeHomeserver } from '../tests/unit/fake-homeserver.js';
-import { ME, syncBody } from './corpus.js';
-import { paired } from './stats.js';
+import { CryptoAccount } from '../src/crypto/account.ts';
+import { ENCRYPTION_INFO_KEY } from '../src/crypto/receive/event-decryptor.ts';
+import type { FakeHomeserver } from '../tests/unit/fake-homeserver.ts';
+import { ME, syncBody } from './corpus.ts';
+import { paired } from './stats.ts';
 
 type Json = Record<string, any>;
 
 /** The Node receiver: a device of ME that must exist before the corpus is encrypted. */
 export async function openReceiver(hs: FakeHomeserver): Promise<CryptoAccount> {
-  const account = await CryptoAccount.open({ baseUrl: hs.baseUrl, userId: ME, deviceId: 'NODEDEV', accessToken: hs.login(ME, 'NODEDEV'), fetchFn: hs.fetchFn });
+  const account = await CryptoAccount.open({
+    baseUrl: hs.baseUrl,
+    userId: ME,
+    deviceId: 'NODEDEV',
+    accessToken: hs.login(ME, 'NODEDEV'),
+    fetchFn: hs.fetchFn,
+  });
   await account.claimDevice();
   return account;
 }
@@ -29,7 +35,9 @@ export async function receiveKeys(hs: FakeHomeserver, receiver: CryptoAccount): 
 /** A bare loop of decryptRoomEvent: the library's floor for these events. */
 export function bareLoop(receiver: CryptoAccount, timeline: Record<string, Json[]>): () => Promise<number> {
   const settings = new DecryptionSettings(TrustRequirement.Untrusted);
-  const inputs = Object.entries(timeline).flatMap(([roomId, events]) => events.map((e) => [roomId, JSON.stringify(e)] as const));
+  const inputs = Object.entries(timeline).flatMap(([roomId, events]) =>
+    events.map((e) => [roomId, JSON.stringify(e)] as const),
+  );
   return async () => {
     const start = performance.now();
     for (const [roomId, json] of inputs) await receiver.machine.decryptRoomEvent(json, new RoomId(roomId), settings);

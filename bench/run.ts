@@ -10,13 +10,13 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { CryptoAccount } from '../src/crypto/account.js';
-import { type BenchBrowsers, launchBrowsers, timedFetch, workerMemory } from './browser.js';
-import { HISTORY_ROOMS, ME, PLAIN_ROOM, SEND_ROOM, SYNC_ROOMS, makeCorpus, plainSyncBody, syncBody } from './corpus.js';
-import { benchSynapseSends } from './synapse-send.js';
-import { bareLoop, benchSyncProcessor, openReceiver, receiveKeys } from './node-decrypt.js';
-import { startBenchServer } from './server.js';
-import { differences, fmt, fmtSpread, paired, ratios, spread } from './stats.js';
+import { CryptoAccount } from '../src/crypto/account.ts';
+import { type BenchBrowsers, launchBrowsers, timedFetch, workerMemory } from './browser.ts';
+import { HISTORY_ROOMS, ME, PLAIN_ROOM, SEND_ROOM, SYNC_ROOMS, makeCorpus, plainSyncBody, syncBody } from './corpus.ts';
+import { benchSynapseSends } from './synapse-send.ts';
+import { bareLoop, benchSyncProcessor, openReceiver, receiveKeys } from './node-decrypt.ts';
+import { startBenchServer } from './server.ts';
+import { differences, fmt, fmtSpread, paired, ratios, spread } from './stats.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 /** Cheap figures (pass-through, sends) get more runs: the machine is shared and noisy. */
@@ -34,7 +34,9 @@ const LONG_POLL_MS = 1000;
  * BENCH_ONLY=4,5 runs only those items (while working on one figure); the corpus is
  * always built. The Latest run block is only rewritten by a full run.
  */
-const ONLY = process.env.BENCH_ONLY?.split(',').map((item) => item.trim()).filter(Boolean);
+const ONLY = process.env.BENCH_ONLY?.split(',')
+  .map((item) => item.trim())
+  .filter(Boolean);
 const want = (item: string) => !ONLY || ONLY.includes(item);
 const repoRoot = resolve(import.meta.dirname, '..');
 const started = new Date();
@@ -50,7 +52,7 @@ interface Row {
 }
 const rows: Row[] = [];
 const notes: string[] = [];
-const log = (...args: unknown[]) => console.log(`[bench ${((performance.now()) / 1000).toFixed(0)}s]`, ...args);
+const log = (...args: unknown[]) => console.log(`[bench ${(performance.now() / 1000).toFixed(0)}s]`, ...args);
 
 /** A difference's median (min–max) with its sign. */
 function signed(s: { median: number; min: number; max: number }) {
@@ -81,7 +83,13 @@ async function main() {
 
     log('encrypting the corpus with real OlmMachines');
     const t0 = performance.now();
-    const corpus = await makeCorpus(hs, { syncEvents: 1000, historyEvents: 500, batches: 9, fresh: want('2') ? RUNS + 1 : 0, singles: 1 + 4 * COLD_RUNS });
+    const corpus = await makeCorpus(hs, {
+      syncEvents: 1000,
+      historyEvents: 500,
+      batches: 9,
+      fresh: want('2') ? RUNS + 1 : 0,
+      singles: 1 + 4 * COLD_RUNS,
+    });
     log(`corpus ready in ${fmt((performance.now() - t0) / 1000, 1)} s`);
     for (const [room, events] of corpus.histories) server.histories.set(room, events);
     await receiveKeys(hs, receiver);
@@ -125,7 +133,8 @@ async function main() {
         () => bareLoop(receiver, corpus.fresh[bareRun++])(),
         async () => {
           const timed = await timedFetch(page, syncUrl(`fresh${pageRun++}`), browserToken);
-          if (timed.decrypted !== events) throw new Error(`bench: the page got ${timed.decrypted} of ${events} events decrypted`);
+          if (timed.decrypted !== events)
+            throw new Error(`bench: the page got ${timed.decrypted} of ${events} events decrypted`);
           decryptedInBrowser += timed.decrypted;
           return timed.ms;
         },
@@ -141,15 +150,29 @@ async function main() {
     }
 
     // 3. Pass-through of unencrypted syncs: with Kirjava vs the bare browser.
-    for (const [label, bytes, target] of want('3') ? ([['10 KB', 10_000, 2], ['1 MB', 1_000_000, undefined], ['5 MB', 5_000_000, 40]] as const) : []) {
+    for (const [label, bytes, target] of want('3')
+      ? ([
+          ['10 KB', 10_000, 2],
+          ['1 MB', 1_000_000, undefined],
+          ['5 MB', 5_000_000, 40],
+        ] as const)
+      : []) {
       log(`3. pass-through ${label}`);
       const body = plainSyncBody(bytes);
       server.syncs.set(`plain${bytes}`, () => body);
       const url = syncUrl(`plain${bytes}`);
       const idleUrl = url.replace(server.baseUrl, browsers.idleBaseUrl);
       const pairs = bytes <= 10_000 ? SMALL_BODY_RUNS : CHEAP_RUNS;
-      const idle = await paired(pairs, async () => (await timedFetch(browsers.idlePage, idleUrl, browserToken)).ms, async () => (await timedFetch(page, url, browserToken)).ms);
-      const bare = await paired(pairs, async () => (await timedFetch(browsers.plainPage, url, browserToken)).ms, async () => (await timedFetch(page, url, browserToken)).ms);
+      const idle = await paired(
+        pairs,
+        async () => (await timedFetch(browsers.idlePage, idleUrl, browserToken)).ms,
+        async () => (await timedFetch(page, url, browserToken)).ms,
+      );
+      const bare = await paired(
+        pairs,
+        async () => (await timedFetch(browsers.plainPage, url, browserToken)).ms,
+        async () => (await timedFetch(page, url, browserToken)).ms,
+      );
       const added = spread(differences(idle.subject, idle.baseline));
       const addedBare = spread(differences(bare.subject, bare.baseline));
       rows.push({
@@ -171,7 +194,8 @@ async function main() {
         const url = `${server.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(room)}/messages?dir=b&limit=500`;
         const a = await timedFetch(page, url, browserToken);
         const again: number[] = [];
-        for (let i = 0; i < Math.max(3, Math.ceil(RUNS / 2)); i++) again.push((await timedFetch(page, url, browserToken)).ms);
+        for (let i = 0; i < Math.max(3, Math.ceil(RUNS / 2)); i++)
+          again.push((await timedFetch(page, url, browserToken)).ms);
         if (a.decrypted !== 500) throw new Error(`bench: /messages decrypted ${a.decrypted} of 500`);
         decryptedInBrowser += 500 * (1 + again.length);
         firsts.push(a.ms);
@@ -191,15 +215,24 @@ async function main() {
     // 5. Sends through the page: encrypted (sessions exist) vs plaintext into an unencrypted room.
     if (want('5')) {
       log('5. sends');
-      const sendUrl = (room: string, txn: string) => `${server.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(room)}/send/m.room.message/${txn}`;
+      const sendUrl = (room: string, txn: string) =>
+        `${server.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(room)}/send/m.room.message/${txn}`;
       let txn = 0;
       const sendOnce = async (room: string) => {
-        const timed = await timedFetch(page, sendUrl(room, `bench${txn++}`), browserToken, { method: 'PUT', body: JSON.stringify({ msgtype: 'm.text', body: 'Lunch at noon?' }) });
+        const timed = await timedFetch(page, sendUrl(room, `bench${txn++}`), browserToken, {
+          method: 'PUT',
+          body: JSON.stringify({ msgtype: 'm.text', body: 'Lunch at noon?' }),
+        });
         if (timed.status !== 200) throw new Error(`bench: send into ${room} answered ${timed.status}`);
         return timed.ms;
       };
       await sendOnce(SEND_ROOM); // key claim + share for the room's devices
-      const five = await paired(CHEAP_RUNS, () => sendOnce(PLAIN_ROOM), () => sendOnce(SEND_ROOM), 2);
+      const five = await paired(
+        CHEAP_RUNS,
+        () => sendOnce(PLAIN_ROOM),
+        () => sendOnce(SEND_ROOM),
+        2,
+      );
       const fiveRatio = spread(ratios(five.subject, five.baseline));
       rows.push({
         item: '5',
@@ -220,7 +253,13 @@ async function main() {
           const userId = `@crowd${r}_${u}:example.test`;
           hs.setMembership(room, userId, 'join');
           for (let d = 0; d < 5; d++) {
-            const account = await CryptoAccount.open({ baseUrl: hs.baseUrl, userId, deviceId: `D${d}`, accessToken: hs.login(userId, `D${d}`), fetchFn: hs.fetchFn });
+            const account = await CryptoAccount.open({
+              baseUrl: hs.baseUrl,
+              userId,
+              deviceId: `D${d}`,
+              accessToken: hs.login(userId, `D${d}`),
+              fetchFn: hs.fetchFn,
+            });
             await account.claimDevice();
             account.close();
           }
@@ -344,12 +383,16 @@ async function main() {
 function machine(): string[] {
   const chromium = (() => {
     try {
-      return execFileSync('/usr/bin/chromium', ['--version'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+      return execFileSync('/usr/bin/chromium', ['--version'], { stdio: ['ignore', 'pipe', 'ignore'] })
+        .toString()
+        .trim();
     } catch {
       return 'unknown';
     }
   })();
-  const wasm = JSON.parse(readFileSync(resolve(repoRoot, 'node_modules/@matrix-org/matrix-sdk-crypto-wasm/package.json'), 'utf8')).version;
+  const wasm = JSON.parse(
+    readFileSync(resolve(repoRoot, 'node_modules/@matrix-org/matrix-sdk-crypto-wasm/package.json'), 'utf8'),
+  ).version;
   const loadAfter = loadavg();
   return [
     `- Date: ${started.toISOString()}`,
@@ -364,7 +407,10 @@ function table(): string[] {
   return [
     '| # | Measure | Baseline (same run) | Kirjava | Target |',
     '|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.item} | ${r.measure} | ${r.baseline} | ${r.result} | ${r.target}${r.met === undefined ? '' : r.met ? ' ✅' : ' ❌'} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.item} | ${r.measure} | ${r.baseline} | ${r.result} | ${r.target}${r.met === undefined ? '' : r.met ? ' ✅' : ' ❌'} |`,
+    ),
   ];
 }
 
@@ -381,7 +427,15 @@ main()
       process.exit(0);
     }
     const path = resolve(repoRoot, process.env.BENCH_OUT ?? 'BENCHMARKS.md');
-    const latest = ['<!-- bench:latest -->', '## Latest run', '', ...machine(), '', ...lines, '<!-- /bench:latest -->'].join('\n');
+    const latest = [
+      '<!-- bench:latest -->',
+      '## Latest run',
+      '',
+      ...machine(),
+      '',
+      ...lines,
+      '<!-- /bench:latest -->',
+    ].join('\n');
     let doc: string;
     try {
       doc = readFileSync(path, 'utf8');

@@ -6,7 +6,7 @@
  * server's own cost is as small and as steady as it gets.
  */
 import { createServer, type IncomingMessage } from 'node:http';
-import { FakeHomeserver } from '../tests/unit/fake-homeserver.js';
+import { FakeHomeserver } from '../tests/unit/fake-homeserver.ts';
 import { freePort } from '../tests/fixtures/net.ts';
 
 type Json = Record<string, any>;
@@ -61,7 +61,8 @@ export async function startBenchServer(): Promise<BenchServer> {
     const path = url.pathname.replace(/^\/_matrix\/client\/v3/, '');
     const token = request.headers.authorization?.replace(/^Bearer /, '');
     if (url.pathname === '/bench.html') return send(200, PAGE, 'text/html; charset=utf-8');
-    if (path === '/account/whoami' && token && state.whoami.has(token)) return send(200, JSON.stringify(state.whoami.get(token)));
+    if (path === '/account/whoami' && token && state.whoami.has(token))
+      return send(200, JSON.stringify(state.whoami.get(token)));
     if (path === '/sync') {
       const body = state.syncs.get(url.searchParams.get('bench') ?? '');
       if (!body) return send(404, JSON.stringify({ errcode: 'M_NOT_FOUND', error: 'no such bench sync' }));

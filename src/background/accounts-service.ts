@@ -2,8 +2,8 @@
  * The popup's account requests: the account list, sites asking to use an account another
  * site logged in, and "Delete now" for a logged-out account's kept keys.
  */
-import type { AccountRegistry } from './accounts.js';
-import { onUiRequest } from './ui-router.js';
+import type { AccountRegistry } from './accounts.ts';
+import { onUiRequest } from './ui-router.ts';
 
 export function registerAccountsService(registry: AccountRegistry): void {
   onUiRequest('accounts', async () => ({ accounts: await registry.views() }));

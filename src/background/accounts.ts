@@ -1,30 +1,27 @@
-import { CryptoAccount, ForeignDeviceKeysError } from '../crypto/account.js';
-import { DecryptedEventCache } from '../crypto/receive/decrypted-cache.js';
-import { MatrixApiError, MatrixHttp } from '../crypto/core/http.js';
-import { DexieSealedStore } from './decrypted-cache-store.js';
-import { IndexedDbMediaKeyStore } from './media-key-store.js';
-import { secretNames } from '../crypto/keyring/keyring.js';
-import { keyring } from './keyring.js';
-import type { AccountSiteRequestView, AccountView } from '../shared/messages.js';
-import type { SendGuard } from './send-guard.js';
-import { deleteDatabase, deleteStore, storeDatabases } from './store-wipe.js';
-import { SerialQueue } from '../crypto/core/serial-queue.js';
-import { storage } from '../platform/storage.js';
+import { CryptoAccount, ForeignDeviceKeysError } from '../crypto/account.ts';
+import { DecryptedEventCache } from '../crypto/receive/decrypted-cache.ts';
+import { MatrixApiError, MatrixHttp } from '../crypto/core/http.ts';
+import { DexieSealedStore } from './decrypted-cache-store.ts';
+import { IndexedDbMediaKeyStore } from './media-key-store.ts';
+import { secretNames } from '../crypto/keyring/keyring.ts';
+import { keyring } from './keyring.ts';
+import type { AccountSiteRequestView, AccountView } from '../shared/messages.ts';
+import type { SendGuard } from './send-guard.ts';
+import { deleteDatabase, deleteStore, storeDatabases } from './store-wipe.ts';
+import { SerialQueue } from '../crypto/core/serial-queue.ts';
+import { storage } from '../platform/storage.ts';
 
-import type { AccountRecord } from '../shared/storage-keys.js';
+import type { AccountRecord } from '../shared/storage-keys.ts';
 
 /** How long after a worker start an account's leftover outgoing requests go out (see openAccount). */
 const STARTUP_FLUSH_DELAY_MS = 2000;
 /** How long the store of a logged-out account whose keys are not all backed up is kept. */
 export const LOGGED_OUT_KEEP_MS = 7 * 24 * 60 * 60 * 1000;
 
-const accountKey = (baseUrl: string, userId: string, deviceId: string) =>
-  `${baseUrl}|${userId}|${deviceId}`;
+const accountKey = (baseUrl: string, userId: string, deviceId: string) => `${baseUrl}|${userId}|${deviceId}`;
 
 function randomHex(bytes: number): string {
-  return [...crypto.getRandomValues(new Uint8Array(bytes))]
-    .map((b) => b.toString(16).padStart(2, '0'))
-    .join('');
+  return [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 const bytesHex = (bytes: Uint8Array) => [...bytes].map((byte) => byte.toString(16).padStart(2, '0')).join('');
@@ -113,7 +110,8 @@ export class AccountRegistry {
   async forAccount(id: string): Promise<CryptoAccount> {
     const open = this.open.get(id);
     const record = (await this.records())[id];
-    if (record?.loggedOutAt) throw new AccountUnusableError('This account is logged out: only "Export keys" and "Delete now" are left');
+    if (record?.loggedOutAt)
+      throw new AccountUnusableError('This account is logged out: only "Export keys" and "Delete now" are left');
     if (open) return open;
     const token = Object.entries(await this.tokens()).find(([, key]) => key === id)?.[0];
     if (!token || !record) {
@@ -141,12 +139,12 @@ export class AccountRegistry {
     }
     const whoami = await this.whoami(baseUrl, token).catch((error) => {
       if (error instanceof MatrixApiError && error.status === 401) {
-        throw new UnconfirmedLoginError('The homeserver does not know this login\'s access token');
+        throw new UnconfirmedLoginError("The homeserver does not know this login's access token");
       }
       throw error;
     });
     if (whoami.user_id !== userId || whoami.device_id !== deviceId) {
-      throw new UnconfirmedLoginError('The homeserver says this login\'s access token is another session\'s');
+      throw new UnconfirmedLoginError("The homeserver says this login's access token is another session's");
     }
     const account = this.attach(baseUrl, token, userId, deviceId);
     this.byToken.set(token, account);
@@ -193,14 +191,16 @@ export class AccountRegistry {
       await this.whoami(baseUrl, token);
       return; // the token still works: not a logout
     } catch (error) {
-      if (!(error instanceof MatrixApiError && error.status === 401 && error.errcode === 'M_UNKNOWN_TOKEN')) throw error;
+      if (!(error instanceof MatrixApiError && error.status === 401 && error.errcode === 'M_UNKNOWN_TOKEN'))
+        throw error;
     }
     this.byToken.delete(token);
     delete tokens[token];
     await storage.session.set('tokens', tokens);
     const doomed = all
       ? Object.keys(records).filter(
-          (k) => records[k].baseUrl === record.baseUrl && records[k].userId === record.userId && !records[k].loggedOutAt,
+          (k) =>
+            records[k].baseUrl === record.baseUrl && records[k].userId === record.userId && !records[k].loggedOutAt,
         )
       : [key];
     for (const id of doomed) await this.retire(id);
@@ -482,7 +482,10 @@ export class AccountRegistry {
     } else {
       // Keys may not have reached the server before a worker stop: the machine knows. Not
       // before the request that woke the worker: a sync or a send flushes anyway.
-      setTimeout(() => account.flushOutgoingQueued().catch((error) => console.warn('Kirjava: outgoing requests failed', error)), STARTUP_FLUSH_DELAY_MS);
+      setTimeout(
+        () => account.flushOutgoingQueued().catch((error) => console.warn('Kirjava: outgoing requests failed', error)),
+        STARTUP_FLUSH_DELAY_MS,
+      );
     }
     if (token) for (const listener of this.openedListeners) listener(key, account);
     return account;

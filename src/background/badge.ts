@@ -4,8 +4,8 @@
  * otherwise sites asking "Allow <origin> to use encryption?" show a '?' in amber, and the
  * title says how many.
  */
-import { browser } from '../platform/ext.js';
-import { SerialQueue } from '../crypto/core/serial-queue.js';
+import { browser } from '../platform/ext.ts';
+import { SerialQueue } from '../crypto/core/serial-queue.ts';
 
 const counts = new Map<string, number>();
 let sitesWaiting = 0;
@@ -22,7 +22,9 @@ function render(): Promise<void> {
       await action.setBadgeBackgroundColor({ color: '#8a5a00' });
       await action.setBadgeText({ text: sitesWaiting > 0 ? '?' : '' });
     }
-    await action.setTitle({ title: sitesWaiting > 0 ? `Kirjava: ${sitesWaiting} site(s) ask to use encryption` : 'Kirjava' });
+    await action.setTitle({
+      title: sitesWaiting > 0 ? `Kirjava: ${sitesWaiting} site(s) ask to use encryption` : 'Kirjava',
+    });
   });
 }
 

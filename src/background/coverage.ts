@@ -7,10 +7,10 @@
  * says so: there, encrypted messages stay unreadable and plaintext sends into encrypted
  * rooms are blocked by the send guard.
  */
-import { type Runtime, browser, senderOrigin } from '../platform/ext.js';
-import { getSettings, storage } from '../platform/storage.js';
-import type { PageRequest } from '../shared/messages.js';
-import { onUiRequest } from './ui-router.js';
+import { type Runtime, browser, senderOrigin } from '../platform/ext.ts';
+import { getSettings, storage } from '../platform/storage.ts';
+import type { PageRequest } from '../shared/messages.ts';
+import { onUiRequest } from './ui-router.ts';
 /** How long after a /sync completes the hook's report may still arrive (or came before). */
 const REPORT_WINDOW_MS = 8_000;
 /** The popup shows a site as not covered while such syncs were seen this recently. */
@@ -29,12 +29,17 @@ export class ClientCoverage {
 
   constructor() {
     browser.webRequest.onCompleted.addListener((details) => {
-      if (details.method === 'GET' && details.statusCode === 200) void this.syncCompleted(details.initiator, details.url);
+      if (details.method === 'GET' && details.statusCode === 200)
+        void this.syncCompleted(details.initiator, details.url);
     }, SYNC_REQUESTS);
     onUiRequest('uncovered-clients', async () => {
       const uncovered = await this.uncovered();
       const since = Date.now() - SHOW_FOR_MS;
-      return { clients: Object.entries(uncovered).filter(([, t]) => t >= since).map(([origin, lastSeen]) => ({ origin, lastSeen })) };
+      return {
+        clients: Object.entries(uncovered)
+          .filter(([, t]) => t >= since)
+          .map(([origin, lastSeen]) => ({ origin, lastSeen })),
+      };
     });
   }
 

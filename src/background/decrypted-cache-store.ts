@@ -3,7 +3,7 @@
  * its crypto store. It holds sealed entries only: see src/crypto/receive/decrypted-cache.ts.
  */
 import Dexie, { type Table } from 'dexie';
-import type { SealedEntry, SealedStore } from '../crypto/receive/decrypted-cache.js';
+import type { SealedEntry, SealedStore } from '../crypto/receive/decrypted-cache.ts';
 
 class CacheDatabase extends Dexie {
   entries!: Table<SealedEntry, string>;

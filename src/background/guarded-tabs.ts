@@ -3,8 +3,8 @@
  * from every frame of those tabs, including sandboxed iframes and data: documents whose
  * opaque origin no initiator rule can name.
  */
-import { browser } from '../platform/ext.js';
-import { getSettings } from '../platform/storage.js';
+import { browser } from '../platform/ext.ts';
+import { getSettings } from '../platform/storage.ts';
 
 const originOf = (url: string | undefined): string | undefined => {
   try {

@@ -4,9 +4,14 @@
  * which homeservers its page may use, and is told to ask again when the settings change.
  * Whether a request is served is still decided per request (page-requests.ts servedOrigin).
  */
-import { type Runtime, browser, fromThisExtension, senderOrigin } from '../platform/ext.js';
-import { getSettings, watchSettings } from '../platform/storage.js';
-import { HOOK_CONFIG_CHANGED_CHANNEL, HOOK_CONFIG_CHANNEL, type HookConfig, type HookConfigRequest } from '../shared/messages.js';
+import { type Runtime, browser, fromThisExtension, senderOrigin } from '../platform/ext.ts';
+import { getSettings, watchSettings } from '../platform/storage.ts';
+import {
+  HOOK_CONFIG_CHANGED_CHANNEL,
+  HOOK_CONFIG_CHANNEL,
+  type HookConfig,
+  type HookConfigRequest,
+} from '../shared/messages.ts';
 
 /** `origin` as the browser tells it (opaque frames have none that could be allowed). */
 async function configFor(origin: string | undefined): Promise<HookConfig> {

@@ -6,21 +6,21 @@
  * Two objects are the worker's core (the send guard, the account registry); every service
  * around them is started here by its `register…(deps)`.
  */
-import { browser } from '../platform/ext.js';
-import { AccountRegistry } from './accounts.js';
-import { registerAccountsService } from './accounts-service.js';
-import { registerCoverageService } from './coverage.js';
-import { registerHookConfigService } from './hook-config.js';
-import { keyring, registerLockService } from './keyring.js';
-import { registerKeysService } from './keys-service.js';
-import { registerPageService } from './page-service.js';
-import { registerSearchService } from './search-service.js';
-import { SendGuard, registerSendGuard } from './send-guard.js';
-import { registerSharingService } from './sharing-service.js';
-import { registerSiteAccess } from './site-access.js';
-import { storageRestricted } from './storage-access.js';
-import { registerUiRouter } from './ui-router.js';
-import { registerVerificationService } from './verification-service.js';
+import { browser } from '../platform/ext.ts';
+import { AccountRegistry } from './accounts.ts';
+import { registerAccountsService } from './accounts-service.ts';
+import { registerCoverageService } from './coverage.ts';
+import { registerHookConfigService } from './hook-config.ts';
+import { keyring, registerLockService } from './keyring.ts';
+import { registerKeysService } from './keys-service.ts';
+import { registerPageService } from './page-service.ts';
+import { registerSearchService } from './search-service.ts';
+import { SendGuard, registerSendGuard } from './send-guard.ts';
+import { registerSharingService } from './sharing-service.ts';
+import { registerSiteAccess } from './site-access.ts';
+import { storageRestricted } from './storage-access.ts';
+import { registerUiRouter } from './ui-router.ts';
+import { registerVerificationService } from './verification-service.ts';
 
 // Content scripts must not read extension storage; before anything is written to it.
 storageRestricted().catch((error) => console.error('Kirjava: could not restrict storage access', error));

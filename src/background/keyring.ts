@@ -6,12 +6,12 @@
  * lock requests.
  */
 import Dexie, { type Table } from 'dexie';
-import { Keyring, type KeyringBackend, type SessionKeyCache } from '../crypto/keyring/keyring.js';
-import type { SealedBlob, VaultKeyRecord } from '../crypto/keyring/keyring-seal.js';
-import { storage } from '../platform/storage.js';
-import { migrateLegacySecrets } from './secrets-migration.js';
-import { storageRestricted } from './storage-access.js';
-import { onUiRequest } from './ui-router.js';
+import { Keyring, type KeyringBackend, type SessionKeyCache } from '../crypto/keyring/keyring.ts';
+import type { SealedBlob, VaultKeyRecord } from '../crypto/keyring/keyring-seal.ts';
+import { storage } from '../platform/storage.ts';
+import { migrateLegacySecrets } from './secrets-migration.ts';
+import { storageRestricted } from './storage-access.ts';
+import { onUiRequest } from './ui-router.ts';
 
 const VAULT_KEY_ID = 'vault';
 

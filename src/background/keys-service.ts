@@ -2,8 +2,8 @@
  * The popup's key management requests: recovery with the recovery key or
  * passphrase, key file import and export, and the progress of the task under way.
  */
-import type { AccountRegistry } from './accounts.js';
-import { onUiRequest } from './ui-router.js';
+import type { AccountRegistry } from './accounts.ts';
+import { onUiRequest } from './ui-router.ts';
 
 export function registerKeysService(registry: AccountRegistry): void {
   onUiRequest('keys-status', async ({ accountId }) => {

@@ -6,8 +6,8 @@
  * homeserver knows anyway), the record's key.
  */
 import Dexie, { type Table } from 'dexie';
-import { openWith, sealWith } from '../crypto/keyring/keyring-seal.js';
-import type { MediaKey, MediaKeyStore } from '../crypto/media/media-keys.js';
+import { openWith, sealWith } from '../crypto/keyring/keyring-seal.ts';
+import type { MediaKey, MediaKeyStore } from '../crypto/media/media-keys.ts';
 
 interface SealedMediaKey {
   iv: Uint8Array<ArrayBuffer>;
@@ -39,13 +39,24 @@ export class IndexedDbMediaKeyStore implements MediaKeyStore {
   async load(mxc: string): Promise<MediaKey | undefined> {
     const record = await this.db.keys.get(mxc);
     if (!record) return undefined;
-    const plaintext = await openWith(await this.cipherKey(), { iv: record.iv, data: new Uint8Array(record.data) }, new TextEncoder().encode(mxc));
+    const plaintext = await openWith(
+      await this.cipherKey(),
+      { iv: record.iv, data: new Uint8Array(record.data) },
+      new TextEncoder().encode(mxc),
+    );
     return JSON.parse(new TextDecoder().decode(plaintext)) as MediaKey;
   }
 
   async save(mxc: string, key: MediaKey): Promise<void> {
-    const sealed = await sealWith(await this.cipherKey(), new TextEncoder().encode(JSON.stringify(key)), new TextEncoder().encode(mxc));
-    const data = sealed.data.buffer.slice(sealed.data.byteOffset, sealed.data.byteOffset + sealed.data.byteLength) as ArrayBuffer;
+    const sealed = await sealWith(
+      await this.cipherKey(),
+      new TextEncoder().encode(JSON.stringify(key)),
+      new TextEncoder().encode(mxc),
+    );
+    const data = sealed.data.buffer.slice(
+      sealed.data.byteOffset,
+      sealed.data.byteOffset + sealed.data.byteLength,
+    ) as ArrayBuffer;
     await this.db.keys.put({ iv: sealed.iv as Uint8Array<ArrayBuffer>, data }, mxc);
   }
 

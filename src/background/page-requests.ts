@@ -1,11 +1,11 @@
-import { MatrixApiError } from '../crypto/core/http.js';
-import { EncryptionStateUnknownError } from '../crypto/send/room-encryptor.js';
-import { SendRefusedError } from '../crypto/send/sharing-policy.js';
-import type { MatrixErrorReply, PageReply, PageRequest } from '../shared/messages.js';
-import { AccountUnusableError, type AccountRegistry, SiteNotBoundError, UnconfirmedLoginError } from './accounts.js';
-import { searchServiceFor } from './search-service.js';
-import { type Runtime, senderOrigin as reportedOrigin } from '../platform/ext.js';
-import { getSettings } from '../platform/storage.js';
+import { MatrixApiError } from '../crypto/core/http.ts';
+import { EncryptionStateUnknownError } from '../crypto/send/room-encryptor.ts';
+import { SendRefusedError } from '../crypto/send/sharing-policy.ts';
+import type { MatrixErrorReply, PageReply, PageRequest } from '../shared/messages.ts';
+import { AccountUnusableError, type AccountRegistry, SiteNotBoundError, UnconfirmedLoginError } from './accounts.ts';
+import { searchServiceFor } from './search-service.ts';
+import { type Runtime, senderOrigin as reportedOrigin } from '../platform/ext.ts';
+import { getSettings } from '../platform/storage.ts';
 
 /**
  * The web origin of the frame a message came from, as the browser tells it (an about:blank
@@ -44,7 +44,11 @@ function matrixError(status: number, errcode: string, error: string): MatrixErro
  * request's fields are the page's word; every account it reaches is the one the homeserver
  * says its token belongs to, and one that `origin` may use.
  */
-export async function handlePageRequest(registry: AccountRegistry, request: PageRequest, origin: string): Promise<PageReply> {
+export async function handlePageRequest(
+  registry: AccountRegistry,
+  request: PageRequest,
+  origin: string,
+): Promise<PageReply> {
   if (typeof request.baseUrl !== 'string' || (request.kind !== 'login' && typeof request.token !== 'string')) {
     return matrixError(400, 'M_BAD_JSON', 'Kirjava: malformed request');
   }
@@ -85,7 +89,10 @@ export async function handlePageRequest(registry: AccountRegistry, request: Page
       return searchServiceFor(registry).search(request.baseUrl, request.token, origin, request.body, request.nextBatch);
     case 'media-key': {
       const account = await registry.forToken(request.baseUrl, request.token, origin);
-      return { ok: true, media: typeof request.mxc === 'string' ? ((await account.mediaKey(request.mxc)) ?? null) : null };
+      return {
+        ok: true,
+        media: typeof request.mxc === 'string' ? ((await account.mediaKey(request.mxc)) ?? null) : null,
+      };
     }
     case 'warm':
       // Errors (e.g. a token the homeserver refuses) are for the request that follows.
@@ -109,7 +116,11 @@ function sendError(error: unknown): MatrixErrorReply {
     return matrixError(403, 'M_FORBIDDEN', `Kirjava: ${error.message}`);
   }
   if (error instanceof MatrixApiError) {
-    return matrixError(error.status >= 400 ? error.status : 502, error.errcode, `Kirjava could not encrypt this message: ${error.serverMessage}`);
+    return matrixError(
+      error.status >= 400 ? error.status : 502,
+      error.errcode,
+      `Kirjava could not encrypt this message: ${error.serverMessage}`,
+    );
   }
   return matrixError(500, 'M_UNKNOWN', `Kirjava could not encrypt this message: ${(error as Error)?.message ?? error}`);
 }

@@ -7,16 +7,27 @@
  * keeps the channel open and never calls sendResponse (onMessageAnsweredLater), so the
  * sender sees the port close.
  */
-import { KeyringLockedError } from '../crypto/keyring/keyring.js';
-import { type Runtime, browser, fromThisExtension, onMessageAnsweredLater } from '../platform/ext.js';
-import { type BridgeMessage, type MatrixErrorReply, PAGE_CHANNEL, type PageReply, WATCH_PORT } from '../shared/messages.js';
-import type { AccountRegistry } from './accounts.js';
-import type { ClientCoverage } from './coverage.js';
-import { keyring } from './keyring.js';
-import { failure, handlePageRequest, servedOrigin } from './page-requests.js';
+import { KeyringLockedError } from '../crypto/keyring/keyring.ts';
+import { type Runtime, browser, fromThisExtension, onMessageAnsweredLater } from '../platform/ext.ts';
+import {
+  type BridgeMessage,
+  type MatrixErrorReply,
+  PAGE_CHANNEL,
+  type PageReply,
+  WATCH_PORT,
+} from '../shared/messages.ts';
+import type { AccountRegistry } from './accounts.ts';
+import type { ClientCoverage } from './coverage.ts';
+import { keyring } from './keyring.ts';
+import { failure, handlePageRequest, servedOrigin } from './page-requests.ts';
 
 /** What the client gets while Kirjava is locked: an error it retries, never plaintext. */
-const lockedReply = (error: KeyringLockedError): MatrixErrorReply => ({ ok: false, status: 503, errcode: 'M_UNKNOWN', error: error.message });
+const lockedReply = (error: KeyringLockedError): MatrixErrorReply => ({
+  ok: false,
+  status: 503,
+  errcode: 'M_UNKNOWN',
+  error: error.message,
+});
 
 /**
  * The bridges' watch ports (they tell the page hook whether the worker runs; see

@@ -6,9 +6,9 @@
  * finished room is walked again from its newest event on the next run, so gaps left by
  * limited syncs get filled.
  */
-import type { CryptoAccount } from '../crypto/account.js';
-import type { SearchIndexStatus } from '../shared/messages.js';
-import type { SearchIndex } from './search-index.js';
+import type { CryptoAccount } from '../crypto/account.ts';
+import type { SearchIndexStatus } from '../shared/messages.ts';
+import type { SearchIndex } from './search-index.ts';
 
 type History = SearchIndexStatus['history'];
 

@@ -13,11 +13,11 @@
  * the index files show which events share a (hashed) word, not the words.
  */
 import Dexie, { type Table } from 'dexie';
-import { secretNames } from '../crypto/keyring/keyring.js';
-import { openWith, sealWith } from '../crypto/keyring/keyring-seal.js';
-import { keyring } from './keyring.js';
-import { type IndexedEvent, type SearchRequest, indexTermsOf, lookupTermsOf } from '../search/request.js';
-import { matchesFilter } from '../search/ranking.js';
+import { secretNames } from '../crypto/keyring/keyring.ts';
+import { openWith, sealWith } from '../crypto/keyring/keyring-seal.ts';
+import { keyring } from './keyring.ts';
+import { type IndexedEvent, type SearchRequest, indexTermsOf, lookupTermsOf } from '../search/request.ts';
+import { matchesFilter } from '../search/ranking.ts';
 
 interface EventRecord {
   id: string;
@@ -70,7 +70,9 @@ export class SearchIndex {
   static async open(accountId: string): Promise<SearchIndex> {
     const keys = await keyring.secret(secretNames.search(accountId), 64);
     const encKey = await crypto.subtle.importKey('raw', keys.slice(0, 32), 'AES-GCM', false, ['encrypt', 'decrypt']);
-    const macKey = await crypto.subtle.importKey('raw', keys.slice(32), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+    const macKey = await crypto.subtle.importKey('raw', keys.slice(32), { name: 'HMAC', hash: 'SHA-256' }, false, [
+      'sign',
+    ]);
     const db = new SearchDatabase(SearchIndex.databaseName(await sha256Hex(accountId)));
     await db.open();
     return new SearchIndex(db, encKey, macKey);
@@ -98,7 +100,12 @@ export class SearchIndex {
    */
   add(roomId: string, event: Record<string, unknown>): Promise<void> {
     const terms = indexTermsOf(event);
-    if (terms.length === 0 || typeof event.event_id !== 'string' || typeof event.sender !== 'string' || this.redacted.has(`${roomId}|${event.event_id}`)) {
+    if (
+      terms.length === 0 ||
+      typeof event.event_id !== 'string' ||
+      typeof event.sender !== 'string' ||
+      this.redacted.has(`${roomId}|${event.event_id}`)
+    ) {
       return Promise.resolve();
     }
     const stored: IndexedEvent = {
@@ -160,7 +167,10 @@ export class SearchIndex {
     const records = (await this.db.events.bulkGet([...ids!])).filter((r): r is EventRecord => r !== undefined);
     const cheap = { ...request.filter, contains_url: undefined };
     const passing = records.filter((r) =>
-      matchesFilter({ event_id: r.id, room_id: r.room, sender: r.sender, type: r.type, origin_server_ts: r.ts, content: {} }, cheap),
+      matchesFilter(
+        { event_id: r.id, room_id: r.room, sender: r.sender, type: r.type, origin_server_ts: r.ts, content: {} },
+        cheap,
+      ),
     );
     return Promise.all(passing.map((r) => this.decrypt(r)));
   }

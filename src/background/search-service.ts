@@ -7,21 +7,28 @@
  *
  * Also fills the index: every event an account decrypts is added as it is decrypted.
  */
-import { browser } from '../platform/ext.js';
-import type { CryptoAccount } from '../crypto/account.js';
-import { MatrixHttp, seg } from '../crypto/core/http.js';
-import { type IndexedEvent, type SearchRequest, SearchRequestError, parseSearchRequest } from '../search/request.js';
-import { localPage } from '../search/ranking.js';
-import { type SearchResult, type ServerRoomEvents, decodeBatch, mergeRoomEvents, serverBoundary } from '../search/merge.js';
-import type { PageReply, SearchIndexStatus } from '../shared/messages.js';
-import { AccountUnusableError, type AccountRegistry } from './accounts.js';
-import { decryptServerResults } from '../search/server-results.js';
-import { SearchHistoryIndexer } from './search-history.js';
-import { SearchIndex } from './search-index.js';
-import { onUiRequest } from './ui-router.js';
+import { browser } from '../platform/ext.ts';
+import type { CryptoAccount } from '../crypto/account.ts';
+import { MatrixHttp, seg } from '../crypto/core/http.ts';
+import { type IndexedEvent, type SearchRequest, SearchRequestError, parseSearchRequest } from '../search/request.ts';
+import { localPage } from '../search/ranking.ts';
+import {
+  type SearchResult,
+  type ServerRoomEvents,
+  decodeBatch,
+  mergeRoomEvents,
+  serverBoundary,
+} from '../search/merge.ts';
+import type { PageReply, SearchIndexStatus } from '../shared/messages.ts';
+import { AccountUnusableError, type AccountRegistry } from './accounts.ts';
+import { decryptServerResults } from '../search/server-results.ts';
+import { SearchHistoryIndexer } from './search-history.ts';
+import { SearchIndex } from './search-index.ts';
+import { onUiRequest } from './ui-router.ts';
 
 type Json = Record<string, unknown>;
-const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
+const isObject = (value: unknown): value is Json =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** The search service of a registry: one per worker, attached before any account opens. */
 export function searchServiceFor(registry: AccountRegistry): SearchService {
@@ -60,7 +67,8 @@ export class SearchService {
   }
 
   async status(accountId: string): Promise<SearchIndexStatus> {
-    if (!(await this.registry.views()).some((view) => view.id === accountId)) throw new Error('Kirjava does not know this account');
+    if (!(await this.registry.views()).some((view) => view.id === accountId))
+      throw new Error('Kirjava does not know this account');
     const index = await this.indexOf(accountId);
     return { indexedEvents: await index.count(), history: this.history.status(accountId) };
   }
@@ -89,19 +97,28 @@ export class SearchService {
       index.then((opened) => opened.add(roomId, event)).catch((error) => console.warn('Kirjava: search index', error));
     });
     account.onRedacted((roomId, redactedId) => {
-      index.then((opened) => opened.remove(roomId, redactedId)).catch((error) => console.warn('Kirjava: search index', error));
+      index
+        .then((opened) => opened.remove(roomId, redactedId))
+        .catch((error) => console.warn('Kirjava: search index', error));
     });
   }
 
   /** The answer to the page's `POST /search` body (and `next_batch` query parameter). */
-  async search(baseUrl: string, token: string, origin: string, body: string, nextBatch: string | undefined): Promise<PageReply> {
+  async search(
+    baseUrl: string,
+    token: string,
+    origin: string,
+    body: string,
+    nextBatch: string | undefined,
+  ): Promise<PageReply> {
     let request: SearchRequest;
     let batch: ReturnType<typeof decodeBatch>;
     try {
       request = parseSearchRequest(JSON.parse(body));
       batch = decodeBatch(nextBatch);
     } catch (error) {
-      if (error instanceof SearchRequestError) return { ok: false, status: 400, errcode: error.errcode, error: error.message };
+      if (error instanceof SearchRequestError)
+        return { ok: false, status: 400, errcode: error.errcode, error: error.message };
       return { ok: false, status: 400, errcode: 'M_NOT_JSON', error: 'Content not JSON.' };
     }
     let account: CryptoAccount;
@@ -126,12 +143,13 @@ export class SearchService {
         )
       : Promise.resolve(undefined);
     // Like Synapse, only rooms the user is in now: a room left keeps its index but is not searched.
-    const candidates = Promise.all([index.candidates(request), http.request<{ joined_rooms?: unknown }>('GET', '/joined_rooms')]).then(
-      ([events, joined]) => {
-        const rooms = new Set(Array.isArray(joined.joined_rooms) ? joined.joined_rooms : []);
-        return events.filter((event) => rooms.has(event.room_id));
-      },
-    );
+    const candidates = Promise.all([
+      index.candidates(request),
+      http.request<{ joined_rooms?: unknown }>('GET', '/joined_rooms'),
+    ]).then(([events, joined]) => {
+      const rooms = new Set(Array.isArray(joined.joined_rooms) ? joined.joined_rooms : []);
+      return events.filter((event) => rooms.has(event.room_id));
+    });
     candidates.catch(() => undefined); // awaited below; not unhandled if the server fails first
 
     const answer = await serverAnswer;
@@ -141,7 +159,8 @@ export class SearchService {
       : askServer
         ? undefined
         : { count: batch.serverCount };
-    if (server?.results) server.results = await decryptServerResults(account, Array.isArray(server.results) ? server.results : []);
+    if (server?.results)
+      server.results = await decryptServerResults(account, Array.isArray(server.results) ? server.results : []);
 
     // Counted on every page, so `count` stays the same across pages.
     const localGoesOn = batch.first || batch.local !== undefined;
@@ -154,7 +173,11 @@ export class SearchService {
         ...(request.eventContext ? { context: await this.contextOf(account, event, request.eventContext) } : {}),
       })),
     );
-    const merged = mergeRoomEvents(request, { results, count: page.count, next: localGoesOn ? page.next : undefined }, server);
+    const merged = mergeRoomEvents(
+      request,
+      { results, count: page.count, next: localGoesOn ? page.next : undefined },
+      server,
+    );
     return { ok: true, body: JSON.stringify({ search_categories: { room_events: merged } }) };
   }
 
@@ -174,13 +197,18 @@ export class SearchService {
     const filter = encodeURIComponent(JSON.stringify({ lazy_load_members: true }));
     let body: Json;
     try {
-      body = await account.fetchHistory(event.room_id, `context/${seg(event.event_id)}?limit=${limit}&filter=${filter}`);
+      body = await account.fetchHistory(
+        event.room_id,
+        `context/${seg(event.event_id)}?limit=${limit}&filter=${filter}`,
+      );
     } catch (error) {
       console.warn('Kirjava: no context for a search result', error);
       return empty;
     }
     const withRoom = (e: unknown) => (isObject(e) ? { ...e, room_id: event.room_id } : e);
-    const before = (Array.isArray(body.events_before) ? body.events_before : []).slice(0, wanted.beforeLimit).map(withRoom);
+    const before = (Array.isArray(body.events_before) ? body.events_before : [])
+      .slice(0, wanted.beforeLimit)
+      .map(withRoom);
     const after = (Array.isArray(body.events_after) ? body.events_after : []).slice(0, wanted.afterLimit).map(withRoom);
     const context: Json = { events_before: before, events_after: after };
     if (typeof body.start === 'string') context.start = body.start;

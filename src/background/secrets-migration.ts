@@ -4,8 +4,8 @@
  * the search indexes' keys (`searchIndexKeys`). A secret leaves `storage.local` only once
  * the keyring holds exactly it; whatever cannot be moved stays where it was, with a warning.
  */
-import { secretNames } from '../crypto/keyring/keyring.js';
-import type { LegacySearchKeys, LocalValues } from '../shared/storage-keys.js';
+import { secretNames } from '../crypto/keyring/keyring.ts';
+import type { LegacySearchKeys, LocalValues } from '../shared/storage-keys.ts';
 
 const RECORDS_KEY: keyof LocalValues = 'accounts';
 const SEARCH_KEYS: keyof LocalValues = 'searchIndexKeys';
@@ -43,7 +43,9 @@ export async function migrateLegacySecrets(storage: LegacyStorage, adopt: Adopt)
     if (HEX_KEY.test(passphrase) && (await adopt(secretNames.store(String(record.storeName)), hexBytes(passphrase)))) {
       movedStores.set(id, record.storePassphrase);
     } else {
-      console.warn(`Kirjava: the store key of ${record.storeName} stays in storage.local: the keyring holds another one`);
+      console.warn(
+        `Kirjava: the store key of ${record.storeName} stays in storage.local: the keyring holds another one`,
+      );
     }
   }
   const keptSearchKeys: LegacySearchKeys = {};

@@ -154,14 +154,23 @@ export function buildGuardRules(input: GuardInput): GuardRules {
   };
   const block = { type: 'block' as chrome.declarativeNetRequest.RuleActionType };
   const urlFilter = SEND_URL_FILTER;
-  rules.push({ priority: BLOCK_PRIORITY, action: block, condition: { ...common, urlFilter, initiatorDomains: initiators } });
+  rules.push({
+    priority: BLOCK_PRIORITY,
+    action: block,
+    condition: { ...common, urlFilter, initiatorDomains: initiators },
+  });
   if (input.tabIds.length > 0) {
     rules.push({ priority: BLOCK_PRIORITY, action: block, condition: { ...common, urlFilter, tabIds: input.tabIds } });
   }
   // Allow rules need no initiator condition: they only matter where a block rule matched.
   // Case-sensitive: `M.ROOM.ENCRYPTED` is another event type, and the homeserver would store
   // its plaintext content. No `?` before the type, so a query string cannot smuggle it in.
-  rules.push(allowRule(common, `${ANY_BASE}/_matrix/client/${SEND_PREFIXES}/rooms/[^/?#]*/send/m\\.room\\.encrypted(?:/[^/?#]*)?(?:\\?.*)?$`));
+  rules.push(
+    allowRule(
+      common,
+      `${ANY_BASE}/_matrix/client/${SEND_PREFIXES}/rooms/[^/?#]*/send/m\\.room\\.encrypted(?:/[^/?#]*)?(?:\\?.*)?$`,
+    ),
+  );
   const rooms = input.plainRooms;
   // The m.room.encrypted rule took one regex rule; the most recently used rooms get the
   // rest when there are more rooms than budget.

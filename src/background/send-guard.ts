@@ -8,12 +8,12 @@
  * Session rules do not survive a browser restart: `install()` runs at every worker start
  * and whenever the settings change.
  */
-import { SerialQueue } from '../crypto/core/serial-queue.js';
-import { type DeclarativeNetRequest, browser } from '../platform/ext.js';
-import { getSettings, storage, watchSettings } from '../platform/storage.js';
-import type { PlainRooms } from '../shared/messages.js';
-import { GuardedTabs } from './guarded-tabs.js';
-import { type Rule, buildGuardRules } from './send-guard-rules.js';
+import { SerialQueue } from '../crypto/core/serial-queue.ts';
+import { type DeclarativeNetRequest, browser } from '../platform/ext.ts';
+import { getSettings, storage, watchSettings } from '../platform/storage.ts';
+import type { PlainRooms } from '../shared/messages.ts';
+import { GuardedTabs } from './guarded-tabs.ts';
+import { type Rule, buildGuardRules } from './send-guard-rules.ts';
 
 /** Regex rules kept free for anything else the extension may need. */
 const REGEX_RESERVE = 10;
@@ -147,7 +147,8 @@ export class SendGuard {
  * start) and again whenever the user changes the allowed sites (or anything else in the settings).
  */
 export function registerSendGuard(guard: SendGuard): void {
-  const install = () => guard.install().catch((error) => console.error('Kirjava: could not install the send guard', error));
+  const install = () =>
+    guard.install().catch((error) => console.error('Kirjava: could not install the send guard', error));
   void install();
   watchSettings(() => void install());
 }

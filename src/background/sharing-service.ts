@@ -4,13 +4,13 @@
  * notification offer "Send anyway" / "Cancel"; after the account's bounded wait the send
  * fails with a Matrix error, so the client never hangs.
  */
-import type { SharingDecisions } from '../crypto/send/sharing-policy.js';
-import { browser } from '../platform/ext.js';
-import { storage } from '../platform/storage.js';
-import { type AccountSharing, type DeviceView, type SendQuestion, asSharing } from '../shared/messages.js';
-import type { AccountRegistry } from './accounts.js';
-import { openPopup, setBadgeCount } from './badge.js';
-import { onUiRequest } from './ui-router.js';
+import type { SharingDecisions } from '../crypto/send/sharing-policy.ts';
+import { browser } from '../platform/ext.ts';
+import { storage } from '../platform/storage.ts';
+import { type AccountSharing, type DeviceView, type SendQuestion, asSharing } from '../shared/messages.ts';
+import type { AccountRegistry } from './accounts.ts';
+import { openPopup, setBadgeCount } from './badge.ts';
+import { onUiRequest } from './ui-router.ts';
 
 const NOTIFICATION_PREFIX = 'kirjava-send:';
 

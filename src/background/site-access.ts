@@ -6,13 +6,13 @@
  * Until the user allows it, such a page's traffic is left untouched and the worker
  * answers none of its messages (page-requests.ts).
  */
-import { SerialQueue } from '../crypto/core/serial-queue.js';
-import { type WebRequest, browser } from '../platform/ext.js';
-import { getSettings, storage, updateSettings } from '../platform/storage.js';
-import type { SiteRequestView } from '../shared/messages.js';
-import type { AccountRegistry } from './accounts.js';
-import { setSitesWaiting } from './badge.js';
-import { onUiRequest } from './ui-router.js';
+import { SerialQueue } from '../crypto/core/serial-queue.ts';
+import { type WebRequest, browser } from '../platform/ext.ts';
+import { getSettings, storage, updateSettings } from '../platform/storage.ts';
+import type { SiteRequestView } from '../shared/messages.ts';
+import type { AccountRegistry } from './accounts.ts';
+import { setSitesWaiting } from './badge.ts';
+import { onUiRequest } from './ui-router.ts';
 
 const MATRIX_CLIENT_API = { urls: ['*://*/*_matrix/client/*'], types: ['xmlhttprequest' as const] };
 
@@ -72,7 +72,9 @@ export class SiteAccess {
       if (!pending.some((p) => p.origin === origin)) throw new Error(`${origin} is not waiting for an answer any more`);
       if (allow) {
         await updateSettings((settings) =>
-          settings.allowedSites.includes(origin) ? settings : { ...settings, allowedSites: [...settings.allowedSites, origin] },
+          settings.allowedSites.includes(origin)
+            ? settings
+            : { ...settings, allowedSites: [...settings.allowedSites, origin] },
         );
       } else {
         await storage.local.update('site.denied', (denied) => [...denied, origin]);

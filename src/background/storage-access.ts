@@ -7,7 +7,7 @@
  * `setAccessLevel` (Firefox) keeps `storage.session` from content scripts anyway; its
  * `storage.local` holds no secret (they are in the keyring).
  */
-import { restrictToExtension } from '../platform/ext.js';
+import { restrictToExtension } from '../platform/ext.ts';
 
 let restricted: Promise<void> | undefined;
 

@@ -10,7 +10,12 @@ export function deleteDatabase(name: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const request = indexedDB.deleteDatabase(name);
     const timer = setTimeout(
-      () => reject(new Error(`The crypto store ${name} could not be deleted because it is still open: reload Kirjava in chrome://extensions and log out again`)),
+      () =>
+        reject(
+          new Error(
+            `The crypto store ${name} could not be deleted because it is still open: reload Kirjava in chrome://extensions and log out again`,
+          ),
+        ),
       DELETE_TIMEOUT_MS,
     );
     request.onsuccess = () => {
@@ -29,7 +34,10 @@ export async function storeDatabases(storeName: string): Promise<string[]> {
   const all = await indexedDB.databases();
   return all
     .map((db) => db.name)
-    .filter((name): name is string => !!name && (name === storeName || name.startsWith(`${storeName}::`) || name.startsWith(`${storeName}-`)));
+    .filter(
+      (name): name is string =>
+        !!name && (name === storeName || name.startsWith(`${storeName}::`) || name.startsWith(`${storeName}-`)),
+    );
 }
 
 export async function deleteStore(storeName: string): Promise<void> {

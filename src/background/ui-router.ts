@@ -3,8 +3,8 @@
  * Each feature module registers its handlers with `onUiRequest`; a handler that throws
  * answers `{ error }` with the error's message, which the UI shows as is.
  */
-import { type Runtime, browser, fromThisExtension } from '../platform/ext.js';
-import { UI_CHANNEL, type UiKind, type UiReply, type UiRequest, type UiRequests } from '../shared/messages.js';
+import { type Runtime, browser, fromThisExtension } from '../platform/ext.ts';
+import { UI_CHANNEL, type UiKind, type UiReply, type UiRequest, type UiRequests } from '../shared/messages.ts';
 
 type Handler<K extends UiKind> = (request: UiRequest<K>) => Promise<UiRequests[K]['reply']>;
 

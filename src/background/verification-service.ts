@@ -3,11 +3,11 @@
  * requests, keeps the toolbar badge at the number of verifications waiting for the user,
  * and raises an OS notification for each new incoming request; clicking it opens the popup.
  */
-import { browser } from '../platform/ext.js';
-import type { CryptoAccount } from '../crypto/account.js';
-import type { AccountRegistry } from './accounts.js';
-import { openPopup, setBadgeCount } from './badge.js';
-import { onUiRequest } from './ui-router.js';
+import { browser } from '../platform/ext.ts';
+import type { CryptoAccount } from '../crypto/account.ts';
+import type { AccountRegistry } from './accounts.ts';
+import { openPopup, setBadgeCount } from './badge.ts';
+import { onUiRequest } from './ui-router.ts';
 
 const NOTIFICATION_PREFIX = 'kirjava-verification:';
 
@@ -24,14 +24,19 @@ export function registerVerificationService(registry: AccountRegistry): void {
 
   onUiRequest('verifications', async ({ accountId }) => {
     const account = await registry.forAccount(accountId);
-    const [verifications, crossSigning] = [await account.verifications.list(), await account.verifications.crossSigning()];
+    const [verifications, crossSigning] = [
+      await account.verifications.list(),
+      await account.verifications.crossSigning(),
+    ];
     void updateBadge(registry);
     return { verifications, crossSigning };
   });
 
   onUiRequest('verification-start', async ({ accountId, userId, deviceId, inRoom }) => {
     const account = await registry.forAccount(accountId);
-    const verification = inRoom ? await account.verifications.startInRoom(userId) : await account.verifications.start(userId, deviceId);
+    const verification = inRoom
+      ? await account.verifications.startInRoom(userId)
+      : await account.verifications.start(userId, deviceId);
     return { verification };
   });
 

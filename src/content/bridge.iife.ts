@@ -4,7 +4,7 @@
  * user allowed the page's site), and relays the hook's requests to the worker. The page
  * can see and forge everything on this path: the worker trusts none of it.
  */
-import { askRuntime, browser } from '../platform/ext.js';
+import { askRuntime, browser } from '../platform/ext.ts';
 import {
   BRIDGE_PORT_OFFER,
   type BridgeMessage,
@@ -17,7 +17,7 @@ import {
   type PageReply,
   type PageRequest,
   WATCH_PORT,
-} from '../shared/page.js';
+} from '../shared/page.ts';
 
 const channel = new MessageChannel();
 const port = channel.port1;

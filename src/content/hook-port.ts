@@ -10,7 +10,7 @@ import {
   type PageReply,
   type PageRequest,
   isBridgePortOffer,
-} from '../shared/page.js';
+} from '../shared/page.ts';
 
 /** If no bridge ever answers (extension reloading, page not allowed), the hook stops waiting then. */
 export const CONFIG_WAIT_MS = 3000;

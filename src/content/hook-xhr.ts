@@ -3,11 +3,16 @@
  * mediated fetch (PageFetch) and its result presented through the XHR interface; every
  * other URL is the native XHR.
  */
-import type { PageFetch } from './page-fetch.js';
-import type { UploadProgress } from './media-hook.js';
-import type { HookPort } from './hook-port.js';
+import type { PageFetch } from './page-fetch.ts';
+import type { UploadProgress } from './media-hook.ts';
+import type { HookPort } from './hook-port.ts';
 
-export function kirjavaXhrClass(NativeXHR: typeof XMLHttpRequest, port: HookPort, pageFetch: PageFetch, pageUrl: () => string) {
+export function kirjavaXhrClass(
+  NativeXHR: typeof XMLHttpRequest,
+  port: HookPort,
+  pageFetch: PageFetch,
+  pageUrl: () => string,
+) {
   return class KirjavaXHR extends NativeXHR {
     private method = 'GET';
     private url = '';

@@ -11,10 +11,10 @@
  * The parts (HookPort, PageFetch, the XHR wrapper, responses) are modules the unit tests
  * load; the build bundles them into this one standalone script.
  */
-import { kirjavaXhrClass } from './hook-xhr.js';
-import { HookPort } from './hook-port.js';
-import { MediaHook } from './media-hook.js';
-import { PageFetch } from './page-fetch.js';
+import { kirjavaXhrClass } from './hook-xhr.ts';
+import { HookPort } from './hook-port.ts';
+import { MediaHook } from './media-hook.ts';
+import { PageFetch } from './page-fetch.ts';
 
 (() => {
   const nativeFetch = window.fetch.bind(window);
@@ -32,7 +32,12 @@ import { PageFetch } from './page-fetch.js';
   });
   const pageFetch = new PageFetch({ nativeFetch, port, media, pageUrl });
 
-  Object.defineProperty(window, 'fetch', { value: pageFetch.fetch, writable: true, configurable: true, enumerable: true });
+  Object.defineProperty(window, 'fetch', {
+    value: pageFetch.fetch,
+    writable: true,
+    configurable: true,
+    enumerable: true,
+  });
   Object.defineProperty(window, 'XMLHttpRequest', {
     value: kirjavaXhrClass(NativeXHR, port, pageFetch, pageUrl),
     writable: true,

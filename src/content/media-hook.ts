@@ -24,9 +24,9 @@
  * plaintext (e.g. `response.arrayBuffer()`) is its own. Recent uploads' plaintexts are kept
  * (as the page's Blobs) for sends into unencrypted rooms, bounded below.
  */
-import { AttachmentError, encryptBlob, openEncrypted } from '../crypto/media/attachments.js';
-import type { MediaKey } from '../shared/media.js';
-import type { MediaRoute } from './media-routes.js';
+import { AttachmentError, encryptBlob, openEncrypted } from '../crypto/media/attachments.ts';
+import type { MediaKey } from '../shared/media.ts';
+import type { MediaRoute } from './media-routes.ts';
 
 /** The key the worker gives the hook for one of the page's encrypted files. */
 export type MediaKeyInfo = MediaKey;
@@ -101,7 +101,11 @@ export class MediaHook {
     this.tokens.set(baseUrl, token);
   }
 
-  private async keyOf(mxc: string, baseUrl: string, requestToken: string | undefined): Promise<MediaKeyInfo | undefined> {
+  private async keyOf(
+    mxc: string,
+    baseUrl: string,
+    requestToken: string | undefined,
+  ): Promise<MediaKeyInfo | undefined> {
     const known = this.uploads.get(mxc) ?? this.learned.get(mxc);
     // Legacy downloads may go without a token: the key is the page's own account's.
     const token = requestToken ?? this.tokens.get(baseUrl);
@@ -124,7 +128,11 @@ export class MediaHook {
     // The server cannot scale ciphertext: a thumbnail of an encrypted file is the whole file.
     const response = await this.deps.nativeFetch(
       route.thumbnail
-        ? new Request(route.downloadUrl, { headers: request.headers, signal: request.signal, credentials: request.credentials })
+        ? new Request(route.downloadUrl, {
+            headers: request.headers,
+            signal: request.signal,
+            credentials: request.credentials,
+          })
         : request,
     );
     if (!response.ok) return response;
@@ -133,7 +141,11 @@ export class MediaHook {
       opened = await openEncrypted(response.body, key.file);
     } catch (error) {
       if (error instanceof AttachmentError) {
-        return jsonError(502, error.reason === 'hash' ? 'IO.KIRJAVA.MEDIA_TAMPERED' : 'IO.KIRJAVA.MEDIA_INVALID', `Kirjava: ${error.message}`);
+        return jsonError(
+          502,
+          error.reason === 'hash' ? 'IO.KIRJAVA.MEDIA_TAMPERED' : 'IO.KIRJAVA.MEDIA_INVALID',
+          `Kirjava: ${error.message}`,
+        );
       }
       throw error;
     }
@@ -184,7 +196,11 @@ export class MediaHook {
         authorization: request.headers.get('Authorization'),
       });
     }
-    const answer = new Response(text, { status: response.status, statusText: response.statusText, headers: response.headers });
+    const answer = new Response(text, {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+    });
     Object.defineProperty(answer, 'url', { value: response.url });
     return answer;
   }
@@ -194,10 +210,22 @@ export class MediaHook {
    * report upload progress, and clients such as matrix-js-sdk abort an upload that reports
    * none for 30 s).
    */
-  private send(url: string, request: Request, headers: Headers, body: Blob, progress?: UploadProgress): Promise<Response> {
+  private send(
+    url: string,
+    request: Request,
+    headers: Headers,
+    body: Blob,
+    progress?: UploadProgress,
+  ): Promise<Response> {
     const NativeXHR = this.deps.NativeXHR;
     if (!progress || !NativeXHR) {
-      return this.deps.nativeFetch(url, { method: request.method, headers, body, signal: request.signal, credentials: request.credentials });
+      return this.deps.nativeFetch(url, {
+        method: request.method,
+        headers,
+        body,
+        signal: request.signal,
+        credentials: request.credentials,
+      });
     }
     return new Promise((resolve, reject) => {
       const xhr = new NativeXHR();
@@ -207,11 +235,16 @@ export class MediaHook {
       xhr.upload.onprogress = (event) => progress(event.loaded, event.total);
       xhr.onload = () => {
         const responseHeaders = new Headers();
-        for (const line of xhr.getAllResponseHeaders().trim().split(/[\r\n]+/)) {
+        for (const line of xhr
+          .getAllResponseHeaders()
+          .trim()
+          .split(/[\r\n]+/)) {
           const colon = line.indexOf(':');
           if (colon > 0) responseHeaders.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
         }
-        resolve(new Response(xhr.responseText, { status: xhr.status, statusText: xhr.statusText, headers: responseHeaders }));
+        resolve(
+          new Response(xhr.responseText, { status: xhr.status, statusText: xhr.statusText, headers: responseHeaders }),
+        );
       };
       xhr.onerror = () => reject(new TypeError('Failed to fetch'));
       xhr.onabort = () => reject(new DOMException('The upload was aborted', 'AbortError'));
@@ -307,7 +340,9 @@ export class MediaHook {
     const response = await this.deps.nativeFetch(upload.uploadUrl, { method: 'POST', headers, body: plaintext });
     const answer = await response.json().catch(() => ({}));
     if (!response.ok || typeof answer?.content_uri !== 'string') {
-      throw new Error(`Kirjava could not upload the file for an unencrypted room: ${response.status} ${answer?.error ?? ''}`);
+      throw new Error(
+        `Kirjava could not upload the file for an unencrypted room: ${response.status} ${answer?.error ?? ''}`,
+      );
     }
     return answer.content_uri;
   }
@@ -322,7 +357,8 @@ export class MediaHook {
       `${base}/_matrix/client/v1/media/download/${encodeURIComponent(serverName)}/${encodeURIComponent(mediaId)}`,
       { headers },
     );
-    if (!response.ok) throw new Error(`Kirjava could not fetch your earlier upload again (${response.status}): upload the file again.`);
+    if (!response.ok)
+      throw new Error(`Kirjava could not fetch your earlier upload again (${response.status}): upload the file again.`);
     const { plaintext } = await openEncrypted(response.body, upload.file);
     return new Blob([await new Response(plaintext).blob()], { type: upload.mimetype ?? '' });
   }

@@ -4,7 +4,7 @@
  * (`/_matrix/client/v1/media/...`) and the legacy `/_matrix/media/{r0,v1,v3}/...`, and
  * uploads (`POST .../upload`, and `PUT .../upload/{serverName}/{mediaId}` after `/create`).
  */
-import { decode, underBase } from './routes.js';
+import { decode, underBase } from './routes.ts';
 
 export type MediaRoute =
   | {
@@ -24,7 +24,8 @@ export type MediaRoute =
       mxc?: string;
     };
 
-const DOWNLOAD = /^(\/_matrix\/(?:client\/v1\/media|media\/(?:r0|v1|v3)))\/(download|thumbnail)\/([^/]+)\/([^/]+)(?:\/[^/]*)?$/;
+const DOWNLOAD =
+  /^(\/_matrix\/(?:client\/v1\/media|media\/(?:r0|v1|v3)))\/(download|thumbnail)\/([^/]+)\/([^/]+)(?:\/[^/]*)?$/;
 const UPLOAD = /^\/_matrix\/media\/(?:r0|v1|v3)\/upload(?:\/([^/]+)\/([^/]+))?$/;
 
 export function mediaRouteOf(baseUrl: string, method: string, url: string): MediaRoute | undefined {

@@ -4,13 +4,13 @@
  * search answered from the index, media decrypted by MediaHook); on an allowed site, a
  * room send to any other host is refused. Everything else is the browser's own fetch.
  */
-import type { PageReply, PageRequest } from '../shared/page.js';
-import type { HookPort } from './hook-port.js';
-import type { MediaHook, UploadProgress } from './media-hook.js';
-import { mediaRouteOf } from './media-routes.js';
-import { errorResponse, parsedResponse, refusedSend, withBody } from './responses.js';
-import { matrixUrlOf, routeOf, tokenOf } from './routes.js';
-import { SyncSplice } from './sync-splice.js';
+import type { PageReply, PageRequest } from '../shared/page.ts';
+import type { HookPort } from './hook-port.ts';
+import type { MediaHook, UploadProgress } from './media-hook.ts';
+import { mediaRouteOf } from './media-routes.ts';
+import { errorResponse, parsedResponse, refusedSend, withBody } from './responses.ts';
+import { matrixUrlOf, routeOf, tokenOf } from './routes.ts';
+import { SyncSplice } from './sync-splice.ts';
 
 /** How long a logout waits for the worker to back up the account's room keys. */
 const LOGOUT_BACKUP_WAIT_MS = 30_000;
@@ -60,14 +60,20 @@ export class PageFetch {
       const method = init?.method ?? (input instanceof Request ? input.method : 'GET');
       return this.refusedSend(method, url) ?? nativeFetch(input, init);
     }
-    return this.mediated(new Request(input, init), baseUrl, { body: init?.body instanceof Blob ? init.body : undefined });
+    return this.mediated(new Request(input, init), baseUrl, {
+      body: init?.body instanceof Blob ? init.body : undefined,
+    });
   };
 
   /**
    * The page's request, carried out with Kirjava in the middle. `upload`: for media
    * uploads, the page's body Blob and an XHR's progress sink.
    */
-  async mediated(request: Request, baseUrl: string, upload: { progress?: UploadProgress; body?: Blob } = {}): Promise<Response> {
+  async mediated(
+    request: Request,
+    baseUrl: string,
+    upload: { progress?: UploadProgress; body?: Blob } = {},
+  ): Promise<Response> {
     const { nativeFetch, port, media } = this.deps;
     const ask = (pageRequest: PageRequest) => port.ask(pageRequest);
     const token = tokenOf(request.headers.get('Authorization'), request.url);
@@ -77,9 +83,11 @@ export class PageFetch {
     const route = routeOf(baseUrl, request.method, request.url);
     // Anything not encrypted that names the page's (encrypted) uploads gets their plaintext.
     const inClear = () =>
-      media.withPlaintextUploads(request).then(nativeFetch, (error: Error) =>
-        errorResponse({ status: 502, errcode: 'M_UNKNOWN', error: error.message }),
-      );
+      media
+        .withPlaintextUploads(request)
+        .then(nativeFetch, (error: Error) =>
+          errorResponse({ status: 502, errcode: 'M_UNKNOWN', error: error.message }),
+        );
     if (!route || (route.kind !== 'login' && !token)) return inClear();
 
     if (route.kind === 'send') {
@@ -99,14 +107,27 @@ export class PageFetch {
       // Same transaction id, so a retried send stays idempotent on the homeserver.
       const url = new URL(request.url);
       const txn = route.txnId === undefined ? '' : `/${encodeURIComponent(route.txnId)}`;
-      url.pathname = url.pathname.slice(0, url.pathname.lastIndexOf(route.sendSegment)) + `/send/m.room.encrypted${txn}`;
+      url.pathname =
+        url.pathname.slice(0, url.pathname.lastIndexOf(route.sendSegment)) + `/send/m.room.encrypted${txn}`;
       const headers = new Headers(request.headers);
       headers.set('Content-Type', 'application/json');
-      return nativeFetch(url.href, { method: request.method, headers, body: reply.send.body, signal: request.signal, credentials: request.credentials });
+      return nativeFetch(url.href, {
+        method: request.method,
+        headers,
+        body: reply.send.body,
+        signal: request.signal,
+        credentials: request.credentials,
+      });
     }
 
     if (route.kind === 'search') {
-      const reply = await ask({ kind: 'search', baseUrl, token: token!, body: await request.clone().text(), nextBatch: route.nextBatch });
+      const reply = await ask({
+        kind: 'search',
+        baseUrl,
+        token: token!,
+        body: await request.clone().text(),
+        nextBatch: route.nextBatch,
+      });
       if (!reply.ok) return errorResponse(reply);
       const body = 'body' in reply && typeof reply.body === 'string' ? reply.body : '{}';
       const response = new Response(body, { status: 200, headers: { 'Content-Type': 'application/json' } });
@@ -135,7 +156,8 @@ export class PageFetch {
     const text = await response.text();
     let reply: PageReply;
     if (route.kind === 'login') reply = await ask({ kind: 'login', baseUrl, body: text });
-    else if (route.kind === 'notifications') reply = await ask({ kind: 'notifications', baseUrl, token: token!, body: text });
+    else if (route.kind === 'notifications')
+      reply = await ask({ kind: 'notifications', baseUrl, token: token!, body: text });
     else reply = await ask({ kind: 'events', baseUrl, token: token!, roomId: route.roomId, body: text });
     if (!reply.ok) {
       // Never hand over a sync whose keys were not processed: the client retries it.
@@ -162,7 +184,9 @@ export class PageFetch {
     if (splice.empty) return parsedResponse(response, splice.body);
     if (!splice.needsAnswer && this.servedTokens.has(token)) {
       // One-time key counts only: the machine gets them, nothing here waits for it.
-      void port.ask({ kind: 'sync', baseUrl, token, body: splice.part }).then((reply) => reply.ok || this.servedTokens.delete(token));
+      void port
+        .ask({ kind: 'sync', baseUrl, token, body: splice.part })
+        .then((reply) => reply.ok || this.servedTokens.delete(token));
       return parsedResponse(response, splice.body);
     }
     const reply = await port.ask({ kind: 'sync', baseUrl, token, body: splice.part });

@@ -3,7 +3,7 @@
  * errors, bodies replaced by the worker (decrypted), and parsed sync bodies whose `json()`
  * costs nothing.
  */
-import { roomSendBase } from './routes.js';
+import { roomSendBase } from './routes.ts';
 
 /** A Matrix error response (`errcode`, `error`) the client can show. */
 export function errorResponse(reply: { status: number; errcode: string; error: string }): Response {

@@ -78,7 +78,14 @@ export function routeOf(baseUrl: string, method: string, url: string): Route | u
   const roomId = decode(room[1]);
   const sendRoomId = roomId ?? lenientDecode(room[1]);
   const tail = room[2];
-  if (roomId !== undefined && method === 'GET' && (tail === 'messages' || tail === 'threads' || /^(context|event)\/[^/]+$/.test(tail) || /^relations\/[^/]+(\/[^/]+){0,2}$/.test(tail))) {
+  if (
+    roomId !== undefined &&
+    method === 'GET' &&
+    (tail === 'messages' ||
+      tail === 'threads' ||
+      /^(context|event)\/[^/]+$/.test(tail) ||
+      /^relations\/[^/]+(\/[^/]+){0,2}$/.test(tail))
+  ) {
     return { kind: 'events', roomId };
   }
   // Synapse accepts an empty txn id and, for POST, none at all: both must be routed.

@@ -15,7 +15,7 @@
  * the worker's `unread_notifications` are put back.
  */
 
-import { ENCRYPTION_INFO_KEY, JOINED_ROOMS_KEY } from '../shared/names.js';
+import { ENCRYPTION_INFO_KEY, JOINED_ROOMS_KEY } from '../shared/names.ts';
 
 export { ENCRYPTION_INFO_KEY, JOINED_ROOMS_KEY };
 
@@ -59,7 +59,9 @@ function concernsWorker(event: unknown): boolean {
 /** `m.key.verification.*` events and requests (Matrix spec "Key verification framework"). */
 const isVerification = (event: Json): boolean =>
   (typeof event.type === 'string' && event.type.startsWith('m.key.verification.')) ||
-  (event.type === 'm.room.message' && isObject(event.content) && event.content.msgtype === 'm.key.verification.request');
+  (event.type === 'm.room.message' &&
+    isObject(event.content) &&
+    event.content.msgtype === 'm.key.verification.request');
 
 const isReceipt = (event: unknown) => isObject(event) && event.type === 'm.receipt';
 const isPushRules = (event: unknown) => isObject(event) && event.type === 'm.push_rules';
@@ -88,7 +90,8 @@ export class SyncSplice {
     if (!isObject(sync)) return undefined;
     const part: Json = {};
     for (const field of MACHINE_FIELDS) if (field in sync) part[field] = sync[field];
-    const accountData = isObject(sync.account_data) && Array.isArray(sync.account_data.events) ? sync.account_data.events : [];
+    const accountData =
+      isObject(sync.account_data) && Array.isArray(sync.account_data.events) ? sync.account_data.events : [];
     if (accountData.some(isPushRules)) part.account_data = { events: accountData.filter(isPushRules) };
     const positions = new Map<string, Map<string, number[]>>();
     const rooms = isObject(sync.rooms) ? sync.rooms : {};
@@ -103,7 +106,11 @@ export class SyncSplice {
         const stateEvents = state.filter(concernsWorker);
         const indexes: number[] = [];
         timeline.forEach((event, index) => concernsWorker(event) && indexes.push(index));
-        if ([...stateEvents, ...timeline].some((event) => isEncrypted(event) || (isObject(event) && event.type === 'm.room.encryption'))) {
+        if (
+          [...stateEvents, ...timeline].some(
+            (event) => isEncrypted(event) || (isObject(event) && event.type === 'm.room.encryption'),
+          )
+        ) {
           encryptedRooms.add(roomId);
         }
         const counted = section === 'join' && encryptedRooms.has(roomId);
@@ -117,7 +124,8 @@ export class SyncSplice {
         };
         if (counted) {
           if ('unread_notifications' in room) partRoom.unread_notifications = room.unread_notifications;
-          const ephemeral = isObject(room.ephemeral) && Array.isArray(room.ephemeral.events) ? room.ephemeral.events : [];
+          const ephemeral =
+            isObject(room.ephemeral) && Array.isArray(room.ephemeral.events) ? room.ephemeral.events : [];
           if (ephemeral.some(isReceipt)) partRoom.ephemeral = { events: ephemeral.filter(isReceipt) };
         }
         (partRooms[section] ??= {})[roomId] = partRoom;
@@ -208,7 +216,8 @@ export class SyncSplice {
       const answeredSection = answeredRooms[section];
       if (!isObject(answeredSection)) continue;
       for (const [roomId, answeredRoom] of Object.entries(answeredSection)) {
-        const events = isObject(answeredRoom) && isObject(answeredRoom.timeline) ? answeredRoom.timeline.events : undefined;
+        const events =
+          isObject(answeredRoom) && isObject(answeredRoom.timeline) ? answeredRoom.timeline.events : undefined;
         const indexes = this.positions.get(section)?.get(roomId) ?? [];
         if (!Array.isArray(events) || events.length < indexes.length) continue;
         if (events.length === 0) continue;

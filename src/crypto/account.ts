@@ -6,23 +6,23 @@ import {
   UserId,
   initAsync,
 } from '@matrix-org/matrix-sdk-crypto-wasm';
-import { AccountKeys } from './keys/account-keys.js';
-import type { DecryptedEventCache } from './receive/decrypted-cache.js';
-import { type DecryptionListener, RoomEventDecryptor } from './receive/event-decryptor.js';
-import { type FetchLike, MatrixApiError, MatrixHttp, seg } from './core/http.js';
-import type { RetryPolicy } from './core/retry.js';
-import { type MediaKey, MediaKeyRing, type MediaKeyStore } from './media/media-keys.js';
-import { MentionTracker } from './receive/mentions.js';
-import { OutgoingRequestLoop } from './core/outgoing-request-loop.js';
-import { OutgoingRequestProcessor } from './core/outgoing-request-processor.js';
-import { type RoomEncryptionObserver, RoomEncryptor } from './send/room-encryptor.js';
-import { SerialQueue } from './core/serial-queue.js';
-import { SyncDecryptor, decryptHistory, decryptNotifications, isObject } from './receive/sync-decryptor.js';
-import { DeviceTrust } from './trust/device-trust.js';
-import { VerificationFlows } from './trust/verification.js';
-import { SendPolicy } from './send/sharing-policy.js';
-import { RoomVerificationMessenger } from './trust/room-verification.js';
-import { JOINED_ROOMS_KEY } from '../shared/names.js';
+import { AccountKeys } from './keys/account-keys.ts';
+import type { DecryptedEventCache } from './receive/decrypted-cache.ts';
+import { type DecryptionListener, RoomEventDecryptor } from './receive/event-decryptor.ts';
+import { type FetchLike, MatrixApiError, MatrixHttp, seg } from './core/http.ts';
+import type { RetryPolicy } from './core/retry.ts';
+import { type MediaKey, MediaKeyRing, type MediaKeyStore } from './media/media-keys.ts';
+import { MentionTracker } from './receive/mentions.ts';
+import { OutgoingRequestLoop } from './core/outgoing-request-loop.ts';
+import { OutgoingRequestProcessor } from './core/outgoing-request-processor.ts';
+import { type RoomEncryptionObserver, RoomEncryptor } from './send/room-encryptor.ts';
+import { SerialQueue } from './core/serial-queue.ts';
+import { SyncDecryptor, decryptHistory, decryptNotifications, isObject } from './receive/sync-decryptor.ts';
+import { DeviceTrust } from './trust/device-trust.ts';
+import { VerificationFlows } from './trust/verification.ts';
+import { SendPolicy } from './send/sharing-policy.ts';
+import { RoomVerificationMessenger } from './trust/room-verification.ts';
+import { JOINED_ROOMS_KEY } from '../shared/names.ts';
 
 export interface AccountIdentity {
   baseUrl: string;

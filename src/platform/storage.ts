@@ -4,9 +4,9 @@
  * stored into the shape src/shared/storage-keys.ts declares (missing or malformed: the
  * default), so no caller handles a raw `unknown`.
  */
-import { browser } from './ext.js';
-import { type AccountSharing, type Settings, asSettings, asSharing } from '../shared/settings.js';
-import type { LocalValues, SessionValues } from '../shared/storage-keys.js';
+import { browser } from './ext.ts';
+import { type AccountSharing, type Settings, asSettings, asSharing } from '../shared/settings.ts';
+import type { LocalValues, SessionValues } from '../shared/storage-keys.ts';
 
 type Reader<T> = (stored: unknown) => T;
 type Readers<V> = { [K in keyof V]: Reader<V[K]> };
@@ -112,6 +112,11 @@ const filledSharing = (stored: Record<string, Partial<AccountSharing>>): Record<
   Object.fromEntries(Object.entries(stored).map(([id, sharing]) => [id, asSharing(sharing)]));
 
 /** Applies `edit` to one account's sharing choices (read fresh) and writes them back; returns them all. */
-export async function updateSharing(accountId: string, edit: (current: AccountSharing) => AccountSharing): Promise<Record<string, AccountSharing>> {
-  return filledSharing(await storage.local.update('sharing', (stored) => ({ ...stored, [accountId]: edit(asSharing(stored[accountId])) })));
+export async function updateSharing(
+  accountId: string,
+  edit: (current: AccountSharing) => AccountSharing,
+): Promise<Record<string, AccountSharing>> {
+  return filledSharing(
+    await storage.local.update('sharing', (stored) => ({ ...stored, [accountId]: edit(asSharing(stored[accountId])) })),
+  );
 }

@@ -1,7 +1,7 @@
 /**
  * How one account reads in the popup: its state line and its session key.
  */
-import type { AccountView } from '../shared/messages';
+import type { AccountView } from '../shared/messages.ts';
 
 /** The ed25519 key in groups of four, as Element shows a "session key" to compare. */
 export function groupFingerprint(key: string): string {

@@ -1,7 +1,7 @@
 /**
  * The popup's progress lines: how far a key task and history indexing got.
  */
-import type { SearchIndexStatus } from '../shared/messages';
+import type { SearchIndexStatus } from '../shared/messages.ts';
 
 /** "3 of 10 keys imported", as the progress line says it. */
 export function progressLine(task: string, done: number, total: number): string {

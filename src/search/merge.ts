@@ -3,8 +3,8 @@
  * in the request's order with one `next_batch` that continues both sides, the counts summed
  * and the results grouped as the request asks.
  */
-import { compareResults, type LocalCursor } from './ranking.js';
-import { type Json, type SearchRequest, SearchRequestError, isObject } from './request.js';
+import { compareResults, type LocalCursor } from './ranking.ts';
+import { type Json, type SearchRequest, SearchRequestError, isObject } from './request.ts';
 
 /**
  * The last result of the homeserver's page in the request's order, when the homeserver
@@ -127,11 +127,7 @@ export function mergeRoomEvents(
   return answer;
 }
 
-function groupsOf(
-  groupBy: ('room_id' | 'sender')[],
-  results: SearchResult[],
-  nextBatch: string | undefined,
-): Json {
+function groupsOf(groupBy: ('room_id' | 'sender')[], results: SearchResult[], nextBatch: string | undefined): Json {
   const groups: Json = {};
   for (const by of groupBy) {
     const byValue: Record<string, { results: string[]; order: number; next_batch?: string }> = {};

@@ -3,12 +3,17 @@
  * and phrases of its term, a rank by how often the words occur, and keyset paging so a
  * message indexed between two pages does not shift the later ones.
  */
-import { type IndexedEvent, type SearchFilter, type SearchRequest, searchableText, wordsOf } from './request.js';
+import { type IndexedEvent, type SearchFilter, type SearchRequest, searchableText, wordsOf } from './request.ts';
 
 /** Spec "Filtering": `*` in a type matches any run of characters. */
 function typeMatches(pattern: string, type: string): boolean {
   if (!pattern.includes('*')) return pattern === type;
-  const regex = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  const regex = new RegExp(
+    `^${pattern
+      .split('*')
+      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  );
   return regex.test(type);
 }
 

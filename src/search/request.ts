@@ -13,7 +13,6 @@ export type Json = Record<string, unknown>;
 export const isObject = (value: unknown): value is Json =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
-
 /** The searchable keys of the spec, and the event type each one lives in. */
 export const SEARCH_KEYS = ['content.body', 'content.name', 'content.topic'] as const;
 export type SearchKey = (typeof SEARCH_KEYS)[number];
@@ -89,7 +88,11 @@ const DEFAULT_CONTEXT = 5;
  * Synapse's SQLite full-text search, which matches whole words.
  */
 export function wordsOf(text: string): string[] {
-  const folded = text.normalize('NFKD').replace(/\p{M}+/gu, '').normalize('NFKC').toLowerCase();
+  const folded = text
+    .normalize('NFKD')
+    .replace(/\p{M}+/gu, '')
+    .normalize('NFKC')
+    .toLowerCase();
   return folded.match(/[\p{L}\p{N}_]+/gu) ?? [];
 }
 

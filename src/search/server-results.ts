@@ -4,8 +4,8 @@
  * Kirjava decryption report the homeserver put under `unsigned` is removed — only Kirjava
  * may say that an event was decrypted.
  */
-import type { SearchResult } from './merge.js';
-import { type Json, isObject } from './request.js';
+import type { SearchResult } from './merge.ts';
+import { type Json, isObject } from './request.ts';
 
 export interface HistoryDecryptor {
   processHistory(roomId: string, body: string): Promise<string>;

@@ -3,9 +3,9 @@
  * the worker, the popup and the options page say to each other, and what they keep in
  * storage. src/shared imports nothing from the rest of src/.
  */
-export * from './page.js';
-export * from './ui.js';
-export * from './settings.js';
-export * from './media.js';
-export * from './names.js';
-export * from './storage-keys.js';
+export * from './page.ts';
+export * from './ui.ts';
+export * from './settings.ts';
+export * from './media.ts';
+export * from './names.ts';
+export * from './storage-keys.ts';

@@ -9,7 +9,7 @@
  * checks the sender's origin against the allowed sites and the access token against the
  * account it belongs to.
  */
-import type { MediaKey } from './media.js';
+import type { MediaKey } from './media.ts';
 
 /** What the MAIN-world hook asks of the worker, on behalf of the page's own request. */
 export type PageRequest =
@@ -121,4 +121,5 @@ export const isBridgePortOffer = (data: unknown): boolean =>
 export type HookPortMessage = { id: number; request: PageRequest } | { warm: PageRequest & { kind: 'warm' } };
 
 /** Bridge → hook over their MessagePort: the frame's configuration, or the reply to request `id`. */
-export type BridgePortMessage = { type: 'config'; config: HookConfig } | { type: 'reply'; id: number; reply: PageReply };
+export type BridgePortMessage =
+  { type: 'config'; config: HookConfig } | { type: 'reply'; id: number; reply: PageReply };

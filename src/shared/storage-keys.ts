@@ -6,8 +6,8 @@
  * `storage.local` holds no secret (those are in the keyring); `storage.session` lives in
  * memory until the browser closes. Both are closed to content scripts.
  */
-import type { AccountSharing, Settings } from './settings.js';
-import type { AccountSiteRequestView, SiteRequestView } from './ui.js';
+import type { AccountSharing, Settings } from './settings.ts';
+import type { AccountSiteRequestView, SiteRequestView } from './ui.ts';
 
 /** What is remembered of an account on disk. Never a token. */
 export interface AccountRecord {

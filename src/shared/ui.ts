@@ -223,14 +223,7 @@ export type VerificationStage =
   | 'cancelled';
 
 export type VerificationAction =
-  | 'accept'
-  | 'start-sas'
-  | 'show-qr'
-  | 'confirm'
-  | 'mismatch'
-  | 'confirm-scan'
-  | 'cancel'
-  | 'dismiss';
+  'accept' | 'start-sas' | 'show-qr' | 'confirm' | 'mismatch' | 'confirm-scan' | 'cancel' | 'dismiss';
 
 export interface VerificationView {
   flowId: string;
@@ -274,4 +267,3 @@ export interface VerificationsReply {
 export interface AccountsReply {
   accounts: AccountView[];
 }
-

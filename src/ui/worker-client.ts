@@ -3,8 +3,15 @@
  * answered with its reply or an Error whose message the page shows as is (the worker's own
  * words when it refused, e.g. "Waiting for login: open your Matrix client…").
  */
-import { NoAnswerError, askRuntime } from '../platform/ext.js';
-import { UI_CHANNEL, type AccountView, type UiKind, type UiReply, type UiRequest, type UiRequests } from '../shared/messages.js';
+import { NoAnswerError, askRuntime } from '../platform/ext.ts';
+import {
+  UI_CHANNEL,
+  type AccountView,
+  type UiKind,
+  type UiReply,
+  type UiRequest,
+  type UiRequests,
+} from '../shared/messages.ts';
 
 /** A worker that has not answered by then is stuck or gone; say so instead of waiting. */
 const ANSWER_TIMEOUT_MS = 5000;

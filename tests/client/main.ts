@@ -228,7 +228,9 @@ const api: KirjavaTestApi = {
   async downloadMedia(path, via = 'fetch', options = {}) {
     if (!session) throw new Error('The test client is not started');
     const url = `${session.baseUrl}${path}`;
-    const headers: Record<string, string> = options.withoutToken ? {} : { Authorization: `Bearer ${session.accessToken}` };
+    const headers: Record<string, string> = options.withoutToken
+      ? {}
+      : { Authorization: `Bearer ${session.accessToken}` };
     if (via === 'fetch') {
       const response = await window.fetch(url, { headers });
       return mediaResponse(response.status, response.headers.get('Content-Type'), await response.arrayBuffer());
@@ -238,7 +240,8 @@ const api: KirjavaTestApi = {
       xhr.open('GET', url);
       xhr.responseType = 'arraybuffer';
       for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
-      xhr.onload = () => resolve(mediaResponse(xhr.status, xhr.getResponseHeader('Content-Type'), xhr.response as ArrayBuffer));
+      xhr.onload = () =>
+        resolve(mediaResponse(xhr.status, xhr.getResponseHeader('Content-Type'), xhr.response as ArrayBuffer));
       xhr.onerror = () => reject(new Error(`XHR GET ${url} failed`));
       xhr.send();
     });

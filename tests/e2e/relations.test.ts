@@ -26,20 +26,34 @@ describe('Threads, edits and notifications in an encrypted room reach the plain 
     const roomId = await givenEncryptedRoom(peer, client, userId, deviceId);
 
     const rootId = await peer.sendText(roomId, 'Thread root: what shall we eat?');
-    const { event_id: replyId } = await peer.client.sendEvent(roomId, rootId, 'm.room.message' as any, {
-      msgtype: 'm.text',
-      body: 'In the thread: pancakes',
-      'm.relates_to': { rel_type: 'm.thread', event_id: rootId, is_falling_back: true, 'm.in_reply_to': { event_id: rootId } },
-    } as any);
+    const { event_id: replyId } = await peer.client.sendEvent(
+      roomId,
+      rootId,
+      'm.room.message' as any,
+      {
+        msgtype: 'm.text',
+        body: 'In the thread: pancakes',
+        'm.relates_to': {
+          rel_type: 'm.thread',
+          event_id: rootId,
+          is_falling_back: true,
+          'm.in_reply_to': { event_id: rootId },
+        },
+      } as any,
+    );
     await assertEncryptedOnServer(peer, roomId, replyId, 'In the thread: pancakes');
     await client.waitForBody(roomId, 'Thread root: what shall we eat?');
 
     // The thread list (GET /threads), with the latest thread event bundled under the root.
-    const threads = await poll('the thread with its latest event', async () => {
-      const answer = await client.rawFetch('GET', `${v1room(roomId)}/threads`);
-      const root = answer.json?.chunk?.find((e: any) => e.event_id === rootId);
-      return root?.unsigned?.['m.relations']?.['m.thread']?.latest_event ? answer : undefined;
-    }, 15_000);
+    const threads = await poll(
+      'the thread with its latest event',
+      async () => {
+        const answer = await client.rawFetch('GET', `${v1room(roomId)}/threads`);
+        const root = answer.json?.chunk?.find((e: any) => e.event_id === rootId);
+        return root?.unsigned?.['m.relations']?.['m.thread']?.latest_event ? answer : undefined;
+      },
+      15_000,
+    );
     assert.equal(threads.status, 200);
     const root = threads.json.chunk.find((e: any) => e.event_id === rootId);
     assert.equal(root.type, 'm.room.message');
@@ -65,12 +79,16 @@ describe('Threads, edits and notifications in an encrypted room reach the plain 
     const roomId = await givenEncryptedRoom(peer, client, userId, deviceId);
 
     const originalId = await peer.sendText(roomId, 'Meet at 5');
-    const { event_id: editId } = await peer.client.sendEvent(roomId, 'm.room.message' as any, {
-      msgtype: 'm.text',
-      body: '* Meet at 6',
-      'm.new_content': { msgtype: 'm.text', body: 'Meet at 6' },
-      'm.relates_to': { rel_type: 'm.replace', event_id: originalId },
-    } as any);
+    const { event_id: editId } = await peer.client.sendEvent(
+      roomId,
+      'm.room.message' as any,
+      {
+        msgtype: 'm.text',
+        body: '* Meet at 6',
+        'm.new_content': { msgtype: 'm.text', body: 'Meet at 6' },
+        'm.relates_to': { rel_type: 'm.replace', event_id: originalId },
+      } as any,
+    );
     await assertEncryptedOnServer(peer, roomId, editId, 'Meet at 6');
 
     // The edit itself, as the client's timeline gets it.
@@ -88,24 +106,31 @@ describe('Threads, edits and notifications in an encrypted room reach the plain 
     assert.equal(bundled.content['m.new_content'].body, 'Meet at 6');
 
     // The edit through the relations endpoint.
-    const edits = await client.rawFetch('GET', `${v1room(roomId)}/relations/${encodeURIComponent(originalId)}/m.replace`);
+    const edits = await client.rawFetch(
+      'GET',
+      `${v1room(roomId)}/relations/${encodeURIComponent(originalId)}/m.replace`,
+    );
     assert.deepEqual(
       edits.json.chunk.map((e: any) => [e.event_id, e.type, e.content['m.new_content']?.body]),
       [[editId, 'm.room.message', 'Meet at 6']],
     );
   });
 
-  it('/notifications lists the peer\'s encrypted message decrypted', story, async () => {
+  it("/notifications lists the peer's encrypted message decrypted", story, async () => {
     const { client, userId, deviceId } = await bed.givenLoggedInClient();
     const peer = await bed.givenPeer();
     const roomId = await givenEncryptedRoom(peer, client, userId, deviceId);
 
     const eventId = await peer.sendText(roomId, 'A notification-worthy secret');
     await client.waitForBody(roomId, 'A notification-worthy secret');
-    const answer = await poll('the notification', async () => {
-      const got = await client.rawFetch('GET', '/_matrix/client/v3/notifications?limit=10');
-      return got.json?.notifications?.some((n: any) => n.event?.event_id === eventId) ? got : undefined;
-    }, 15_000);
+    const answer = await poll(
+      'the notification',
+      async () => {
+        const got = await client.rawFetch('GET', '/_matrix/client/v3/notifications?limit=10');
+        return got.json?.notifications?.some((n: any) => n.event?.event_id === eventId) ? got : undefined;
+      },
+      15_000,
+    );
     const notification = answer.json.notifications.find((n: any) => n.event.event_id === eventId);
     assert.equal(notification.room_id, roomId);
     assert.equal(notification.event.type, 'm.room.message');
@@ -122,17 +147,25 @@ describe('Threads, edits and notifications in an encrypted room reach the plain 
     await client.waitForBody(roomId, 'Just chatting, nobody in particular');
     assert.equal((await client.unreadCounts(roomId)).highlight, 0, 'a message without a mention highlighted');
 
-    const mentionId = await peer.client.sendEvent(roomId, 'm.room.message' as any, {
-      msgtype: 'm.text',
-      body: `${userId}: are you there?`,
-      'm.mentions': { user_ids: [userId] },
-    } as any);
+    const mentionId = await peer.client.sendEvent(
+      roomId,
+      'm.room.message' as any,
+      {
+        msgtype: 'm.text',
+        body: `${userId}: are you there?`,
+        'm.mentions': { user_ids: [userId] },
+      } as any,
+    );
     await assertEncryptedOnServer(peer, roomId, mentionId.event_id, 'are you there?');
     await client.waitForBody(roomId, `${userId}: are you there?`);
-    const counts = await poll('the highlight', async () => {
-      const now = await client.unreadCounts(roomId);
-      return now.highlight >= 1 ? now : undefined;
-    }, 10_000);
+    const counts = await poll(
+      'the highlight',
+      async () => {
+        const now = await client.unreadCounts(roomId);
+        return now.highlight >= 1 ? now : undefined;
+      },
+      10_000,
+    );
     assert.equal(counts.highlight, 1);
   });
 });

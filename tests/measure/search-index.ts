@@ -32,17 +32,31 @@ try {
   t = Date.now();
   await panel.getByRole('button', { name: 'Index history for search' }).click();
   await popup.getByText(/History indexed/).waitFor({ timeout: 600_000 });
-  console.log(`history of ${N} messages indexed in ${Date.now() - t} ms (incl. ${Math.ceil(N / 100)} pauses of 500 ms)`);
+  console.log(
+    `history of ${N} messages indexed in ${Date.now() - t} ms (incl. ${Math.ceil(N / 100)} pauses of 500 ms)`,
+  );
 
   const worker = bed.browser.context.serviceWorkers().find((w) => w.url().startsWith('chrome-extension://'))!;
   const sizes = await worker.evaluate(async () => {
     const names = (await indexedDB.databases()).map((d) => d.name!).filter((n) => n.startsWith('kirjava-search-'));
-    let records = 0, data = 0, terms = 0, clear = 0;
+    let records = 0,
+      data = 0,
+      terms = 0,
+      clear = 0;
     for (const name of names) {
-      const db = await new Promise<IDBDatabase>((ok, no) => { const r = indexedDB.open(name); r.onsuccess = () => ok(r.result); r.onerror = () => no(r.error); });
-      const all = await new Promise<any[]>((ok) => { const r = db.transaction('events').objectStore('events').getAll(); r.onsuccess = () => ok(r.result); });
+      const db = await new Promise<IDBDatabase>((ok, no) => {
+        const r = indexedDB.open(name);
+        r.onsuccess = () => ok(r.result);
+        r.onerror = () => no(r.error);
+      });
+      const all = await new Promise<any[]>((ok) => {
+        const r = db.transaction('events').objectStore('events').getAll();
+        r.onsuccess = () => ok(r.result);
+      });
       for (const rec of all) {
-        records++; data += rec.data.byteLength + rec.iv.byteLength; terms += rec.terms.reduce((s: number, x: string) => s + x.length, 0);
+        records++;
+        data += rec.data.byteLength + rec.iv.byteLength;
+        terms += rec.terms.reduce((s: number, x: string) => s + x.length, 0);
         clear += rec.id.length + rec.room.length + rec.sender.length + rec.type.length + 8;
       }
       db.close();
@@ -50,9 +64,18 @@ try {
     const estimate = await navigator.storage.estimate();
     return { records, data, terms, clear, usage: estimate.usage };
   });
-  console.log('index', sizes, `≈ ${Math.round((sizes.data + sizes.terms + sizes.clear) / sizes.records)} bytes of values per message`);
+  console.log(
+    'index',
+    sizes,
+    `≈ ${Math.round((sizes.data + sizes.terms + sizes.clear) / sizes.records)} bytes of values per message`,
+  );
 
-  for (const [term, extra] of [['jam', {}], ['jam', { order_by: 'recent' }], ['banana cherry', {}], ['jam', { event_context: { before_limit: 3, after_limit: 3 } }]] as const) {
+  for (const [term, extra] of [
+    ['jam', {}],
+    ['jam', { order_by: 'recent' }],
+    ['banana cherry', {}],
+    ['jam', { event_context: { before_limit: 3, after_limit: 3 } }],
+  ] as const) {
     const body = { search_categories: { room_events: { search_term: term, ...extra } } };
     const times: number[] = [];
     let count = 0;
@@ -62,7 +85,9 @@ try {
       times.push(Date.now() - start);
       count = answer.json.search_categories.room_events.count;
     }
-    console.log(`search ${JSON.stringify(term)} ${JSON.stringify(extra)}: ${count} matches, ms per page: ${times.join(', ')}`);
+    console.log(
+      `search ${JSON.stringify(term)} ${JSON.stringify(extra)}: ${count} matches, ms per page: ${times.join(', ')}`,
+    );
   }
 } finally {
   await bed.cleanUp();

@@ -5,10 +5,18 @@
 import assert from 'node:assert/strict';
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { AttachmentError, CHUNK_BYTES, decryptAttachment, encryptAttachment, encryptBlob, fromBase64, openEncrypted } from '../../src/crypto/media/attachments.js';
-import { Sha256 } from '../../src/crypto/media/sha256.js';
-import { MediaKeyRing } from '../../src/crypto/media/media-keys.js';
-import { mediaRouteOf } from '../../src/content/media-routes.js';
+import {
+  AttachmentError,
+  CHUNK_BYTES,
+  decryptAttachment,
+  encryptAttachment,
+  encryptBlob,
+  fromBase64,
+  openEncrypted,
+} from '../../src/crypto/media/attachments.ts';
+import { Sha256 } from '../../src/crypto/media/sha256.ts';
+import { MediaKeyRing } from '../../src/crypto/media/media-keys.ts';
+import { mediaRouteOf } from '../../src/content/media-routes.ts';
 
 const image = () => new Uint8Array(randomBytes(70_000)); // more than one 64 KiB chunk of anything
 
@@ -24,7 +32,10 @@ describe('encrypted attachments', () => {
   it('writes the EncryptedFile as the spec says: v2, A256CTR JWK, counter half of the IV zero, SHA-256 of the ciphertext', async () => {
     const { ciphertext, file } = await encryptAttachment(image());
     assert.equal(file.v, 'v2');
-    assert.deepEqual({ ...file.key, k: undefined }, { kty: 'oct', key_ops: ['encrypt', 'decrypt'], alg: 'A256CTR', k: undefined, ext: true });
+    assert.deepEqual(
+      { ...file.key, k: undefined },
+      { kty: 'oct', key_ops: ['encrypt', 'decrypt'], alg: 'A256CTR', k: undefined, ext: true },
+    );
     assert.match(file.key.k, /^[A-Za-z0-9_-]{43}$/, 'unpadded base64url of 32 bytes');
     assert.match(file.iv, /^[A-Za-z0-9+/]{22}$/, 'unpadded base64 of 16 bytes');
     assert.deepEqual([...fromBase64(file.iv)!.subarray(8)], [0, 0, 0, 0, 0, 0, 0, 0]);
@@ -38,7 +49,13 @@ describe('encrypted attachments', () => {
     const cipher = createCipheriv('aes-256-ctr', key, iv);
     const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
     const file = {
-      key: { kty: 'oct' as const, key_ops: ['encrypt', 'decrypt'], alg: 'A256CTR' as const, k: key.toString('base64url'), ext: true as const },
+      key: {
+        kty: 'oct' as const,
+        key_ops: ['encrypt', 'decrypt'],
+        alg: 'A256CTR' as const,
+        k: key.toString('base64url'),
+        ext: true as const,
+      },
       iv: iv.toString('base64').replace(/=+$/, ''),
       hashes: { sha256: createHash('sha256').update(ciphertext).digest('base64') }, // padded: accepted too
       v: 'v2',
@@ -79,7 +96,10 @@ describe('encrypted attachments', () => {
       { ...file, hashes: {} },
       { ...file, hashes: { sha256: 'not base64!' } },
     ]) {
-      await assert.rejects(decryptAttachment(ciphertext, broken), (error: unknown) => error instanceof AttachmentError && error.reason === 'invalid');
+      await assert.rejects(
+        decryptAttachment(ciphertext, broken),
+        (error: unknown) => error instanceof AttachmentError && error.reason === 'invalid',
+      );
     }
   });
 });
@@ -91,12 +111,16 @@ describe('large files, chunk by chunk', () => {
     for (const length of [0, 1, 55, 56, 63, 64, 65, 119, 120, 128, 5_000]) {
       const data = new Uint8Array(randomBytes(length));
       const hash = new Sha256();
-      for (let offset = 0; offset < length; ) {
+      for (let offset = 0; offset < length;) {
         const take = 1 + ((offset * 7919) % 97);
         hash.update(data.subarray(offset, offset + take));
         offset += take;
       }
-      assert.equal(Buffer.from(hash.digest()).toString('hex'), createHash('sha256').update(data).digest('hex'), `length ${length}`);
+      assert.equal(
+        Buffer.from(hash.digest()).toString('hex'),
+        createHash('sha256').update(data).digest('hex'),
+        `length ${length}`,
+      );
     }
   });
 
@@ -104,7 +128,11 @@ describe('large files, chunk by chunk', () => {
     const plaintext = big();
     const { ciphertext, file } = await encryptBlob(new Blob([plaintext]));
     const bytes = new Uint8Array(await ciphertext.arrayBuffer());
-    const decipher = createDecipheriv('aes-256-ctr', Buffer.from(file.key.k, 'base64url'), Buffer.from(file.iv, 'base64'));
+    const decipher = createDecipheriv(
+      'aes-256-ctr',
+      Buffer.from(file.key.k, 'base64url'),
+      Buffer.from(file.iv, 'base64'),
+    );
     assert.ok(Buffer.concat([decipher.update(bytes), decipher.final()]).equals(plaintext));
     assert.equal(file.hashes.sha256, createHash('sha256').update(bytes).digest('base64').replace(/=+$/, ''));
   });
@@ -115,7 +143,8 @@ describe('large files, chunk by chunk', () => {
     const inPieces = (bytes: Uint8Array) =>
       new ReadableStream<Uint8Array>({
         start(controller) {
-          for (let offset = 0; offset < bytes.length; offset += 333_333) controller.enqueue(bytes.slice(offset, offset + 333_333));
+          for (let offset = 0; offset < bytes.length; offset += 333_333)
+            controller.enqueue(bytes.slice(offset, offset + 333_333));
           controller.close();
         },
       });
@@ -124,12 +153,21 @@ describe('large files, chunk by chunk', () => {
     assert.ok(Buffer.from(await new Response(opened.plaintext).arrayBuffer()).equals(plaintext));
     const tampered = ciphertext.slice();
     tampered[tampered.length - 1] ^= 0x80; // in the last chunk: still refused up front
-    await assert.rejects(openEncrypted(inPieces(tampered), file), (error: unknown) => error instanceof AttachmentError && error.reason === 'hash');
+    await assert.rejects(
+      openEncrypted(inPieces(tampered), file),
+      (error: unknown) => error instanceof AttachmentError && error.reason === 'hash',
+    );
   });
 });
 
 describe('MediaKeyRing', () => {
-  const file = (url: string) => ({ url, key: { kty: 'oct', key_ops: ['decrypt'], alg: 'A256CTR', k: 'k', ext: true }, iv: 'iv', hashes: { sha256: 'h' }, v: 'v2' });
+  const file = (url: string) => ({
+    url,
+    key: { kty: 'oct', key_ops: ['decrypt'], alg: 'A256CTR', k: 'k', ext: true },
+    iv: 'iv',
+    hashes: { sha256: 'h' },
+    v: 'v2',
+  });
 
   it('gives a plain client `url` and `info.thumbnail_url` next to the standard `file` fields, and remembers both keys', async () => {
     const ring = new MediaKeyRing();
@@ -137,7 +175,11 @@ describe('MediaKeyRing', () => {
       msgtype: 'm.image',
       body: 'cat.png',
       file: file('mxc://hs/full'),
-      info: { mimetype: 'image/png', thumbnail_file: file('mxc://hs/thumb'), thumbnail_info: { mimetype: 'image/jpeg' } },
+      info: {
+        mimetype: 'image/png',
+        thumbnail_file: file('mxc://hs/thumb'),
+        thumbnail_info: { mimetype: 'image/jpeg' },
+      },
     };
     const exposed = ring.expose(content) as any;
     assert.equal(exposed.url, 'mxc://hs/full');
@@ -145,16 +187,27 @@ describe('MediaKeyRing', () => {
     assert.deepEqual(exposed.file, content.file, 'the standard shape stays');
     assert.deepEqual(exposed.info.thumbnail_file, content.info.thumbnail_file);
     assert.deepEqual(await ring.lookup('mxc://hs/full'), { file: content.file, mimetype: 'image/png' });
-    assert.deepEqual(await ring.lookup('mxc://hs/thumb'), { file: content.info.thumbnail_file, mimetype: 'image/jpeg' });
+    assert.deepEqual(await ring.lookup('mxc://hs/thumb'), {
+      file: content.info.thumbnail_file,
+      mimetype: 'image/jpeg',
+    });
     assert.equal(await ring.lookup('mxc://hs/other'), undefined);
   });
 
   it('also exposes the file of an edit that replaces it (m.new_content), and leaves other content alone', async () => {
     const ring = new MediaKeyRing();
-    const edit = ring.expose({ body: '* new', 'm.new_content': { msgtype: 'm.file', body: 'new', file: file('mxc://hs/new') } }) as any;
+    const edit = ring.expose({
+      body: '* new',
+      'm.new_content': { msgtype: 'm.file', body: 'new', file: file('mxc://hs/new') },
+    }) as any;
     assert.equal(edit['m.new_content'].url, 'mxc://hs/new');
     assert.ok(await ring.lookup('mxc://hs/new'));
-    const topLevel = ring.expose({ msgtype: 'm.video', file: file('mxc://hs/video'), thumbnail_file: file('mxc://hs/poster'), thumbnail_info: { mimetype: 'image/jpeg' } }) as any;
+    const topLevel = ring.expose({
+      msgtype: 'm.video',
+      file: file('mxc://hs/video'),
+      thumbnail_file: file('mxc://hs/poster'),
+      thumbnail_info: { mimetype: 'image/jpeg' },
+    }) as any;
     assert.equal(topLevel.thumbnail_url, 'mxc://hs/poster');
     assert.equal((await ring.lookup('mxc://hs/poster'))?.mimetype, 'image/jpeg');
     const text = { msgtype: 'm.text', body: 'hi' };
@@ -176,7 +229,13 @@ describe('MediaKeyRing', () => {
 });
 
 describe('MediaKeyRing with a store', () => {
-  const file = (url: string) => ({ url, key: { kty: 'oct', key_ops: ['decrypt'], alg: 'A256CTR', k: 'k', ext: true }, iv: 'iv', hashes: { sha256: 'h' }, v: 'v2' });
+  const file = (url: string) => ({
+    url,
+    key: { kty: 'oct', key_ops: ['decrypt'], alg: 'A256CTR', k: 'k', ext: true },
+    iv: 'iv',
+    hashes: { sha256: 'h' },
+    v: 'v2',
+  });
 
   it('saves each new key once and finds keys a previous worker saved', async () => {
     const saved = new Map<string, unknown>();
@@ -199,18 +258,40 @@ describe('mediaRouteOf', () => {
 
   it('recognises authenticated and legacy downloads; a thumbnail names the whole file in the same API', () => {
     assert.deepEqual(mediaRouteOf(BASE, 'GET', `${BASE}/_matrix/client/v1/media/download/example.org/abc`), {
-      kind: 'media-download', mxc: 'mxc://example.org/abc', thumbnail: false, downloadUrl: `${BASE}/_matrix/client/v1/media/download/example.org/abc`,
+      kind: 'media-download',
+      mxc: 'mxc://example.org/abc',
+      thumbnail: false,
+      downloadUrl: `${BASE}/_matrix/client/v1/media/download/example.org/abc`,
     });
-    assert.deepEqual(mediaRouteOf(BASE, 'GET', `${BASE}/_matrix/client/v1/media/thumbnail/example.org/abc?width=64&height=64&method=scale`), {
-      kind: 'media-download', mxc: 'mxc://example.org/abc', thumbnail: true, downloadUrl: `${BASE}/_matrix/client/v1/media/download/example.org/abc`,
-    });
+    assert.deepEqual(
+      mediaRouteOf(
+        BASE,
+        'GET',
+        `${BASE}/_matrix/client/v1/media/thumbnail/example.org/abc?width=64&height=64&method=scale`,
+      ),
+      {
+        kind: 'media-download',
+        mxc: 'mxc://example.org/abc',
+        thumbnail: true,
+        downloadUrl: `${BASE}/_matrix/client/v1/media/download/example.org/abc`,
+      },
+    );
     for (const version of ['r0', 'v1', 'v3']) {
       const route = mediaRouteOf(BASE, 'GET', `${BASE}/_matrix/media/${version}/thumbnail/example.org/abc?width=1`);
-      assert.deepEqual(route, { kind: 'media-download', mxc: 'mxc://example.org/abc', thumbnail: true, downloadUrl: `${BASE}/_matrix/media/${version}/download/example.org/abc` });
+      assert.deepEqual(route, {
+        kind: 'media-download',
+        mxc: 'mxc://example.org/abc',
+        thumbnail: true,
+        downloadUrl: `${BASE}/_matrix/media/${version}/download/example.org/abc`,
+      });
     }
-    assert.equal((mediaRouteOf(BASE, 'GET', `${BASE}/_matrix/media/v3/download/example.org/abc/cat.png`) as any).mxc, 'mxc://example.org/abc');
     assert.equal(
-      (mediaRouteOf(BASE, 'GET', `${BASE}/_matrix/media/v3/thumbnail/example.org/abc?width=8&access_token=tok`) as any).downloadUrl,
+      (mediaRouteOf(BASE, 'GET', `${BASE}/_matrix/media/v3/download/example.org/abc/cat.png`) as any).mxc,
+      'mxc://example.org/abc',
+    );
+    assert.equal(
+      (mediaRouteOf(BASE, 'GET', `${BASE}/_matrix/media/v3/thumbnail/example.org/abc?width=8&access_token=tok`) as any)
+        .downloadUrl,
       `${BASE}/_matrix/media/v3/download/example.org/abc?access_token=tok`,
       'a token in the query string stays with the request',
     );
@@ -218,7 +299,10 @@ describe('mediaRouteOf', () => {
 
   it('keeps the base path and ignores other homeservers, other methods and other paths', () => {
     const base = 'https://example.org/matrix';
-    assert.equal((mediaRouteOf(base, 'GET', `${base}/_matrix/client/v1/media/thumbnail/s/m`) as any).downloadUrl, `${base}/_matrix/client/v1/media/download/s/m`);
+    assert.equal(
+      (mediaRouteOf(base, 'GET', `${base}/_matrix/client/v1/media/thumbnail/s/m`) as any).downloadUrl,
+      `${base}/_matrix/client/v1/media/download/s/m`,
+    );
     assert.equal(mediaRouteOf(BASE, 'GET', 'https://evil.example/_matrix/client/v1/media/download/s/m'), undefined);
     assert.equal(mediaRouteOf(BASE, 'POST', `${BASE}/_matrix/client/v1/media/download/s/m`), undefined);
     assert.equal(mediaRouteOf(BASE, 'GET', `${BASE}/_matrix/client/v1/media/config`), undefined);
@@ -227,9 +311,14 @@ describe('mediaRouteOf', () => {
 
   it('recognises uploads: POST .../upload, and PUT .../upload/{serverName}/{mediaId} after /create', () => {
     for (const version of ['r0', 'v1', 'v3']) {
-      assert.deepEqual(mediaRouteOf(BASE, 'POST', `${BASE}/_matrix/media/${version}/upload?filename=cat.png`), { kind: 'media-upload' });
+      assert.deepEqual(mediaRouteOf(BASE, 'POST', `${BASE}/_matrix/media/${version}/upload?filename=cat.png`), {
+        kind: 'media-upload',
+      });
     }
-    assert.deepEqual(mediaRouteOf(BASE, 'PUT', `${BASE}/_matrix/media/v3/upload/example.org/xyz`), { kind: 'media-upload', mxc: 'mxc://example.org/xyz' });
+    assert.deepEqual(mediaRouteOf(BASE, 'PUT', `${BASE}/_matrix/media/v3/upload/example.org/xyz`), {
+      kind: 'media-upload',
+      mxc: 'mxc://example.org/xyz',
+    });
     assert.equal(mediaRouteOf(BASE, 'GET', `${BASE}/_matrix/media/v3/upload`), undefined);
     assert.equal(mediaRouteOf(BASE, 'POST', `${BASE}/_matrix/media/v1/create`), undefined);
   });

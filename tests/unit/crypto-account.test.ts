@@ -5,12 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { CryptoAccount, ForeignDeviceKeysError } from '../../src/crypto/account.js';
-import { ENCRYPTION_INFO_KEY } from '../../src/crypto/receive/event-decryptor.js';
-import { MatrixApiError } from '../../src/crypto/core/http.js';
-import { EncryptionStateUnknownError } from '../../src/crypto/send/room-encryptor.js';
+import { CryptoAccount, ForeignDeviceKeysError } from '../../src/crypto/account.ts';
+import { ENCRYPTION_INFO_KEY } from '../../src/crypto/receive/event-decryptor.ts';
+import { MatrixApiError } from '../../src/crypto/core/http.ts';
+import { EncryptionStateUnknownError } from '../../src/crypto/send/room-encryptor.ts';
 import { closeOpenedAccounts, openAccount } from './accounts.ts';
-import { FakeHomeserver } from './fake-homeserver.js';
+import { FakeHomeserver } from './fake-homeserver.ts';
 
 type Json = Record<string, any>;
 
@@ -93,7 +93,7 @@ describe('CryptoAccount', () => {
       assert.equal(typeof info.shield.color, 'string');
     });
 
-    it("Bob keeps a relation that is only in the envelope (as legacy clients send it)", async () => {
+    it('Bob keeps a relation that is only in the envelope (as legacy clients send it)', async () => {
       const { hs, alice, bob } = await encryptedRoom();
       const reply = { 'm.in_reply_to': { event_id: '$question' } };
       const envelope = await aliceSends(hs, alice, { msgtype: 'm.text', body: 'yes' });
@@ -115,7 +115,10 @@ describe('CryptoAccount', () => {
       await bob.processSync(hs.syncFor(BOB, 'BOBDEV'));
 
       const messages = JSON.parse(
-        await bob.processHistory(ROOM, JSON.stringify({ start: 't1', end: 't0', chunk: [third, topic, second, first] })),
+        await bob.processHistory(
+          ROOM,
+          JSON.stringify({ start: 't1', end: 't0', chunk: [third, topic, second, first] }),
+        ),
       );
       assert.deepEqual(
         messages.chunk.map((e: Json) => e.content.body ?? e.content.topic),
@@ -127,7 +130,14 @@ describe('CryptoAccount', () => {
       const context = JSON.parse(
         await bob.processHistory(
           ROOM,
-          JSON.stringify({ event: second, events_before: [first], events_after: [third], state: [topic], start: 'a', end: 'b' }),
+          JSON.stringify({
+            event: second,
+            events_before: [first],
+            events_after: [third],
+            state: [topic],
+            start: 'a',
+            end: 'b',
+          }),
         ),
       );
       assert.equal(context.event.content.body, 'two');
@@ -144,7 +154,12 @@ describe('CryptoAccount', () => {
 
     it('an event whose key never arrived becomes an "Unable to decrypt" notice with the reason under unsigned', async () => {
       const { hs, alice, carol } = await encryptedRoom(); // Carol is not a member: she gets no key
-      const envelope = await aliceSends(hs, alice, { msgtype: 'm.text', body: 'not for Carol' }, { unsigned: { age: 7 } });
+      const envelope = await aliceSends(
+        hs,
+        alice,
+        { msgtype: 'm.text', body: 'not for Carol' },
+        { unsigned: { age: 7 } },
+      );
 
       const [event] = await syncTimeline(hs, carol, [envelope]);
 
@@ -166,7 +181,12 @@ describe('CryptoAccount', () => {
       const thread = { rel_type: 'm.thread', event_id: '$root' };
       const edit = { rel_type: 'm.replace', event_id: '$original' };
       const inThread = await aliceSends(hs, alice, { msgtype: 'm.text', body: 'a', 'm.relates_to': thread });
-      const anEdit = await aliceSends(hs, alice, { msgtype: 'm.text', body: '* b', 'm.new_content': { body: 'b' }, 'm.relates_to': edit });
+      const anEdit = await aliceSends(hs, alice, {
+        msgtype: 'm.text',
+        body: '* b',
+        'm.new_content': { body: 'b' },
+        'm.relates_to': edit,
+      });
 
       const [threaded, edited] = await syncTimeline(hs, carol, [inThread, anEdit]);
 
@@ -179,7 +199,12 @@ describe('CryptoAccount', () => {
     it('an envelope whose sender is forged to another user decrypts to a warning notice, not a genuine message', async () => {
       const { hs, alice, bob } = await encryptedRoom({ carolInRoom: true });
       // Alice encrypts; the event Bob receives claims Carol sent it.
-      const forged = await aliceSends(hs, alice, { msgtype: 'm.text', body: 'Carol says: transfer the money' }, { sender: CAROL });
+      const forged = await aliceSends(
+        hs,
+        alice,
+        { msgtype: 'm.text', body: 'Carol says: transfer the money' },
+        { sender: CAROL },
+      );
       await bob.processSync(hs.syncFor(BOB, 'BOBDEV')); // to-device keys first
       await bob.flushOutgoingQueued(); // Bob's machine learns Alice's and Carol's devices
 
@@ -187,7 +212,11 @@ describe('CryptoAccount', () => {
 
       assert.equal(event.sender, CAROL);
       assert.equal(event.type, 'm.room.message');
-      assert.equal(event.content.msgtype, 'm.notice', `shown as a genuine message from Carol: ${JSON.stringify(event.content)}`);
+      assert.equal(
+        event.content.msgtype,
+        'm.notice',
+        `shown as a genuine message from Carol: ${JSON.stringify(event.content)}`,
+      );
       assert.ok(!JSON.stringify(event.content).includes('transfer the money'));
       assert.equal(event.unsigned[ENCRYPTION_INFO_KEY].decrypted, false);
     });
@@ -208,16 +237,22 @@ describe('CryptoAccount', () => {
     it('a plain event from the server cannot claim to have been decrypted by Kirjava', async () => {
       const { hs, bob } = await encryptedRoom();
       const claimed = { decrypted: true, sender_device: 'ALICEDEV', shield: { color: 'none', message: null } };
-      const injected = hs.event(ROOM, ALICE, 'm.room.message', { msgtype: 'm.text', body: 'trust me' }, {
-        unsigned: { [ENCRYPTION_INFO_KEY]: claimed },
-      });
+      const injected = hs.event(
+        ROOM,
+        ALICE,
+        'm.room.message',
+        { msgtype: 'm.text', body: 'trust me' },
+        {
+          unsigned: { [ENCRYPTION_INFO_KEY]: claimed },
+        },
+      );
 
       const [event] = await syncTimeline(hs, bob, [injected]);
 
       assert.notEqual(
         event.unsigned?.[ENCRYPTION_INFO_KEY]?.decrypted,
         true,
-        'a homeserver-supplied unsigned field passes as Kirjava\'s own decryption report',
+        "a homeserver-supplied unsigned field passes as Kirjava's own decryption report",
       );
     });
 
@@ -242,8 +277,14 @@ describe('CryptoAccount', () => {
       const hs = new FakeHomeserver();
       const alice = await open(hs, ALICE, 'ALICEDEV');
 
-      assert.equal(await alice.prepareSend(PLAIN_ROOM, 'm.room.message', '{"msgtype":"m.text","body":"hi"}'), 'passthrough');
-      assert.equal(await alice.prepareSend(PLAIN_ROOM, 'm.room.message', '{"msgtype":"m.text","body":"again"}'), 'passthrough');
+      assert.equal(
+        await alice.prepareSend(PLAIN_ROOM, 'm.room.message', '{"msgtype":"m.text","body":"hi"}'),
+        'passthrough',
+      );
+      assert.equal(
+        await alice.prepareSend(PLAIN_ROOM, 'm.room.message', '{"msgtype":"m.text","body":"again"}'),
+        'passthrough',
+      );
 
       assert.equal(stateLookups(hs, PLAIN_ROOM).length, 1);
     });
@@ -256,9 +297,15 @@ describe('CryptoAccount', () => {
           ? new Response('{"errcode":"M_UNKNOWN","error":"database is on fire"}', { status: 500 })
           : undefined;
 
-      await assert.rejects(alice.prepareSend(PLAIN_ROOM, 'm.room.message', '{"body":"hi"}'), EncryptionStateUnknownError);
+      await assert.rejects(
+        alice.prepareSend(PLAIN_ROOM, 'm.room.message', '{"body":"hi"}'),
+        EncryptionStateUnknownError,
+      );
       // Not remembered as plain: the next attempt asks again, and still refuses.
-      await assert.rejects(alice.prepareSend(PLAIN_ROOM, 'm.room.message', '{"body":"hi"}'), EncryptionStateUnknownError);
+      await assert.rejects(
+        alice.prepareSend(PLAIN_ROOM, 'm.room.message', '{"body":"hi"}'),
+        EncryptionStateUnknownError,
+      );
       assert.equal(stateLookups(hs, PLAIN_ROOM).length, 2);
     });
 
@@ -268,7 +315,10 @@ describe('CryptoAccount', () => {
       hs.intercept = (method, path) =>
         path.includes('/state/m.room.encryption') ? new Response('<html>Not Found</html>', { status: 404 }) : undefined;
 
-      await assert.rejects(alice.prepareSend(PLAIN_ROOM, 'm.room.message', '{"body":"hi"}'), EncryptionStateUnknownError);
+      await assert.rejects(
+        alice.prepareSend(PLAIN_ROOM, 'm.room.message', '{"body":"hi"}'),
+        EncryptionStateUnknownError,
+      );
     });
 
     it('an m.room.encryption state event in a sync marks the room encrypted: the next send encrypts without a lookup', async () => {
@@ -277,7 +327,13 @@ describe('CryptoAccount', () => {
       await alice.claimDevice();
       hs.setMembership(ROOM, ALICE, 'join');
       // The fake would answer the lookup with 404: only the sync can tell Alice that ROOM is encrypted.
-      const encryption = hs.event(ROOM, ALICE, 'm.room.encryption', { algorithm: 'm.megolm.v1.aes-sha2' }, { state_key: '' });
+      const encryption = hs.event(
+        ROOM,
+        ALICE,
+        'm.room.encryption',
+        { algorithm: 'm.megolm.v1.aes-sha2' },
+        { state_key: '' },
+      );
       await alice.processSync(hs.syncFor(ALICE, 'ALICEDEV', { state: { [ROOM]: [encryption] } }));
 
       const decision = await alice.prepareSend(ROOM, 'm.room.message', '{"msgtype":"m.text","body":"hi"}');
@@ -293,7 +349,13 @@ describe('CryptoAccount', () => {
       hs.setMembership(PLAIN_ROOM, ALICE, 'join');
       assert.equal(await alice.prepareSend(PLAIN_ROOM, 'm.room.message', '{"body":"before"}'), 'passthrough');
 
-      const encryption = hs.event(PLAIN_ROOM, ALICE, 'm.room.encryption', { algorithm: 'm.megolm.v1.aes-sha2' }, { state_key: '' });
+      const encryption = hs.event(
+        PLAIN_ROOM,
+        ALICE,
+        'm.room.encryption',
+        { algorithm: 'm.megolm.v1.aes-sha2' },
+        { state_key: '' },
+      );
       await alice.processSync(hs.syncFor(ALICE, 'ALICEDEV', { timeline: { [PLAIN_ROOM]: [encryption] } }));
 
       assert.notEqual(await alice.prepareSend(PLAIN_ROOM, 'm.room.message', '{"body":"after"}'), 'passthrough');
@@ -302,7 +364,10 @@ describe('CryptoAccount', () => {
     it('an already encrypted event type is passed through untouched, without any lookup', async () => {
       const hs = new FakeHomeserver();
       const alice = await open(hs, ALICE, 'ALICEDEV');
-      assert.equal(await alice.prepareSend(ROOM, 'm.room.encrypted', '{"algorithm":"m.megolm.v1.aes-sha2"}'), 'passthrough');
+      assert.equal(
+        await alice.prepareSend(ROOM, 'm.room.encrypted', '{"algorithm":"m.megolm.v1.aes-sha2"}'),
+        'passthrough',
+      );
       assert.equal(hs.requests.length, 0);
     });
 
@@ -324,11 +389,13 @@ describe('CryptoAccount', () => {
       await alice.claimDevice();
 
       assert.ok(hs.requests.some((r) => r.method === 'POST' && r.path === '/keys/upload' && r.userId === ALICE));
-      const answer = await (await hs.fetchFn(`${hs.baseUrl}/_matrix/client/v3/keys/query`, {
-        method: 'POST',
-        headers: { Authorization: `Bearer ${hs.login(BOB, 'BOBDEV')}` },
-        body: JSON.stringify({ device_keys: { [ALICE]: [] } }),
-      })).json();
+      const answer = await (
+        await hs.fetchFn(`${hs.baseUrl}/_matrix/client/v3/keys/query`, {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${hs.login(BOB, 'BOBDEV')}` },
+          body: JSON.stringify({ device_keys: { [ALICE]: [] } }),
+        })
+      ).json();
       assert.equal(answer.device_keys[ALICE].ALICEDEV.keys['ed25519:ALICEDEV'], alice.ed25519);
       // Claiming again is harmless: the keys on the server are ours.
       await alice.claimDevice();
@@ -341,7 +408,10 @@ describe('CryptoAccount', () => {
         user_id: ALICE,
         device_id: 'ALICEDEV',
         algorithms: ['m.olm.v1.curve25519-aes-sha2', 'm.megolm.v1.aes-sha2'],
-        keys: { 'ed25519:ALICEDEV': 'keyOfAnotherAppXXXXXXXXXXXXXXXXXXXXXXXXXXX', 'curve25519:ALICEDEV': 'otherCurveXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX' },
+        keys: {
+          'ed25519:ALICEDEV': 'keyOfAnotherAppXXXXXXXXXXXXXXXXXXXXXXXXXXX',
+          'curve25519:ALICEDEV': 'otherCurveXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX',
+        },
         signatures: {},
       });
       const alice = await open(hs, ALICE, 'ALICEDEV');

@@ -5,10 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { CryptoAccount } from '../../src/crypto/account.js';
-import { DecryptedEventCache, MemorySealedStore } from '../../src/crypto/receive/decrypted-cache.js';
-import { ENCRYPTION_INFO_KEY } from '../../src/crypto/receive/event-decryptor.js';
-import { FakeHomeserver } from './fake-homeserver.js';
+import { CryptoAccount } from '../../src/crypto/account.ts';
+import { DecryptedEventCache, MemorySealedStore } from '../../src/crypto/receive/decrypted-cache.ts';
+import { ENCRYPTION_INFO_KEY } from '../../src/crypto/receive/event-decryptor.ts';
+import { FakeHomeserver } from './fake-homeserver.ts';
 
 type Json = Record<string, any>;
 
@@ -27,7 +27,12 @@ async function givenHistory(count: number, limit?: number) {
   const cache = await DecryptedEventCache.create('the account store passphrase', store, limit);
   const open = async (userId: string, deviceId: string, decryptedCache?: DecryptedEventCache) => {
     const account = await CryptoAccount.open({
-      baseUrl: hs.baseUrl, userId, deviceId, accessToken: hs.login(userId, deviceId), fetchFn: hs.fetchFn, decryptedCache,
+      baseUrl: hs.baseUrl,
+      userId,
+      deviceId,
+      accessToken: hs.login(userId, deviceId),
+      fetchFn: hs.fetchFn,
+      decryptedCache,
     });
     opened.push(account);
     await account.claimDevice();
@@ -40,7 +45,11 @@ async function givenHistory(count: number, limit?: number) {
   hs.setMembership(ROOM, BOB, 'join');
   const chunk: Json[] = [];
   for (let i = 0; i < count; i++) {
-    const decision = await alice.prepareSend(ROOM, 'm.room.message', JSON.stringify({ msgtype: 'm.text', body: `Secret number ${i}` }));
+    const decision = await alice.prepareSend(
+      ROOM,
+      'm.room.message',
+      JSON.stringify({ msgtype: 'm.text', body: `Secret number ${i}` }),
+    );
     if (decision === 'passthrough') throw new Error('sent in the clear');
     chunk.push(hs.event(ROOM, ALICE, 'm.room.encrypted', JSON.parse(decision.body)));
   }
@@ -61,10 +70,16 @@ describe('Decrypted-event cache', () => {
     await cache.flush();
     const second = await load(chunk);
 
-    assert.deepEqual(second.events.map((e) => e.content.body), chunk.map((_, i) => `Secret number ${i}`));
+    assert.deepEqual(
+      second.events.map((e) => e.content.body),
+      chunk.map((_, i) => `Secret number ${i}`),
+    );
     assert.ok(first.events.every((e) => e.unsigned[ENCRYPTION_INFO_KEY].cached === undefined));
     assert.ok(second.events.every((e) => e.unsigned[ENCRYPTION_INFO_KEY].cached === true));
-    assert.deepEqual(second.events.map((e) => e.event_id), chunk.map((e) => e.event_id));
+    assert.deepEqual(
+      second.events.map((e) => e.event_id),
+      chunk.map((e) => e.event_id),
+    );
     console.log(`  200 events: decrypted in ${first.ms.toFixed(0)} ms, from the cache in ${second.ms.toFixed(0)} ms`);
   });
 

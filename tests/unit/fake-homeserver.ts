@@ -36,8 +36,7 @@ const PREFIX = '/_matrix/client/v3';
 
 const json = (status: number, body: unknown): Response =>
   new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json' } });
-const error = (status: number, errcode: string, message: string): Response =>
-  json(status, { errcode, error: message });
+const error = (status: number, errcode: string, message: string): Response => json(status, { errcode, error: message });
 
 export class FakeHomeserver {
   readonly baseUrl = 'https://hs.example.test';
@@ -55,7 +54,12 @@ export class FakeHomeserver {
   login(userId: string, deviceId: string): string {
     const id = `${userId}|${deviceId}`;
     const device: Device = this.devices.get(id) ?? {
-      userId, deviceId, oneTimeKeys: new Map(), fallbackKeys: new Map(), inbox: [], changed: new Set(),
+      userId,
+      deviceId,
+      oneTimeKeys: new Map(),
+      fallbackKeys: new Map(),
+      inbox: [],
+      changed: new Set(),
     };
     this.devices.set(id, device);
     const token = `token_${userId}_${deviceId}`;
@@ -80,7 +84,15 @@ export class FakeHomeserver {
   /** A room event as a homeserver would serve it. */
   event(roomId: string, sender: string, type: string, content: Json, extra: Json = {}): Json {
     const n = this.nextEvent++;
-    return { event_id: `$event${n}`, room_id: roomId, sender, type, content, origin_server_ts: 1_700_000_000_000 + n, ...extra };
+    return {
+      event_id: `$event${n}`,
+      room_id: roomId,
+      sender,
+      type,
+      content,
+      origin_server_ts: 1_700_000_000_000 + n,
+      ...extra,
+    };
   }
 
   /** The /sync body for one device; pending to-device events and device list changes are handed out once. */
@@ -188,7 +200,7 @@ export class FakeHomeserver {
             key = [fallback.id, fallback.key];
           }
         }
-        if (key) ((out[userId] ??= {})[deviceId] = { [key[0]]: key[1] });
+        if (key) (out[userId] ??= {})[deviceId] = { [key[0]]: key[1] };
       }
     }
     return { one_time_keys: out, failures: {} };

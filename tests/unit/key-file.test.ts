@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DeviceId, EncryptionSettings, OlmMachine, RoomId, UserId } from '@matrix-org/matrix-sdk-crypto-wasm';
-import { CryptoAccount, loadCrypto } from '../../src/crypto/account.js';
-import { KeyFileError, decryptKeyFile, encryptKeyFile } from '../../src/crypto/keys/key-file.js';
+import { CryptoAccount, loadCrypto } from '../../src/crypto/account.ts';
+import { KeyFileError, decryptKeyFile, encryptKeyFile } from '../../src/crypto/keys/key-file.ts';
 
 /** Few rounds keep the tests fast; the format stores the count, so readers use it. */
 const ROUNDS = 1000;
@@ -98,7 +98,10 @@ describe('Key files (-----BEGIN MEGOLM SESSION DATA-----)', () => {
       assert.deepEqual(account.keys.progress, { task: 'import', done: 0, total: 0 });
       const result = await importing;
       assert.deepEqual(result, { imported: 1, total: 1 });
-      assert.equal(JSON.parse(await account.machine.exportRoomKeys(() => true))[0].session_id, JSON.parse(KEYS)[0].session_id);
+      assert.equal(
+        JSON.parse(await account.machine.exportRoomKeys(() => true))[0].session_id,
+        JSON.parse(KEYS)[0].session_id,
+      );
       assert.equal(seen.at(-1), 'import: 1 of 1');
       assert.equal(account.keys.progress, null);
     } finally {

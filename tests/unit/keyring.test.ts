@@ -7,7 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Keyring, KeyringLockedError, type KeyringBackend, type SessionKeyCache } from '../../src/crypto/keyring/keyring.ts';
+import {
+  Keyring,
+  KeyringLockedError,
+  type KeyringBackend,
+  type SessionKeyCache,
+} from '../../src/crypto/keyring/keyring.ts';
 import {
   KeyringDamagedError,
   PBKDF2_ITERATIONS,
@@ -122,7 +127,11 @@ describe('Keyring: sealed secrets', () => {
     const blob = profile.backend.secrets.get('store:kirjava-a')!;
     blob.data[3] ^= 0x01;
     const damaged = structuredClone(blob);
-    await rejectsWith(profile.worker().secret('store:kirjava-a'), KeyringDamagedError, /keyring entry store:kirjava-a is damaged/);
+    await rejectsWith(
+      profile.worker().secret('store:kirjava-a'),
+      KeyringDamagedError,
+      /keyring entry store:kirjava-a is damaged/,
+    );
     assert.deepEqual(profile.backend.secrets.get('store:kirjava-a'), damaged, 'the damaged entry was replaced');
 
     profile.backend.secrets.set('store:kirjava-a', structuredClone(profile.backend.secrets.get('store:kirjava-b')!));
@@ -132,7 +141,11 @@ describe('Keyring: sealed secrets', () => {
     await rejectsWith(profile.worker().secret('store:kirjava-a'), KeyringDamagedError, /wrong shape/);
 
     profile.backend.vault = { kind: 'plain', key: new Uint8Array(5) };
-    await rejectsWith(profile.worker().secret('store:kirjava-b'), KeyringDamagedError, /vault key record has the wrong shape/);
+    await rejectsWith(
+      profile.worker().secret('store:kirjava-b'),
+      KeyringDamagedError,
+      /vault key record has the wrong shape/,
+    );
   });
 
   it('an entry asked for with another length than it has is refused, not replaced', async () => {
@@ -180,14 +193,22 @@ describe('Keyring: the passphrase lock', () => {
     const { profile, store, search } = await lockedProfile();
     const keyring = profile.browserRestart();
     assert.deepEqual(await keyring.status(), { locked: true, hasPassphrase: true });
-    await rejectsWith(keyring.secret('store:kirjava-a'), KeyringLockedError, /^Kirjava is locked: open the Kirjava popup and enter your passphrase$/);
+    await rejectsWith(
+      keyring.secret('store:kirjava-a'),
+      KeyringLockedError,
+      /^Kirjava is locked: open the Kirjava popup and enter your passphrase$/,
+    );
     await rejectsWith(keyring.unlocked(), KeyringLockedError, /locked/);
     // A new name is refused too: nothing is made under a key nobody could open later.
     await rejectsWith(keyring.secret('store:new'), KeyringLockedError, /locked/);
 
     assert.deepEqual(await keyring.unlock(PASSPHRASE), { locked: false, hasPassphrase: true });
     assert.deepEqual(await keyring.secret('store:kirjava-a'), store);
-    assert.deepEqual(await profile.worker().secret('search:account', 64), search, 'a worker restart locked the keyring again');
+    assert.deepEqual(
+      await profile.worker().secret('search:account', 64),
+      search,
+      'a worker restart locked the keyring again',
+    );
   });
 
   it('a wrong passphrase says "Wrong passphrase" and changes nothing', async () => {
@@ -218,7 +239,11 @@ describe('Keyring: the passphrase lock', () => {
     const keyring = profile.worker();
     const before = structuredClone(profile.backend.vault);
     await rejectsWith(keyring.setPassphrase('a brand new passphrase'), Error, /Enter your current passphrase/);
-    await rejectsWith(keyring.setPassphrase('a brand new passphrase', 'wrong current one'), WrongPassphraseError, /^Wrong passphrase$/);
+    await rejectsWith(
+      keyring.setPassphrase('a brand new passphrase', 'wrong current one'),
+      WrongPassphraseError,
+      /^Wrong passphrase$/,
+    );
     await rejectsWith(keyring.setPassphrase('short', PASSPHRASE), Error, /at least 8 characters/);
     assert.deepEqual(profile.backend.vault, before, 'a refused change changed the keyring');
 
@@ -275,8 +300,23 @@ describe('Keyring: secrets of older versions move in from storage.local', () => 
   const legacy = () =>
     new LegacyLocal({
       accounts: {
-        'hs|@a:x|DEV1': { baseUrl: 'hs', userId: '@a:x', deviceId: 'DEV1', storeName: 'kirjava-raw', storePassphrase: rawPassphrase, rawStoreKey: true, claimed: true },
-        'hs|@a:x|DEV2': { baseUrl: 'hs', userId: '@a:x', deviceId: 'DEV2', storeName: 'kirjava-old', storePassphrase: passphraseStore, claimed: true },
+        'hs|@a:x|DEV1': {
+          baseUrl: 'hs',
+          userId: '@a:x',
+          deviceId: 'DEV1',
+          storeName: 'kirjava-raw',
+          storePassphrase: rawPassphrase,
+          rawStoreKey: true,
+          claimed: true,
+        },
+        'hs|@a:x|DEV2': {
+          baseUrl: 'hs',
+          userId: '@a:x',
+          deviceId: 'DEV2',
+          storeName: 'kirjava-old',
+          storePassphrase: passphraseStore,
+          claimed: true,
+        },
       },
       searchIndexKeys: { 'hs|@a:x|DEV1': { enc, mac } },
       settings: { homeservers: ['hs'], allowedSites: [] },

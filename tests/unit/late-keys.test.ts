@@ -7,11 +7,11 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { BackupDecryptionKey } from '@matrix-org/matrix-sdk-crypto-wasm';
-import { CryptoAccount } from '../../src/crypto/account.js';
-import { ENCRYPTION_INFO_KEY } from '../../src/crypto/receive/event-decryptor.js';
-import { MEGOLM_BACKUP_V1 } from '../../src/crypto/keys/key-backup.js';
+import { CryptoAccount } from '../../src/crypto/account.ts';
+import { ENCRYPTION_INFO_KEY } from '../../src/crypto/receive/event-decryptor.ts';
+import { MEGOLM_BACKUP_V1 } from '../../src/crypto/keys/key-backup.ts';
 import { closeOpenedAccounts, openAccount } from './accounts.ts';
-import { FakeHomeserver } from './fake-homeserver.js';
+import { FakeHomeserver } from './fake-homeserver.ts';
 
 type Json = Record<string, any>;
 
@@ -32,7 +32,13 @@ class FakeBackup {
       const path = url.pathname.replace('/_matrix/client/v3', '');
       const method = init?.method ?? 'GET';
       if (path === '/room_keys/version' && method === 'GET') {
-        return Response.json({ algorithm: MEGOLM_BACKUP_V1, auth_data: { public_key: this.publicKey }, version: '1', count: 0, etag: '1' });
+        return Response.json({
+          algorithm: MEGOLM_BACKUP_V1,
+          auth_data: { public_key: this.publicKey },
+          version: '1',
+          count: 0,
+          etag: '1',
+        });
       }
       if (path === '/room_keys/keys' && method === 'PUT') {
         const body = JSON.parse(String(init?.body));
@@ -47,7 +53,9 @@ class FakeBackup {
         const [roomId, sessionId] = [decodeURIComponent(one[1]!), decodeURIComponent(one[2]!)];
         this.sessionFetches.push(sessionId);
         const data = this.rooms[roomId]?.sessions[sessionId];
-        return data ? Response.json(data) : Response.json({ errcode: 'M_NOT_FOUND', error: 'No room_keys found' }, { status: 404 });
+        return data
+          ? Response.json(data)
+          : Response.json({ errcode: 'M_NOT_FOUND', error: 'No room_keys found' }, { status: 404 });
       }
       return hs.fetchFn(input, init);
     };
@@ -60,7 +68,7 @@ const open = (hs: FakeHomeserver, backup: FakeBackup, userId: string, deviceId: 
   openAccount(hs, userId, deviceId, { claim: true, fetchFn: backup.wrap(hs) });
 
 describe('Late keys', () => {
-  it("Bob sees a notice for a message whose key he never got; after the next sync Kirjava fetches that session from the backup and the following sync carries an edit with the plaintext", async () => {
+  it('Bob sees a notice for a message whose key he never got; after the next sync Kirjava fetches that session from the backup and the following sync carries an edit with the plaintext', async () => {
     const hs = new FakeHomeserver();
     const backupKey = BackupDecryptionKey.createRandomKey();
     const backup = new FakeBackup(backupKey.megolmV1PublicKey.publicKeyBase64);
@@ -70,12 +78,19 @@ describe('Late keys', () => {
     hs.setMembership(ROOM, ALICE, 'join'); // Bob joins later: Alice shares her key with nobody
 
     // Alice sends and backs her key up (her machine encrypts it to the backup's public key).
-    const decision = await alice.prepareSend(ROOM, 'm.room.message', JSON.stringify({ msgtype: 'm.text', body: 'Kept safe in the backup' }));
+    const decision = await alice.prepareSend(
+      ROOM,
+      'm.room.message',
+      JSON.stringify({ msgtype: 'm.text', body: 'Kept safe in the backup' }),
+    );
     if (decision === 'passthrough') throw new Error('Alice sent in the clear');
     await alice.machine.enableBackupV1(backup.publicKey, '1');
     const upload = await alice.machine.backupRoomKeys();
     assert.ok(upload, 'Alice has nothing to back up');
-    await backup.wrap(hs)(`${hs.baseUrl}/_matrix/client/v3/room_keys/keys?version=1`, { method: 'PUT', body: upload.body });
+    await backup.wrap(hs)(`${hs.baseUrl}/_matrix/client/v3/room_keys/keys?version=1`, {
+      method: 'PUT',
+      body: upload.body,
+    });
     const envelope = hs.event(ROOM, ALICE, 'm.room.encrypted', JSON.parse(decision.body));
     const sessionId = envelope.content.session_id;
 
@@ -90,7 +105,10 @@ describe('Late keys', () => {
     // After the sync was answered: the per-session fetch, and a wake-up to-device to Bob's device.
     await bob.flushOutgoingQueued();
     assert.deepEqual(backup.sessionFetches, [sessionId]);
-    assert.ok(hs.requests.some((r) => r.method === 'PUT' && r.path.startsWith('/sendToDevice/io.kirjava.wake/')), 'the client was not woken');
+    assert.ok(
+      hs.requests.some((r) => r.method === 'PUT' && r.path.startsWith('/sendToDevice/io.kirjava.wake/')),
+      'the client was not woken',
+    );
 
     const next = JSON.parse(await bob.processSync(hs.syncFor(BOB, 'BOBDEV')));
     const edits = next.rooms.join[ROOM].timeline.events;
@@ -101,10 +119,16 @@ describe('Late keys', () => {
     assert.deepEqual(edit.content['m.relates_to'], { rel_type: 'm.replace', event_id: envelope.event_id });
     assert.deepEqual(edit.content['m.new_content'], { msgtype: 'm.text', body: 'Kept safe in the backup' });
     assert.equal(edit.unsigned[ENCRYPTION_INFO_KEY].healed, envelope.event_id);
-    assert.ok(!(next.to_device?.events ?? []).some((e: Json) => e.type === 'io.kirjava.wake'), 'the wake-up reached the client');
+    assert.ok(
+      !(next.to_device?.events ?? []).some((e: Json) => e.type === 'io.kirjava.wake'),
+      'the wake-up reached the client',
+    );
 
     // Healed once: a later sync carries no second edit, and the event itself now decrypts.
     const later = JSON.parse(await bob.processSync(hs.syncFor(BOB, 'BOBDEV', { timeline: { [ROOM]: [envelope] } })));
-    assert.deepEqual(later.rooms.join[ROOM].timeline.events.map((e: Json) => e.content.body), ['Kept safe in the backup']);
+    assert.deepEqual(
+      later.rooms.join[ROOM].timeline.events.map((e: Json) => e.content.body),
+      ['Kept safe in the backup'],
+    );
   });
 });

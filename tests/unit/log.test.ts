@@ -17,7 +17,13 @@ describe('Log lines', () => {
         `key ${CURVE_KEY} ciphertext ${CIPHERTEXT} Bearer ${TOKEN}`,
     );
     for (const secret of [TOKEN, CURVE_KEY, CIPHERTEXT]) assert.ok(!line.includes(secret), `${secret} in ${line}`);
-    for (const kept of ['!abc:example.org', '$ev1', '@alice:example.org', 'access_token=[redacted]', 'Bearer [redacted]']) {
+    for (const kept of [
+      '!abc:example.org',
+      '$ev1',
+      '@alice:example.org',
+      'access_token=[redacted]',
+      'Bearer [redacted]',
+    ]) {
       assert.ok(line.includes(kept), `${kept} missing from ${line}`);
     }
   });
@@ -25,7 +31,9 @@ describe('Log lines', () => {
   it('carry context fields (a request id) through `with`, scrubbed like the message', () => {
     const lines: LogEntry[] = [];
     const log = loggerTo((entry) => lines.push(entry)).with({ request: 'r7' });
-    log.with({ room: '!r:x' }).warn(`share failed: ${TOKEN}`, { error: errorText(new Error(`M_UNKNOWN_TOKEN ${TOKEN}`)) });
+    log
+      .with({ room: '!r:x' })
+      .warn(`share failed: ${TOKEN}`, { error: errorText(new Error(`M_UNKNOWN_TOKEN ${TOKEN}`)) });
     assert.equal(lines.length, 1);
     assert.equal(lines[0]!.level, 'warn');
     assert.deepEqual(lines[0]!.fields, { request: 'r7', room: '!r:x', error: 'Error: M_UNKNOWN_TOKEN [redacted]' });
@@ -36,7 +44,13 @@ describe('Log lines', () => {
     const ring = new RingLog(3, () => {});
     for (let i = 0; i < 5; i++) ring.logger.info(`line ${i}`);
     ring.logger.error('bad');
-    assert.deepEqual(ring.recent().map((e) => e.message), ['line 3', 'line 4', 'bad']);
-    assert.deepEqual(ring.recent('warn').map((e) => e.message), ['bad']);
+    assert.deepEqual(
+      ring.recent().map((e) => e.message),
+      ['line 3', 'line 4', 'bad'],
+    );
+    assert.deepEqual(
+      ring.recent('warn').map((e) => e.message),
+      ['bad'],
+    );
   });
 });

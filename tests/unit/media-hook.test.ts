@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { decryptAttachment, encryptAttachment } from '../../src/crypto/media/attachments.js';
-import { MediaHook, type MediaKeyInfo } from '../../src/content/media-hook.js';
-import { mediaRouteOf } from '../../src/content/media-routes.js';
+import { decryptAttachment, encryptAttachment } from '../../src/crypto/media/attachments.ts';
+import { MediaHook, type MediaKeyInfo } from '../../src/content/media-hook.ts';
+import { mediaRouteOf } from '../../src/content/media-routes.ts';
 
 const BASE = 'https://hs.example';
 const TOKEN = 'page-token';
@@ -20,7 +20,12 @@ function mediaServer() {
   let next = 0;
   const nativeFetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
     const request = new Request(input, init);
-    log.push({ method: request.method, url: request.url, contentType: request.headers.get('Content-Type'), authorization: request.headers.get('Authorization') });
+    log.push({
+      method: request.method,
+      url: request.url,
+      contentType: request.headers.get('Content-Type'),
+      authorization: request.headers.get('Authorization'),
+    });
     const path = new URL(request.url).pathname;
     const reserved = /^\/_matrix\/media\/v3\/upload\/hs\.example\/([^/]+)$/.exec(path);
     if (request.method === 'PUT' && reserved) {
@@ -66,14 +71,16 @@ describe('MediaHook downloads', () => {
     const image = bytes(20_000);
     const { ciphertext, file } = await encryptAttachment(image);
     server.files.set('mxc://hs.example/enc', ciphertext);
-    const { request, asked } = hookWith(server, { 'mxc://hs.example/enc': { file: { ...file, url: 'mxc://hs.example/enc' }, mimetype: 'image/png' } });
+    const { request, asked } = hookWith(server, {
+      'mxc://hs.example/enc': { file: { ...file, url: 'mxc://hs.example/enc' }, mimetype: 'image/png' },
+    });
 
     const got = await request('GET', '/_matrix/client/v1/media/thumbnail/hs.example/enc?width=32&height=32');
     assert.equal(got.status, 200);
     assert.equal(got.headers.get('Content-Type'), 'image/png');
     assert.deepEqual(new Uint8Array(await got.arrayBuffer()), image);
     assert.equal(server.log.at(-1)!.url, `${BASE}/_matrix/client/v1/media/download/hs.example/enc`);
-    assert.equal(server.log.at(-1)!.authorization, `Bearer ${TOKEN}`, 'the page\'s own token carries the download');
+    assert.equal(server.log.at(-1)!.authorization, `Bearer ${TOKEN}`, "the page's own token carries the download");
     // The second time the page has the key already.
     await request('GET', '/_matrix/media/v3/download/hs.example/enc');
     assert.deepEqual(asked, [`${TOKEN} mxc://hs.example/enc`]);
@@ -109,11 +116,15 @@ describe('MediaHook downloads', () => {
 });
 
 describe('MediaHook uploads and the requests that name them', () => {
-  it('uploads only ciphertext, without the file name, and answers with the server\'s mxc', async () => {
+  it("uploads only ciphertext, without the file name, and answers with the server's mxc", async () => {
     const server = mediaServer();
     const { request } = hookWith(server);
     const image = bytes(10_000);
-    const answer = await request('POST', '/_matrix/media/v3/upload?filename=secret-plans.png', new Blob([image], { type: 'image/png' }));
+    const answer = await request(
+      'POST',
+      '/_matrix/media/v3/upload?filename=secret-plans.png',
+      new Blob([image], { type: 'image/png' }),
+    );
     const { content_uri } = await answer.json();
     const stored = server.files.get(content_uri)!;
     assert.equal(stored.length, image.length);
@@ -127,31 +138,58 @@ describe('MediaHook uploads and the requests that name them', () => {
     const server = mediaServer();
     const { hook, request } = hookWith(server);
     const image = bytes(2_000);
-    assert.equal((await request('PUT', '/_matrix/media/v3/upload/hs.example/reserved', new Blob([image], { type: 'image/gif' }))).status, 200);
+    assert.equal(
+      (await request('PUT', '/_matrix/media/v3/upload/hs.example/reserved', new Blob([image], { type: 'image/gif' })))
+        .status,
+      200,
+    );
     assert.notDeepEqual(server.files.get('mxc://hs.example/reserved'), image);
-    assert.equal(JSON.parse(hook.encryptedContent(JSON.stringify({ msgtype: 'm.image', url: 'mxc://hs.example/reserved' }))!).file.url, 'mxc://hs.example/reserved');
-    const plain = await hook.withPlaintextUploads(new Request(`${BASE}/_matrix/client/v3/rooms/!r/state/m.room.avatar/`, {
-      method: 'PUT', body: JSON.stringify({ url: 'mxc://hs.example/reserved' }),
-    }));
+    assert.equal(
+      JSON.parse(hook.encryptedContent(JSON.stringify({ msgtype: 'm.image', url: 'mxc://hs.example/reserved' }))!).file
+        .url,
+      'mxc://hs.example/reserved',
+    );
+    const plain = await hook.withPlaintextUploads(
+      new Request(`${BASE}/_matrix/client/v3/rooms/!r/state/m.room.avatar/`, {
+        method: 'PUT',
+        body: JSON.stringify({ url: 'mxc://hs.example/reserved' }),
+      }),
+    );
     assert.deepEqual(server.files.get(JSON.parse(await plain.text()).url), image);
     assert.equal(server.log.at(-1)!.contentType, 'image/gif');
   });
 
-  it('turns `url` and `info.thumbnail_url` of the page\'s uploads into `file` and `thumbnail_file` for an encrypted room', async () => {
+  it("turns `url` and `info.thumbnail_url` of the page's uploads into `file` and `thumbnail_file` for an encrypted room", async () => {
     const server = mediaServer();
     const { hook, request } = hookWith(server);
     const image = bytes(3_000);
-    const { content_uri: url } = await (await request('POST', '/_matrix/media/v3/upload', new Blob([image], { type: 'image/jpeg' }))).json();
-    const { content_uri: thumb } = await (await request('POST', '/_matrix/media/v3/upload', new Blob([bytes(300)]))).json();
-    const body = JSON.stringify({ msgtype: 'm.image', body: 'a.jpg', url, info: { mimetype: 'image/jpeg', thumbnail_url: thumb } });
+    const { content_uri: url } = await (
+      await request('POST', '/_matrix/media/v3/upload', new Blob([image], { type: 'image/jpeg' }))
+    ).json();
+    const { content_uri: thumb } = await (
+      await request('POST', '/_matrix/media/v3/upload', new Blob([bytes(300)]))
+    ).json();
+    const body = JSON.stringify({
+      msgtype: 'm.image',
+      body: 'a.jpg',
+      url,
+      info: { mimetype: 'image/jpeg', thumbnail_url: thumb },
+    });
     const content = JSON.parse(hook.encryptedContent(body)!);
     assert.equal(content.url, undefined);
     assert.equal(content.info.thumbnail_url, undefined);
     assert.equal(content.file.url, url);
     assert.equal(content.info.thumbnail_file.url, thumb);
     assert.deepEqual(await decryptAttachment(server.files.get(url)!, content.file), image);
-    assert.equal(hook.encryptedContent(JSON.stringify({ msgtype: 'm.text', body: url })), undefined, 'a mention in text is not an attachment');
-    assert.equal(hook.encryptedContent(JSON.stringify({ msgtype: 'm.image', url: 'mxc://hs.example/someone-elses' })), undefined);
+    assert.equal(
+      hook.encryptedContent(JSON.stringify({ msgtype: 'm.text', body: url })),
+      undefined,
+      'a mention in text is not an attachment',
+    );
+    assert.equal(
+      hook.encryptedContent(JSON.stringify({ msgtype: 'm.image', url: 'mxc://hs.example/someone-elses' })),
+      undefined,
+    );
   });
 
   it('for anything unencrypted uploads the plaintext once and names it instead; an old upload is fetched back and decrypted', async () => {
@@ -161,21 +199,30 @@ describe('MediaHook uploads and the requests that name them', () => {
     const images = Array.from({ length: 10 }, () => bytes(1_000));
     const uris: string[] = [];
     for (const image of images) {
-      uris.push((await (await request('POST', '/_matrix/media/v3/upload', new Blob([image], { type: 'image/png' }))).json()).content_uri);
+      uris.push(
+        (await (await request('POST', '/_matrix/media/v3/upload', new Blob([image], { type: 'image/png' }))).json())
+          .content_uri,
+      );
     }
     const send = (uri: string) =>
-      hook.withPlaintextUploads(new Request(`${BASE}/_matrix/client/v3/profile/@me:hs.example/avatar_url`, {
-        method: 'PUT',
-        headers: { Authorization: `Bearer ${TOKEN}` },
-        body: JSON.stringify({ avatar_url: uri }),
-      }));
-    for (const index of [9, 0]) { // 0's plaintext is no longer kept: it comes back from the server
+      hook.withPlaintextUploads(
+        new Request(`${BASE}/_matrix/client/v3/profile/@me:hs.example/avatar_url`, {
+          method: 'PUT',
+          headers: { Authorization: `Bearer ${TOKEN}` },
+          body: JSON.stringify({ avatar_url: uri }),
+        }),
+      );
+    for (const index of [9, 0]) {
+      // 0's plaintext is no longer kept: it comes back from the server
       const rewritten = JSON.parse(await (await send(uris[index])).text()).avatar_url;
       assert.notEqual(rewritten, uris[index]);
       assert.deepEqual(server.files.get(rewritten), images[index]);
       assert.equal(JSON.parse(await (await send(uris[index])).text()).avatar_url, rewritten, 'uploaded once');
     }
-    const untouched = new Request(`${BASE}/_matrix/client/v3/rooms/!r/send/m.room.message/1`, { method: 'PUT', body: '{"body":"hi"}' });
+    const untouched = new Request(`${BASE}/_matrix/client/v3/rooms/!r/send/m.room.message/1`, {
+      method: 'PUT',
+      body: '{"body":"hi"}',
+    });
     assert.equal(await hook.withPlaintextUploads(untouched), untouched);
   });
 });

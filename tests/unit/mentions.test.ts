@@ -10,7 +10,13 @@ const ME = '@alice:example.test';
 const ROOM = '!room:example.test';
 const decrypted = { 'io.kirjava.encryption': { decrypted: true } };
 
-function message(id: string, ts: number, content: Record<string, unknown>, sender = '@bob:example.test', unsigned: unknown = decrypted) {
+function message(
+  id: string,
+  ts: number,
+  content: Record<string, unknown>,
+  sender = '@bob:example.test',
+  unsigned: unknown = decrypted,
+) {
   return { event_id: id, type: 'm.room.message', sender, origin_server_ts: ts, content, unsigned };
 }
 
@@ -69,9 +75,19 @@ describe('MentionTracker', () => {
             content: {
               global: {
                 content: [
-                  { rule_id: 'pancakes', pattern: 'pancake*', enabled: true, actions: ['notify', { set_tweak: 'highlight' }] },
+                  {
+                    rule_id: 'pancakes',
+                    pattern: 'pancake*',
+                    enabled: true,
+                    actions: ['notify', { set_tweak: 'highlight' }],
+                  },
                   { rule_id: 'quiet', pattern: 'waffles', enabled: true, actions: ['notify'] },
-                  { rule_id: '.m.rule.contains_user_name', pattern: 'alice', enabled: true, actions: ['notify', { set_tweak: 'highlight' }] },
+                  {
+                    rule_id: '.m.rule.contains_user_name',
+                    pattern: 'alice',
+                    enabled: true,
+                    actions: ['notify', { set_tweak: 'highlight' }],
+                  },
                 ],
               },
             },
@@ -79,7 +95,11 @@ describe('MentionTracker', () => {
         ],
       },
     });
-    const member = { type: 'm.room.member', state_key: ME, content: { membership: 'join', displayname: 'Alice Liddell' } };
+    const member = {
+      type: 'm.room.member',
+      state_key: ME,
+      content: { membership: 'join', displayname: 'Alice Liddell' },
+    };
     const room = roomWith(
       [
         message('$1', 1, { body: 'ask Alice Liddell' }),
@@ -95,8 +115,14 @@ describe('MentionTracker', () => {
 
   it('survives malformed input', () => {
     const tracker = new MentionTracker(ME);
-    tracker.observeAccountData({ account_data: { events: [null, { type: 'm.push_rules', content: { global: { content: 'x' } } }] } });
-    const room: any = { timeline: { events: [null, 5, { event_id: 1 }] }, ephemeral: { events: [{ type: 'm.receipt', content: { $x: null } }] }, unread_notifications: 'x' };
+    tracker.observeAccountData({
+      account_data: { events: [null, { type: 'm.push_rules', content: { global: { content: 'x' } } }] },
+    });
+    const room: any = {
+      timeline: { events: [null, 5, { event_id: 1 }] },
+      ephemeral: { events: [{ type: 'm.receipt', content: { $x: null } }] },
+      unread_notifications: 'x',
+    };
     tracker.applyToRoom(ROOM, room);
     assert.equal(room.unread_notifications, 'x');
   });

@@ -136,11 +136,13 @@ describe('Outgoing requests on an unreliable homeserver', () => {
 
   it('a request that hangs times out and is tried again', async () => {
     let hanging = true;
-    const fetchFn = (hs: FakeHomeserver): FetchLike => (input, init) => {
-      if (!hanging || !input.endsWith('/keys/upload')) return hs.fetchFn(input, init);
-      hanging = false;
-      return new Promise((_, reject) => init?.signal?.addEventListener('abort', () => reject(init.signal!.reason)));
-    };
+    const fetchFn =
+      (hs: FakeHomeserver): FetchLike =>
+      (input, init) => {
+        if (!hanging || !input.endsWith('/keys/upload')) return hs.fetchFn(input, init);
+        hanging = false;
+        return new Promise((_, reject) => init?.signal?.addEventListener('abort', () => reject(init.signal!.reason)));
+      };
     const { processor, upload, marked, waits } = await givenAKeysUpload({ retry: QUICK, timeoutMs: 50, fetchFn });
 
     const started = Date.now();

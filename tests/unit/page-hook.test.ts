@@ -6,10 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { HookPort, type OfferSource } from '../../src/content/hook-port.js';
-import { errorResponse, parsedResponse, refusedSend, withBody } from '../../src/content/responses.js';
-import { matrixUrlOf } from '../../src/content/routes.js';
-import type { HookPortMessage, PageRequest } from '../../src/shared/page.js';
+import { HookPort, type OfferSource } from '../../src/content/hook-port.ts';
+import { errorResponse, parsedResponse, refusedSend, withBody } from '../../src/content/responses.ts';
+import { matrixUrlOf } from '../../src/content/routes.ts';
+import type { HookPortMessage, PageRequest } from '../../src/shared/page.ts';
 
 const BASE = 'https://matrix.example.org';
 
@@ -25,7 +25,12 @@ describe('The hook’s responses', () => {
     const original = new Response('{"chunk":["ciphertext"]}', {
       status: 200,
       statusText: 'OK',
-      headers: { 'Content-Type': 'application/json', 'Content-Length': '24', 'Content-Encoding': 'gzip', 'X-Kept': 'yes' },
+      headers: {
+        'Content-Type': 'application/json',
+        'Content-Length': '24',
+        'Content-Encoding': 'gzip',
+        'X-Kept': 'yes',
+      },
     });
     Object.defineProperty(original, 'url', { value: `${BASE}/_matrix/client/v3/rooms/!r/messages` });
     const replaced = withBody(original, '{"chunk":["plaintext"]}');
@@ -38,7 +43,10 @@ describe('The hook’s responses', () => {
   });
 
   it('a spliced sync hands the page the parsed object from json(), and its JSON to any other reader', async () => {
-    const merged = { next_batch: 's2', rooms: { join: { '!r': { timeline: { events: [{ type: 'm.room.message' }] } } } } };
+    const merged = {
+      next_batch: 's2',
+      rooms: { join: { '!r': { timeline: { events: [{ type: 'm.room.message' }] } } } },
+    };
     const fromJson = parsedResponse(new Response('{"next_batch":"s2"}'), merged, '{"next_batch":"s2"}');
     assert.equal(await fromJson.json(), merged, 'json() is the very object, not a second parse');
     const fromText = parsedResponse(new Response('{"next_batch":"s2"}'), merged, '{"next_batch":"s2"}');
@@ -61,7 +69,10 @@ describe('The hook’s responses', () => {
   });
 
   it('only Matrix API URLs are looked at, relative ones resolved against the page', () => {
-    assert.equal(matrixUrlOf('/_matrix/client/v3/sync', 'https://app.example.org/')?.href, 'https://app.example.org/_matrix/client/v3/sync');
+    assert.equal(
+      matrixUrlOf('/_matrix/client/v3/sync', 'https://app.example.org/')?.href,
+      'https://app.example.org/_matrix/client/v3/sync',
+    );
     assert.equal(matrixUrlOf('https://cdn.example.org/app.js', 'https://app.example.org/'), undefined);
     assert.equal(matrixUrlOf('http://[bad', 'https://app.example.org/'), undefined);
   });

@@ -9,10 +9,10 @@ import { BackupDecryptionKey } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { encodeRecoveryKey } from 'matrix-js-sdk/lib/crypto-api/recovery-key.js';
 import { calculateKeyCheck } from 'matrix-js-sdk/lib/secret-storage.js';
 import encryptAESSecretStorageItem from 'matrix-js-sdk/lib/utils/encryptAESSecretStorageItem.js';
-import { CryptoAccount, loadCrypto } from '../../src/crypto/account.js';
-import { KeyBackupError, MEGOLM_BACKUP_V1 } from '../../src/crypto/keys/key-backup.js';
-import { SecretStorageError } from '../../src/crypto/keys/secret-storage.js';
-import { FakeHomeserver } from './fake-homeserver.js';
+import { CryptoAccount, loadCrypto } from '../../src/crypto/account.ts';
+import { KeyBackupError, MEGOLM_BACKUP_V1 } from '../../src/crypto/keys/key-backup.ts';
+import { SecretStorageError } from '../../src/crypto/keys/secret-storage.ts';
+import { FakeHomeserver } from './fake-homeserver.ts';
 
 const BOB = '@bob:example.test';
 
@@ -32,7 +32,9 @@ async function givenSecretStorage(options: { serverBackupKey: 'same' | 'other' }
     'm.secret_storage.default_key': { key: 'KEYID' },
     'm.secret_storage.key.KEYID': { algorithm: 'm.secret_storage.v1.aes-hmac-sha2', iv: check.iv, mac: check.mac },
     'm.megolm_backup.v1': {
-      encrypted: { KEYID: await encryptAESSecretStorageItem(backupKey.toBase64(), secretStorageKey, 'm.megolm_backup.v1') },
+      encrypted: {
+        KEYID: await encryptAESSecretStorageItem(backupKey.toBase64(), secretStorageKey, 'm.megolm_backup.v1'),
+      },
     },
   };
   const hs = new FakeHomeserver();
@@ -41,15 +43,27 @@ async function givenSecretStorage(options: { serverBackupKey: 'same' | 'other' }
     const data = path.match(/^\/user\/[^/]+\/account_data\/([^/]+)$/);
     if (data) {
       const content = accountData[decodeURIComponent(data[1]!)];
-      return content ? Response.json(content) : Response.json({ errcode: 'M_NOT_FOUND', error: 'Not found' }, { status: 404 });
+      return content
+        ? Response.json(content)
+        : Response.json({ errcode: 'M_NOT_FOUND', error: 'Not found' }, { status: 404 });
     }
     if (path === '/room_keys/version') {
-      return Response.json({ algorithm: MEGOLM_BACKUP_V1, auth_data: { public_key: serverKey.megolmV1PublicKey.publicKeyBase64 }, version: '7' });
+      return Response.json({
+        algorithm: MEGOLM_BACKUP_V1,
+        auth_data: { public_key: serverKey.megolmV1PublicKey.publicKeyBase64 },
+        version: '7',
+      });
     }
     if (path === '/room_keys/keys') return Response.json({ rooms: {} });
     return hs.fetchFn(input, init);
   };
-  const bob = await CryptoAccount.open({ baseUrl: hs.baseUrl, userId: BOB, deviceId: 'BOBDEV', accessToken: hs.login(BOB, 'BOBDEV'), fetchFn });
+  const bob = await CryptoAccount.open({
+    baseUrl: hs.baseUrl,
+    userId: BOB,
+    deviceId: 'BOBDEV',
+    accessToken: hs.login(BOB, 'BOBDEV'),
+    fetchFn,
+  });
   opened.push(bob);
   await bob.claimDevice();
   return { bob, recoveryKey: encodeRecoveryKey(secretStorageKey)! };
@@ -68,7 +82,10 @@ describe('Recovery from secret storage', () => {
     const other = encodeRecoveryKey(globalThis.crypto.getRandomValues(new Uint8Array(32)))!;
     await assert.rejects(bob.keys.recover(other), (error: unknown) => {
       assert.ok(error instanceof SecretStorageError);
-      assert.equal(error.message, 'That is not the recovery key of this account: check it and try again (nothing was changed)');
+      assert.equal(
+        error.message,
+        'That is not the recovery key of this account: check it and try again (nothing was changed)',
+      );
       return true;
     });
     await assertUnchanged(bob);
@@ -78,7 +95,10 @@ describe('Recovery from secret storage', () => {
     const { bob, recoveryKey } = await givenSecretStorage({ serverBackupKey: 'other' });
     await assert.rejects(bob.keys.recover(recoveryKey), (error: unknown) => {
       assert.ok(error instanceof KeyBackupError);
-      assert.match(error.message, /^The key backup on the server was not made with your recovery key.*nothing was changed/);
+      assert.match(
+        error.message,
+        /^The key backup on the server was not made with your recovery key.*nothing was changed/,
+      );
       return true;
     });
     await assertUnchanged(bob);

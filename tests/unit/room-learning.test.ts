@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { CryptoAccount } from '../../src/crypto/account.js';
-import { FakeHomeserver } from './fake-homeserver.js';
+import { CryptoAccount } from '../../src/crypto/account.ts';
+import { FakeHomeserver } from './fake-homeserver.ts';
 
 const ALICE = '@alice:example.test';
 const SECRET = '!secret:example.test';
@@ -38,8 +38,17 @@ async function givenAliceWithAGuard() {
   return { hs, alice, heard };
 }
 
-const encryptionEvent = { type: 'm.room.encryption', state_key: '', sender: ALICE, event_id: '$enc', content: { algorithm: 'm.megolm.v1.aes-sha2' } };
-const lookups = (hs: FakeHomeserver) => hs.requests.filter((r) => r.path.endsWith('/state/m.room.encryption/')).map((r) => decodeURIComponent(r.path.split('/')[2]));
+const encryptionEvent = {
+  type: 'm.room.encryption',
+  state_key: '',
+  sender: ALICE,
+  event_id: '$enc',
+  content: { algorithm: 'm.megolm.v1.aes-sha2' },
+};
+const lookups = (hs: FakeHomeserver) =>
+  hs.requests
+    .filter((r) => r.path.endsWith('/state/m.room.encryption/'))
+    .map((r) => decodeURIComponent(r.path.split('/')[2]));
 
 describe('The send guard hears of rooms in time', () => {
   it('a room seen encrypted in a sync is reported before processSync returns', async () => {
@@ -75,8 +84,17 @@ describe('The send guard hears of rooms in time', () => {
   it('a guard that cannot add the rule stops the send instead of letting it out', async () => {
     const hs = new FakeHomeserver();
     const alice = await CryptoAccount.open({
-      baseUrl: hs.baseUrl, userId: ALICE, deviceId: 'ALICEDEV', accessToken: hs.login(ALICE, 'ALICEDEV'), fetchFn: hs.fetchFn,
-      roomObserver: { encrypted: async () => {}, plain: async () => { throw new Error('rules refused'); } },
+      baseUrl: hs.baseUrl,
+      userId: ALICE,
+      deviceId: 'ALICEDEV',
+      accessToken: hs.login(ALICE, 'ALICEDEV'),
+      fetchFn: hs.fetchFn,
+      roomObserver: {
+        encrypted: async () => {},
+        plain: async () => {
+          throw new Error('rules refused');
+        },
+      },
     });
     opened.push(alice);
     await alice.claimDevice();

@@ -21,7 +21,13 @@ const ROOM = '!members:example.test';
 async function room() {
   const hs = new FakeHomeserver();
   const open = (userId: string, deviceId: string) =>
-    CryptoAccount.open({ baseUrl: hs.baseUrl, userId, deviceId, accessToken: hs.login(userId, deviceId), fetchFn: hs.fetchFn });
+    CryptoAccount.open({
+      baseUrl: hs.baseUrl,
+      userId,
+      deviceId,
+      accessToken: hs.login(userId, deviceId),
+      fetchFn: hs.fetchFn,
+    });
   const alice = await open(ALICE, 'ALICEDEV');
   const bob = await open(BOB, 'BOBDEV');
   const carol = await open(CAROL, 'CAROLDEV');
@@ -31,7 +37,8 @@ async function room() {
   return { hs, alice, bob, carol };
 }
 
-const memberLookups = (hs: FakeHomeserver) => hs.requests.filter((r) => r.path.startsWith(`/rooms/${encodeURIComponent(ROOM)}/members`)).length;
+const memberLookups = (hs: FakeHomeserver) =>
+  hs.requests.filter((r) => r.path.startsWith(`/rooms/${encodeURIComponent(ROOM)}/members`)).length;
 
 const send = (hs: FakeHomeserver, alice: CryptoAccount, body: string) => sendText(hs, alice, ROOM, body);
 const reads = (hs: FakeHomeserver, reader: CryptoAccount, event: Json) => readText(hs, reader, ROOM, event);
@@ -56,7 +63,7 @@ describe('The member list of an encrypted room', () => {
     await alice.processSync(hs.syncFor(ALICE, 'ALICEDEV', { timeline: { [ROOM]: [leave] } }));
     const after = await send(hs, alice, 'after carol left');
 
-    assert.equal(memberLookups(hs), 2, 'the sync\'s leave made the next send ask the homeserver');
+    assert.equal(memberLookups(hs), 2, "the sync's leave made the next send ask the homeserver");
     assert.match(await reads(hs, carol, after), /Unable to decrypt/);
   });
 
@@ -72,7 +79,13 @@ describe('The member list of an encrypted room', () => {
     await outsider.claimDevice();
     await send(hs, alice, 'before the forged join');
     // A page (an XSS in the client) hands the worker a sync with a join the server never had.
-    const forged = hs.event(ROOM, '@mallory:example.test', 'm.room.member', { membership: 'join' }, { state_key: '@mallory:example.test' });
+    const forged = hs.event(
+      ROOM,
+      '@mallory:example.test',
+      'm.room.member',
+      { membership: 'join' },
+      { state_key: '@mallory:example.test' },
+    );
     await alice.processSync(hs.syncFor(ALICE, 'ALICEDEV', { timeline: { [ROOM]: [forged] } }));
     const after = await send(hs, alice, 'after the forged join');
 

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { roomSendBase, routeOf, tokenOf } from '../../src/content/routes.js';
+import { roomSendBase, routeOf, tokenOf } from '../../src/content/routes.ts';
 
 const BASE = 'https://matrix.example.org';
 const ROOM = '!abc:example.org';
@@ -46,7 +46,11 @@ describe('routeOf', () => {
   describe('room history', () => {
     it('recognises /messages, /context/{eventId} and /event/{eventId} with the room id decoded', () => {
       for (const tail of ['messages?dir=b&limit=20', 'context/%24event%3Aexample.org', 'event/$event:example.org']) {
-        assert.deepEqual(routeOf(BASE, 'GET', url(`/rooms/${ROOM_SEGMENT}/${tail}`)), { kind: 'events', roomId: ROOM }, tail);
+        assert.deepEqual(
+          routeOf(BASE, 'GET', url(`/rooms/${ROOM_SEGMENT}/${tail}`)),
+          { kind: 'events', roomId: ROOM },
+          tail,
+        );
       }
     });
 
@@ -137,8 +141,16 @@ describe('routeOf', () => {
   describe('homeserver base URL', () => {
     it('accepts a base URL with a path prefix, with or without a trailing slash', () => {
       for (const base of ['https://example.org/matrix', 'https://example.org/matrix/']) {
-        assert.deepEqual(routeOf(base, 'GET', 'https://example.org/matrix/_matrix/client/v3/sync'), { kind: 'sync' }, base);
-        const send = routeOf(base, 'PUT', `https://example.org/matrix/_matrix/client/v3/rooms/${ROOM_SEGMENT}/send/m.room.message/t`);
+        assert.deepEqual(
+          routeOf(base, 'GET', 'https://example.org/matrix/_matrix/client/v3/sync'),
+          { kind: 'sync' },
+          base,
+        );
+        const send = routeOf(
+          base,
+          'PUT',
+          `https://example.org/matrix/_matrix/client/v3/rooms/${ROOM_SEGMENT}/send/m.room.message/t`,
+        );
         assert.equal(send?.kind === 'send' && send.roomId, ROOM, base);
       }
     });
@@ -210,7 +222,10 @@ describe('roomSendBase', () => {
   it('finds a room send on any host, and the base URL that host would be configured with', () => {
     assert.equal(roomSendBase('PUT', new URL(`http://localhost:8008${send}`)), 'http://localhost:8008');
     assert.equal(roomSendBase('post', new URL(`http://[::ffff:127.0.0.1]:8008${send}`)), 'http://[::ffff:7f00:1]:8008');
-    assert.equal(roomSendBase('PUT', new URL(`https://example.org/matrix${send}?access_token=x`)), 'https://example.org/matrix');
+    assert.equal(
+      roomSendBase('PUT', new URL(`https://example.org/matrix${send}?access_token=x`)),
+      'https://example.org/matrix',
+    );
   });
 
   it('spells sends as loosely as the send guard: any prefix, doubled slashes, any case, backslashes', () => {

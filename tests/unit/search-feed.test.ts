@@ -5,9 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { CryptoAccount } from '../../src/crypto/account.js';
-import { ENCRYPTION_INFO_KEY } from '../../src/crypto/receive/event-decryptor.js';
-import { decryptServerResults } from '../../src/search/server-results.js';
+import { CryptoAccount } from '../../src/crypto/account.ts';
+import { ENCRYPTION_INFO_KEY } from '../../src/crypto/receive/event-decryptor.ts';
+import { decryptServerResults } from '../../src/search/server-results.ts';
 import { aliceAndBobIn, closeOpenedAccounts } from './accounts.ts';
 
 const ALICE = '@alice:example.test';
@@ -25,33 +25,58 @@ describe('The search feed of an account', () => {
     const stop = bob.onDecrypted((roomId, event) => decrypted.push([roomId, event.event_id!, event.content?.body]));
     bob.onRedacted((roomId, id) => redacted.push([roomId, id]));
 
-    const decision = await alice.prepareSend(ROOM, 'm.room.message', JSON.stringify({ msgtype: 'm.text', body: 'secret jam' }));
+    const decision = await alice.prepareSend(
+      ROOM,
+      'm.room.message',
+      JSON.stringify({ msgtype: 'm.text', body: 'secret jam' }),
+    );
     assert.notEqual(decision, 'passthrough');
     if (decision === 'passthrough') return;
     const sent = hs.event(ROOM, ALICE, decision.eventType, JSON.parse(decision.body));
-    const garbage = hs.event(ROOM, ALICE, 'm.room.encrypted', { algorithm: 'm.megolm.v1.aes-sha2', ciphertext: 'AAAA', session_id: 'nope', sender_key: 'x', device_id: 'X' });
+    const garbage = hs.event(ROOM, ALICE, 'm.room.encrypted', {
+      algorithm: 'm.megolm.v1.aes-sha2',
+      ciphertext: 'AAAA',
+      session_id: 'nope',
+      sender_key: 'x',
+      device_id: 'X',
+    });
     const redaction = hs.event(ROOM, ALICE, 'm.room.redaction', {}, { redacts: '$gone' }); // before room v11
     const v11Redaction = hs.event(ROOM, ALICE, 'm.room.redaction', { redacts: '$gone-too' });
-    await bob.processSync(hs.syncFor(BOB, 'BOBDEV', { timeline: { [ROOM]: [sent, garbage, redaction, v11Redaction] } }));
+    await bob.processSync(
+      hs.syncFor(BOB, 'BOBDEV', { timeline: { [ROOM]: [sent, garbage, redaction, v11Redaction] } }),
+    );
 
     assert.deepEqual(decrypted, [[ROOM, sent.event_id, 'secret jam']]);
-    assert.deepEqual(redacted, [[ROOM, '$gone'], [ROOM, '$gone-too']]);
+    assert.deepEqual(redacted, [
+      [ROOM, '$gone'],
+      [ROOM, '$gone-too'],
+    ]);
 
     stop();
     await bob.processHistory(ROOM, JSON.stringify({ chunk: [sent] }));
     assert.equal(decrypted.length, 1, 'no report after the listener stopped');
   });
 
-  it('passes the homeserver\'s own results through decryption: ciphertext decrypted, forged reports removed', async () => {
+  it("passes the homeserver's own results through decryption: ciphertext decrypted, forged reports removed", async () => {
     const { hs, alice, bob } = await aliceAndBobIn(ROOM);
-    const decision = await alice.prepareSend(ROOM, 'm.room.message', JSON.stringify({ msgtype: 'm.text', body: 'hidden' }));
+    const decision = await alice.prepareSend(
+      ROOM,
+      'm.room.message',
+      JSON.stringify({ msgtype: 'm.text', body: 'hidden' }),
+    );
     if (decision === 'passthrough') throw new Error('the room is encrypted');
     const encrypted = hs.event(ROOM, ALICE, decision.eventType, JSON.parse(decision.body));
     await bob.processSync(hs.syncFor(BOB, 'BOBDEV')); // Bob receives the room key
 
-    const forged = hs.event(ROOM, ALICE, 'm.room.message', { msgtype: 'm.text', body: 'plain' }, {
-      unsigned: { [ENCRYPTION_INFO_KEY]: { decrypted: true, shield: { color: 'none' } } },
-    });
+    const forged = hs.event(
+      ROOM,
+      ALICE,
+      'm.room.message',
+      { msgtype: 'm.text', body: 'plain' },
+      {
+        unsigned: { [ENCRYPTION_INFO_KEY]: { decrypted: true, shield: { color: 'none' } } },
+      },
+    );
     const results = await decryptServerResults(bob, [
       { rank: 1, result: forged, context: { events_before: [encrypted], events_after: [], start: 't1' } },
       { rank: 0.5, result: encrypted },

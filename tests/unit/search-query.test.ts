@@ -21,7 +21,15 @@ const ROOM = '!secret:example.org';
 const OTHER = '!other:example.org';
 
 function message(id: string, body: string, ts: number, extra: Partial<IndexedEvent> = {}): IndexedEvent {
-  return { event_id: id, room_id: ROOM, sender: '@bob:example.org', type: 'm.room.message', origin_server_ts: ts, content: { msgtype: 'm.text', body }, ...extra };
+  return {
+    event_id: id,
+    room_id: ROOM,
+    sender: '@bob:example.org',
+    type: 'm.room.message',
+    origin_server_ts: ts,
+    content: { msgtype: 'm.text', body },
+    ...extra,
+  };
 }
 
 const request = (term: string, roomEvents: Record<string, unknown> = {}) =>
@@ -59,17 +67,27 @@ describe('Requests', () => {
     assert.equal(parsed.orderBy, 'rank');
     assert.equal(parsed.filter.limit, 10);
     assert.equal(parsed.eventContext, undefined);
-    assert.deepEqual(request('jam', { event_context: {} }).eventContext, { beforeLimit: 5, afterLimit: 5, includeProfile: false });
+    assert.deepEqual(request('jam', { event_context: {} }).eventContext, {
+      beforeLimit: 5,
+      afterLimit: 5,
+      includeProfile: false,
+    });
   });
 
   it('refuses what the spec does not allow, with a Matrix error code', () => {
     const refused = (body: unknown, errcode: string) =>
-      assert.throws(() => parseSearchRequest(body), (e: unknown) => e instanceof SearchRequestError && e.errcode === errcode);
+      assert.throws(
+        () => parseSearchRequest(body),
+        (e: unknown) => e instanceof SearchRequestError && e.errcode === errcode,
+      );
     refused({}, 'M_BAD_JSON');
     refused({ search_categories: { room_events: {} } }, 'M_MISSING_PARAM');
     refused({ search_categories: { room_events: { search_term: 'x', keys: ['content.sender'] } } }, 'M_BAD_JSON');
     refused({ search_categories: { room_events: { search_term: 'x', order_by: 'oldest' } } }, 'M_BAD_JSON');
-    refused({ search_categories: { room_events: { search_term: 'x', filter: { rooms: 'not a list' } } } }, 'M_BAD_JSON');
+    refused(
+      { search_categories: { room_events: { search_term: 'x', filter: { rooms: 'not a list' } } } },
+      'M_BAD_JSON',
+    );
     refused({ search_categories: { room_events: { search_term: 'x', filter: { limit: -1 } } } }, 'M_BAD_JSON');
   });
 
@@ -95,7 +113,10 @@ describe('Matching', () => {
 
   it('ranks a short message about the word above a long one that mentions it', () => {
     const short = rankOf(message('$1', 'Marmalade!', 1), request('marmalade'))!;
-    const long = rankOf(message('$2', 'On the way home I bought bread, milk, and some marmalade for later', 1), request('marmalade'))!;
+    const long = rankOf(
+      message('$2', 'On the way home I bought bread, milk, and some marmalade for later', 1),
+      request('marmalade'),
+    )!;
     assert.ok(short > long);
   });
 
@@ -115,7 +136,9 @@ describe('Matching', () => {
 });
 
 describe('Pages', () => {
-  const events = Array.from({ length: 25 }, (_, i) => message(`$${String(i).padStart(2, '0')}`, `jar ${i} of jam`, 1000 + i));
+  const events = Array.from({ length: 25 }, (_, i) =>
+    message(`$${String(i).padStart(2, '0')}`, `jar ${i} of jam`, 1000 + i),
+  );
 
   it('pages by recency without gaps or repeats, and counts every match on every page', () => {
     const req = request('jam', { order_by: 'recent', filter: { limit: 10 } });
@@ -134,19 +157,33 @@ describe('Pages', () => {
     const first = localPage(events, req);
     const newer = message('$new', 'fresh jam', 9999);
     const second = localPage([...events, newer], req, first.next);
-    assert.deepEqual(second.results.map((r) => r.event.event_id), events.slice(5, 15).map((e) => e.event_id).reverse());
+    assert.deepEqual(
+      second.results.map((r) => r.event.event_id),
+      events
+        .slice(5, 15)
+        .map((e) => e.event_id)
+        .reverse(),
+    );
   });
 
   it('property: for any events, order and page size, the pages are the sorted matches, each once', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.record({ words: fc.array(fc.constantFrom('jam', 'tea', 'toast'), { maxLength: 6 }), ts: fc.integer({ min: 0, max: 20 }) }), { maxLength: 40 }),
+        fc.array(
+          fc.record({
+            words: fc.array(fc.constantFrom('jam', 'tea', 'toast'), { maxLength: 6 }),
+            ts: fc.integer({ min: 0, max: 20 }),
+          }),
+          { maxLength: 40 },
+        ),
         fc.integer({ min: 1, max: 7 }),
         fc.constantFrom('rank', 'recent'),
         (specs, limit, orderBy) => {
           const all = specs.map((s, i) => message(`$e${i}`, s.words.join(' '), s.ts));
           const req = request('jam', { order_by: orderBy, filter: { limit } });
-          const expected = localPage(all, { ...req, filter: { ...req.filter, limit: 1000 } }).results.map((r) => r.event.event_id);
+          const expected = localPage(all, { ...req, filter: { ...req.filter, limit: 1000 } }).results.map(
+            (r) => r.event.event_id,
+          );
           const seen: string[] = [];
           let page = localPage(all, req);
           for (let n = 0; n < 100; n++) {
@@ -164,7 +201,12 @@ describe('Pages', () => {
 
   it('next_batch carries both sides and survives the round trip; a server token continues the server only', () => {
     const token = encodeBatch({ server: 's123_abc', local: { rank: 0.5, ts: 7, id: '$x' }, serverCount: 4 });
-    assert.deepEqual(decodeBatch(token), { server: 's123_abc', local: { rank: 0.5, ts: 7, id: '$x' }, serverCount: 4, first: false });
+    assert.deepEqual(decodeBatch(token), {
+      server: 's123_abc',
+      local: { rank: 0.5, ts: 7, id: '$x' },
+      serverCount: 4,
+      first: false,
+    });
     assert.deepEqual(decodeBatch('s99'), { server: 's99', first: false });
     assert.deepEqual(decodeBatch(undefined), { first: true });
     assert.throws(() => decodeBatch('kirjava1.!!!'), SearchRequestError);
@@ -183,17 +225,32 @@ describe('Merging with the homeserver', () => {
       { results: [server('$s1', 10)], count: 3, highlights: ['jams'], next_batch: 'server-next' },
     ) as any;
     assert.equal(merged.count, 15);
-    assert.deepEqual(merged.results.map((r: any) => r.result.event_id), ['$l2', '$s1', '$l1']);
+    assert.deepEqual(
+      merged.results.map((r: any) => r.result.event_id),
+      ['$l2', '$s1', '$l1'],
+    );
     assert.deepEqual(merged.highlights, ['jam', 'jams']);
-    assert.deepEqual(decodeBatch(merged.next_batch), { server: 'server-next', local: { rank: 1, ts: 5, id: '$l1' }, serverCount: 3, first: false });
+    assert.deepEqual(decodeBatch(merged.next_batch), {
+      server: 'server-next',
+      local: { rank: 1, ts: 5, id: '$l1' },
+      serverCount: 3,
+      first: false,
+    });
     assert.deepEqual(merged.groups.room_id[ROOM].results, ['$l2', '$l1']);
     assert.deepEqual(merged.groups.room_id[OTHER].results, ['$s1']);
   });
 
   it('has no next_batch when neither side has more, and the decrypted event wins over the server’s copy', () => {
-    const merged = mergeRoomEvents(req, { results: [local('$same', 3)], count: 1 }, { results: [server('$same', 3)], count: 1 }) as any;
+    const merged = mergeRoomEvents(
+      req,
+      { results: [local('$same', 3)], count: 1 },
+      { results: [server('$same', 3)], count: 1 },
+    ) as any;
     assert.equal(merged.next_batch, undefined);
-    assert.deepEqual(merged.results.map((r: any) => r.result.room_id), [ROOM]);
+    assert.deepEqual(
+      merged.results.map((r: any) => r.result.room_id),
+      [ROOM],
+    );
   });
 
   it('by recency, pages are in order across both sides: local results wait for the server page they belong to', () => {
@@ -207,7 +264,11 @@ describe('Merging with the homeserver', () => {
     let after: ReturnType<typeof decodeBatch>['local'];
     for (const serverPage of serverPages) {
       const page = localPage(localEvents, req, after, serverBoundary('recent', serverPage));
-      const merged = mergeRoomEvents(req, { results: page.results.map((r) => ({ rank: r.rank, result: r.event })), count: page.count, next: page.next }, serverPage) as any;
+      const merged = mergeRoomEvents(
+        req,
+        { results: page.results.map((r) => ({ rank: r.rank, result: r.event })), count: page.count, next: page.next },
+        serverPage,
+      ) as any;
       assert.equal(merged.count, 9);
       pages.push(merged.results.map((r: any) => r.result.event_id));
       after = decodeBatch(merged.next_batch).local;
@@ -224,11 +285,23 @@ describe('Merging with the homeserver', () => {
     const page = localPage([message('$old', 'jam', 1)], req, undefined, { rank: 0, ts: 50, id: '$s50' });
     assert.deepEqual(page.results, []);
     assert.ok(page.next, 'the old local match is still to come');
-    assert.deepEqual(localPage([message('$old', 'jam', 1)], req, page.next).results.map((r) => r.event.event_id), ['$old']);
+    assert.deepEqual(
+      localPage([message('$old', 'jam', 1)], req, page.next).results.map((r) => r.event.event_id),
+      ['$old'],
+    );
   });
 
   it('keeps a side that has finished out of the next pages', () => {
-    const merged = mergeRoomEvents(req, { results: [], count: 2 }, { results: [server('$s', 1)], count: 9, next_batch: 'more' }) as any;
-    assert.deepEqual(decodeBatch(merged.next_batch), { server: 'more', local: undefined, serverCount: 9, first: false });
+    const merged = mergeRoomEvents(
+      req,
+      { results: [], count: 2 },
+      { results: [server('$s', 1)], count: 9, next_batch: 'more' },
+    ) as any;
+    assert.deepEqual(decodeBatch(merged.next_batch), {
+      server: 'more',
+      local: undefined,
+      serverCount: 9,
+      first: false,
+    });
   });
 });

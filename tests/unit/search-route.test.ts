@@ -8,7 +8,10 @@ const BASE = 'https://matrix.example.org';
 describe('The search route', () => {
   it('routes POST /search in every version, with the next_batch query parameter', () => {
     for (const version of ['r0', 'v3', 'unstable']) {
-      assert.deepEqual(routeOf(BASE, 'POST', `${BASE}/_matrix/client/${version}/search`), { kind: 'search', nextBatch: undefined });
+      assert.deepEqual(routeOf(BASE, 'POST', `${BASE}/_matrix/client/${version}/search`), {
+        kind: 'search',
+        nextBatch: undefined,
+      });
     }
     assert.deepEqual(routeOf(BASE, 'post', `${BASE}/_matrix/client/v3/search?next_batch=kirjava1.abc%3D`), {
       kind: 'search',

@@ -17,7 +17,7 @@ import {
   decryptSecret,
   encodeRecoveryKey,
   unlockKey,
-} from '../../src/crypto/keys/secret-storage.js';
+} from '../../src/crypto/keys/secret-storage.ts';
 
 const randomKey = () => globalThis.crypto.getRandomValues(new Uint8Array(32));
 
@@ -69,13 +69,22 @@ describe('Secret storage (m.secret_storage.v1.aes-hmac-sha2)', () => {
       assert.match(error.message, /^Wrong recovery key or passphrase.*nothing was changed/);
       return true;
     });
-    await assert.rejects(unlockKey(sdkEncodeRecoveryKey(randomKey())!, await describeKey(randomKey())), /^SecretStorageError: That is not the recovery key/);
+    await assert.rejects(
+      unlockKey(sdkEncodeRecoveryKey(randomKey())!, await describeKey(randomKey())),
+      /^SecretStorageError: That is not the recovery key/,
+    );
     await assert.rejects(unlockKey('   ', description), /Enter your recovery key/);
   });
 
   it('a secret whose MAC does not match is refused', async () => {
     const key = randomKey();
     const stored = await encryptAESSecretStorageItem('secret', key, 'm.megolm_backup.v1');
-    await assert.rejects(decryptSecret(key, 'm.megolm_backup.v1', { ...stored, mac: stored.mac.replace(/^./, (c) => (c === 'A' ? 'B' : 'A')) }), SecretStorageError);
+    await assert.rejects(
+      decryptSecret(key, 'm.megolm_backup.v1', {
+        ...stored,
+        mac: stored.mac.replace(/^./, (c) => (c === 'A' ? 'B' : 'A')),
+      }),
+      SecretStorageError,
+    );
   });
 });

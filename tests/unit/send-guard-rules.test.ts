@@ -32,7 +32,13 @@ const allowed = (url: string, built = rules()) =>
  * this order anywhere in the URL, case-insensitively (the default).
  */
 const urlFilterMatches = (filter: string, url: string) =>
-  new RegExp(filter.split('*').map((part) => part.replace(/[\\^$.+?()[\]{}|/]/g, '\\$&')).join('.*'), 'i').test(url);
+  new RegExp(
+    filter
+      .split('*')
+      .map((part) => part.replace(/[\\^$.+?()[\]{}|/]/g, '\\$&'))
+      .join('.*'),
+    'i',
+  ).test(url);
 
 const blocked = (url: string, built = rules()) =>
   built.rules.some((rule) => rule.action.type === 'block' && urlFilterMatches(rule.condition.urlFilter!, url));
@@ -75,7 +81,17 @@ describe('Send guard rules', () => {
   });
 
   it('cover navigations, form posts, beacons and every other resource type Chromium has', () => {
-    for (const type of ['main_frame', 'sub_frame', 'xmlhttprequest', 'ping', 'other', 'object', 'media', 'webtransport', 'webbundle']) {
+    for (const type of [
+      'main_frame',
+      'sub_frame',
+      'xmlhttprequest',
+      'ping',
+      'other',
+      'object',
+      'media',
+      'webtransport',
+      'webbundle',
+    ]) {
       assert.ok(GUARDED_RESOURCE_TYPES.includes(type as chrome.declarativeNetRequest.ResourceType), type);
     }
     // Chromium refuses a rule that names `beacon` (Firefox's type for sendBeacon).
@@ -93,19 +109,34 @@ describe('Send guard rules', () => {
     ]) {
       assert.ok(blocked(url), url);
     }
-    for (const url of [`${base}/_matrix/client/v3/sync`, `${base}/_matrix/client/v3/rooms/!r:example.org/state/m.room.name/`]) {
+    for (const url of [
+      `${base}/_matrix/client/v3/sync`,
+      `${base}/_matrix/client/v3/rooms/!r:example.org/state/m.room.name/`,
+    ]) {
       assert.ok(!blocked(url), url);
     }
   });
 
   it('allowed sites but no homeserver configured: the block rules are installed all the same', () => {
-    const built = buildGuardRules({ allowedSites: ['https://app.example.org'], plainRooms: [], tabIds: [], extensionId: 'x', regexBudget: 10 });
+    const built = buildGuardRules({
+      allowedSites: ['https://app.example.org'],
+      plainRooms: [],
+      tabIds: [],
+      extensionId: 'x',
+      regexBudget: 10,
+    });
     assert.equal(built.rules.filter((rule) => rule.action.type === 'block').length, 1);
     assert.ok(blocked(`${base}/_matrix/client/v3/rooms/!r:example.org/send/m.room.message/t`, built));
   });
 
   it('no allowed site, no rules: nothing is touched', () => {
-    const built = buildGuardRules({ allowedSites: [], plainRooms: [plainRoom], tabIds: [], extensionId: 'x', regexBudget: 10 });
+    const built = buildGuardRules({
+      allowedSites: [],
+      plainRooms: [plainRoom],
+      tabIds: [],
+      extensionId: 'x',
+      regexBudget: 10,
+    });
     assert.deepEqual(built.rules, []);
   });
 
@@ -138,7 +169,12 @@ describe('Send guard rules', () => {
 
   it('let sends into a known unencrypted room pass on every host, in every usual spelling of its id, and only that room', () => {
     for (const host of hostSpellings) {
-      for (const id of ['!plain:example.org', '%21plain%3Aexample.org', '!plain%3aexample.org', '%21plain:example.org']) {
+      for (const id of [
+        '!plain:example.org',
+        '%21plain%3Aexample.org',
+        '!plain%3aexample.org',
+        '%21plain:example.org',
+      ]) {
         assert.ok(allowed(`${host}/_matrix/client/v3/rooms/${id}/send/m.room.message/t`), `${host} ${id}`);
       }
     }
@@ -146,7 +182,11 @@ describe('Send guard rules', () => {
       assert.ok(!allowed(`${base}/_matrix/client/v3/rooms/${id}/send/m.room.message/t`), id);
     }
     // Named in the query string, the plain room lends its rule to no other room.
-    assert.ok(!allowed(`${base}/_matrix/client/v3/rooms/!enc:example.org/send/m.room.message/t?/_matrix/client/v3/rooms/!plain:example.org/send/`));
+    assert.ok(
+      !allowed(
+        `${base}/_matrix/client/v3/rooms/!enc:example.org/send/m.room.message/t?/_matrix/client/v3/rooms/!plain:example.org/send/`,
+      ),
+    );
   });
 
   it('room id patterns escape what regexes would read as syntax', () => {

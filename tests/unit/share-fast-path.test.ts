@@ -111,8 +111,18 @@ describe('megolmIndex', () => {
     }
     // Index 200 as a two-byte varint (0xc8 0x01) after version 3 and field tag 0x08.
     const twoBytes = btoa(String.fromCharCode(3, 0x08, 0xc8, 0x01, 0x12, 0x00));
-    assert.deepEqual(megolmIndex(JSON.stringify({ ciphertext: twoBytes, session_id: 's' })), { sessionId: 's', index: 200 });
-    for (const junk of ['', 'not json', '{}', '{"ciphertext":"!!!!","session_id":"s"}', JSON.stringify({ ciphertext: btoa('\x02\x08\x00'), session_id: 's' }), JSON.stringify({ ciphertext: btoa('\x03\x08\xff\xff'), session_id: 's' })]) {
+    assert.deepEqual(megolmIndex(JSON.stringify({ ciphertext: twoBytes, session_id: 's' })), {
+      sessionId: 's',
+      index: 200,
+    });
+    for (const junk of [
+      '',
+      'not json',
+      '{}',
+      '{"ciphertext":"!!!!","session_id":"s"}',
+      JSON.stringify({ ciphertext: btoa('\x02\x08\x00'), session_id: 's' }),
+      JSON.stringify({ ciphertext: btoa('\x03\x08\xff\xff'), session_id: 's' }),
+    ]) {
       assert.equal(megolmIndex(junk), undefined, junk);
     }
   });

@@ -12,9 +12,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { RoomId } from '@matrix-org/matrix-sdk-crypto-wasm';
 import fc from 'fast-check';
-import { CryptoAccount } from '../../src/crypto/account.js';
+import { CryptoAccount } from '../../src/crypto/account.ts';
 import { aliceAndBobIn, sendText } from './accounts.ts';
-import type { FakeHomeserver } from './fake-homeserver.js';
+import type { FakeHomeserver } from './fake-homeserver.ts';
 
 type Json = Record<string, any>;
 
@@ -48,7 +48,22 @@ const oddText = fc.oneof(
   fc.string({ maxLength: 12 }),
   fc.string({ unit: 'grapheme', maxLength: 12 }),
   fc.string({ unit: 'binary', maxLength: 12 }),
-  fc.constantFrom('a/b', '%2F', '%', '%E0%A4%A', '../..', 'räum', '例え', '\u0000', '\ud800', '😀', ' ', ':', '?#&', '__proto__'),
+  fc.constantFrom(
+    'a/b',
+    '%2F',
+    '%',
+    '%E0%A4%A',
+    '../..',
+    'räum',
+    '例え',
+    '\u0000',
+    '\ud800',
+    '😀',
+    ' ',
+    ':',
+    '?#&',
+    '__proto__',
+  ),
 );
 const oddId = (sigil: string) =>
   fc
@@ -69,15 +84,18 @@ const eventId = fc.oneof(oddId('$'), oddText);
 const userId = fc.oneof(fc.constantFrom(ALICE, BOB, '@mallory:evil.test'), oddId('@'), oddText);
 const junk = fc.jsonValue({ maxDepth: 2 });
 /** Usually the right shape, sometimes any JSON value in its place. */
-const maybe = <T>(arbitrary: fc.Arbitrary<T>) =>
-  fc.oneof({ weight: 4, arbitrary }, { weight: 1, arbitrary: junk });
+const maybe = <T>(arbitrary: fc.Arbitrary<T>) => fc.oneof({ weight: 4, arbitrary }, { weight: 1, arbitrary: junk });
 const optional = <T>(arbitrary: fc.Arbitrary<T>) => fc.option(arbitrary, { nil: undefined });
 
 /** A relation as clients send it (an object), or none. */
 const relation = optional(
   fc.oneof(
     fc.record(
-      { rel_type: fc.constantFrom('m.thread', 'm.replace', 'm.annotation', 'm.reference', 'x'), event_id: eventId, key: oddText },
+      {
+        rel_type: fc.constantFrom('m.thread', 'm.replace', 'm.annotation', 'm.reference', 'x'),
+        event_id: eventId,
+        key: oddText,
+      },
       { requiredKeys: ['rel_type'] },
     ),
     fc.record({ 'm.in_reply_to': fc.record({ event_id: eventId }) }),
@@ -113,29 +131,29 @@ const undecryptable = (relates: fc.Arbitrary<unknown> = relation) =>
   );
 
 /** Any event that is not m.room.encrypted, fields possibly missing or odd. */
-const plainEvent = fc.record(
-  {
-    type: fc.oneof(fc.constantFrom('m.room.message', 'm.reaction', 'm.room.member', 'm.room.encryption', 'm.room.redaction'), oddText),
-    event_id: eventId,
-    sender: userId,
-    origin_server_ts: fc.oneof(fc.nat(), junk),
-    state_key: optional(fc.oneof(fc.constant(''), oddText)),
-    content: maybe(fc.dictionary(fc.string(), junk, { maxKeys: 4 })),
-    unsigned: optional(fc.dictionary(fc.string(), junk, { maxKeys: 3 })),
-  },
-  { requiredKeys: [] },
-).filter((event) => event.type !== 'm.room.encrypted');
+const plainEvent = fc
+  .record(
+    {
+      type: fc.oneof(
+        fc.constantFrom('m.room.message', 'm.reaction', 'm.room.member', 'm.room.encryption', 'm.room.redaction'),
+        oddText,
+      ),
+      event_id: eventId,
+      sender: userId,
+      origin_server_ts: fc.oneof(fc.nat(), junk),
+      state_key: optional(fc.oneof(fc.constant(''), oddText)),
+      content: maybe(fc.dictionary(fc.string(), junk, { maxKeys: 4 })),
+      unsigned: optional(fc.dictionary(fc.string(), junk, { maxKeys: 3 })),
+    },
+    { requiredKeys: [] },
+  )
+  .filter((event) => event.type !== 'm.room.encrypted');
 
 const poolEvent = fc.integer({ min: 0, max: 2 }).map((i) => structuredClone(pool[i].envelope));
 
 /** One timeline entry: plain, undecryptable, junk, and (in ROOM) decryptable. */
 const entry = (withPool: boolean) =>
-  fc.oneof(
-    plainEvent,
-    undecryptable(),
-    junk,
-    ...(withPool ? [{ weight: 2, arbitrary: poolEvent }] : []),
-  );
+  fc.oneof(plainEvent, undecryptable(), junk, ...(withPool ? [{ weight: 2, arbitrary: poolEvent }] : []));
 
 // ---- checks ---------------------------------------------------------------------------
 
@@ -193,7 +211,9 @@ describe('processSync on hostile input', () => {
     const room = maybe(
       fc.record(
         {
-          timeline: maybe(fc.record({ events, limited: maybe(fc.boolean()), prev_batch: maybe(oddText) }, { requiredKeys: [] })),
+          timeline: maybe(
+            fc.record({ events, limited: maybe(fc.boolean()), prev_batch: maybe(oddText) }, { requiredKeys: [] }),
+          ),
           state: maybe(fc.record({ events }, { requiredKeys: [] })),
           account_data: junk,
         },
@@ -210,7 +230,16 @@ describe('processSync on hostile input', () => {
             {
               events: maybe(
                 fc.array(
-                  maybe(fc.record({ type: maybe(fc.constantFrom('m.room.encrypted', 'm.room_key', 'm.dummy')), sender: maybe(userId), content: junk }, { requiredKeys: [] })),
+                  maybe(
+                    fc.record(
+                      {
+                        type: maybe(fc.constantFrom('m.room.encrypted', 'm.room_key', 'm.dummy')),
+                        sender: maybe(userId),
+                        content: junk,
+                      },
+                      { requiredKeys: [] },
+                    ),
+                  ),
                   { maxLength: 3 },
                 ),
               ),
@@ -218,14 +247,27 @@ describe('processSync on hostile input', () => {
             { requiredKeys: [] },
           ),
         ),
-        device_lists: maybe(fc.record({ changed: maybe(fc.array(maybe(userId), { maxLength: 3 })), left: maybe(fc.array(maybe(userId), { maxLength: 3 })) }, { requiredKeys: [] })),
-        device_one_time_keys_count: maybe(fc.dictionary(oddText, maybe(fc.oneof(fc.integer(), fc.double())), { maxKeys: 3 })),
+        device_lists: maybe(
+          fc.record(
+            {
+              changed: maybe(fc.array(maybe(userId), { maxLength: 3 })),
+              left: maybe(fc.array(maybe(userId), { maxLength: 3 })),
+            },
+            { requiredKeys: [] },
+          ),
+        ),
+        device_one_time_keys_count: maybe(
+          fc.dictionary(oddText, maybe(fc.oneof(fc.integer(), fc.double())), { maxKeys: 3 }),
+        ),
         device_unused_fallback_key_types: maybe(fc.array(maybe(oddText), { maxLength: 3 })),
         'org.matrix.msc2732.device_unused_fallback_key_types': maybe(fc.array(maybe(oddText), { maxLength: 3 })),
       },
       { requiredKeys: [] },
     );
-    await fc.assert(fc.asyncProperty(sync, async (body) => void (await processSync(body))), RUNS);
+    await fc.assert(
+      fc.asyncProperty(sync, async (body) => void (await processSync(body))),
+      RUNS,
+    );
   });
 
   it('keeps every timeline event at its index: plain ones byte-for-byte, encrypted ones decrypted in place', async () => {
@@ -235,7 +277,9 @@ describe('processSync on hostile input', () => {
     await fc.assert(
       fc.asyncProperty(timeline(true), rooms, rooms, rooms, async (inRoom, joined, left, invited) => {
         const section = (byRoom: Record<string, unknown[]>) =>
-          Object.fromEntries(Object.entries(byRoom).map(([id, events]) => [id, { timeline: { events, limited: false } }]));
+          Object.fromEntries(
+            Object.entries(byRoom).map(([id, events]) => [id, { timeline: { events, limited: false } }]),
+          );
         const input = JSON.parse(
           JSON.stringify({
             next_batch: 's1',
@@ -267,15 +311,38 @@ describe('processSync on hostile input', () => {
         const output = await processSync({ rooms: { join: { [ROOM]: { timeline: { events } } } } });
         assertSameTimeline(events, output.rooms.join[ROOM].timeline.events, ROOM);
       }),
-      { ...RUNS, examples: [[[{ type: 'm.room.encrypted', event_id: '$e', sender: ALICE, origin_server_ts: 1, content: { 'm.relates_to': 'reply' } }]]] },
+      {
+        ...RUNS,
+        examples: [
+          [
+            [
+              {
+                type: 'm.room.encrypted',
+                event_id: '$e',
+                sender: ALICE,
+                origin_server_ts: 1,
+                content: { 'm.relates_to': 'reply' },
+              },
+            ],
+          ],
+        ],
+      },
     );
   });
 
   it('never throws whatever the room id keys are, even with an m.room.encryption event in the room', async () => {
-    const encryption = { type: 'm.room.encryption', state_key: '', event_id: '$enc', sender: ALICE, content: { algorithm: 'm.megolm.v1.aes-sha2' } };
+    const encryption = {
+      type: 'm.room.encryption',
+      state_key: '',
+      event_id: '$enc',
+      sender: ALICE,
+      content: { algorithm: 'm.megolm.v1.aes-sha2' },
+    };
     await fc.assert(
       fc.asyncProperty(fc.oneof(oddText, roomId), fc.constantFrom('join', 'leave'), async (id, kind) => {
-        const output = await processSync({ rooms: { [kind]: { [id]: { state: { events: [encryption] }, timeline: { events: [] } } } } });
+        const output = await processSync({
+          rooms: { [kind]: { [id]: { state: { events: [encryption] }, timeline: { events: [] } } } },
+        });
         assert.deepEqual(output.rooms[kind][id].state.events, [encryption]);
       }),
       { ...RUNS, examples: [['not-a-room-id', 'join']] },
@@ -285,9 +352,26 @@ describe('processSync on hostile input', () => {
   it('survives huge strings: a 2 MB body, a 2 MB ciphertext, 100 000-character room and event ids', async () => {
     const big = 'x'.repeat(2_000_000);
     const longRoom = `!${'r'.repeat(100_000)}:example.test`;
-    const plain = { type: 'm.room.message', event_id: `$${'e'.repeat(100_000)}`, sender: ALICE, origin_server_ts: 1, content: { msgtype: 'm.text', body: big } };
-    const encrypted = { ...pool[0].envelope, event_id: '$big', content: { ...pool[0].envelope.content, ciphertext: big } };
-    const input = { rooms: { join: { [ROOM]: { timeline: { events: [plain, encrypted, pool[1].envelope] } }, [longRoom]: { timeline: { events: [plain] } } } } };
+    const plain = {
+      type: 'm.room.message',
+      event_id: `$${'e'.repeat(100_000)}`,
+      sender: ALICE,
+      origin_server_ts: 1,
+      content: { msgtype: 'm.text', body: big },
+    };
+    const encrypted = {
+      ...pool[0].envelope,
+      event_id: '$big',
+      content: { ...pool[0].envelope.content, ciphertext: big },
+    };
+    const input = {
+      rooms: {
+        join: {
+          [ROOM]: { timeline: { events: [plain, encrypted, pool[1].envelope] } },
+          [longRoom]: { timeline: { events: [plain] } },
+        },
+      },
+    };
 
     const output = await processSync(input);
 
@@ -304,7 +388,11 @@ describe('processSync on hostile input', () => {
 
 describe('processHistory on hostile input', () => {
   it('returns any text that is not a JSON object unchanged, and never throws', async () => {
-    const text = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), junk.map((value) => JSON.stringify(value)));
+    const text = fc.oneof(
+      fc.string(),
+      fc.string({ unit: 'binary' }),
+      junk.map((value) => JSON.stringify(value)),
+    );
     await fc.assert(
       fc.asyncProperty(text, acceptedRoomId, async (body, id) => {
         const out = await bob.processHistory(id, body);
@@ -330,17 +418,21 @@ describe('processHistory on hostile input', () => {
       { requiredKeys: [] },
     );
     await fc.assert(
-      fc.asyncProperty(body, fc.oneof({ weight: 3, arbitrary: fc.constant(ROOM) }, { weight: 1, arbitrary: acceptedRoomId }), async (generated, id) => {
-        const input = JSON.parse(JSON.stringify(generated));
-        const output = JSON.parse(await bob.processHistory(id, JSON.stringify(input)));
-        if (input.type === 'm.room.encrypted') return; // a body that is itself an event: the next property
-        for (const key of ['chunk', 'events_before', 'events_after'] as const) {
-          if (Array.isArray(input[key])) assertSameTimeline(input[key], output[key], id);
-          else assert.equal(JSON.stringify(output[key]), JSON.stringify(input[key]), key);
-        }
-        assert.equal(JSON.stringify(output.state), JSON.stringify(input.state), 'state untouched');
-        if ('event' in input) assertSameTimeline([input.event], [output.event], id);
-      }),
+      fc.asyncProperty(
+        body,
+        fc.oneof({ weight: 3, arbitrary: fc.constant(ROOM) }, { weight: 1, arbitrary: acceptedRoomId }),
+        async (generated, id) => {
+          const input = JSON.parse(JSON.stringify(generated));
+          const output = JSON.parse(await bob.processHistory(id, JSON.stringify(input)));
+          if (input.type === 'm.room.encrypted') return; // a body that is itself an event: the next property
+          for (const key of ['chunk', 'events_before', 'events_after'] as const) {
+            if (Array.isArray(input[key])) assertSameTimeline(input[key], output[key], id);
+            else assert.equal(JSON.stringify(output[key]), JSON.stringify(input[key]), key);
+          }
+          assert.equal(JSON.stringify(output.state), JSON.stringify(input.state), 'state untouched');
+          if ('event' in input) assertSameTimeline([input.event], [output.event], id);
+        },
+      ),
       RUNS,
     );
   });
@@ -358,7 +450,13 @@ describe('processHistory on hostile input', () => {
   });
 
   it('never throws whatever the room id is, even with an m.room.encryption event in the chunk', async () => {
-    const encryption = { type: 'm.room.encryption', state_key: '', event_id: '$enc', sender: ALICE, content: { algorithm: 'm.megolm.v1.aes-sha2' } };
+    const encryption = {
+      type: 'm.room.encryption',
+      state_key: '',
+      event_id: '$enc',
+      sender: ALICE,
+      content: { algorithm: 'm.megolm.v1.aes-sha2' },
+    };
     await fc.assert(
       fc.asyncProperty(fc.oneof(oddText, roomId), async (id) => {
         const output = JSON.parse(await bob.processHistory(id, JSON.stringify({ chunk: [encryption], start: 'a' })));

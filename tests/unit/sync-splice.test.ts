@@ -6,11 +6,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { CryptoAccount } from '../../src/crypto/account.js';
-import { ENCRYPTION_INFO_KEY } from '../../src/crypto/receive/event-decryptor.js';
-import { ENCRYPTION_INFO_KEY as HOOK_INFO_KEY, JOINED_ROOMS_KEY, SyncSplice } from '../../src/content/sync-splice.js';
+import { CryptoAccount } from '../../src/crypto/account.ts';
+import { ENCRYPTION_INFO_KEY } from '../../src/crypto/receive/event-decryptor.ts';
+import { ENCRYPTION_INFO_KEY as HOOK_INFO_KEY, JOINED_ROOMS_KEY, SyncSplice } from '../../src/content/sync-splice.ts';
 import { aliceAndBobIn, sendText } from './accounts.ts';
-import type { FakeHomeserver } from './fake-homeserver.js';
+import type { FakeHomeserver } from './fake-homeserver.ts';
 
 type Json = Record<string, any>;
 
@@ -56,24 +56,54 @@ const plain = fc.record({
 const event = fc.oneof(
   fc.integer({ min: 0, max: 2 }).map((i) => structuredClone(pool[i])),
   plain,
-  fc.constant({ type: 'm.room.encrypted', event_id: '$bad', sender: ALICE, content: { algorithm: 'm.megolm.v1.aes-sha2', ciphertext: 'nope', session_id: 'x' } }),
+  fc.constant({
+    type: 'm.room.encrypted',
+    event_id: '$bad',
+    sender: ALICE,
+    content: { algorithm: 'm.megolm.v1.aes-sha2', ciphertext: 'nope', session_id: 'x' },
+  }),
   fc.constant({ type: 'm.room.encrypted', event_id: '$odd', content: 'not an object' }),
   fc.constant({ type: 'm.room.encryption', state_key: '', content: { algorithm: 'm.megolm.v1.aes-sha2' } }),
   fc.jsonValue({ maxDepth: 1 }),
 );
 const room = fc.record(
-  { state: fc.record({ events: fc.array(event, { maxLength: 3 }) }), timeline: fc.oneof(fc.record({ events: fc.array(event, { maxLength: 8 }), limited: fc.boolean() }), fc.constant('junk')) },
+  {
+    state: fc.record({ events: fc.array(event, { maxLength: 3 }) }),
+    timeline: fc.oneof(
+      fc.record({ events: fc.array(event, { maxLength: 8 }), limited: fc.boolean() }),
+      fc.constant('junk'),
+    ),
+  },
   { requiredKeys: [] },
 );
 const sync = fc.record(
   {
     next_batch: fc.constant('s1'),
-    to_device: fc.record({ events: fc.array(fc.oneof(fc.constant({ type: 'm.room.encrypted', sender: ALICE, content: { algorithm: 'm.olm.v1.curve25519-aes-sha2', ciphertext: {} } }), fc.constant({ type: 'm.dummy', sender: ALICE, content: {} })), { maxLength: 3 }) }),
+    to_device: fc.record({
+      events: fc.array(
+        fc.oneof(
+          fc.constant({
+            type: 'm.room.encrypted',
+            sender: ALICE,
+            content: { algorithm: 'm.olm.v1.curve25519-aes-sha2', ciphertext: {} },
+          }),
+          fc.constant({ type: 'm.dummy', sender: ALICE, content: {} }),
+        ),
+        { maxLength: 3 },
+      ),
+    }),
     device_one_time_keys_count: fc.constant({ signed_curve25519: 50 }),
     device_unused_fallback_key_types: fc.constant(['signed_curve25519']),
     device_lists: fc.constant({ changed: [ALICE], left: [] }),
     account_data: fc.constant({ events: [{ type: 'm.push_rules', content: {} }] }),
-    rooms: fc.record({ join: fc.dictionary(fc.constantFrom(ROOM, OTHER_ROOM), room), leave: fc.dictionary(fc.constantFrom(ROOM), room), invite: fc.constant({}) }, { requiredKeys: [] }),
+    rooms: fc.record(
+      {
+        join: fc.dictionary(fc.constantFrom(ROOM, OTHER_ROOM), room),
+        leave: fc.dictionary(fc.constantFrom(ROOM), room),
+        invite: fc.constant({}),
+      },
+      { requiredKeys: [] },
+    ),
   },
   { requiredKeys: ['next_batch'] },
 );
@@ -96,7 +126,15 @@ describe('SyncSplice (the hook sends the worker only its part of a /sync)', () =
   });
 
   it('sends no event of rooms without encryption (only their ids, for the send guard), and nothing to wait for', () => {
-    const body = { next_batch: 's', device_one_time_keys_count: { signed_curve25519: 3 }, rooms: { join: { [OTHER_ROOM]: { timeline: { events: [{ type: 'm.room.message', content: { body: 'x'.repeat(10_000) } }] } } } } };
+    const body = {
+      next_batch: 's',
+      device_one_time_keys_count: { signed_curve25519: 3 },
+      rooms: {
+        join: {
+          [OTHER_ROOM]: { timeline: { events: [{ type: 'm.room.message', content: { body: 'x'.repeat(10_000) } }] } },
+        },
+      },
+    };
     assert.deepEqual(JSON.parse(SyncSplice.of(JSON.stringify(body))!.part), {
       device_one_time_keys_count: { signed_curve25519: 3 },
       [JOINED_ROOMS_KEY]: [OTHER_ROOM],
@@ -112,9 +150,18 @@ describe('SyncSplice (the hook sends the worker only its part of a /sync)', () =
   });
 
   it('appends the events the worker adds (edits that heal earlier notices), also for rooms this sync did not carry', () => {
-    const body = { next_batch: 's2', to_device: { events: [] }, rooms: { join: { [ROOM]: { timeline: { events: [pool[0]] } } } } };
+    const body = {
+      next_batch: 's2',
+      to_device: { events: [] },
+      rooms: { join: { [ROOM]: { timeline: { events: [pool[0]] } } } },
+    };
     const splice = SyncSplice.of(JSON.stringify(body))!;
-    const heal = (id: string) => ({ event_id: id, type: 'm.room.message', sender: ALICE, content: { body: '* healed' } });
+    const heal = (id: string) => ({
+      event_id: id,
+      type: 'm.room.message',
+      sender: ALICE,
+      content: { body: '* healed' },
+    });
     const answer = {
       rooms: {
         join: {
@@ -124,11 +171,17 @@ describe('SyncSplice (the hook sends the worker only its part of a /sync)', () =
       },
     };
     const merged = splice.merge(JSON.stringify(answer)) as Json;
-    assert.deepEqual(merged.rooms.join[ROOM].timeline.events.map((e: Json) => [e.event_id, e.type]), [
-      [pool[0].event_id, 'm.room.message'],
-      ['$h1', 'm.room.message'],
-    ]);
-    assert.deepEqual(merged.rooms.join[OTHER_ROOM].timeline.events.map((e: Json) => e.event_id), ['$h2']);
+    assert.deepEqual(
+      merged.rooms.join[ROOM].timeline.events.map((e: Json) => [e.event_id, e.type]),
+      [
+        [pool[0].event_id, 'm.room.message'],
+        ['$h1', 'm.room.message'],
+      ],
+    );
+    assert.deepEqual(
+      merged.rooms.join[OTHER_ROOM].timeline.events.map((e: Json) => e.event_id),
+      ['$h2'],
+    );
   });
 
   it("sends an encrypted room's counts and receipts along and puts the worker's highlight count back", () => {
@@ -137,16 +190,33 @@ describe('SyncSplice (the hook sends the worker only its part of a /sync)', () =
     const body = {
       rooms: {
         join: {
-          [ROOM]: { timeline: { events: [] }, ephemeral: { events: [receipt, { type: 'm.typing', content: {} }] }, unread_notifications: { highlight_count: 0, notification_count: 2 } },
-          [OTHER_ROOM]: { timeline: { events: [] }, unread_notifications: { highlight_count: 0, notification_count: 1 } },
+          [ROOM]: {
+            timeline: { events: [] },
+            ephemeral: { events: [receipt, { type: 'm.typing', content: {} }] },
+            unread_notifications: { highlight_count: 0, notification_count: 2 },
+          },
+          [OTHER_ROOM]: {
+            timeline: { events: [] },
+            unread_notifications: { highlight_count: 0, notification_count: 1 },
+          },
         },
       },
     };
     const splice = SyncSplice.of(JSON.stringify(body), encrypted)!;
     const part = JSON.parse(splice.part);
-    assert.deepEqual(Object.keys(part.rooms.join), [ROOM], 'an unencrypted room with nothing encrypted went to the worker');
+    assert.deepEqual(
+      Object.keys(part.rooms.join),
+      [ROOM],
+      'an unencrypted room with nothing encrypted went to the worker',
+    );
     assert.deepEqual(part.rooms.join[ROOM].ephemeral.events, [receipt]);
-    const answer = { rooms: { join: { [ROOM]: { ...part.rooms.join[ROOM], unread_notifications: { highlight_count: 1, notification_count: 2 } } } } };
+    const answer = {
+      rooms: {
+        join: {
+          [ROOM]: { ...part.rooms.join[ROOM], unread_notifications: { highlight_count: 1, notification_count: 2 } },
+        },
+      },
+    };
     const merged = splice.merge(JSON.stringify(answer)) as Json;
     assert.deepEqual(merged.rooms.join[ROOM].unread_notifications, { highlight_count: 1, notification_count: 2 });
     assert.deepEqual(merged.rooms.join[OTHER_ROOM].unread_notifications, { highlight_count: 0, notification_count: 1 });

@@ -5,12 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { CryptoAccount } from '../../src/crypto/account.js';
-import { MatrixApiError } from '../../src/crypto/core/http.js';
-import type { SharingDecisions } from '../../src/crypto/send/sharing-policy.js';
-import type { DeviceView, SharingPolicy } from '../../src/shared/messages.js';
+import { CryptoAccount } from '../../src/crypto/account.ts';
+import { MatrixApiError } from '../../src/crypto/core/http.ts';
+import type { SharingDecisions } from '../../src/crypto/send/sharing-policy.ts';
+import type { DeviceView, SharingPolicy } from '../../src/shared/messages.ts';
 import { aliceAndBobIn, closeOpenedAccounts } from './accounts.ts';
-import type { FakeHomeserver } from './fake-homeserver.js';
+import type { FakeHomeserver } from './fake-homeserver.ts';
 
 type Json = Record<string, any>;
 
@@ -94,7 +94,10 @@ describe('sharing policy', () => {
     alice.sendPolicy.decisions = decisions;
 
     assert.equal((await bobReads(hs, alice, bob, 'first')).content.body, 'first');
-    assert.deepEqual(asked.map((devices) => devices.map((d) => d.deviceId)), [['BOBDEV']]);
+    assert.deepEqual(
+      asked.map((devices) => devices.map((d) => d.deviceId)),
+      [['BOBDEV']],
+    );
     assert.equal((await bobReads(hs, alice, bob, 'second')).content.body, 'second');
     assert.equal(asked.length, 1);
   });
@@ -141,7 +144,10 @@ describe('sharing policy', () => {
 
     await assert.rejects(
       alice.prepareSend(ROOM, 'm.room.message', JSON.stringify({ msgtype: 'm.text', body: 'x' })),
-      (error: unknown) => error instanceof MatrixApiError && error.status === 403 && /no cross-signing yet.*options/.test(error.serverMessage),
+      (error: unknown) =>
+        error instanceof MatrixApiError &&
+        error.status === 403 &&
+        /no cross-signing yet.*options/.test(error.serverMessage),
     );
   });
 });

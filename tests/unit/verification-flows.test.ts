@@ -4,9 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { CryptoAccount } from '../../src/crypto/account.js';
-import type { VerificationView } from '../../src/shared/messages.js';
-import { FakeHomeserver } from './fake-homeserver.js';
+import { CryptoAccount } from '../../src/crypto/account.ts';
+import type { VerificationView } from '../../src/shared/messages.ts';
+import { FakeHomeserver } from './fake-homeserver.ts';
 
 const ALICE = '@alice:example.test';
 

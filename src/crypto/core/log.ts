@@ -96,7 +96,12 @@ class StructuredLogger implements Logger {
   }
 
   private write(level: LogLevel, message: string, fields: LogFields = {}): void {
-    this.sink({ time: Date.now(), level, message: scrub(message), fields: scrubFields({ ...this.context, ...fields }) });
+    this.sink({
+      time: Date.now(),
+      level,
+      message: scrub(message),
+      fields: scrubFields({ ...this.context, ...fields }),
+    });
   }
 }
 

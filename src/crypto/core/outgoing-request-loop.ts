@@ -1,5 +1,5 @@
 import type { OlmMachine } from '@matrix-org/matrix-sdk-crypto-wasm';
-import type { OutgoingRequestProcessor } from './outgoing-request-processor.js';
+import type { OutgoingRequestProcessor } from './outgoing-request-processor.ts';
 
 /** Rounds of `outgoingRequests()` per run: answers may queue more, but not forever. */
 const MAX_ROUNDS = 10;

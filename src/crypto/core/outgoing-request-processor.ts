@@ -9,8 +9,8 @@ import {
   SignatureUploadRequest,
   ToDeviceRequest,
 } from '@matrix-org/matrix-sdk-crypto-wasm';
-import { type MatrixHttp, seg } from './http.js';
-import { DEFAULT_RETRY, type RetryPolicy, type Sleep, sleep, withRetries } from './retry.js';
+import { type MatrixHttp, seg } from './http.ts';
+import { DEFAULT_RETRY, type RetryPolicy, type Sleep, sleep, withRetries } from './retry.ts';
 
 /**
  * Turns the machine's outgoing requests into client-server API calls (paths as in the

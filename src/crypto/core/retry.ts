@@ -5,7 +5,7 @@
  * doubling backoff; any other 4xx is the request's own fault and never retried. A few
  * attempts within a bounded time, then the last error stands.
  */
-import { HomeserverUnreachableError, MatrixApiError } from './http.js';
+import { HomeserverUnreachableError, MatrixApiError } from './http.ts';
 
 export interface RetryPolicy {
   /** Attempts in all, the first included. */

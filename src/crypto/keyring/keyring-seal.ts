@@ -5,7 +5,7 @@
  * derived from the user's passphrase with PBKDF2-SHA-256 (OWASP's 2023 advice for it:
  * 600,000 iterations).
  */
-import { KEYRING_SEAL_LABEL } from '../../shared/names.js';
+import { KEYRING_SEAL_LABEL } from '../../shared/names.ts';
 
 export const PBKDF2_ITERATIONS = 600_000;
 /** No more than this from a stored record: a damaged count must not hang the worker. */
@@ -66,7 +66,11 @@ function aesKey(raw: Uint8Array, usages: KeyUsage[]): Promise<CryptoKey> {
  * search index): AES-256-GCM with a fresh 96-bit IV under `key`, bound to `additionalData`
  * when given (an entry moved under another name does not open).
  */
-export async function sealWith(key: CryptoKey, plaintext: Uint8Array, additionalData?: Uint8Array): Promise<SealedBlob> {
+export async function sealWith(
+  key: CryptoKey,
+  plaintext: Uint8Array,
+  additionalData?: Uint8Array,
+): Promise<SealedBlob> {
   const iv = randomBytes(IV_BYTES);
   const params: AesGcmParams = { name: 'AES-GCM', iv: bytes(iv) };
   if (additionalData) params.additionalData = bytes(additionalData);

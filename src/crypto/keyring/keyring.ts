@@ -20,8 +20,8 @@ import {
   seal,
   unwrapVaultKey,
   wrapVaultKey,
-} from '../keyring/keyring-seal.js';
-import type { LockStatus } from '../../shared/ui.js';
+} from '../keyring/keyring-seal.ts';
+import type { LockStatus } from '../../shared/ui.ts';
 
 /** Where the keyring lives at rest: one vault key record and the sealed secrets by name. */
 export interface KeyringBackend {

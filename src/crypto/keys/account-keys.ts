@@ -1,13 +1,13 @@
 import type { OlmMachine, RoomKeyImportResult } from '@matrix-org/matrix-sdk-crypto-wasm';
-import type { RoomEvent, RoomEventDecryptor } from '../receive/event-decryptor.js';
-import type { MatrixHttp } from '../core/http.js';
-import { KeyBackup } from './key-backup.js';
-import { decryptKeyFile, encryptKeyFile } from './key-file.js';
-import type { OutgoingRequestProcessor } from '../core/outgoing-request-processor.js';
-import { Recovery, type RecoveryResult } from './recovery.js';
-import type { SerialQueue } from '../core/serial-queue.js';
-import { TimelineHealer } from '../receive/timeline-healer.js';
-import { WAKE_EVENT } from '../../shared/names.js';
+import type { RoomEvent, RoomEventDecryptor } from '../receive/event-decryptor.ts';
+import type { MatrixHttp } from '../core/http.ts';
+import { KeyBackup } from './key-backup.ts';
+import { decryptKeyFile, encryptKeyFile } from './key-file.ts';
+import type { OutgoingRequestProcessor } from '../core/outgoing-request-processor.ts';
+import { Recovery, type RecoveryResult } from './recovery.ts';
+import type { SerialQueue } from '../core/serial-queue.ts';
+import { TimelineHealer } from '../receive/timeline-healer.ts';
+import { WAKE_EVENT } from '../../shared/names.ts';
 
 /** A key task under way, as the popup shows it ("N of M keys imported"). */
 export interface KeyTaskProgress {
@@ -15,7 +15,6 @@ export interface KeyTaskProgress {
   done: number;
   total: number;
 }
-
 
 /** At most this many sessions are asked of the backup after one sync. */
 const BACKUP_FETCHES_PER_SYNC = 20;

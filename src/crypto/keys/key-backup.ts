@@ -1,6 +1,6 @@
 import { BackupDecryptionKey, type OlmMachine, RoomId } from '@matrix-org/matrix-sdk-crypto-wasm';
-import { MatrixApiError, type MatrixHttp, seg } from '../core/http.js';
-import type { OutgoingRequestProcessor } from '../core/outgoing-request-processor.js';
+import { MatrixApiError, type MatrixHttp, seg } from '../core/http.ts';
+import type { OutgoingRequestProcessor } from '../core/outgoing-request-processor.ts';
 
 export const MEGOLM_BACKUP_V1 = 'm.megolm_backup.v1.curve25519-aes-sha2';
 

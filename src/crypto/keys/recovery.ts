@@ -1,14 +1,14 @@
 import { DeviceId, type OlmMachine, UserId } from '@matrix-org/matrix-sdk-crypto-wasm';
-import { MatrixApiError, type MatrixHttp, seg } from '../core/http.js';
-import type { BackupProgress, KeyBackup } from './key-backup.js';
-import type { OutgoingRequestProcessor } from '../core/outgoing-request-processor.js';
+import { MatrixApiError, type MatrixHttp, seg } from '../core/http.ts';
+import type { BackupProgress, KeyBackup } from './key-backup.ts';
+import type { OutgoingRequestProcessor } from '../core/outgoing-request-processor.ts';
 import {
   type EncryptedSecret,
   type SecretStorageKeyDescription,
   SecretStorageError,
   decryptSecret,
   unlockKey,
-} from './secret-storage.js';
+} from './secret-storage.ts';
 
 const CROSS_SIGNING = [
   'm.cross_signing.master',

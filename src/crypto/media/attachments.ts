@@ -11,8 +11,8 @@
  * any block, and SHA-256 is computed incrementally (src/crypto/media/sha256.ts; WebCrypto only
  * hashes whole buffers).
  */
-import type { AttachmentJwk, EncryptedFile } from '../../shared/media.js';
-import { Sha256 } from './sha256.js';
+import type { AttachmentJwk, EncryptedFile } from '../../shared/media.ts';
+import { Sha256 } from './sha256.ts';
 
 export type { AttachmentJwk, EncryptedFile };
 
@@ -122,7 +122,7 @@ function checkHash(actual: Uint8Array, expected: Uint8Array): void {
   if (actual.length !== expected.length || !actual.every((byte, i) => byte === expected[i])) {
     throw new AttachmentError(
       "This file was altered after it was sent (its SHA-256 does not match the sender's): Kirjava refuses to " +
-        "show it. Ask the sender to send it again.",
+        'show it. Ask the sender to send it again.',
       'hash',
     );
   }

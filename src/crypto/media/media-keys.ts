@@ -1,5 +1,5 @@
-import type { EncryptedFile, MediaKey } from '../../shared/media.js';
-import { isEncryptedFile } from './attachments.js';
+import type { EncryptedFile, MediaKey } from '../../shared/media.ts';
+import { isEncryptedFile } from './attachments.ts';
 
 export type { MediaKey };
 

@@ -10,8 +10,8 @@
  * first decryption; `cached: true` under the encryption info says so. Bounded: the oldest
  * entries go when the backend holds more than `limit`.
  */
-import { DECRYPTED_CACHE_KEY_INFO } from '../../shared/names.js';
-import { openWith, sealWith } from '../keyring/keyring-seal.js';
+import { DECRYPTED_CACHE_KEY_INFO } from '../../shared/names.ts';
+import { openWith, sealWith } from '../keyring/keyring-seal.ts';
 
 /** Where sealed entries live: IndexedDB (Dexie) in the browser, memory in Node tests. */
 export interface SealedStore {
@@ -164,7 +164,11 @@ export class DecryptedEventCache {
 
   private async seal(id: string, value: CachedDecryption, at: number): Promise<SealedEntry> {
     // The id is bound as associated data: an entry moved to another id does not open.
-    const { iv, data } = await sealWith(this.key, new TextEncoder().encode(JSON.stringify(value)), new TextEncoder().encode(id));
+    const { iv, data } = await sealWith(
+      this.key,
+      new TextEncoder().encode(JSON.stringify(value)),
+      new TextEncoder().encode(id),
+    );
     return { id, iv, data, at };
   }
 

@@ -7,9 +7,9 @@ import {
   ShieldStateCode,
   TrustRequirement,
 } from '@matrix-org/matrix-sdk-crypto-wasm';
-import { DecryptedEventCache } from './decrypted-cache.js';
-import type { MediaKeyRing } from '../media/media-keys.js';
-import { ENCRYPTION_INFO_KEY } from '../../shared/names.js';
+import { DecryptedEventCache } from './decrypted-cache.ts';
+import type { MediaKeyRing } from '../media/media-keys.ts';
+import { ENCRYPTION_INFO_KEY } from '../../shared/names.ts';
 
 /** A room event as it travels in client-server API bodies. */
 export interface RoomEvent {
@@ -30,15 +30,12 @@ export type DecryptionListener = (roomId: string, event: RoomEvent) => void;
 export { ENCRYPTION_INFO_KEY };
 
 const REASONS: Partial<Record<DecryptionErrorCode, string>> = {
-  [DecryptionErrorCode.MissingRoomKey]:
-    "the sender's device has not sent this session the key for this message yet",
-  [DecryptionErrorCode.UnknownMessageIndex]:
-    'this session only has the key for later messages in this conversation',
+  [DecryptionErrorCode.MissingRoomKey]: "the sender's device has not sent this session the key for this message yet",
+  [DecryptionErrorCode.UnknownMessageIndex]: 'this session only has the key for later messages in this conversation',
   [DecryptionErrorCode.MismatchedIdentityKeys]: "the sender's keys do not match its device",
   [DecryptionErrorCode.UnknownSenderDevice]: "the sender's device is unknown",
   [DecryptionErrorCode.UnsignedSenderDevice]: "the sender's device is not signed by its owner",
-  [DecryptionErrorCode.SenderIdentityVerificationViolation]:
-    "the sender's identity changed after it was verified",
+  [DecryptionErrorCode.SenderIdentityVerificationViolation]: "the sender's identity changed after it was verified",
   [DecryptionErrorCode.MismatchedSender]: 'the event claims a sender that did not encrypt it',
 };
 
@@ -169,10 +166,7 @@ const exposeMedia = (media: MediaKeyRing | undefined, content: Record<string, un
   media ? media.expose(content) : content;
 
 /** The plaintext content with the envelope's `m.relates_to` when the plaintext has none. */
-function withRelation(
-  content: unknown,
-  envelopeContent: Record<string, unknown> | undefined,
-): Record<string, unknown> {
+function withRelation(content: unknown, envelopeContent: Record<string, unknown> | undefined): Record<string, unknown> {
   const out: Record<string, unknown> =
     content && typeof content === 'object' ? { ...(content as Record<string, unknown>) } : {};
   const relation = envelopeContent?.['m.relates_to'];

@@ -11,7 +11,7 @@
  * syncs Kirjava sees; it lives in memory, so after a worker restart only mentions decrypted
  * since then are counted (never more than the truth, at worst fewer).
  */
-import { ENCRYPTION_INFO_KEY } from '../../shared/names.js';
+import { ENCRYPTION_INFO_KEY } from '../../shared/names.ts';
 
 type Json = Record<string, unknown>;
 const isObject = (value: unknown): value is Json =>

@@ -1,15 +1,14 @@
 import { DeviceLists, type OlmMachine, UserId } from '@matrix-org/matrix-sdk-crypto-wasm';
-import { ENCRYPTION_INFO_KEY, type RoomEvent, type RoomEventDecryptor } from './event-decryptor.js';
-import type { MentionTracker } from './mentions.js';
-import type { RoomEncryptor } from '../send/room-encryptor.js';
+import { ENCRYPTION_INFO_KEY, type RoomEvent, type RoomEventDecryptor } from './event-decryptor.ts';
+import type { MentionTracker } from './mentions.ts';
+import type { RoomEncryptor } from '../send/room-encryptor.ts';
 
 type Json = Record<string, unknown>;
 
 const isObject = (value: unknown): value is Json =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 const arrayOf = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
-const stringsOf = (value: unknown): string[] =>
-  arrayOf(value).filter((v): v is string => typeof v === 'string');
+const stringsOf = (value: unknown): string[] => arrayOf(value).filter((v): v is string => typeof v === 'string');
 
 /**
  * Processes a `/sync` response (Matrix spec "Syncing"): to-device events, device list
@@ -63,8 +62,7 @@ export class SyncDecryptor {
       }
     }
     const rawFallback =
-      sync.device_unused_fallback_key_types ??
-      sync['org.matrix.msc2732.device_unused_fallback_key_types'];
+      sync.device_unused_fallback_key_types ?? sync['org.matrix.msc2732.device_unused_fallback_key_types'];
     // Absent means the server does not report fallback keys: pass undefined, not empty.
     const fallback = Array.isArray(rawFallback) ? new Set(stringsOf(rawFallback)) : undefined;
     const validUsers = (ids: string[]) =>
@@ -77,10 +75,7 @@ export class SyncDecryptor {
       });
     await this.machine.receiveSyncChanges(
       JSON.stringify(toDevice.filter(isObject)),
-      new DeviceLists(
-        validUsers(stringsOf(deviceLists.changed)),
-        validUsers(stringsOf(deviceLists.left)),
-      ),
+      new DeviceLists(validUsers(stringsOf(deviceLists.changed)), validUsers(stringsOf(deviceLists.left))),
       counts,
       fallback,
     );
@@ -91,9 +86,7 @@ export class SyncDecryptor {
     }
     if (isObject(sync.to_device) && Array.isArray(sync.to_device.events)) {
       // Encrypted to-device events are the machine's business; a plain client cannot use them.
-      sync.to_device.events = toDevice.filter(
-        (event) => !(isObject(event) && event.type === 'm.room.encrypted'),
-      );
+      sync.to_device.events = toDevice.filter((event) => !(isObject(event) && event.type === 'm.room.encrypted'));
     }
   }
 
@@ -137,11 +130,7 @@ function isVerificationEvent(event: Json): boolean {
  * removed from every other event: only Kirjava may say that an event was decrypted,
  * never the homeserver.
  */
-export async function decryptAll(
-  decryptor: RoomEventDecryptor,
-  roomId: string,
-  events: unknown[],
-): Promise<unknown[]> {
+export async function decryptAll(decryptor: RoomEventDecryptor, roomId: string, events: unknown[]): Promise<unknown[]> {
   return Promise.all(events.map((event) => decryptOne(decryptor, roomId, event)));
 }
 

@@ -1,4 +1,4 @@
-import { ENCRYPTION_INFO_KEY, type RoomEvent, type RoomEventDecryptor } from './event-decryptor.js';
+import { ENCRYPTION_INFO_KEY, type RoomEvent, type RoomEventDecryptor } from './event-decryptor.ts';
 
 type Json = Record<string, unknown>;
 const isObject = (value: unknown): value is Json =>

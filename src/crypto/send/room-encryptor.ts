@@ -6,11 +6,11 @@ import {
   EncryptionAlgorithm,
   UserId,
 } from '@matrix-org/matrix-sdk-crypto-wasm';
-import { MatrixApiError, type MatrixHttp, seg } from '../core/http.js';
-import type { OutgoingRequestProcessor } from '../core/outgoing-request-processor.js';
-import type { SharingPolicy } from '../../shared/messages.js';
-import { ShareLedger } from './share-ledger.js';
-import { collectStrategy } from './sharing-policy.js';
+import { MatrixApiError, type MatrixHttp, seg } from '../core/http.ts';
+import type { OutgoingRequestProcessor } from '../core/outgoing-request-processor.ts';
+import type { SharingPolicy } from '../../shared/messages.ts';
+import { ShareLedger } from './share-ledger.ts';
+import { collectStrategy } from './sharing-policy.ts';
 
 /** Raised when a room's encryption state cannot be established: the send must not go out. */
 export class EncryptionStateUnknownError extends Error {}

@@ -1,5 +1,5 @@
 import { EncryptionSettings } from '@matrix-org/matrix-sdk-crypto-wasm';
-import type { SharingPolicy } from '../../shared/messages.js';
+import type { SharingPolicy } from '../../shared/messages.ts';
 
 /**
  * What the last full key share of a room (members loaded, devices tracked, Olm sessions

@@ -1,7 +1,7 @@
 import { CollectStrategy, type OlmMachine, type UserId } from '@matrix-org/matrix-sdk-crypto-wasm';
-import type { DeviceView, SharingPolicy } from '../../shared/messages.js';
-import { deviceView, trustState } from '../trust/device-trust.js';
-import { MatrixApiError } from '../core/http.js';
+import type { DeviceView, SharingPolicy } from '../../shared/messages.ts';
+import { deviceView, trustState } from '../trust/device-trust.ts';
+import { MatrixApiError } from '../core/http.ts';
 
 /** Where the user's key sharing choices come from, and how to ask them (the worker provides it). */
 export interface SharingDecisions {
@@ -66,7 +66,10 @@ export class SendPolicy {
     const approved = this.approved.get(roomId) ?? new Set<string>();
     const fresh = unverified.filter((d) => !approved.has(`${d.userId}|${d.deviceId}`));
     if (fresh.length === 0) return policy;
-    const key = `${roomId} ${fresh.map((d) => `${d.userId}|${d.deviceId}`).sort().join(' ')}`;
+    const key = `${roomId} ${fresh
+      .map((d) => `${d.userId}|${d.deviceId}`)
+      .sort()
+      .join(' ')}`;
     let question = this.asking.get(key);
     if (!question) {
       question = this.decisions!.ask(roomId, fresh).finally(() => this.asking.delete(key));

@@ -6,7 +6,7 @@ import {
   type SignatureUploadRequest,
   UserId,
 } from '@matrix-org/matrix-sdk-crypto-wasm';
-import type { DeviceTrustAction, DeviceTrustState, DeviceView } from '../../shared/messages.js';
+import type { DeviceTrustAction, DeviceTrustState, DeviceView } from '../../shared/messages.ts';
 
 /**
  * The devices an account knows (its own and those of everyone it shares encrypted rooms with,

@@ -1,5 +1,5 @@
 import type { OlmMachine, RoomMessageRequest } from '@matrix-org/matrix-sdk-crypto-wasm';
-import { type MatrixHttp, seg } from '../core/http.js';
+import { type MatrixHttp, seg } from '../core/http.ts';
 
 /** What in-room verification needs of the account's room encryption (RoomEncryptor). */
 export interface EncryptingRooms {

@@ -18,8 +18,8 @@ import type {
   VerificationAction,
   VerificationStage,
   VerificationView,
-} from '../../shared/messages.js';
-import type { RoomVerificationMessenger } from './room-verification.js';
+} from '../../shared/messages.ts';
+import type { RoomVerificationMessenger } from './room-verification.ts';
 
 /** What a verification needs of its account: the serial queue and the outgoing-request loop. */
 export interface VerificationHost {

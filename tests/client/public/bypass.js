@@ -40,7 +40,9 @@ window.kirjavaBypass = async (bypass, request) => {
       const registration = await navigator.serviceWorker.register('/bypass-sw.js', { scope: '/bypass-scope/' });
       const worker = registration.installing ?? registration.waiting ?? registration.active;
       if (worker.state !== 'activated') {
-        await new Promise((resolve) => worker.addEventListener('statechange', () => worker.state === 'activated' && resolve()));
+        await new Promise((resolve) =>
+          worker.addEventListener('statechange', () => worker.state === 'activated' && resolve()),
+        );
       }
       const channel = new MessageChannel();
       const answer = new Promise((resolve) => (channel.port1.onmessage = (event) => resolve(event.data)));
