@@ -4,6 +4,8 @@
  */
 import type { AccountRegistry } from './accounts.ts';
 import { onUiRequest } from './ui-router.ts';
+import { log } from './log.ts';
+import { errorText } from '../crypto/core/log.ts';
 
 export function registerAccountsService(registry: AccountRegistry): void {
   onUiRequest('accounts', async () => ({ accounts: await registry.views() }));
@@ -17,5 +19,7 @@ export function registerAccountsService(registry: AccountRegistry): void {
     return { ok: true };
   });
   // Logged-out accounts whose keys were kept for a week are deleted at the next worker start.
-  registry.sweepLoggedOut().catch((error) => console.warn('Kirjava: could not delete logged-out accounts', error));
+  registry
+    .sweepLoggedOut()
+    .catch((error) => log.warn('could not delete logged-out accounts', { error: errorText(error) }));
 }

@@ -12,6 +12,8 @@ import { SerialQueue } from '../crypto/core/serial-queue.ts';
 import { storage } from '../platform/storage.ts';
 
 import type { AccountRecord } from '../shared/storage-keys.ts';
+import { log } from './log.ts';
+import { errorText } from '../crypto/core/log.ts';
 
 /** How long after a worker start an account's leftover outgoing requests go out (see openAccount). */
 const STARTUP_FLUSH_DELAY_MS = 2000;
@@ -456,9 +458,12 @@ export class AccountRegistry {
     const decryptedCache = await DecryptedEventCache.create(
       storePassphrase,
       new DexieSealedStore(`${record.storeName}-decrypted-events`),
+      undefined,
+      log,
     );
     const account = await CryptoAccount.open({
       ...record,
+      log,
       accessToken: token,
       mediaKeyStore: new IndexedDbMediaKeyStore(`${record.storeName}-media`, storePassphrase),
       ...(record.rawStoreKey ? { storeKey } : { storePassphrase }),
@@ -483,7 +488,10 @@ export class AccountRegistry {
       // Keys may not have reached the server before a worker stop: the machine knows. Not
       // before the request that woke the worker: a sync or a send flushes anyway.
       setTimeout(
-        () => account.flushOutgoingQueued().catch((error) => console.warn('Kirjava: outgoing requests failed', error)),
+        () =>
+          account
+            .flushOutgoingQueued()
+            .catch((error) => log.warn('outgoing requests failed', { error: errorText(error) })),
         STARTUP_FLUSH_DELAY_MS,
       );
     }

@@ -21,11 +21,13 @@ import { registerSiteAccess } from './site-access.ts';
 import { storageRestricted } from './storage-access.ts';
 import { registerUiRouter } from './ui-router.ts';
 import { registerVerificationService } from './verification-service.ts';
+import { log } from './log.ts';
+import { errorText } from '../crypto/core/log.ts';
 
 // Content scripts must not read extension storage; before anything is written to it.
-storageRestricted().catch((error) => console.error('Kirjava: could not restrict storage access', error));
+storageRestricted().catch((error) => log.error('could not restrict storage access', { error: errorText(error) }));
 // Secrets older versions kept in storage.local move into the keyring now, not at first use.
-keyring.ready().catch((error) => console.warn('Kirjava: keyring not ready', error));
+keyring.ready().catch((error) => log.warn('keyring not ready', { error: errorText(error) }));
 registerHookConfigService();
 
 const guard = new SendGuard();

@@ -6,6 +6,8 @@ import { AccountUnusableError, type AccountRegistry, SiteNotBoundError, Unconfir
 import { searchServiceFor } from './search-service.ts';
 import { type Runtime, senderOrigin as reportedOrigin } from '../platform/ext.ts';
 import { getSettings } from '../platform/storage.ts';
+import { log, requestLog } from './log.ts';
+import { errorText } from '../crypto/core/log.ts';
 
 /**
  * The web origin of the frame a message came from, as the browser tells it (an about:blank
@@ -63,9 +65,9 @@ export async function handlePageRequest(
       // The client gets its sync now; keys upload, queries and to-device go out after.
       account
         .flushOutgoingQueued()
-        .catch((error) => console.warn('Kirjava: outgoing requests failed', error))
+        .catch((error) => log.warn('outgoing requests failed', { error: errorText(error) }))
         .then(() => registry.learnRoomEncryption(account))
-        .catch((error) => console.warn('Kirjava: looking up rooms failed', error));
+        .catch((error) => log.warn('looking up rooms failed', { error: errorText(error) }));
       return { ok: true, body };
     }
     case 'events': {
@@ -77,12 +79,17 @@ export async function handlePageRequest(
       return { ok: true, body: await account.processNotifications(request.body) };
     }
     case 'send': {
+      // One id follows the send through key sharing and encryption in the log.
+      const sendLog = requestLog('send').with({ room: request.roomId, type: request.eventType });
       try {
         const account = await registry.forToken(request.baseUrl, request.token, origin);
-        const decision = await account.prepareSend(request.roomId, request.eventType, request.body);
+        const decision = await account.prepareSend(request.roomId, request.eventType, request.body, sendLog);
+        sendLog.info(decision === 'passthrough' ? 'send passed as it is' : 'send encrypted');
         return { ok: true, send: decision };
       } catch (error) {
-        return sendError(error);
+        const reply = sendError(error);
+        sendLog.warn('send refused', { status: reply.status, errcode: reply.errcode, error: errorText(error) });
+        return reply;
       }
     }
     case 'search':

@@ -18,6 +18,8 @@ import { openWith, sealWith } from '../crypto/keyring/keyring-seal.ts';
 import { keyring } from './keyring.ts';
 import { type IndexedEvent, type SearchRequest, indexTermsOf, lookupTermsOf } from '../search/request.ts';
 import { matchesFilter } from '../search/ranking.ts';
+import { log } from './log.ts';
+import { errorText } from '../crypto/core/log.ts';
 
 interface EventRecord {
   id: string;
@@ -126,7 +128,7 @@ export class SearchIndex {
         data: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer,
       });
     });
-    this.writes = write.catch((error) => console.warn('Kirjava: could not index an event', error));
+    this.writes = write.catch((error) => log.warn('could not index an event', { error: errorText(error) }));
     return write;
   }
 
@@ -140,7 +142,9 @@ export class SearchIndex {
     const write = this.writes.then(async () => {
       if ((await this.db.events.get(eventId))?.room === roomId) await this.db.events.delete(eventId);
     });
-    this.writes = write.catch((error) => console.warn('Kirjava: could not remove an event from the index', error));
+    this.writes = write.catch((error) =>
+      log.warn('could not remove an event from the index', { error: errorText(error) }),
+    );
     return write;
   }
 

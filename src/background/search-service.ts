@@ -25,6 +25,8 @@ import { decryptServerResults } from '../search/server-results.ts';
 import { SearchHistoryIndexer } from './search-history.ts';
 import { SearchIndex } from './search-index.ts';
 import { onUiRequest } from './ui-router.ts';
+import { log } from './log.ts';
+import { errorText } from '../crypto/core/log.ts';
 
 type Json = Record<string, unknown>;
 const isObject = (value: unknown): value is Json =>
@@ -94,12 +96,14 @@ export class SearchService {
     this.ids.set(account, id);
     const index = this.indexOf(id);
     account.onDecrypted((roomId, event) => {
-      index.then((opened) => opened.add(roomId, event)).catch((error) => console.warn('Kirjava: search index', error));
+      index
+        .then((opened) => opened.add(roomId, event))
+        .catch((error) => log.warn('search index', { error: errorText(error) }));
     });
     account.onRedacted((roomId, redactedId) => {
       index
         .then((opened) => opened.remove(roomId, redactedId))
-        .catch((error) => console.warn('Kirjava: search index', error));
+        .catch((error) => log.warn('search index', { error: errorText(error) }));
     });
   }
 
@@ -202,7 +206,7 @@ export class SearchService {
         `context/${seg(event.event_id)}?limit=${limit}&filter=${filter}`,
       );
     } catch (error) {
-      console.warn('Kirjava: no context for a search result', error);
+      log.warn('no context for a search result', { error: errorText(error) });
       return empty;
     }
     const withRoom = (e: unknown) => (isObject(e) ? { ...e, room_id: event.room_id } : e);

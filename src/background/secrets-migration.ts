@@ -6,6 +6,7 @@
  */
 import { secretNames } from '../crypto/keyring/keyring.ts';
 import type { LegacySearchKeys, LocalValues } from '../shared/storage-keys.ts';
+import { log } from './log.ts';
 
 const RECORDS_KEY: keyof LocalValues = 'accounts';
 const SEARCH_KEYS: keyof LocalValues = 'searchIndexKeys';
@@ -43,9 +44,9 @@ export async function migrateLegacySecrets(storage: LegacyStorage, adopt: Adopt)
     if (HEX_KEY.test(passphrase) && (await adopt(secretNames.store(String(record.storeName)), hexBytes(passphrase)))) {
       movedStores.set(id, record.storePassphrase);
     } else {
-      console.warn(
-        `Kirjava: the store key of ${record.storeName} stays in storage.local: the keyring holds another one`,
-      );
+      log.warn('a store key stays in storage.local: the keyring holds another one', {
+        store: String(record.storeName),
+      });
     }
   }
   const keptSearchKeys: LegacySearchKeys = {};
@@ -53,7 +54,7 @@ export async function migrateLegacySecrets(storage: LegacyStorage, adopt: Adopt)
     const enc = base64Key(keys.enc);
     const mac = base64Key(keys.mac);
     if (!enc || !mac || !(await adopt(secretNames.search(id), new Uint8Array([...enc, ...mac])))) {
-      console.warn('Kirjava: a search index key stays in storage.local: the keyring holds another one');
+      log.warn('a search index key stays in storage.local: the keyring holds another one');
       keptSearchKeys[id] = keys;
     }
   }

@@ -14,6 +14,8 @@ import { getSettings, storage, watchSettings } from '../platform/storage.ts';
 import type { PlainRooms } from '../shared/messages.ts';
 import { GuardedTabs } from './guarded-tabs.ts';
 import { type Rule, buildGuardRules } from './send-guard-rules.ts';
+import { log } from './log.ts';
+import { errorText } from '../crypto/core/log.ts';
 
 /** Regex rules kept free for anything else the extension may need. */
 const REGEX_RESERVE = 10;
@@ -28,7 +30,7 @@ export class SendGuard {
   /** Rooms that got an allow rule in the last install. */
   private allowed = new Set<string>();
   private readonly tabs = new GuardedTabs(() => {
-    this.requestInstall().catch((error) => console.error('Kirjava: could not update the send guard', error));
+    this.requestInstall().catch((error) => log.error('could not update the send guard', { error: errorText(error) }));
   });
 
   /** (Re)installs every rule from the settings, the open tabs and the known plain rooms. */
@@ -123,9 +125,8 @@ export class SendGuard {
     // Chromium's rule shape (its resource types include some Firefox's lacks).
     const rules = (built: { rules: Rule[] }) => built.rules as unknown as DeclarativeNetRequest.Rule[];
     if (built.plainRoomsLeftOut > 0) {
-      console.warn(
-        `Kirjava: ${built.plainRoomsLeftOut} unencrypted rooms have no allow rule (regex rule limit); sends there pass once the page hook asks for them again`,
-      );
+      // Sends there pass once the page hook asks for them again.
+      log.warn('unencrypted rooms without an allow rule (regex rule limit)', { rooms: built.plainRoomsLeftOut });
     }
     const removeRuleIds = (await dnr.getSessionRules()).map((rule) => rule.id);
     try {
@@ -134,7 +135,7 @@ export class SendGuard {
     } catch (error) {
       // A room id whose pattern the browser refuses must not cost the whole guard: keep
       // the block rules and the m.room.encrypted allow rules; unencrypted rooms fail closed.
-      console.error('Kirjava: send guard rules refused, installing them without unencrypted rooms', error);
+      log.error('send guard rules refused, installing them without unencrypted rooms', { error: errorText(error) });
       const essential = buildGuardRules({ ...input, plainRooms: [] });
       await dnr.updateSessionRules({ removeRuleIds, addRules: rules(essential) });
       this.allowed = new Set();
@@ -148,7 +149,7 @@ export class SendGuard {
  */
 export function registerSendGuard(guard: SendGuard): void {
   const install = () =>
-    guard.install().catch((error) => console.error('Kirjava: could not install the send guard', error));
+    guard.install().catch((error) => log.error('could not install the send guard', { error: errorText(error) }));
   void install();
   watchSettings(() => void install());
 }

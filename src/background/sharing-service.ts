@@ -11,6 +11,8 @@ import { type AccountSharing, type DeviceView, type SendQuestion, asSharing } fr
 import type { AccountRegistry } from './accounts.ts';
 import { openPopup, setBadgeCount } from './badge.ts';
 import { onUiRequest } from './ui-router.ts';
+import { log } from './log.ts';
+import { errorText } from '../crypto/core/log.ts';
 
 const NOTIFICATION_PREFIX = 'kirjava-send:';
 
@@ -59,7 +61,7 @@ function askUser(accountId: string, roomId: string, devices: DeviceView[], waitM
         message: `Your message waits: ${names} ${devices.length === 1 ? 'is' : 'are'} not verified. Open Kirjava to send anyway or cancel.`,
         priority: 2,
       })
-      .catch((error) => console.warn('Kirjava: notification failed', error));
+      .catch((error) => log.warn('notification failed', { error: errorText(error) }));
   });
 }
 

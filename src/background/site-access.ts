@@ -13,6 +13,8 @@ import type { SiteRequestView } from '../shared/messages.ts';
 import type { AccountRegistry } from './accounts.ts';
 import { setSitesWaiting } from './badge.ts';
 import { onUiRequest } from './ui-router.ts';
+import { log } from './log.ts';
+import { errorText } from '../crypto/core/log.ts';
 
 const MATRIX_CLIENT_API = { urls: ['*://*/*_matrix/client/*'], types: ['xmlhttprequest' as const] };
 
@@ -30,7 +32,7 @@ export class SiteAccess {
   constructor(private readonly registry: AccountRegistry) {
     browser.webRequest.onBeforeSendHeaders.addListener(
       (details) => {
-        this.observe(details).catch((error) => console.warn('Kirjava: site check failed', error));
+        this.observe(details).catch((error) => log.warn('site check failed', { error: errorText(error) }));
         return undefined;
       },
       MATRIX_CLIENT_API,

@@ -8,6 +8,8 @@
  * `storage.local` holds no secret (they are in the keyring).
  */
 import { restrictToExtension } from '../platform/ext.ts';
+import { log } from './log.ts';
+import { errorText } from '../crypto/core/log.ts';
 
 let restricted: Promise<void> | undefined;
 
@@ -15,7 +17,7 @@ async function restrict(name: 'local' | 'session'): Promise<void> {
   try {
     await restrictToExtension(name);
   } catch (error) {
-    console.warn(`Kirjava: storage.${name} could not be restricted to the extension`, error);
+    log.warn(`storage.${name} could not be restricted to the extension`, { error: errorText(error) });
   }
 }
 

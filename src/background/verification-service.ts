@@ -8,6 +8,8 @@ import type { CryptoAccount } from '../crypto/account.ts';
 import type { AccountRegistry } from './accounts.ts';
 import { openPopup, setBadgeCount } from './badge.ts';
 import { onUiRequest } from './ui-router.ts';
+import { log } from './log.ts';
+import { errorText } from '../crypto/core/log.ts';
 
 const NOTIFICATION_PREFIX = 'kirjava-verification:';
 
@@ -78,7 +80,7 @@ async function onSynced(registry: AccountRegistry, account: CryptoAccount): Prom
         message: `${who} wants to verify ${account.identity.userId}. Open Kirjava to accept.`,
         priority: 2,
       })
-      .catch((error) => console.warn('Kirjava: notification failed', error));
+      .catch((error) => log.warn('notification failed', { error: errorText(error) }));
   }
   await updateBadge(registry);
 }

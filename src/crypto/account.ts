@@ -23,6 +23,7 @@ import { VerificationFlows } from './trust/verification.ts';
 import { SendPolicy } from './send/sharing-policy.ts';
 import { RoomVerificationMessenger } from './trust/room-verification.ts';
 import { JOINED_ROOMS_KEY } from '../shared/names.ts';
+import { type Logger, defaultLog, errorText } from './core/log.ts';
 
 export interface AccountIdentity {
   baseUrl: string;
@@ -53,10 +54,12 @@ export interface OpenOptions extends AccountIdentity {
   retry?: Partial<RetryPolicy>;
   /** Timeout of any one homeserver request (REQUEST_TIMEOUT_MS). */
   requestTimeoutMs?: number;
+  /** Where the account's pieces log (never a key, token or plaintext); the console when omitted. */
+  log?: Logger;
 }
 
 /** What an account is given besides its machine and homeserver. */
-type AccountParts = Pick<OpenOptions, 'mediaKeyStore' | 'decryptedCache' | 'roomObserver' | 'retry'>;
+type AccountParts = Pick<OpenOptions, 'mediaKeyStore' | 'decryptedCache' | 'roomObserver' | 'retry' | 'log'>;
 
 /** What to send instead of the page's plaintext event, or leave it alone. */
 export type SendDecision = { eventType: 'm.room.encrypted'; body: string } | 'passthrough';
@@ -101,14 +104,16 @@ export class CryptoAccount {
   /** Joined rooms seen in syncs whose encryption state may still be unknown. */
   private readonly roomsToLearn = new Set<string>();
   private learning: Promise<void> | undefined;
+  private readonly log: Logger;
 
   private constructor(
     readonly identity: AccountIdentity,
     readonly machine: OlmMachine,
     private readonly http: MatrixHttp,
-    { mediaKeyStore, decryptedCache, roomObserver, retry }: AccountParts,
+    { mediaKeyStore, decryptedCache, roomObserver, retry, log = defaultLog }: AccountParts,
   ) {
-    this.media = new MediaKeyRing(undefined, mediaKeyStore);
+    this.log = log;
+    this.media = new MediaKeyRing(undefined, mediaKeyStore, log);
     // Anything that may change who a room key goes to makes the next sends share in full.
     const devicesChanged = () => this.rooms.forgetShares();
     this.outgoing = new OutgoingRequestProcessor(machine, http, devicesChanged, retry);
@@ -121,11 +126,14 @@ export class CryptoAccount {
       identity.userId,
       identity.deviceId,
       devicesChanged,
+      log,
     );
-    this.decryptor = new RoomEventDecryptor(machine, this.media, {
-      onUndecryptable: (roomId, envelope) => this.keys.undecryptable(roomId, envelope),
-      cache: decryptedCache,
-    });
+    this.decryptor = new RoomEventDecryptor(
+      machine,
+      this.media,
+      { onUndecryptable: (roomId, envelope) => this.keys.undecryptable(roomId, envelope), cache: decryptedCache },
+      log,
+    );
     this.rooms = new RoomEncryptor(
       machine,
       http,
@@ -141,6 +149,7 @@ export class CryptoAccount {
       this.rooms,
       new MentionTracker(identity.userId),
       (roomId, event) => this.verifications.receiveRoomEvent(roomId, event),
+      log,
     );
     machine.registerDevicesUpdatedCallback(async () => devicesChanged());
     machine.registerUserIdentityUpdatedCallback(async () => devicesChanged());
@@ -232,11 +241,13 @@ export class CryptoAccount {
       await this.keys.heal(this.decryptor, processed);
       return processed;
     });
-    await this.verifications.advance().catch((error) => console.warn('Kirjava: verification step failed', error));
+    await this.verifications
+      .advance()
+      .catch((error) => this.log.warn('verification step failed', { error: errorText(error) }));
     for (const listener of this.afterSync) {
       Promise.resolve()
         .then(listener)
-        .catch((error) => console.warn('Kirjava: after-sync listener failed', error));
+        .catch((error) => this.log.warn('after-sync listener failed', { error: errorText(error) }));
     }
     return serializeOr(result, body);
   }
@@ -320,15 +331,18 @@ export class CryptoAccount {
   }
 
   /** Decides what a `PUT /rooms/{roomId}/send/{eventType}/{txnId}` must send instead. */
-  async prepareSend(roomId: string, eventType: string, body: string): Promise<SendDecision> {
+  async prepareSend(roomId: string, eventType: string, body: string, log = this.log): Promise<SendDecision> {
     if (eventType === 'm.room.encrypted') return 'passthrough';
     // May wait for the user ('ask' policy): outside the queue, so syncs go on meanwhile.
     const policy = await this.sendPolicy.approve(roomId);
     return this.queue.run(async () => {
-      if (!(await this.rooms.isEncrypted(roomId))) return 'passthrough';
+      if (!(await this.rooms.isEncrypted(roomId))) {
+        log.debug('unencrypted room: the send passes as it is', { room: roomId });
+        return 'passthrough';
+      }
       const content = parseObject(body);
       if (!content) throw new MatrixApiError(400, 'M_NOT_JSON', 'Content must be a JSON object', 'send');
-      const encrypted = await this.rooms.encrypt(roomId, eventType, JSON.stringify(content), policy);
+      const encrypted = await this.rooms.encrypt(roomId, eventType, JSON.stringify(content), policy, log);
       return { eventType: 'm.room.encrypted', body: encrypted };
     });
   }

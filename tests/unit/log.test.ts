@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RingLog, errorText, loggerTo, scrub, type LogEntry } from '../../src/crypto/core/log.ts';
+import { aliceAndBobIn, closeOpenedAccounts, readText } from './accounts.ts';
 
 const TOKEN = 'syt_YWxpY2U_ZxJkWkVuUvtLmNoPqRsT_0hGdZt';
 const CURVE_KEY = 'b4B6rT9n8kkZ0e5x3cKq8h7w2ZP1oN0yQmHkLzV3uXs';
@@ -52,5 +53,37 @@ describe('Log lines', () => {
       ring.recent('warn').map((e) => e.message),
       ['bad'],
     );
+  });
+
+  it('follow a send by its request id through key sharing and encryption, with no token or plaintext', async () => {
+    const room = '!logged:example.test';
+    const { hs, alice, bob } = await aliceAndBobIn(room);
+    try {
+      const lines: LogEntry[] = [];
+      const sendLog = loggerTo((entry) => lines.push(entry)).with({ request: 'p42' });
+      const secret = 'The plaintext of a logged send';
+      const content = JSON.stringify({ msgtype: 'm.text', body: secret });
+      const decision = await alice.prepareSend(room, 'm.room.message', content, sendLog);
+      assert.notEqual(decision, 'passthrough');
+      const steps = lines.map((entry) => entry.message);
+      assert.ok(steps.includes('room key shared'), steps.join(' | '));
+      assert.ok(steps.includes('encrypted'), steps.join(' | '));
+      assert.ok(
+        lines.every((entry) => entry.fields.request === 'p42'),
+        'a line lost the request id',
+      );
+      const event = hs.event(
+        room,
+        alice.identity.userId,
+        'm.room.encrypted',
+        JSON.parse((decision as { body: string }).body),
+      );
+      assert.equal(await readText(hs, bob, room, event), secret);
+      const written = JSON.stringify(lines);
+      assert.ok(!written.includes(secret), 'the plaintext is in the log');
+      assert.ok(!written.includes(hs.login(alice.identity.userId, 'ALICEDEV')), 'a token is in the log');
+    } finally {
+      closeOpenedAccounts();
+    }
   });
 });

@@ -121,6 +121,9 @@ export function consoleSink(minimum: LogLevel = 'info'): LogSink {
   };
 }
 
+/** What a piece logs to when nobody gave it a logger: warnings and errors to the console. */
+export const defaultLog: Logger = loggerTo(consoleSink());
+
 /** Drops every line (unit tests that do not look at the log). */
 export const silentLog: Logger = loggerTo(() => {});
 

@@ -8,6 +8,7 @@ import { Recovery, type RecoveryResult } from './recovery.ts';
 import type { SerialQueue } from '../core/serial-queue.ts';
 import { TimelineHealer } from '../receive/timeline-healer.ts';
 import { WAKE_EVENT } from '../../shared/names.ts';
+import { type Logger, defaultLog, errorText } from '../core/log.ts';
 
 /** A key task under way, as the popup shows it ("N of M keys imported"). */
 export interface KeyTaskProgress {
@@ -43,6 +44,7 @@ export class AccountKeys {
     deviceId: string,
     /** Told after a recovery: cross-signing keys may now trust other devices. */
     private readonly trustChanged: () => void = () => {},
+    private readonly log: Logger = defaultLog,
   ) {
     this.backup = new KeyBackup(machine, http, outgoing);
     this.recovery = new Recovery(machine, http, outgoing, this.backup, userId, deviceId);
@@ -121,7 +123,7 @@ export class AccountKeys {
     const txn = `kirjava-wake-${Date.now()}-${++this.wakes}`;
     await this.http
       .request('PUT', `/sendToDevice/${WAKE_EVENT}/${txn}`, { messages: { [userId]: { [deviceId]: {} } } })
-      .catch((error) => console.warn('Kirjava: could not wake the client for healed events', error));
+      .catch((error) => this.log.warn('could not wake the client for healed events', { error: errorText(error) }));
   }
 
   /**
@@ -146,7 +148,7 @@ export class AccountKeys {
       }
       await this.backup.uploadPending();
     } catch (error) {
-      console.warn('Kirjava: key backup step failed; retrying after the next sync', error);
+      this.log.warn('key backup step failed; retrying after the next sync', { error: errorText(error) });
     }
   }
 

@@ -1,5 +1,6 @@
 import type { EncryptedFile, MediaKey } from '../../shared/media.ts';
 import { isEncryptedFile } from './attachments.ts';
+import { type Logger, defaultLog, errorText } from '../core/log.ts';
 
 export type { MediaKey };
 
@@ -31,6 +32,7 @@ export class MediaKeyRing {
   constructor(
     private readonly limit = 20_000,
     private readonly store?: MediaKeyStore,
+    private readonly log: Logger = defaultLog,
   ) {}
 
   /** The key of the ciphertext at `mxc`, if a decrypted event named it. */
@@ -38,7 +40,7 @@ export class MediaKeyRing {
     const known = this.keys.get(mxc);
     if (known || !this.store) return known;
     const stored = await this.store.load(mxc).catch((error) => {
-      console.warn('Kirjava: reading a stored media key failed', error);
+      this.log.warn('reading a stored media key failed', { error: errorText(error) });
       return undefined;
     });
     if (stored && !this.keys.has(mxc)) this.keep(mxc, stored);
@@ -90,7 +92,9 @@ export class MediaKeyRing {
     const before = this.keys.get(file.url);
     this.keep(file.url, key);
     if (this.store && JSON.stringify(before) !== JSON.stringify(key)) {
-      this.store.save(file.url, key).catch((error) => console.warn('Kirjava: storing a media key failed', error));
+      this.store
+        .save(file.url, key)
+        .catch((error) => this.log.warn('storing a media key failed', { error: errorText(error) }));
     }
   }
 

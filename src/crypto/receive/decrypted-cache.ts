@@ -12,6 +12,7 @@
  */
 import { DECRYPTED_CACHE_KEY_INFO } from '../../shared/names.ts';
 import { openWith, sealWith } from '../keyring/keyring-seal.ts';
+import { type Logger, defaultLog, errorText } from '../core/log.ts';
 
 /** Where sealed entries live: IndexedDB (Dexie) in the browser, memory in Node tests. */
 export interface SealedStore {
@@ -57,10 +58,16 @@ export class DecryptedEventCache {
     private readonly key: CryptoKey,
     private readonly store: SealedStore,
     private readonly limit: number,
+    private readonly log: Logger,
   ) {}
 
   /** A cache whose entries are sealed under a key derived (HKDF-SHA-256) from `secret`. */
-  static async create(secret: string, store: SealedStore, limit = DEFAULT_CACHE_LIMIT): Promise<DecryptedEventCache> {
+  static async create(
+    secret: string,
+    store: SealedStore,
+    limit = DEFAULT_CACHE_LIMIT,
+    log: Logger = defaultLog,
+  ): Promise<DecryptedEventCache> {
     const subtle = globalThis.crypto.subtle;
     const base = await subtle.importKey('raw', new TextEncoder().encode(secret), 'HKDF', false, ['deriveKey']);
     const key = await subtle.deriveKey(
@@ -75,7 +82,7 @@ export class DecryptedEventCache {
       false,
       ['encrypt', 'decrypt'],
     );
-    return new DecryptedEventCache(key, store, limit);
+    return new DecryptedEventCache(key, store, limit, log);
   }
 
   /** The cache id of an encrypted envelope, or undefined when it cannot be cached. */
@@ -126,7 +133,7 @@ export class DecryptedEventCache {
     try {
       found = await this.store.getMany(ids);
     } catch (error) {
-      console.warn('Kirjava: decrypted-event cache unreadable; decrypting instead', error);
+      this.log.warn('decrypted-event cache unreadable; decrypting instead', { error: errorText(error) });
     }
     await Promise.all(
       ids.map(async (id, i) => {
@@ -152,7 +159,7 @@ export class DecryptedEventCache {
         if (excess > 0) await this.store.dropOldest(excess);
       }
     } catch (error) {
-      console.warn('Kirjava: could not write the decrypted-event cache', error);
+      this.log.warn('could not write the decrypted-event cache', { error: errorText(error) });
     }
   }
 

@@ -10,6 +10,7 @@ import {
 import { DecryptedEventCache } from './decrypted-cache.ts';
 import type { MediaKeyRing } from '../media/media-keys.ts';
 import { ENCRYPTION_INFO_KEY } from '../../shared/names.ts';
+import { type Logger, defaultLog, errorText } from '../core/log.ts';
 
 /** A room event as it travels in client-server API bodies. */
 export interface RoomEvent {
@@ -69,6 +70,7 @@ export class RoomEventDecryptor {
       onUndecryptable?: (roomId: string, envelope: RoomEvent) => void;
       cache?: DecryptedEventCache;
     } = {},
+    private readonly log: Logger = defaultLog,
   ) {}
 
   /** Reports an `m.room.redaction` (`redacts` at the top level, or in content from room v11). */
@@ -79,7 +81,7 @@ export class RoomEventDecryptor {
       try {
         listener(roomId, redacts);
       } catch (error) {
-        console.warn('Kirjava: a redaction listener failed', error);
+        this.log.warn('a redaction listener failed', { error: errorText(error) });
       }
     }
   }
@@ -90,7 +92,7 @@ export class RoomEventDecryptor {
       try {
         listener(roomId, event);
       } catch (error) {
-        console.warn('Kirjava: a decryption listener failed', error);
+        this.log.warn('a decryption listener failed', { error: errorText(error) });
       }
     }
     return event;

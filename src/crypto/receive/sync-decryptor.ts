@@ -2,6 +2,7 @@ import { DeviceLists, type OlmMachine, UserId } from '@matrix-org/matrix-sdk-cry
 import { ENCRYPTION_INFO_KEY, type RoomEvent, type RoomEventDecryptor } from './event-decryptor.ts';
 import type { MentionTracker } from './mentions.ts';
 import type { RoomEncryptor } from '../send/room-encryptor.ts';
+import { type Logger, defaultLog, errorText } from '../core/log.ts';
 
 type Json = Record<string, unknown>;
 
@@ -28,6 +29,7 @@ export class SyncDecryptor {
     private readonly mentions?: MentionTracker,
     /** Receives in-room `m.key.verification.*` events once decrypted (in-room verification). */
     private readonly onVerificationEvent?: (roomId: string, event: Json) => Promise<void>,
+    private readonly log: Logger = defaultLog,
   ) {}
 
   async process(sync: Json): Promise<Json> {
@@ -106,7 +108,7 @@ export class SyncDecryptor {
       for (const event of decrypted) {
         if (this.onVerificationEvent && isObject(event) && isVerificationEvent(event)) {
           await this.onVerificationEvent(roomId, event).catch((error) =>
-            console.warn('Kirjava: in-room verification event failed', error),
+            this.log.warn('in-room verification event failed', { error: errorText(error) }),
           );
         }
       }

@@ -11,6 +11,7 @@ import type { OutgoingRequestProcessor } from '../core/outgoing-request-processo
 import type { SharingPolicy } from '../../shared/messages.ts';
 import { ShareLedger } from './share-ledger.ts';
 import { collectStrategy } from './sharing-policy.ts';
+import { type Logger, errorText, silentLog } from '../core/log.ts';
 
 /** Raised when a room's encryption state cannot be established: the send must not go out. */
 export class EncryptionStateUnknownError extends Error {}
@@ -121,7 +122,13 @@ export class RoomEncryptor {
    * same policy, no device list or trust change, the same session well inside its
    * rotation limits, shared less than five minutes ago), the event is encrypted at once.
    */
-  async encrypt(roomId: string, eventType: string, content: string, policy: SharingPolicy = 'all'): Promise<string> {
+  async encrypt(
+    roomId: string,
+    eventType: string,
+    content: string,
+    policy: SharingPolicy = 'all',
+    log: Logger = silentLog,
+  ): Promise<string> {
     const sharedAt = this.shares.holds(roomId, policy);
     if (sharedAt !== undefined) {
       let encrypted: string;
@@ -129,15 +136,21 @@ export class RoomEncryptor {
         encrypted = await this.machine.encryptRoomEvent(new RoomId(roomId), eventType, content);
       } catch (error) {
         this.shares.forget(roomId); // whatever went wrong, the next send shares in full
+        log.warn('encryption failed on the fast path', { room: roomId, error: errorText(error) });
         throw error;
       }
       this.shares.encrypted(roomId, encrypted, policy, sharedAt);
+      log.debug('encrypted with the last key share', { room: roomId });
       return encrypted;
     }
     this.shares.forget(roomId);
     const members = await this.recipients(roomId);
+    log.debug('members loaded and their devices tracked', { room: roomId, members: members.length });
     const claim = await this.machine.getMissingSessions(members.map((u) => u.clone()));
-    if (claim) await this.outgoing.processor.send(claim);
+    if (claim) {
+      await this.outgoing.processor.send(claim);
+      log.debug('one-time keys claimed for devices without an Olm session', { room: roomId });
+    }
     const settings = new EncryptionSettings();
     settings.sharingStrategy = collectStrategy(policy);
     // shareRoomKey right before encrypting: encrypting without a shared, unexpired session
@@ -148,9 +161,11 @@ export class RoomEncryptor {
       settings,
     );
     for (const request of toDevice) await this.outgoing.processor.send(request);
+    log.debug('room key shared', { room: roomId, policy, toDeviceRequests: toDevice.length });
     const sharedNow = Date.now();
     const encrypted = await this.machine.encryptRoomEvent(new RoomId(roomId), eventType, content);
     this.shares.encrypted(roomId, encrypted, policy, sharedNow);
+    log.debug('encrypted', { room: roomId });
     return encrypted;
   }
 
