@@ -12,9 +12,9 @@
  *   worker encrypts it for an encrypted room; any other request that names the upload (a send
  *   into an unencrypted room, a profile or room avatar) gets the plaintext, uploaded then.
  *
- * Decrypting here, not in the worker, keeps megabytes off the extension port (DESIGN.md §3);
- * the per-file keys are part of event content the page receives anyway. Kirjava's own keys
- * never come here.
+ * Decrypting here, not in the worker, keeps megabytes off the extension port (see
+ * docs/architecture.md, "The path of a request"); the per-file keys are part of event content
+ * the page receives anyway. Kirjava's own keys never come here.
  *
  * Memory: files are processed in 1 MiB chunks (src/crypto/media/attachments.ts). A download's
  * ciphertext must be complete and checked before any byte is returned, so it waits in a Blob

@@ -1,7 +1,7 @@
 /**
  * Sends the worker only the part of a `/sync` body it works on, and splices its answer
- * back into the page's copy: the runtime port costs about 24 ms per MB each way
- * (DESIGN.md §3), while the worker needs only a small part of a busy sync.
+ * back into the page's copy: the runtime port costs about 24 ms per MB each way (see
+ * docs/architecture.md), while the worker needs only a small part of a busy sync.
  *
  * The part is itself a /sync body, so the worker processes it exactly as a whole one:
  * the machine's fields (to_device, device_lists, one-time key counts, fallback key
