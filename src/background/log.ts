@@ -1,5 +1,5 @@
 /**
- * The worker's log: one RingLog that keeps the recent lines in memory (for diagnostics; no
+ * The worker's log: one RingLog that keeps the recent lines in memory (for a diagnostics view; no
  * secret reaches it, see src/crypto/core/log.ts) and writes info and above to the console.
  * Every background piece logs through `log`; each page request gets a child logger carrying
  * its request id (`requestLog`), which follows a send through key sharing and encryption.
@@ -10,9 +10,6 @@ const ring = new RingLog();
 
 /** The worker's logger. */
 export const log: Logger = ring.logger;
-
-/** The recent log lines, oldest first (a diagnostics view). */
-export const recentLog = (): ReturnType<RingLog['recent']> => ring.recent();
 
 let lastRequest = 0;
 

@@ -14,7 +14,7 @@
 import type { AttachmentJwk, EncryptedFile } from '../../shared/media.ts';
 import { Sha256 } from './sha256.ts';
 
-export type { AttachmentJwk, EncryptedFile };
+export type { EncryptedFile };
 
 /** The file could not be decrypted; the message says why and what the user can do. */
 export class AttachmentError extends Error {
