@@ -7,6 +7,10 @@ import { onUiRequest } from './ui-router.ts';
 import { log } from './log.ts';
 import { errorText } from '../crypto/core/log.ts';
 
+/**
+ * Answers the popup's account requests from `registry`: the account list, the sites asking
+ * for an account and the user's answers, and "Delete now".
+ */
 export function registerAccountsService(registry: AccountRegistry): void {
   onUiRequest('accounts', async () => ({ accounts: await registry.views() }));
   onUiRequest('account-site-requests', async () => ({ requests: await registry.siteRequests() }));

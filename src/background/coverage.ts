@@ -23,6 +23,10 @@ export function registerCoverageService(): ClientCoverage {
   return new ClientCoverage();
 }
 
+/**
+ * Matches the syncs the browser saw complete against the ones the hook reported, per allowed
+ * site, and answers the popup's `uncovered-clients` with the sites whose syncs bypassed the hook.
+ */
 export class ClientCoverage {
   /** Per origin, times at which the hook reported a sync (this worker lifetime). */
   private readonly reported = new Map<string, number[]>();

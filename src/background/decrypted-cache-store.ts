@@ -14,6 +14,7 @@ class CacheDatabase extends Dexie {
   }
 }
 
+/** The decrypted-event cache's SealedStore in IndexedDB: one Dexie database per account. */
 export class DexieSealedStore implements SealedStore {
   private readonly db: CacheDatabase;
 

@@ -14,6 +14,10 @@ const originOf = (url: string | undefined): string | undefined => {
   }
 };
 
+/**
+ * The ids of the tabs whose top-level page is on an allowed site, kept current as tabs
+ * navigate and close, for the send guard's per-tab block rules.
+ */
 export class GuardedTabs {
   private tabs = new Set<number>();
 

@@ -20,6 +20,10 @@ async function configFor(origin: string | undefined): Promise<HookConfig> {
   return { allowed, homeservers: allowed ? settings.homeservers : [] };
 }
 
+/**
+ * Answers each bridge's HOOK_CONFIG_CHANNEL request with its frame's HookConfig, and tells
+ * every tab's bridge to ask again when the settings change.
+ */
 export function registerHookConfigService(): void {
   browser.runtime.onMessage.addListener((message: unknown, sender: Runtime.MessageSender) => {
     const request = message as HookConfigRequest | null;
@@ -29,7 +33,8 @@ export function registerHookConfigService(): void {
   watchSettings(async () => {
     for (const tab of await browser.tabs.query({})) {
       if (tab.id === undefined) continue;
-      browser.tabs.sendMessage(tab.id, { channel: HOOK_CONFIG_CHANGED_CHANNEL }).catch(() => undefined); // no bridge in that tab
+      // A tab without a bridge does not answer.
+      browser.tabs.sendMessage(tab.id, { channel: HOOK_CONFIG_CHANGED_CHANNEL }).catch(() => undefined);
     }
   });
 }

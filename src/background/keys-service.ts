@@ -5,6 +5,10 @@
 import type { AccountRegistry } from './accounts.ts';
 import { onUiRequest } from './ui-router.ts';
 
+/**
+ * Answers the popup's key requests from `registry`: recovery, key file import and export,
+ * and the progress of the task under way.
+ */
 export function registerKeysService(registry: AccountRegistry): void {
   onUiRequest('keys-status', async ({ accountId }) => {
     const account = await registry.forKeyExport(accountId);

@@ -24,6 +24,10 @@ class MediaKeyDatabase extends Dexie {
   }
 }
 
+/**
+ * An account's MediaKeyStore in IndexedDB, each key sealed under a key derived from the
+ * account's store key and bound to its mxc URI.
+ */
 export class IndexedDbMediaKeyStore implements MediaKeyStore {
   private readonly db: MediaKeyDatabase;
   private key: Promise<CryptoKey> | undefined;

@@ -37,6 +37,10 @@ const lockedReply = (error: KeyringLockedError): MatrixErrorReply => ({
  */
 const WATCH_IDLE_MS = 20_000;
 
+/**
+ * Answers the bridges' page requests for allowed pages with the accounts of `registry`,
+ * reports the hook's syncs to `coverage`, and holds the bridges' watch ports.
+ */
 export function registerPageService(registry: AccountRegistry, coverage: ClientCoverage): void {
   const watchPorts = new Set<Runtime.Port>();
   let watchIdle: ReturnType<typeof setTimeout> | undefined;

@@ -18,6 +18,10 @@ export const PAGE_PAUSE_MS = 500;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Runs "Index history for search", one run per account at a time, and keeps each run's
+ * progress for the popup.
+ */
 export class SearchHistoryIndexer {
   private readonly runs = new Map<string, History>();
 
@@ -43,7 +47,8 @@ export class SearchHistoryIndexer {
       () => (run.state = 'done'),
       (error) => {
         run.state = 'failed';
-        run.error = `Indexing history stopped: ${error instanceof Error ? error.message : String(error)}. Try again later.`;
+        run.error =
+          `Indexing history stopped: ${error instanceof Error ? error.message : String(error)}. ` + 'Try again later.';
       },
     );
     return this.status(accountId);

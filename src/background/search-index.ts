@@ -57,6 +57,11 @@ class SearchDatabase extends Dexie {
   }
 }
 
+/**
+ * One account's search index: adds decrypted events sealed at rest, forgets redacted ones,
+ * finds the candidates of a search by their hashed words, and remembers how far history
+ * backfill got per room.
+ */
 export class SearchIndex {
   private writes: Promise<unknown> = Promise.resolve();
   /** Events redacted this worker lifetime, so a decryption that finishes later is not indexed. */

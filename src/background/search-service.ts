@@ -46,6 +46,10 @@ export function registerSearchService(registry: AccountRegistry): void {
   searchServiceFor(registry);
 }
 
+/**
+ * Keeps each account's search index fed with what the account decrypts, answers the page's
+ * `POST /search` from it and the homeserver, and runs history indexing for the popup.
+ */
 export class SearchService {
   private readonly indexes = new Map<string, Promise<SearchIndex>>();
   private readonly ids = new WeakMap<CryptoAccount, string>();

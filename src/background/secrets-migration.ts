@@ -32,6 +32,10 @@ function base64Key(text: unknown): Uint8Array | undefined {
   }
 }
 
+/**
+ * Moves the legacy secrets in `storage` into the keyring through `adopt`, removing each from
+ * `storage` only once the keyring holds it; the keyring runs it before its first use.
+ */
 export async function migrateLegacySecrets(storage: LegacyStorage, adopt: Adopt): Promise<void> {
   const stored = await storage.get([RECORDS_KEY, SEARCH_KEYS]);
   const records = (stored[RECORDS_KEY] ?? {}) as LegacyRecords;

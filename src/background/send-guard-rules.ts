@@ -15,6 +15,7 @@
  * Rooms Kirjava never saw, and URLs written in encodings nobody expected, stay blocked.
  */
 
+/** One declarativeNetRequest rule, as the browser takes it. */
 export type Rule = chrome.declarativeNetRequest.Rule;
 type ResourceType = chrome.declarativeNetRequest.ResourceType;
 
@@ -101,6 +102,7 @@ function allowRule(
   };
 }
 
+/** What the guard's rules are built from: the settings, the known plain rooms and the guarded tabs. */
 export interface GuardInput {
   /** Allowed site origins; the guard applies to requests these sites start. */
   allowedSites: string[];
@@ -118,6 +120,7 @@ export interface GuardInput {
   regexBudget: number;
 }
 
+/** The rules to install, and which plain rooms got an allow rule within the regex budget. */
 export interface GuardRules {
   rules: Rule[];
   /** The unencrypted rooms that got an allow rule. */

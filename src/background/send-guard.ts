@@ -20,6 +20,10 @@ import { errorText } from '../crypto/core/log.ts';
 /** Regex rules kept free for anything else the extension may need. */
 const REGEX_RESERVE = 10;
 
+/**
+ * Installs the send guard's session rules and keeps them current: at worker start, when the
+ * settings or the guarded tabs change, and as accounts learn which rooms are unencrypted.
+ */
 export class SendGuard {
   /** Serializes changes to the known plain rooms (short: memory and storage). */
   private readonly queue = new SerialQueue();

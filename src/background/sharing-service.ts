@@ -58,13 +58,19 @@ function askUser(accountId: string, roomId: string, devices: DeviceView[], waitM
         type: 'basic',
         iconUrl: browser.runtime.getURL('icons/kirjava-128.png'),
         title: 'Send to unverified devices?',
-        message: `Your message waits: ${names} ${devices.length === 1 ? 'is' : 'are'} not verified. Open Kirjava to send anyway or cancel.`,
+        message:
+          `Your message waits: ${names} ${devices.length === 1 ? 'is' : 'are'} not verified. ` +
+          'Open Kirjava to send anyway or cancel.',
         priority: 2,
       })
       .catch((error) => log.warn('notification failed', { error: errorText(error) }));
   });
 }
 
+/**
+ * Gives every account of `registry` the user's sharing decisions, and answers the popup's
+ * send questions and its "Send anyway" / "Cancel".
+ */
 export function registerSharingService(registry: AccountRegistry): void {
   registry.onAccountOpened((id, account) => {
     account.sendPolicy.decisions = decisionsFor(id);

@@ -26,6 +26,10 @@ export function registerSiteAccess(registry: AccountRegistry): SiteAccess {
   return new SiteAccess(registry);
 }
 
+/**
+ * Notices pages on sites the user has not allowed that talk to a configured homeserver,
+ * keeps them as requests for the popup and the badge, and applies the user's answer.
+ */
 export class SiteAccess {
   private readonly queue = new SerialQueue();
 

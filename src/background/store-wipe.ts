@@ -6,6 +6,7 @@
 
 const DELETE_TIMEOUT_MS = 10_000;
 
+/** Deletes one IndexedDB database; fails with what the user can do when it stays open. */
 export function deleteDatabase(name: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const request = indexedDB.deleteDatabase(name);
@@ -40,6 +41,7 @@ export async function storeDatabases(storeName: string): Promise<string[]> {
     );
 }
 
+/** Deletes every database of the store `storeName`: the crypto library's and Kirjava's own. */
 export async function deleteStore(storeName: string): Promise<void> {
   for (const name of await storeDatabases(storeName)) await deleteDatabase(name);
 }

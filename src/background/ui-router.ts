@@ -10,6 +10,7 @@ type Handler<K extends UiKind> = (request: UiRequest<K>) => Promise<UiRequests[K
 
 const handlers = new Map<UiKind, Handler<UiKind>>();
 
+/** Registers the handler of the UI requests of `kind` (one handler per kind). */
 export function onUiRequest<K extends UiKind>(kind: K, handler: Handler<K>): void {
   handlers.set(kind, handler as unknown as Handler<UiKind>);
 }

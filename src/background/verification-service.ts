@@ -13,6 +13,10 @@ import { errorText } from '../crypto/core/log.ts';
 
 const NOTIFICATION_PREFIX = 'kirjava-verification:';
 
+/**
+ * Answers the popup's device, trust and verification requests from `registry`, and keeps the
+ * badge and the OS notifications in step with the verifications waiting for the user.
+ */
 export function registerVerificationService(registry: AccountRegistry): void {
   onUiRequest('devices', async ({ accountId, discover }) => {
     const account = await registry.forAccount(accountId);

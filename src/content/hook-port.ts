@@ -23,6 +23,10 @@ export interface OfferSource {
   addEventListener(type: 'message', listener: (event: MessageEvent) => void): void;
 }
 
+/**
+ * The hook's end of the port to the bridge: adopts the bridge's first port offer, holds the
+ * frame's HookConfig, and sends page requests to the worker, each answered by its reply.
+ */
 export class HookPort {
   private port: MessagePort | undefined;
   private nextId = 1;

@@ -7,6 +7,10 @@ import type { PageFetch } from './page-fetch.ts';
 import type { UploadProgress } from './media-hook.ts';
 import type { HookPort } from './hook-port.ts';
 
+/**
+ * The XMLHttpRequest class the hook installs in the page: a subclass of `NativeXHR` that
+ * carries homeserver requests out with `pageFetch`.
+ */
 export function kirjavaXhrClass(
   NativeXHR: typeof XMLHttpRequest,
   port: HookPort,

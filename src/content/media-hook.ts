@@ -45,6 +45,7 @@ interface Upload extends MediaKeyInfo {
 /** Upload progress of the page's request, in bytes (ciphertext and plaintext are the same size). */
 export type UploadProgress = (loaded: number, total: number) => void;
 
+/** What MediaHook needs from the hook: the browser's own fetch and XHR, and the worker's media keys. */
 export interface MediaHookDeps {
   nativeFetch: typeof fetch;
   /** The browser's own XMLHttpRequest: the one way to observe upload progress. */
@@ -71,6 +72,10 @@ function jsonError(status: number, errcode: string, error: string): Response {
   return new Response(JSON.stringify({ errcode, error }), { status, headers: { 'Content-Type': 'application/json' } });
 }
 
+/**
+ * Encrypts the page's uploads and decrypts its downloads of files whose key Kirjava knows,
+ * remembering the uploads so a send can reference them with their key.
+ */
 export class MediaHook {
   private readonly uploads = new Map<string, Upload>();
   private readonly learned = new Map<string, MediaKeyInfo>();

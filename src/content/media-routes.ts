@@ -6,6 +6,7 @@
  */
 import { decode, underBase } from './routes.ts';
 
+/** A media repository request Kirjava takes part in: a download or thumbnail, or an upload. */
 export type MediaRoute =
   | {
       kind: 'media-download';
@@ -28,6 +29,7 @@ const DOWNLOAD =
   /^(\/_matrix\/(?:client\/v1\/media|media\/(?:r0|v1|v3)))\/(download|thumbnail)\/([^/]+)\/([^/]+)(?:\/[^/]*)?$/;
 const UPLOAD = /^\/_matrix\/media\/(?:r0|v1|v3)\/upload(?:\/([^/]+)\/([^/]+))?$/;
 
+/** The media route of a request to the homeserver at `baseUrl`; undefined for any other request. */
 export function mediaRouteOf(baseUrl: string, method: string, url: string): MediaRoute | undefined {
   const under = underBase(baseUrl, url);
   if (!under) return undefined;
@@ -42,7 +44,8 @@ export function mediaRouteOf(baseUrl: string, method: string, url: string): Medi
     const thumbnail = what === 'thumbnail';
     const whole = new URL(parsed.href);
     if (thumbnail) {
-      whole.pathname = `${parsed.pathname.slice(0, parsed.pathname.length - path.length)}${prefix}/download/${rawServer}/${rawMedia}`;
+      whole.pathname =
+        parsed.pathname.slice(0, parsed.pathname.length - path.length) + `${prefix}/download/${rawServer}/${rawMedia}`;
       whole.search = '';
       const legacyToken = parsed.searchParams.get('access_token');
       if (legacyToken) whole.searchParams.set('access_token', legacyToken);

@@ -15,6 +15,7 @@ import { SyncSplice } from './sync-splice.ts';
 /** How long a logout waits for the worker to back up the account's room keys. */
 const LOGOUT_BACKUP_WAIT_MS = 30_000;
 
+/** What PageFetch needs from the hook: the browser's own fetch, the port to the worker, the media hook. */
 export interface PageFetchDeps {
   nativeFetch: typeof fetch;
   port: HookPort;
@@ -26,6 +27,10 @@ export interface PageFetchDeps {
 const urlOf = (input: RequestInfo | URL): string =>
   input instanceof Request ? input.url : input instanceof URL ? input.href : String(input);
 
+/**
+ * The fetch the hook installs in the page: routes each homeserver request to the worker or the
+ * media hook, refuses room sends to other hosts on an allowed site, and passes the rest on.
+ */
 export class PageFetch {
   /**
    * Tokens whose last sync the worker answered: their syncs with nothing to wait for go

@@ -24,7 +24,9 @@ export function refusedSend(allowed: boolean, method: string, url: URL): Respons
   return errorResponse({
     status: 403,
     errcode: 'M_FORBIDDEN',
-    error: `Kirjava does not handle ${url.host}: messages to it are not encrypted, so this one was not sent. Add ${base} as a homeserver in Kirjava's options if it is yours.`,
+    error:
+      `Kirjava does not handle ${url.host}: messages to it are not encrypted, so this one was not sent. ` +
+      `Add ${base} as a homeserver in Kirjava's options if it is yours.`,
   });
 }
 

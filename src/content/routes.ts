@@ -57,6 +57,10 @@ export function underBase(baseUrl: string, url: string): { parsed: URL; path: st
   }
 }
 
+/**
+ * The route of a request to the homeserver at `baseUrl`; undefined for an endpoint Kirjava
+ * leaves alone or a URL outside the homeserver.
+ */
 export function routeOf(baseUrl: string, method: string, url: string): Route | undefined {
   const path = underBase(baseUrl, url)?.path;
   if (path === undefined) return undefined;

@@ -66,6 +66,10 @@ const isVerification = (event: Json): boolean =>
 const isReceipt = (event: unknown) => isObject(event) && event.type === 'm.receipt';
 const isPushRules = (event: unknown) => isObject(event) && event.type === 'm.push_rules';
 
+/**
+ * One /sync body split in two: the part for the worker (`body`), and the positions its answer
+ * is merged back into (`merge`).
+ */
 export class SyncSplice {
   /** section → room id → timeline positions of the events sent, in order. */
   private readonly positions = new Map<string, Map<string, number[]>>();

@@ -25,12 +25,14 @@ import { RoomVerificationMessenger } from './trust/room-verification.ts';
 import { JOINED_ROOMS_KEY } from '../shared/names.ts';
 import { type Logger, defaultLog, errorText } from './core/log.ts';
 
+/** The Matrix account an OlmMachine belongs to: homeserver, user and device. */
 export interface AccountIdentity {
   baseUrl: string;
   userId: string;
   deviceId: string;
 }
 
+/** What CryptoAccount.open needs: the account, its access token, and where it keeps its state. */
 export interface OpenOptions extends AccountIdentity {
   accessToken: string;
   /** IndexedDB store name; omit for the in-memory store (Node tests). */

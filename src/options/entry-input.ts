@@ -10,8 +10,10 @@ export interface EntryKind {
   normalize: (input: string) => string;
 }
 
+/** The entry as the list keeps it, or the message that says how to write it. */
 export type ParsedEntry = { ok: true; entry: string } | { ok: false; error: string };
 
+/** Checks and normalizes one typed entry of the kind `kind`. */
 export function parseEntry(input: string, kind: EntryKind): ParsedEntry {
   const typed = input.trim();
   if (typed === '') {

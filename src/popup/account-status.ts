@@ -8,6 +8,7 @@ export function groupFingerprint(key: string): string {
   return key.match(/.{1,4}/g)?.join(' ') ?? '';
 }
 
+/** The account's state in words, with what the user can do when there is something to do. */
 export function stateLine(account: AccountView): string {
   switch (account.state) {
     case 'active':

@@ -18,9 +18,13 @@ export function historyLine(status: SearchIndexStatus): string {
     case 'running':
       return history.roomsTotal === 0
         ? 'Finding your encrypted rooms…'
-        : `Indexing history: room ${Math.min(history.roomsDone + 1, history.roomsTotal)} of ${history.roomsTotal}, ${history.eventsSeen} events read…`;
+        : `Indexing history: room ${Math.min(history.roomsDone + 1, history.roomsTotal)} of ${history.roomsTotal}, ` +
+            `${history.eventsSeen} events read…`;
     case 'done':
-      return `History indexed: ${history.roomsTotal} encrypted ${history.roomsTotal === 1 ? 'room' : 'rooms'}, ${history.eventsSeen} events read.`;
+      return (
+        `History indexed: ${history.roomsTotal} encrypted ${history.roomsTotal === 1 ? 'room' : 'rooms'}, ` +
+        `${history.eventsSeen} events read.`
+      );
     case 'failed':
       return history.error ?? 'Indexing history failed.';
   }

@@ -47,6 +47,10 @@ const base64url = (text: string) =>
 const fromBase64url = (text: string) =>
   new TextDecoder().decode(Uint8Array.from(atob(text.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0)));
 
+/**
+ * The `next_batch` token the client is given for `batch`: prefixed, so a token passed back
+ * is known to be Kirjava's.
+ */
 export function encodeBatch(batch: MergedBatch): string {
   return BATCH_PREFIX + base64url(JSON.stringify(batch));
 }

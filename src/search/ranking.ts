@@ -17,6 +17,7 @@ function typeMatches(pattern: string, type: string): boolean {
   return regex.test(type);
 }
 
+/** Whether `event` passes the request's RoomEventFilter. */
 export function matchesFilter(event: IndexedEvent, filter: SearchFilter): boolean {
   if (filter.rooms && !filter.rooms.includes(event.room_id)) return false;
   if (filter.not_rooms.includes(event.room_id)) return false;
@@ -59,6 +60,7 @@ export function rankOf(event: IndexedEvent, request: Pick<SearchRequest, 'query'
   return Math.round((hits / Math.sqrt(words.length)) * 1e6) / 1e6;
 }
 
+/** A matching event and its rank. */
 export interface RankedEvent {
   rank: number;
   event: IndexedEvent;
@@ -84,6 +86,7 @@ const cursorOf = (r: RankedEvent): LocalCursor => ({
   id: r.event.event_id,
 });
 
+/** One page of local results, and where the next one starts. */
 export interface LocalPage {
   results: RankedEvent[];
   /** All matches, on every page. */

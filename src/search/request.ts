@@ -8,6 +8,7 @@
  * src/search/ranking.ts decides which match and src/search/merge.ts builds the answer.
  */
 
+/** A JSON object, as parsed from a request body or an event. */
 export type Json = Record<string, unknown>;
 
 export const isObject = (value: unknown): value is Json =>
@@ -15,6 +16,7 @@ export const isObject = (value: unknown): value is Json =>
 
 /** The searchable keys of the spec, and the event type each one lives in. */
 export const SEARCH_KEYS = ['content.body', 'content.name', 'content.topic'] as const;
+/** One of the keys a search may look in. */
 export type SearchKey = (typeof SEARCH_KEYS)[number];
 
 const KEY_OF_TYPE: Record<string, SearchKey> = {
@@ -46,6 +48,7 @@ export interface SearchFilter {
   contains_url?: boolean;
 }
 
+/** The search term split up and normalized like the index's words. */
 export interface SearchQuery {
   /** Words every match must contain (after normalization). */
   words: string[];
@@ -55,6 +58,7 @@ export interface SearchQuery {
   excluded: string[];
 }
 
+/** A `room_events` search request, read and checked, with defaults filled in. */
 export interface SearchRequest {
   searchTerm: string;
   query: SearchQuery;

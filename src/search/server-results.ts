@@ -7,10 +7,15 @@
 import type { SearchResult } from './merge.ts';
 import { type Json, isObject } from './request.ts';
 
+/** The part of an account that decrypts history: a `/messages`-shaped body in, the same body decrypted out. */
 export interface HistoryDecryptor {
   processHistory(roomId: string, body: string): Promise<string>;
 }
 
+/**
+ * The homeserver's results with their encrypted events (and those of their context) decrypted,
+ * and any decryption report the homeserver put there removed.
+ */
 export async function decryptServerResults(account: HistoryDecryptor, results: unknown[]): Promise<SearchResult[]> {
   const out: SearchResult[] = [];
   for (const r of results) {

@@ -66,6 +66,7 @@ export interface MatrixErrorReply {
   error: string;
 }
 
+/** The worker's answer to a page request, worker → bridge → hook. */
 export type PageReply =
   /** Replace the response body with `body` (sync, events); or nothing to change. */
   | { ok: true; body?: string }

@@ -15,6 +15,7 @@ export const UI_CHANNEL = 'kirjava:ui';
 /** State of one account as the popup shows it. */
 export type AccountState = 'active' | 'waiting-for-login' | 'error' | 'logged-out';
 
+/** One account as the popup shows it, worker → popup. */
 export interface AccountView {
   /** Stable id of (homeserver, user, device); UI requests name the account by it. */
   id: string;
@@ -91,22 +92,26 @@ export interface KeysProgressView {
   total: number;
 }
 
+/** The account's key task under way and its backup version, worker → popup (`keys-status`). */
 export interface KeysStatusReply {
   progress: KeysProgressView | null;
   /** Kirjava uploads its room keys to this backup version; null when not enabled. */
   backupVersion: string | null;
 }
 
+/** How many of a key file's keys were imported, worker → popup (`keys-import`). */
 export interface KeysCountReply {
   imported: number;
   total: number;
 }
 
+/** What a recovery did, worker → popup (`keys-recover`). */
 export interface KeysRecoverReply extends KeysCountReply {
   crossSigned: boolean;
   backupVersion: string | null;
 }
 
+/** The exported key file and how many keys it holds, worker → popup (`keys-export`). */
 export interface KeysExportReply {
   /** The key file's text (`-----BEGIN MEGOLM SESSION DATA-----`). */
   file: string;
@@ -163,8 +168,11 @@ interface LockUiRequests {
   'lock-remove': { request: { current: string }; reply: LockStatus };
 }
 
+/** The name of a UI request, popup or options page → worker. */
 export type UiKind = keyof UiRequests;
+/** A UI request as sent on UI_CHANNEL, popup or options page → worker. */
 export type UiRequest<K extends UiKind = UiKind> = { channel: typeof UI_CHANNEL; kind: K } & UiRequests[K]['request'];
+/** The worker's answer to a UI request: its reply or an error, worker → popup or options page. */
 export type UiReply<K extends UiKind = UiKind> = UiRequests[K]['reply'] | UiErrorReply;
 
 /** A UI request the worker could not carry out; `error` says what the user can do. */
@@ -188,6 +196,7 @@ export type DeviceTrustState = 'blacklisted' | 'verified' | 'cross-signed' | 'tr
 /** The user's decisions about a device, as pantalaimon's panctl offered them. */
 export type DeviceTrustAction = 'verify' | 'unverify' | 'blacklist' | 'unblacklist' | 'trust-locally';
 
+/** One device and the account's trust in it, worker → popup. */
 export interface DeviceView {
   userId: string;
   deviceId: string;
@@ -222,9 +231,11 @@ export type VerificationStage =
   | 'done'
   | 'cancelled';
 
+/** The user's step in a verification, popup → worker (`verification-action`). */
 export type VerificationAction =
   'accept' | 'start-sas' | 'show-qr' | 'confirm' | 'mismatch' | 'confirm-scan' | 'cancel' | 'dismiss';
 
+/** One interactive verification as the popup shows it, worker → popup. */
 export interface VerificationView {
   flowId: string;
   otherUserId: string;
@@ -245,6 +256,7 @@ export interface VerificationView {
   cancelledByUs: boolean;
 }
 
+/** The account's cross-signing identity and which of its private keys this device holds, worker → popup. */
 export interface CrossSigningView {
   /** The account has a cross-signing identity on the server (set up by a full client). */
   identityKnown: boolean;
@@ -259,11 +271,13 @@ export interface CrossSigningView {
   hasBackupKey: boolean;
 }
 
+/** The account's verifications under way and its cross-signing state, worker → popup (`verifications`). */
 export interface VerificationsReply {
   verifications: VerificationView[];
   crossSigning: CrossSigningView;
 }
 
+/** Every account the worker serves, worker → popup (`accounts`). */
 export interface AccountsReply {
   accounts: AccountView[];
 }

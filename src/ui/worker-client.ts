@@ -19,6 +19,7 @@ const ANSWER_TIMEOUT_MS = 5000;
 const NO_ANSWER = 'The Kirjava background worker did not answer';
 const WHAT_TO_DO = 'If this lasts, reload Kirjava in chrome://extensions.';
 
+/** How `ask` waits for the worker's answer. */
 export interface AskOptions {
   /**
    * How long to wait for the answer; false for tasks that may take a while (a backup

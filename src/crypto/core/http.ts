@@ -4,6 +4,7 @@
  * fetch function is injected, so unit tests can run against an in-process fake server.
  */
 
+/** The fetch MatrixHttp calls: the browser's own, or an in-process fake server in tests. */
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
 
 /** How long one request may take unless its caller allows less: a stuck request must not hang the account. */

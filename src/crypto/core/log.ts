@@ -7,11 +7,13 @@
  * diagnostics the popup may show; nothing is written to disk.
  */
 
+/** How much a log line matters, least first. */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 /** Values a log line may carry besides its message: ids, counts, flags. */
 export type LogFields = Readonly<Record<string, string | number | boolean | undefined>>;
 
+/** One log line as kept in memory, its message and fields already scrubbed. */
 export interface LogEntry {
   /** ms since the epoch */
   time: number;
@@ -20,6 +22,7 @@ export interface LogEntry {
   fields: LogFields;
 }
 
+/** What every piece that logs is given: one method per level, and loggers that add fields. */
 export interface Logger {
   debug(message: string, fields?: LogFields): void;
   info(message: string, fields?: LogFields): void;

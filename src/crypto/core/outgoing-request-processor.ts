@@ -24,6 +24,8 @@ export class OutgoingRequestProcessor {
   private readonly retry: RetryPolicy;
 
   /**
+   * @param machine the account's OlmMachine, whose outgoing requests these are.
+   * @param http the homeserver, called with the account's access token.
    * @param devicesChanged told after the answer of a request that changes what the machine
    *   knows about devices, identities or Olm sessions (keys query and claim, signatures).
    * @param retry overrides of DEFAULT_RETRY.

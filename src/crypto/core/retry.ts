@@ -7,6 +7,7 @@
  */
 import { HomeserverUnreachableError, MatrixApiError } from './http.ts';
 
+/** How often and for how long a failed homeserver request is tried again. */
 export interface RetryPolicy {
   /** Attempts in all, the first included. */
   attempts: number;
@@ -26,6 +27,7 @@ export const DEFAULT_RETRY: RetryPolicy = {
   totalMs: 60_000,
 };
 
+/** How a retry waits: a real timer, or a quicker one in tests. */
 export type Sleep = (ms: number) => Promise<void>;
 
 export const sleep: Sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -48,6 +48,7 @@ const subtle = () => globalThis.crypto.subtle;
 const bytes = (data: Uint8Array) => data as Uint8Array<ArrayBuffer>;
 const label = (name: string) => new TextEncoder().encode(`${KEYRING_SEAL_LABEL}\0${name}`);
 
+/** `length` random bytes from WebCrypto: vault keys, secrets, salts and IVs. */
 export function randomBytes(length: number): Uint8Array {
   return globalThis.crypto.getRandomValues(new Uint8Array(length));
 }

@@ -20,7 +20,7 @@ import {
   seal,
   unwrapVaultKey,
   wrapVaultKey,
-} from '../keyring/keyring-seal.ts';
+} from './keyring-seal.ts';
 import type { LockStatus } from '../../shared/ui.ts';
 
 /** Where the keyring lives at rest: one vault key record and the sealed secrets by name. */
@@ -57,6 +57,7 @@ export class KeyringLockedError extends Error {
   }
 }
 
+/** How a Keyring is set up besides its storage: the PBKDF2 cost and the migration of older secrets. */
 export interface KeyringOptions {
   /** PBKDF2 iterations for a new passphrase (tests lower it; the default is PBKDF2_ITERATIONS). */
   iterations?: number;

@@ -26,6 +26,7 @@ type RoomKeyBackup = { rooms?: Record<string, { sessions?: Record<string, KeyBac
 /** A session the backup did not have may be backed up later by another device. */
 const RETRY_MISS_MS = 60_000;
 
+/** Told how many of the backup's keys are imported so far, of how many. */
 export type BackupProgress = (done: number, total: number) => void;
 
 /** The key backup cannot be used; the message says what the user can do. */

@@ -17,6 +17,10 @@ const CROSS_SIGNING = [
 ] as const;
 const BACKUP_SECRET = 'm.megolm_backup.v1';
 
+/**
+ * What a recovery did: whether this device got cross-signed, the backup it now uses, and the
+ * keys imported from that backup.
+ */
 export interface RecoveryResult {
   /** The device is now signed by the user's self-signing key. */
   crossSigned: boolean;

@@ -178,6 +178,7 @@ export async function unlockKey(input: string, description: SecretStorageKeyDesc
   );
 }
 
+/** Bytes of base64 text, padded or not, standard or URL-safe alphabet. */
 export function fromBase64(text: string): Uint8Array {
   const normalized = text.replace(/-/g, '+').replace(/_/g, '/').replace(/=+$/, '');
   const binary = atob(normalized + '='.repeat((4 - (normalized.length % 4)) % 4));
@@ -186,6 +187,7 @@ export function fromBase64(text: string): Uint8Array {
   return out;
 }
 
+/** Padded standard base64 of `data`. */
 export function toBase64(data: Uint8Array): string {
   let binary = '';
   for (const byte of data) binary += String.fromCharCode(byte);

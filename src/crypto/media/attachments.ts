@@ -30,6 +30,10 @@ export class AttachmentError extends Error {
 
 const subtle = () => globalThis.crypto.subtle;
 
+/**
+ * Unpadded base64 of `bytes`, as the spec writes an EncryptedFile's `iv` and hash; converted in
+ * slices, so a large buffer does not overflow the call stack.
+ */
 export function toBase64(bytes: Uint8Array): string {
   let binary = '';
   for (let i = 0; i < bytes.length; i += 0x8000) {

@@ -23,6 +23,7 @@ export interface SealedStore {
   dropOldest(n: number): Promise<void>;
 }
 
+/** One cached decryption as stored: its id (bound into the seal), and the sealed decryption with its IV. */
 export interface SealedEntry {
   id: string;
   iv: Uint8Array;

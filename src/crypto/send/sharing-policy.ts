@@ -37,6 +37,7 @@ export class SendPolicy {
   decisions: SharingDecisions | undefined;
 
   /**
+   * @param machine the account's OlmMachine, which knows the devices and their trust.
    * @param recipientsOf who a room key of the room would go to, devices tracked and queried;
    *   no one when the room is not encrypted. Called inside `run`.
    * @param run runs a lookup on the account's serial queue.

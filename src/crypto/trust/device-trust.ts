@@ -78,6 +78,7 @@ const LOCAL_TRUST: Record<DeviceTrustAction, LocalTrust> = {
   'trust-locally': LocalTrust.Ignored,
 };
 
+/** How far the account trusts `device`, the most decisive state first. */
 export function trustState(device: Device): DeviceTrustState {
   if (device.isBlacklisted()) return 'blacklisted';
   if (device.isCrossSigningTrusted() || device.localTrustState === LocalTrust.Verified) return 'verified';
@@ -86,6 +87,7 @@ export function trustState(device: Device): DeviceTrustState {
   return 'unverified';
 }
 
+/** A device as the popup shows it; `own` when it is one of the account's own devices. */
 export function deviceView(device: Device, own: boolean): DeviceView {
   return {
     userId: device.userId.toString(),
