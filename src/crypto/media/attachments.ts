@@ -11,7 +11,7 @@
  * any block, and SHA-256 is computed incrementally (src/crypto/media/sha256.ts; WebCrypto only
  * hashes whole buffers).
  */
-import type { AttachmentJwk, EncryptedFile } from '../../shared/media.ts';
+import type { EncryptedFile } from '../../shared/media.ts';
 import { Sha256 } from './sha256.ts';
 
 export type { EncryptedFile };
