@@ -13,9 +13,9 @@ import { errorText } from '../crypto/core/log.ts';
  */
 export function registerAccountsService(registry: AccountRegistry): void {
   onUiRequest('accounts', async () => ({ accounts: await registry.views() }));
-  onUiRequest('account-site-requests', async () => ({ requests: await registry.siteRequests() }));
+  onUiRequest('account-site-requests', async () => ({ requests: await registry.sites.requests() }));
   onUiRequest('account-site-decision', async ({ accountId, origin, allow }) => {
-    await registry.decideSite(accountId, origin, allow);
+    await registry.sites.decide(accountId, origin, allow);
     return { ok: true };
   });
   onUiRequest('account-delete-logged-out', async ({ accountId }) => {

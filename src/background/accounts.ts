@@ -5,10 +5,11 @@ import { DexieSealedStore } from './decrypted-cache-store.ts';
 import { IndexedDbMediaKeyStore } from './media-key-store.ts';
 import { secretNames } from '../crypto/keyring/keyring.ts';
 import { keyring } from './keyring.ts';
-import type { AccountSiteRequestView, AccountView } from '../shared/messages.ts';
+import type { AccountView } from '../shared/messages.ts';
 import type { SendGuard } from './send-guard.ts';
 import { deleteDatabase, deleteStore, storeDatabases } from './store-wipe.ts';
-import { SerialQueue } from '../crypto/core/serial-queue.ts';
+import { AccountUnusableError, UnconfirmedLoginError } from './account-errors.ts';
+import { AccountSites } from './account-sites.ts';
 import { storage } from '../platform/storage.ts';
 
 import type { AccountRecord } from '../shared/storage-keys.ts';
@@ -21,31 +22,13 @@ const STARTUP_FLUSH_DELAY_MS = 2000;
 export const LOGGED_OUT_KEEP_MS = 7 * 24 * 60 * 60 * 1000;
 
 const accountKey = (baseUrl: string, userId: string, deviceId: string) => `${baseUrl}|${userId}|${deviceId}`;
+const idOf = ({ identity }: CryptoAccount) => accountKey(identity.baseUrl, identity.userId, identity.deviceId);
 
 function randomHex(bytes: number): string {
   return [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 const bytesHex = (bytes: Uint8Array) => [...bytes].map((byte) => byte.toString(16).padStart(2, '0')).join('');
-
-/** The account cannot do encryption; the popup says why and what to do. */
-export class AccountUnusableError extends Error {}
-
-/**
- * A site tried to use an account that another site logged in, without the user's consent:
- * it gets nothing (no decryption, no encryption) until the user allows it in the popup.
- */
-export class SiteNotBoundError extends Error {
-  constructor(
-    readonly origin: string,
-    readonly userId: string,
-  ) {
-    super(`${userId} is used by another site in Kirjava; allow ${origin} for it in the Kirjava popup first`);
-  }
-}
-
-/** A page reported a login the homeserver does not confirm: nothing is bound, nothing created. */
-export class UnconfirmedLoginError extends Error {}
 
 /**
  * Knows the accounts: discovers them from a `/login` response or, for a client that was
@@ -59,10 +42,11 @@ export class AccountRegistry {
   private readonly openedListeners: ((id: string, account: CryptoAccount) => void)[] = [];
 
   private readonly wipedListeners: ((id: string) => Promise<void>)[] = [];
-  /** Per account, the sites bound to it (AccountRecord.sites), as last read or written. */
-  private readonly siteCache = new Map<string, string[]>();
-  /** Serializes site binding, so two sites' first requests cannot both bind an account. */
-  private readonly sitesQueue = new SerialQueue();
+  /** Which sites may use which account (AccountRecord.sites), and the user's questions about it. */
+  readonly sites = new AccountSites({
+    get: async (id) => (await this.records())[id],
+    save: (id, record) => this.saveRecord(id, record),
+  });
 
   /** Calls `listener` when an account is wiped (logout), to remove what a feature keeps of it. */
   onAccountWiped(listener: (id: string) => Promise<void>): void {
@@ -99,7 +83,7 @@ export class AccountRegistry {
       if (found.identity.baseUrl !== baseUrl) {
         throw new AccountUnusableError('This access token belongs to another homeserver');
       }
-      await this.checkSite(found, origin);
+      await this.sites.check(idOf(found), origin);
       return found;
     });
   }
@@ -151,7 +135,7 @@ export class AccountRegistry {
     const account = this.attach(baseUrl, token, userId, deviceId);
     this.byToken.set(token, account);
     account.catch(() => this.byToken.delete(token));
-    await this.checkSite(await account, origin);
+    await this.sites.check(idOf(await account), origin);
   }
 
   /** Forgets a token (the client logged out); the account's store stays for now. */
@@ -247,28 +231,6 @@ export class AccountRegistry {
     return record?.loggedOutAt ? this.openLoggedOut(id) : this.forAccount(id);
   }
 
-  /** Sites waiting for the user's answer to "let <origin> use <account> too?". */
-  async siteRequests(): Promise<AccountSiteRequestView[]> {
-    return storage.session.get('account.siteRequests');
-  }
-
-  /** The user's answer: Allow binds the site to the account, Deny drops the question. */
-  decideSite(accountId: string, origin: string, allow: boolean): Promise<void> {
-    return this.sitesQueue.run(async () => {
-      const requests = await this.siteRequests();
-      if (!requests.some((r) => r.accountId === accountId && r.origin === origin)) {
-        throw new Error(`${origin} is not waiting for an answer about this account any more`);
-      }
-      if (allow) {
-        const record = (await this.records())[accountId];
-        if (!record) throw new Error('This account is gone');
-        await this.saveRecord(accountId, { ...record, sites: [...new Set([...(record.sites ?? []), origin])] });
-      }
-      const rest = requests.filter((r) => !(r.accountId === accountId && r.origin === origin));
-      await storage.session.set('account.siteRequests', rest);
-    });
-  }
-
   /** Looks up the encryption state of the account's new rooms, for the send guard. */
   learnRoomEncryption(account: CryptoAccount): Promise<void> {
     const { baseUrl, userId, deviceId } = account.identity;
@@ -303,7 +265,7 @@ export class AccountRegistry {
     const loggedOutAt = Date.now();
     records[`${id}|logged-out|${loggedOutAt}`] = { ...record, loggedOutAt, sites: [] };
     await storage.local.set('accounts', records);
-    this.siteCache.delete(id);
+    this.sites.forget(id);
   }
 
   private async dropTokensOf(id: string): Promise<void> {
@@ -314,33 +276,6 @@ export class AccountRegistry {
       this.byToken.delete(token);
     }
     await storage.session.set('tokens', tokens);
-  }
-
-  /**
-   * Whether a page of `origin` may use the account; binds an account no site uses yet to
-   * it. Otherwise the popup asks the user and the page gets SiteNotBoundError.
-   */
-  private async checkSite(account: CryptoAccount, origin: string): Promise<void> {
-    const { baseUrl, userId, deviceId } = account.identity;
-    const key = accountKey(baseUrl, userId, deviceId);
-    if (this.siteCache.get(key)?.includes(origin)) return;
-    await this.sitesQueue.run(async () => {
-      const record = (await this.records())[key];
-      if (!record) throw new AccountUnusableError('This account was removed from Kirjava');
-      const sites = record.sites ?? [];
-      this.siteCache.set(key, sites);
-      if (sites.includes(origin)) return;
-      if (sites.length === 0) {
-        await this.saveRecord(key, { ...record, sites: [origin] });
-        return;
-      }
-      const requests = await this.siteRequests();
-      if (!requests.some((r) => r.accountId === key && r.origin === origin)) {
-        const request: AccountSiteRequestView = { accountId: key, origin, userId: record.userId, sites };
-        await storage.session.set('account.siteRequests', [...requests, request]);
-      }
-      throw new SiteNotBoundError(origin, record.userId);
-    });
   }
 
   /** `GET /account/whoami` with `token`: the homeserver's word on whose token it is. */
@@ -359,7 +294,7 @@ export class AccountRegistry {
     const record = records[id];
     delete records[id];
     await storage.local.set('accounts', records);
-    this.siteCache.delete(id);
+    this.sites.forget(id);
     await this.guard?.forgetAccount(id);
     for (const listener of this.wipedListeners) await listener(id);
     if (record) await deleteStore(record.storeName).then(() => keyring.forget(secretNames.store(record.storeName)));
@@ -506,7 +441,7 @@ export class AccountRegistry {
   private async saveRecord(key: string, record: AccountRecord): Promise<void> {
     const records = await this.records();
     await storage.local.set('accounts', { ...records, [key]: record });
-    this.siteCache.set(key, record.sites ?? []);
+    this.sites.remember(key, record);
   }
 
   private tokens(): Promise<Record<string, string>> {

@@ -20,7 +20,8 @@ import {
   serverBoundary,
 } from '../search/merge.ts';
 import type { PageReply, SearchIndexStatus } from '../shared/messages.ts';
-import { AccountUnusableError, type AccountRegistry } from './accounts.ts';
+import { AccountUnusableError } from './account-errors.ts';
+import type { AccountRegistry } from './accounts.ts';
 import { decryptServerResults } from '../search/server-results.ts';
 import { SearchHistoryIndexer } from './search-history.ts';
 import { SearchIndex } from './search-index.ts';
