@@ -11,7 +11,7 @@ import { cpus, loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { CryptoAccount } from '../src/crypto/account.ts';
-import { type BenchBrowsers, launchBrowsers, timedFetch, workerMemory } from './browser.ts';
+import { launchBrowsers, timedFetch, workerMemory } from './browser.ts';
 import { HISTORY_ROOMS, ME, PLAIN_ROOM, SEND_ROOM, SYNC_ROOMS, makeCorpus, plainSyncBody, syncBody } from './corpus.ts';
 import { benchSynapseSends } from './synapse-send.ts';
 import { bareLoop, benchSyncProcessor, openReceiver, receiveKeys } from './node-decrypt.ts';
@@ -51,7 +51,6 @@ interface Row {
   met?: boolean;
 }
 const rows: Row[] = [];
-const notes: string[] = [];
 const log = (...args: unknown[]) => console.log(`[bench ${(performance.now() / 1000).toFixed(0)}s]`, ...args);
 
 /** A difference's median (min–max) with its sign. */
@@ -142,7 +141,9 @@ async function main() {
       const twoRatio = spread(ratios(two.subject, two.baseline));
       rows.push({
         item: '2',
-        measure: `page fetch → decrypted body in the page, ${events} megolm events never seen before (new ones each run), Chromium`,
+        measure:
+          `page fetch → decrypted body in the page, ${events} megolm events never seen before ` +
+          `(new ones each run), Chromium`,
         baseline: `bare loop (Node) over the same events ${ms(two.baseline)}`,
         result: `×${fmtSpread(twoRatio)} (${ms(two.subject)})`,
         target: '—',
@@ -178,7 +179,9 @@ async function main() {
       rows.push({
         item: '3',
         measure: `unencrypted /sync of ${label} (${fmt(body.length / 1e6, 2)} MB), fetch + json() in the page`,
-        baseline: `same Chromium, site not served ${ms(idle.baseline)}; Chromium without the extension ${ms(bare.baseline)}`,
+        baseline:
+          `same Chromium, site not served ${ms(idle.baseline)}; ` +
+          `Chromium without the extension ${ms(bare.baseline)}`,
         result: `${signed(added)} vs not served; ${signed(addedBare)} vs no extension`,
         target: target === undefined ? '—' : `≤ +${target} ms`,
         met: target === undefined ? undefined : Math.max(added.median, addedBare.median) <= target,
@@ -308,7 +311,9 @@ async function main() {
       const mb = (bytes: number) => `${fmt(bytes / 2 ** 20, 1)} MiB`;
       rows.push({
         item: '7',
-        measure: `worker JS heap after ${decryptedInBrowser.toLocaleString('en')} decrypted events (${(1000 * (1 + corpus.batches.length + corpus.fresh.length) + 1500).toLocaleString('en')} distinct)`,
+        measure:
+          `worker JS heap after ${decryptedInBrowser.toLocaleString('en')} decrypted events ` +
+          `(${(1000 * (1 + corpus.batches.length + corpus.fresh.length) + 1500).toLocaleString('en')} distinct)`,
         baseline: `after account setup ${mb(memoryBefore.heapUsed)}`,
         result: `${mb(memoryAfter.heapUsed)} (+${mb(memoryAfter.heapUsed - memoryBefore.heapUsed)})`,
         target: '—',
@@ -365,7 +370,9 @@ async function main() {
       });
       rows.push({
         item: '4',
-        measure: `cold start during a long-poll: worker stopped, then a /sync the server answers ${LONG_POLL_MS / 1000} s later with one new encrypted event; from the answer to the decrypted body`,
+        measure:
+          `cold start during a long-poll: worker stopped, then a /sync the server answers ` +
+          `${LONG_POLL_MS / 1000} s later with one new encrypted event; from the answer to the decrypted body`,
         baseline: `the same, worker running ${ms(polls.warm)}`,
         result: ms(polls.cold),
         target: '≤ 150 ms',
@@ -399,7 +406,9 @@ function machine(): string[] {
     `- Command: \`npm run bench\` (BENCH_RUNS=${RUNS})`,
     `- Machine: ${cpus().length} cores (nproc), ${cpus()[0]?.model ?? 'unknown CPU'}`,
     `- ${chromium}; Node ${process.version}; matrix-sdk-crypto-wasm ${wasm}`,
-    `- Load average (1/5/15 min) at start ${loadBefore.map((l) => l.toFixed(2)).join(' / ')}, at end ${loadAfter.map((l) => l.toFixed(2)).join(' / ')}: the machine is shared, so read ratios and differences, not absolute times`,
+    `- Load average (1/5/15 min) at start ${loadBefore.map((l) => l.toFixed(2)).join(' / ')}, ` +
+      `at end ${loadAfter.map((l) => l.toFixed(2)).join(' / ')}: ` +
+      `the machine is shared, so read ratios and differences, not absolute times`,
   ];
 }
 
@@ -409,7 +418,8 @@ function table(): string[] {
     '|---|---|---|---|---|',
     ...rows.map(
       (r) =>
-        `| ${r.item} | ${r.measure} | ${r.baseline} | ${r.result} | ${r.target}${r.met === undefined ? '' : r.met ? ' ✅' : ' ❌'} |`,
+        `| ${r.item} | ${r.measure} | ${r.baseline} | ${r.result} | ` +
+        `${r.target}${r.met === undefined ? '' : r.met ? ' ✅' : ' ❌'} |`,
     ),
   ];
 }
@@ -417,7 +427,8 @@ function table(): string[] {
 main()
   .then(() => {
     const lines = [
-      `Figures: median (min–max) of ${RUNS} paired runs (pass-through and sends: ${CHEAP_RUNS}; 10 KB pass-through: ${SMALL_BODY_RUNS}) unless the row says otherwise.`,
+      `Figures: median (min–max) of ${RUNS} paired runs (pass-through and sends: ` +
+        `${CHEAP_RUNS}; 10 KB pass-through: ${SMALL_BODY_RUNS}) unless the row says otherwise.`,
       '',
       ...table(),
     ];

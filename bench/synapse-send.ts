@@ -71,7 +71,9 @@ export async function benchSynapseSends(kirjava: ExtensionBrowser, page: Page, r
 
     let txn = 0;
     const send = async (roomId: string) => {
-      const url = `${synapse.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/bench${txn++}`;
+      const url =
+        `${synapse.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}` +
+        `/send/m.room.message/bench${txn++}`;
       const timed = await timedFetch(page, url, me.accessToken, {
         method: 'PUT',
         body: JSON.stringify({ msgtype: 'm.text', body: 'Lunch at noon?' }),

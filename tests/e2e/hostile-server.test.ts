@@ -105,7 +105,8 @@ describe('A hostile homeserver: malformed syncs, replays and forged senders', ()
   after(() => bed.stop());
 
   it(
-    'Malformed /sync bodies and junk events do not crash the worker, and every well-formed message still arrives decrypted',
+    'Malformed /sync bodies and junk events do not crash the worker, ' +
+      'and every well-formed message still arrives decrypted',
     story,
     async () => {
       const { client, peer, session, roomId } = await givenProxiedRoom();

@@ -155,7 +155,8 @@ describe('Kirjava keys: recovery, key backup, key files and late keys', () => {
   after(() => bed.stop());
 
   it(
-    "1. With the recovery key, history from before Kirjava existed decrypts in place and Kirjava's device is cross-signed",
+    '1. With the recovery key, history from before Kirjava existed ' +
+      "decrypts in place and Kirjava's device is cross-signed",
     story,
     async () => {
       const alice = await newUser('alice');
@@ -315,7 +316,8 @@ describe('Kirjava keys: recovery, key backup, key files and late keys', () => {
   );
 
   it(
-    '5. A message first shown as undecryptable becomes readable in the open client, without a reload, once Element forwards its key',
+    '5. A message first shown as undecryptable becomes readable in the open client, ' +
+      'without a reload, once Element forwards its key',
     story,
     async () => {
       const alice = await newUser('alice');
@@ -390,7 +392,8 @@ describe('Kirjava keys: recovery, key backup, key files and late keys', () => {
   );
 
   it(
-    '7. Logging out with key backup on: Kirjava backs up its room keys first, then deletes the store; Element restores what Kirjava sent last',
+    '7. Logging out with key backup on: Kirjava backs up its room keys first, ' +
+      'then deletes the store; Element restores what Kirjava sent last',
     story,
     async () => {
       const alice = await newUser('alice');

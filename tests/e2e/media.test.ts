@@ -161,7 +161,8 @@ describe('Encrypted media: the plain client sees pictures, the homeserver only c
   });
 
   it(
-    'The plain client uploads an image into an encrypted room: the server stores only ciphertext and the peer decrypts it',
+    'The plain client uploads an image into an encrypted room: ' +
+      'the server stores only ciphertext and the peer decrypts it',
     story,
     async () => {
       const { client, userId, deviceId } = await bed.givenLoggedInClient();

@@ -38,7 +38,8 @@ describe('The popup shows each account and its encryption state', () => {
   );
 
   it(
-    'A session whose device already has keys from another app: the popup says to log in again, and the client still syncs',
+    'A session whose device already has keys from another app: ' +
+      'the popup says to log in again, and the client still syncs',
     story,
     async () => {
       const user = await bed.newUser('alice');

@@ -94,7 +94,10 @@ const extensionStorage = () =>
     null,
   );
 
-/** Alice logged in on the allowed site, an E2EE peer, and an encrypted room with a message from the peer she has read. */
+/**
+ * Alice logged in on the allowed site, an E2EE peer, and an encrypted room with a message from
+ * the peer she has read.
+ */
 async function givenAliceReading(text: string) {
   const user = await bed.newUser('alice');
   const { client, ...session } = await bed.givenLoggedInClient(user);
@@ -209,7 +212,8 @@ describe('Secrets at rest: the keyring and its lock', () => {
   );
 
   it(
-    'A content script may not read Kirjava’s storage (storage.local, storage.session) and cannot open its IndexedDB; the bridge still works',
+    'A content script may not read Kirjava’s storage (storage.local, ' +
+      'storage.session) and cannot open its IndexedDB; the bridge still works',
     story,
     async () => {
       const secret = 'Content scripts read nothing';
@@ -217,7 +221,8 @@ describe('Secrets at rest: the keyring and its lock', () => {
       const read = (area: string) =>
         inContentScriptWorld(
           client.page,
-          `chrome.storage.${area}.get(null).then((items) => 'read: ' + JSON.stringify(items), (error) => 'refused: ' + error.message)`,
+          `chrome.storage.${area}.get(null).then((items) => 'read: ' + JSON.stringify(items), ` +
+            `(error) => 'refused: ' + error.message)`,
         );
       assert.equal(await read('local'), 'refused: Access to storage is not allowed from this context.');
       assert.equal(await read('session'), 'refused: Access to storage is not allowed from this context.');
@@ -231,7 +236,8 @@ describe('Secrets at rest: the keyring and its lock', () => {
   );
 
   it(
-    'With a passphrase, a browser restart leaves the account closed (503 "Kirjava is locked", no plaintext on the server) until the popup unlocks it',
+    'With a passphrase, a browser restart leaves the account closed (503 "Kirjava is locked", ' +
+      'no plaintext on the server) until the popup unlocks it',
     story,
     async () => {
       const earlier = 'Written before the restart';
@@ -323,7 +329,8 @@ describe('Secrets at rest: the keyring and its lock', () => {
   );
 
   it(
-    'An account from before the keyring (its store key in storage.local) opens its store once the key moved into the keyring',
+    'An account from before the keyring (its store key in storage.local) ' +
+      'opens its store once the key moved into the keyring',
     story,
     async () => {
       const { session, client, peer, roomId, accountId, storeName } = await givenAliceReading('Read before the update');

@@ -132,7 +132,8 @@ describe('Send guard: no plaintext reaches an encrypted room, from any part of t
   after(() => bed.stop());
 
   it(
-    'Plaintext sent into an encrypted room from every bypass is blocked (or encrypted by the hook): the server holds zero plaintext events',
+    'Plaintext sent into an encrypted room from every bypass is blocked ' +
+      '(or encrypted by the hook): the server holds zero plaintext events',
     story,
     async () => {
       const setup = await givenClientAndPeer();
@@ -222,7 +223,8 @@ describe('Send guard: no plaintext reaches an encrypted room, from any part of t
   );
 
   it(
-    'Form posts and beacons, token in the query, never store plaintext in an encrypted room, under any host name; into a known unencrypted room they reach the homeserver',
+    'Form posts and beacons, token in the query, never store plaintext in an encrypted room, ' +
+      'under any host name; into a known unencrypted room they reach the homeserver',
     story,
     async () => {
       const setup = await givenBothRooms();
@@ -276,7 +278,8 @@ describe('Send guard: no plaintext reaches an encrypted room, from any part of t
   );
 
   it(
-    'Sends to the homeserver under another name (localhost, IPv4-mapped IPv6) never store plaintext: the hook answers with a Matrix error and sends nothing, the guard blocks what the hook cannot see',
+    'Sends to the homeserver under another name (localhost, IPv4-mapped IPv6) never store plaintext: ' +
+      'the hook answers with a Matrix error and sends nothing, the guard blocks what the hook cannot see',
     story,
     async () => {
       const setup = await givenBothRooms();

@@ -115,7 +115,8 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
   after(() => bed.stop());
 
   it(
-    'A page on an unallowed site that forges bridge messages gets nothing: no decryption, no keys, no tokens, and its own traffic stays encrypted',
+    'A page on an unallowed site that forges bridge messages gets nothing: ' +
+      'no decryption, no keys, no tokens, and its own traffic stays encrypted',
     story,
     async () => {
       const secret = 'Only for the allowed client';
@@ -192,7 +193,8 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
   );
 
   it(
-    'An allowed page that sends a made-up token gets a Matrix error and nothing of any account; a forged logout wipes nothing',
+    'An allowed page that sends a made-up token gets a Matrix error ' +
+      'and nothing of any account; a forged logout wipes nothing',
     story,
     async () => {
       const secret = 'Not for a stranger token';
@@ -232,7 +234,8 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
   );
 
   it(
-    'A forged login from an allowed page binds nothing the homeserver does not confirm: no account, no decryption; a logout forged after it wipes nothing',
+    'A forged login from an allowed page binds nothing the homeserver does not confirm: ' +
+      'no account, no decryption; a logout forged after it wipes nothing',
     story,
     async () => {
       const secret = 'Not for a forged login';
@@ -313,7 +316,8 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
   );
 
   it(
-    'Forged page messages in bulk (login, logout, sync, events with random fields) create no account, retire none, and leave the worker serving',
+    'Forged page messages in bulk (login, logout, sync, events with random fields) ' +
+      'create no account, retire none, and leave the worker serving',
     { timeout: 300_000 },
     async () => {
       const { session, client, peer, roomId } = await givenAliceWithASecret('Before the fuzzing');
@@ -488,7 +492,8 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
   );
 
   it(
-    'Logging out through the client without a key backup: tokens, rules, caches and search index go at once; the keys are kept sealed for export, then deleted',
+    'Logging out through the client without a key backup: tokens, rules, ' +
+      'caches and search index go at once; the keys are kept sealed for export, then deleted',
     story,
     async () => {
       const secret = 'Before logging out';

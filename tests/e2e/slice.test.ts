@@ -29,7 +29,8 @@ describe('Kirjava slice: a plain web client talks end-to-end encrypted with an E
   after(() => bed.stop());
 
   it(
-    "The plain client logs in through the page; the peer's /keys/query then shows the client's device (same device id) with ed25519 and curve25519 keys",
+    "The plain client logs in through the page; the peer's /keys/query then " +
+      "shows the client's device (same device id) with ed25519 and curve25519 keys",
     story,
     async () => {
       const { userId, deviceId } = await givenLoggedInClient();
@@ -47,7 +48,8 @@ describe('Kirjava slice: a plain web client talks end-to-end encrypted with an E
   );
 
   it(
-    'A client already logged in (token obtained outside the browser) works too: its device gets keys and it can read an encrypted message',
+    'A client already logged in (token obtained outside the browser) ' +
+      'works too: its device gets keys and it can read an encrypted message',
     story,
     async () => {
       const user = await newUser('alice');
@@ -103,7 +105,8 @@ describe('Kirjava slice: a plain web client talks end-to-end encrypted with an E
   );
 
   it(
-    "A device the peer logs in after the client's first message reads the client's next messages (the client does not keep sharing the old way)",
+    "A device the peer logs in after the client's first message reads the " +
+      "client's next messages (the client does not keep sharing the old way)",
     story,
     async () => {
       const { client, userId, deviceId } = await givenLoggedInClient();

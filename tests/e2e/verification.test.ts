@@ -184,7 +184,8 @@ describe('Verification and trust from the popup', () => {
   after(() => bed.stop());
 
   it(
-    'Blacklisting a device in the popup keeps the next room key from it (it cannot decrypt the next message); unblacklisting restores sharing',
+    'Blacklisting a device in the popup keeps the next room key from it ' +
+      '(it cannot decrypt the next message); unblacklisting restores sharing',
     story,
     async () => {
       const alice = await newUser('alice');
@@ -229,10 +230,12 @@ describe('Verification and trust from the popup', () => {
   );
 
   it(
-    'Self-verification started from the popup: the emoji match on both sides, the peer then sees Kirjava’s device as cross-signing verified, Kirjava holds the cross-signing and backup secrets, and can itself cross-sign a new session',
+    'Self-verification started from the popup: the emoji match on both sides, ' +
+      'the peer then sees Kirjava’s device as cross-signing verified, ' +
+      'Kirjava holds the cross-signing and backup secrets, and can itself cross-sign a new session',
     story,
     async () => {
-      const { alice, deviceId, peer, page, card, row } = await givenOwnPeerInPopup({ crossSigning: true });
+      const { alice, deviceId, peer, card, row } = await givenOwnPeerInPopup({ crossSigning: true });
 
       const incoming = nextIncomingRequest(peer);
       const started = Date.now();
@@ -261,7 +264,8 @@ describe('Verification and trust from the popup', () => {
       await assertCrossSigned(peer, alice.userId, deviceId);
       await assertSecretsArrive(card);
       console.log(
-        `# self-verification: request → both confirmed ${confirmed - started} ms; → signed and secrets shown ${Date.now() - started} ms`,
+        `# self-verification: request → both confirmed ${confirmed - started} ms; ` +
+          `→ signed and secrets shown ${Date.now() - started} ms`,
       );
       await screenshot(card, 'verification-done');
 
@@ -276,10 +280,11 @@ describe('Verification and trust from the popup', () => {
   );
 
   it(
-    'Self-verification started by the peer: the popup counts it on the badge, the user accepts it there, the emoji match, and the result is the same',
+    'Self-verification started by the peer: the popup counts it on the badge, ' +
+      'the user accepts it there, the emoji match, and the result is the same',
     story,
     async () => {
-      const { alice, deviceId, peer, page, card } = await givenOwnPeerInPopup({ crossSigning: true });
+      const { alice, deviceId, peer, card } = await givenOwnPeerInPopup({ crossSigning: true });
 
       const request = await peer.client.getCrypto()!.requestDeviceVerification(alice.userId, deviceId);
       const flow = flowGroup(card, peer.deviceId);
@@ -301,7 +306,9 @@ describe('Verification and trust from the popup', () => {
   );
 
   it(
-    'In-room verification of another user through an encrypted DM, started by the peer (as Element does) and then from the popup: emoji match, both sides end verified; then a “cross-signed only” room keeps the key from bob’s new, unsigned device',
+    'In-room verification of another user through an encrypted DM, started by the peer (as Element does) ' +
+      'and then from the popup: emoji match, both sides end verified; ' +
+      'then a “cross-signed only” room keeps the key from bob’s new, unsigned device',
     story,
     async () => {
       const aliceUser = await newUser('alice');
@@ -319,7 +326,7 @@ describe('Verification and trust from the popup', () => {
       await bob.waitForMembership(roomId, aliceUser.userId, 'join');
       await client.sendText(roomId, 'hi bob');
       await bob.waitForText(roomId, 'hi bob');
-      const { page, card } = await openPopupCard(aliceUser.userId);
+      const { card } = await openPopupCard(aliceUser.userId);
       // Kirjava's device is verified by its owner first: only then does it vouch for alice's identity.
       await peerKnowsDevice(alicePhone, aliceUser.userId, deviceId);
       await selfVerifyFromPeer(card, alicePhone, aliceUser.userId, deviceId);
@@ -396,10 +403,11 @@ describe('Verification and trust from the popup', () => {
   );
 
   it(
-    'QR: the popup shows a QR code, the peer scans it (its bytes), the user confirms the peer’s success in the popup, and the verification completes on both sides',
+    'QR: the popup shows a QR code, the peer scans it (its bytes), ' +
+      'the user confirms the peer’s success in the popup, and the verification completes on both sides',
     story,
     async () => {
-      const { alice, deviceId, peer, page, card, row } = await givenOwnPeerInPopup({ crossSigning: true });
+      const { alice, deviceId, peer, card, row } = await givenOwnPeerInPopup({ crossSigning: true });
 
       const incoming = nextIncomingRequest(peer);
       await row.getByRole('button', { name: 'Start verification' }).click();
@@ -429,7 +437,8 @@ describe('Verification and trust from the popup', () => {
   );
 
   it(
-    '“Ask” policy for one room: a send with a new unverified device waits; “Send anyway” delivers it, “Cancel” and the timeout give the client an error',
+    '“Ask” policy for one room: a send with a new unverified device waits; ' +
+      '“Send anyway” delivers it, “Cancel” and the timeout give the client an error',
     story,
     async () => {
       const alice = await newUser('alice');
@@ -519,7 +528,7 @@ describe('Verification and trust from the popup', () => {
     '“They don’t match”, a cancel on the peer and a decline in the popup each end the flow cleanly on both sides',
     story,
     async () => {
-      const { alice, deviceId, peer, page, card } = await givenOwnPeerInPopup({ crossSigning: false });
+      const { alice, deviceId, peer, card } = await givenOwnPeerInPopup({ crossSigning: false });
       const crypto = peer.client.getCrypto()!;
       const flow = flowGroup(card, peer.deviceId);
 

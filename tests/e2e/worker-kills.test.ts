@@ -25,7 +25,8 @@ describe('Worker kills during a stream of sends', () => {
   });
 
   it(
-    `${KILLS} worker kills at random points: each message arrives encrypted exactly once or the client got an error; none in clear`,
+    `${KILLS} worker kills at random points: each message arrives ` +
+      `encrypted exactly once or the client got an error; none in clear`,
     { timeout: 240_000 },
     async () => {
       const alice = await bed.synapse.register('alice', 'password-alice');
@@ -91,7 +92,8 @@ describe('Worker kills during a stream of sends', () => {
   );
 
   it(
-    'a worker stopped while the client waits: the next /sync long-poll has it open the account before the homeserver answers',
+    'a worker stopped while the client waits: ' +
+      'the next /sync long-poll has it open the account before the homeserver answers',
     { timeout: 60_000 },
     async () => {
       const user = await bed.newUser('carol');

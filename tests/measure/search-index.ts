@@ -18,7 +18,9 @@ try {
   const words = ['apple', 'banana', 'cherry', 'damson', 'elder', 'fig', 'grape', 'honeydew', 'kiwi', 'lemon'];
   let t = Date.now();
   for (let i = 0; i < N; i++) {
-    const body = `Message ${i}: shall we buy ${words[i % 10]} and ${words[(i * 7) % 10]} jam for the weekend, or is that too much?`;
+    const body =
+      `Message ${i}: shall we buy ${words[i % 10]} and ${words[(i * 7) % 10]} jam for the weekend, ` +
+      `or is that too much?`;
     await peer.sendText(roomId, body);
   }
   await peer.sendText(roomId, 'done');

@@ -29,18 +29,22 @@ describe('encrypted attachments', () => {
     assert.deepEqual(await decryptAttachment(ciphertext, file), plaintext);
   });
 
-  it('writes the EncryptedFile as the spec says: v2, A256CTR JWK, counter half of the IV zero, SHA-256 of the ciphertext', async () => {
-    const { ciphertext, file } = await encryptAttachment(image());
-    assert.equal(file.v, 'v2');
-    assert.deepEqual(
-      { ...file.key, k: undefined },
-      { kty: 'oct', key_ops: ['encrypt', 'decrypt'], alg: 'A256CTR', k: undefined, ext: true },
-    );
-    assert.match(file.key.k, /^[A-Za-z0-9_-]{43}$/, 'unpadded base64url of 32 bytes');
-    assert.match(file.iv, /^[A-Za-z0-9+/]{22}$/, 'unpadded base64 of 16 bytes');
-    assert.deepEqual([...fromBase64(file.iv)!.subarray(8)], [0, 0, 0, 0, 0, 0, 0, 0]);
-    assert.equal(file.hashes.sha256, createHash('sha256').update(ciphertext).digest('base64').replace(/=+$/, ''));
-  });
+  it(
+    'writes the EncryptedFile as the spec says: v2, A256CTR JWK, ' +
+      'counter half of the IV zero, SHA-256 of the ciphertext',
+    async () => {
+      const { ciphertext, file } = await encryptAttachment(image());
+      assert.equal(file.v, 'v2');
+      assert.deepEqual(
+        { ...file.key, k: undefined },
+        { kty: 'oct', key_ops: ['encrypt', 'decrypt'], alg: 'A256CTR', k: undefined, ext: true },
+      );
+      assert.match(file.key.k, /^[A-Za-z0-9_-]{43}$/, 'unpadded base64url of 32 bytes');
+      assert.match(file.iv, /^[A-Za-z0-9+/]{22}$/, 'unpadded base64 of 16 bytes');
+      assert.deepEqual([...fromBase64(file.iv)!.subarray(8)], [0, 0, 0, 0, 0, 0, 0, 0]);
+      assert.equal(file.hashes.sha256, createHash('sha256').update(ciphertext).digest('base64').replace(/=+$/, ''));
+    },
+  );
 
   it('decrypts what another implementation encrypted (Node crypto, AES-256-CTR from the spec fields)', async () => {
     const plaintext = image();
@@ -77,14 +81,18 @@ describe('encrypted attachments', () => {
     await assert.rejects(decryptAttachment(ciphertext.subarray(1), file), AttachmentError);
   });
 
-  it('with the wrong key the bytes are not the plaintext: the hash guards the ciphertext, the key comes from the megolm-authenticated event', async () => {
-    const plaintext = image();
-    const { ciphertext, file } = await encryptAttachment(plaintext);
-    const other = await encryptAttachment(image());
-    const wrong = await decryptAttachment(ciphertext, { ...file, key: other.file.key });
-    assert.equal(wrong.length, plaintext.length);
-    assert.notDeepEqual(wrong, plaintext);
-  });
+  it(
+    'with the wrong key the bytes are not the plaintext: ' +
+      'the hash guards the ciphertext, the key comes from the megolm-authenticated event',
+    async () => {
+      const plaintext = image();
+      const { ciphertext, file } = await encryptAttachment(plaintext);
+      const other = await encryptAttachment(image());
+      const wrong = await decryptAttachment(ciphertext, { ...file, key: other.file.key });
+      assert.equal(wrong.length, plaintext.length);
+      assert.notDeepEqual(wrong, plaintext);
+    },
+  );
 
   it('refuses malformed or unsupported EncryptedFile objects with a reason', async () => {
     const { ciphertext, file } = await encryptAttachment(image());
@@ -137,27 +145,30 @@ describe('large files, chunk by chunk', () => {
     assert.equal(file.hashes.sha256, createHash('sha256').update(bytes).digest('base64').replace(/=+$/, ''));
   });
 
-  it('openEncrypted decrypts a stream that arrives in odd pieces, and refuses before any byte when one bit differs', async () => {
-    const plaintext = big();
-    const { ciphertext, file } = await encryptAttachment(plaintext);
-    const inPieces = (bytes: Uint8Array) =>
-      new ReadableStream<Uint8Array>({
-        start(controller) {
-          for (let offset = 0; offset < bytes.length; offset += 333_333)
-            controller.enqueue(bytes.slice(offset, offset + 333_333));
-          controller.close();
-        },
-      });
-    const opened = await openEncrypted(inPieces(ciphertext), file);
-    assert.equal(opened.size, plaintext.length);
-    assert.ok(Buffer.from(await new Response(opened.plaintext).arrayBuffer()).equals(plaintext));
-    const tampered = ciphertext.slice();
-    tampered[tampered.length - 1] ^= 0x80; // in the last chunk: still refused up front
-    await assert.rejects(
-      openEncrypted(inPieces(tampered), file),
-      (error: unknown) => error instanceof AttachmentError && error.reason === 'hash',
-    );
-  });
+  it(
+    'openEncrypted decrypts a stream that arrives in odd pieces, ' + 'and refuses before any byte when one bit differs',
+    async () => {
+      const plaintext = big();
+      const { ciphertext, file } = await encryptAttachment(plaintext);
+      const inPieces = (bytes: Uint8Array) =>
+        new ReadableStream<Uint8Array>({
+          start(controller) {
+            for (let offset = 0; offset < bytes.length; offset += 333_333)
+              controller.enqueue(bytes.slice(offset, offset + 333_333));
+            controller.close();
+          },
+        });
+      const opened = await openEncrypted(inPieces(ciphertext), file);
+      assert.equal(opened.size, plaintext.length);
+      assert.ok(Buffer.from(await new Response(opened.plaintext).arrayBuffer()).equals(plaintext));
+      const tampered = ciphertext.slice();
+      tampered[tampered.length - 1] ^= 0x80; // in the last chunk: still refused up front
+      await assert.rejects(
+        openEncrypted(inPieces(tampered), file),
+        (error: unknown) => error instanceof AttachmentError && error.reason === 'hash',
+      );
+    },
+  );
 });
 
 describe('MediaKeyRing', () => {
@@ -169,30 +180,34 @@ describe('MediaKeyRing', () => {
     v: 'v2',
   });
 
-  it('gives a plain client `url` and `info.thumbnail_url` next to the standard `file` fields, and remembers both keys', async () => {
-    const ring = new MediaKeyRing();
-    const content = {
-      msgtype: 'm.image',
-      body: 'cat.png',
-      file: file('mxc://hs/full'),
-      info: {
-        mimetype: 'image/png',
-        thumbnail_file: file('mxc://hs/thumb'),
-        thumbnail_info: { mimetype: 'image/jpeg' },
-      },
-    };
-    const exposed = ring.expose(content) as any;
-    assert.equal(exposed.url, 'mxc://hs/full');
-    assert.equal(exposed.info.thumbnail_url, 'mxc://hs/thumb');
-    assert.deepEqual(exposed.file, content.file, 'the standard shape stays');
-    assert.deepEqual(exposed.info.thumbnail_file, content.info.thumbnail_file);
-    assert.deepEqual(await ring.lookup('mxc://hs/full'), { file: content.file, mimetype: 'image/png' });
-    assert.deepEqual(await ring.lookup('mxc://hs/thumb'), {
-      file: content.info.thumbnail_file,
-      mimetype: 'image/jpeg',
-    });
-    assert.equal(await ring.lookup('mxc://hs/other'), undefined);
-  });
+  it(
+    'gives a plain client `url` and `info.thumbnail_url` next ' +
+      'to the standard `file` fields, and remembers both keys',
+    async () => {
+      const ring = new MediaKeyRing();
+      const content = {
+        msgtype: 'm.image',
+        body: 'cat.png',
+        file: file('mxc://hs/full'),
+        info: {
+          mimetype: 'image/png',
+          thumbnail_file: file('mxc://hs/thumb'),
+          thumbnail_info: { mimetype: 'image/jpeg' },
+        },
+      };
+      const exposed = ring.expose(content) as any;
+      assert.equal(exposed.url, 'mxc://hs/full');
+      assert.equal(exposed.info.thumbnail_url, 'mxc://hs/thumb');
+      assert.deepEqual(exposed.file, content.file, 'the standard shape stays');
+      assert.deepEqual(exposed.info.thumbnail_file, content.info.thumbnail_file);
+      assert.deepEqual(await ring.lookup('mxc://hs/full'), { file: content.file, mimetype: 'image/png' });
+      assert.deepEqual(await ring.lookup('mxc://hs/thumb'), {
+        file: content.info.thumbnail_file,
+        mimetype: 'image/jpeg',
+      });
+      assert.equal(await ring.lookup('mxc://hs/other'), undefined);
+    },
+  );
 
   it('also exposes the file of an edit that replaces it (m.new_content), and leaves other content alone', async () => {
     const ring = new MediaKeyRing();

@@ -58,40 +58,43 @@ const stateLookups = (hs: FakeHomeserver, roomId: string) =>
 
 describe('CryptoAccount', () => {
   describe('given Alice and Bob in an encrypted room', () => {
-    it('Alice sends m.room.encrypted and Bob decrypts it to the original event, keeping its envelope fields', async () => {
-      const { hs, alice, bob } = await encryptedRoom();
-      const thread = {
-        rel_type: 'm.thread',
-        event_id: '$root',
-        is_falling_back: true,
-        'm.in_reply_to': { event_id: '$parent' },
-      };
-      const content = { msgtype: 'm.text', body: 'The eagle lands at dawn', 'm.relates_to': thread };
+    it(
+      'Alice sends m.room.encrypted and Bob decrypts it to the original event, ' + 'keeping its envelope fields',
+      async () => {
+        const { hs, alice, bob } = await encryptedRoom();
+        const thread = {
+          rel_type: 'm.thread',
+          event_id: '$root',
+          is_falling_back: true,
+          'm.in_reply_to': { event_id: '$parent' },
+        };
+        const content = { msgtype: 'm.text', body: 'The eagle lands at dawn', 'm.relates_to': thread };
 
-      const decision = await alice.prepareSend(ROOM, 'm.room.message', JSON.stringify(content));
-      assert.notEqual(decision, 'passthrough');
-      if (decision === 'passthrough') return;
-      assert.equal(decision.eventType, 'm.room.encrypted');
-      const wire = JSON.parse(decision.body);
-      assert.equal(wire.algorithm, 'm.megolm.v1.aes-sha2');
-      assert.ok(!decision.body.includes('eagle'), 'the plaintext must not be on the wire');
+        const decision = await alice.prepareSend(ROOM, 'm.room.message', JSON.stringify(content));
+        assert.notEqual(decision, 'passthrough');
+        if (decision === 'passthrough') return;
+        assert.equal(decision.eventType, 'm.room.encrypted');
+        const wire = JSON.parse(decision.body);
+        assert.equal(wire.algorithm, 'm.megolm.v1.aes-sha2');
+        assert.ok(!decision.body.includes('eagle'), 'the plaintext must not be on the wire');
 
-      const envelope = hs.event(ROOM, ALICE, 'm.room.encrypted', wire, { unsigned: { age: 1234 } });
-      const [event] = await syncTimeline(hs, bob, [envelope]);
+        const envelope = hs.event(ROOM, ALICE, 'm.room.encrypted', wire, { unsigned: { age: 1234 } });
+        const [event] = await syncTimeline(hs, bob, [envelope]);
 
-      assert.equal(event.type, 'm.room.message');
-      assert.equal(event.content.body, 'The eagle lands at dawn');
-      assert.equal(event.content.msgtype, 'm.text');
-      assert.deepEqual(event.content['m.relates_to'], thread);
-      for (const field of ['event_id', 'sender', 'origin_server_ts', 'room_id'] as const) {
-        assert.equal(event[field], envelope[field], field);
-      }
-      assert.equal(event.unsigned.age, 1234);
-      const info = event.unsigned[ENCRYPTION_INFO_KEY];
-      assert.equal(info.decrypted, true);
-      assert.equal(info.sender_device, 'ALICEDEV');
-      assert.equal(typeof info.shield.color, 'string');
-    });
+        assert.equal(event.type, 'm.room.message');
+        assert.equal(event.content.body, 'The eagle lands at dawn');
+        assert.equal(event.content.msgtype, 'm.text');
+        assert.deepEqual(event.content['m.relates_to'], thread);
+        for (const field of ['event_id', 'sender', 'origin_server_ts', 'room_id'] as const) {
+          assert.equal(event[field], envelope[field], field);
+        }
+        assert.equal(event.unsigned.age, 1234);
+        const info = event.unsigned[ENCRYPTION_INFO_KEY];
+        assert.equal(info.decrypted, true);
+        assert.equal(info.sender_device, 'ALICEDEV');
+        assert.equal(typeof info.shield.color, 'string');
+      },
+    );
 
     it('Bob keeps a relation that is only in the envelope (as legacy clients send it)', async () => {
       const { hs, alice, bob } = await encryptedRoom();
@@ -105,76 +108,82 @@ describe('CryptoAccount', () => {
       assert.deepEqual(event.content['m.relates_to'], reply);
     });
 
-    it('Bob decrypts the room history: /messages chunk, /context event and neighbours, and a bare /event body', async () => {
-      const { hs, alice, bob } = await encryptedRoom();
-      const first = await aliceSends(hs, alice, { msgtype: 'm.text', body: 'one' });
-      const second = await aliceSends(hs, alice, { msgtype: 'm.text', body: 'two' });
-      const third = await aliceSends(hs, alice, { msgtype: 'm.text', body: 'three' });
-      const topic = hs.event(ROOM, ALICE, 'm.room.topic', { topic: 'plans' }, { state_key: '' });
-      // The keys arrive in a sync whose timeline does not hold these events.
-      await bob.processSync(hs.syncFor(BOB, 'BOBDEV'));
+    it(
+      'Bob decrypts the room history: /messages chunk, ' + '/context event and neighbours, and a bare /event body',
+      async () => {
+        const { hs, alice, bob } = await encryptedRoom();
+        const first = await aliceSends(hs, alice, { msgtype: 'm.text', body: 'one' });
+        const second = await aliceSends(hs, alice, { msgtype: 'm.text', body: 'two' });
+        const third = await aliceSends(hs, alice, { msgtype: 'm.text', body: 'three' });
+        const topic = hs.event(ROOM, ALICE, 'm.room.topic', { topic: 'plans' }, { state_key: '' });
+        // The keys arrive in a sync whose timeline does not hold these events.
+        await bob.processSync(hs.syncFor(BOB, 'BOBDEV'));
 
-      const messages = JSON.parse(
-        await bob.processHistory(
-          ROOM,
-          JSON.stringify({ start: 't1', end: 't0', chunk: [third, topic, second, first] }),
-        ),
-      );
-      assert.deepEqual(
-        messages.chunk.map((e: Json) => e.content.body ?? e.content.topic),
-        ['three', 'plans', 'two', 'one'],
-      );
-      assert.deepEqual(messages.chunk[1], topic, 'a plain event is left as it was');
-      assert.equal(messages.start, 't1');
+        const messages = JSON.parse(
+          await bob.processHistory(
+            ROOM,
+            JSON.stringify({ start: 't1', end: 't0', chunk: [third, topic, second, first] }),
+          ),
+        );
+        assert.deepEqual(
+          messages.chunk.map((e: Json) => e.content.body ?? e.content.topic),
+          ['three', 'plans', 'two', 'one'],
+        );
+        assert.deepEqual(messages.chunk[1], topic, 'a plain event is left as it was');
+        assert.equal(messages.start, 't1');
 
-      const context = JSON.parse(
-        await bob.processHistory(
-          ROOM,
-          JSON.stringify({
-            event: second,
-            events_before: [first],
-            events_after: [third],
-            state: [topic],
-            start: 'a',
-            end: 'b',
-          }),
-        ),
-      );
-      assert.equal(context.event.content.body, 'two');
-      assert.equal(context.event.event_id, second.event_id);
-      assert.equal(context.events_before[0].content.body, 'one');
-      assert.equal(context.events_after[0].content.body, 'three');
-      assert.deepEqual(context.state, [topic]);
+        const context = JSON.parse(
+          await bob.processHistory(
+            ROOM,
+            JSON.stringify({
+              event: second,
+              events_before: [first],
+              events_after: [third],
+              state: [topic],
+              start: 'a',
+              end: 'b',
+            }),
+          ),
+        );
+        assert.equal(context.event.content.body, 'two');
+        assert.equal(context.event.event_id, second.event_id);
+        assert.equal(context.events_before[0].content.body, 'one');
+        assert.equal(context.events_after[0].content.body, 'three');
+        assert.deepEqual(context.state, [topic]);
 
-      const single = JSON.parse(await bob.processHistory(ROOM, JSON.stringify(third)));
-      assert.equal(single.type, 'm.room.message');
-      assert.equal(single.content.body, 'three');
-      assert.equal(single.event_id, third.event_id);
-    });
+        const single = JSON.parse(await bob.processHistory(ROOM, JSON.stringify(third)));
+        assert.equal(single.type, 'm.room.message');
+        assert.equal(single.content.body, 'three');
+        assert.equal(single.event_id, third.event_id);
+      },
+    );
 
-    it('an event whose key never arrived becomes an "Unable to decrypt" notice with the reason under unsigned', async () => {
-      const { hs, alice, carol } = await encryptedRoom(); // Carol is not a member: she gets no key
-      const envelope = await aliceSends(
-        hs,
-        alice,
-        { msgtype: 'm.text', body: 'not for Carol' },
-        { unsigned: { age: 7 } },
-      );
+    it(
+      'an event whose key never arrived ' + 'becomes an "Unable to decrypt" notice with the reason under unsigned',
+      async () => {
+        const { hs, alice, carol } = await encryptedRoom(); // Carol is not a member: she gets no key
+        const envelope = await aliceSends(
+          hs,
+          alice,
+          { msgtype: 'm.text', body: 'not for Carol' },
+          { unsigned: { age: 7 } },
+        );
 
-      const [event] = await syncTimeline(hs, carol, [envelope]);
+        const [event] = await syncTimeline(hs, carol, [envelope]);
 
-      assert.equal(event.type, 'm.room.message');
-      assert.equal(event.content.msgtype, 'm.notice');
-      assert.match(event.content.body, /Unable to decrypt/);
-      assert.ok(!JSON.stringify(event).includes('not for Carol'));
-      assert.equal(event.event_id, envelope.event_id);
-      assert.equal(event.sender, ALICE);
-      assert.equal(event.unsigned.age, 7);
-      const info = event.unsigned[ENCRYPTION_INFO_KEY];
-      assert.equal(info.decrypted, false);
-      assert.equal(info.error_code, 'MissingRoomKey');
-      assert.equal(info.session_id, envelope.content.session_id);
-    });
+        assert.equal(event.type, 'm.room.message');
+        assert.equal(event.content.msgtype, 'm.notice');
+        assert.match(event.content.body, /Unable to decrypt/);
+        assert.ok(!JSON.stringify(event).includes('not for Carol'));
+        assert.equal(event.event_id, envelope.event_id);
+        assert.equal(event.sender, ALICE);
+        assert.equal(event.unsigned.age, 7);
+        const info = event.unsigned[ENCRYPTION_INFO_KEY];
+        assert.equal(info.decrypted, false);
+        assert.equal(info.error_code, 'MissingRoomKey');
+        assert.equal(info.session_id, envelope.content.session_id);
+      },
+    );
 
     it('an undecryptable reply stays in its thread, but an undecryptable edit does not act as an edit', async () => {
       const { hs, alice, carol } = await encryptedRoom();
@@ -196,30 +205,33 @@ describe('CryptoAccount', () => {
       assert.equal(edited.content['m.relates_to'], undefined);
     });
 
-    it('an envelope whose sender is forged to another user decrypts to a warning notice, not a genuine message', async () => {
-      const { hs, alice, bob } = await encryptedRoom({ carolInRoom: true });
-      // Alice encrypts; the event Bob receives claims Carol sent it.
-      const forged = await aliceSends(
-        hs,
-        alice,
-        { msgtype: 'm.text', body: 'Carol says: transfer the money' },
-        { sender: CAROL },
-      );
-      await bob.processSync(hs.syncFor(BOB, 'BOBDEV')); // to-device keys first
-      await bob.flushOutgoingQueued(); // Bob's machine learns Alice's and Carol's devices
+    it(
+      'an envelope whose sender is forged to another user decrypts to a warning notice, ' + 'not a genuine message',
+      async () => {
+        const { hs, alice, bob } = await encryptedRoom({ carolInRoom: true });
+        // Alice encrypts; the event Bob receives claims Carol sent it.
+        const forged = await aliceSends(
+          hs,
+          alice,
+          { msgtype: 'm.text', body: 'Carol says: transfer the money' },
+          { sender: CAROL },
+        );
+        await bob.processSync(hs.syncFor(BOB, 'BOBDEV')); // to-device keys first
+        await bob.flushOutgoingQueued(); // Bob's machine learns Alice's and Carol's devices
 
-      const [event] = await syncTimeline(hs, bob, [forged]);
+        const [event] = await syncTimeline(hs, bob, [forged]);
 
-      assert.equal(event.sender, CAROL);
-      assert.equal(event.type, 'm.room.message');
-      assert.equal(
-        event.content.msgtype,
-        'm.notice',
-        `shown as a genuine message from Carol: ${JSON.stringify(event.content)}`,
-      );
-      assert.ok(!JSON.stringify(event.content).includes('transfer the money'));
-      assert.equal(event.unsigned[ENCRYPTION_INFO_KEY].decrypted, false);
-    });
+        assert.equal(event.sender, CAROL);
+        assert.equal(event.type, 'm.room.message');
+        assert.equal(
+          event.content.msgtype,
+          'm.notice',
+          `shown as a genuine message from Carol: ${JSON.stringify(event.content)}`,
+        );
+        assert.ok(!JSON.stringify(event.content).includes('transfer the money'));
+        assert.equal(event.unsigned[ENCRYPTION_INFO_KEY].decrypted, false);
+      },
+    );
 
     it('a ciphertext copied into another room does not decrypt there', async () => {
       const { hs, alice, bob } = await encryptedRoom();
@@ -256,20 +268,24 @@ describe('CryptoAccount', () => {
       );
     });
 
-    it('the same ciphertext replayed under another event_id is flagged, not shown as a second genuine message (DESIGN §4)', async () => {
-      const { hs, alice, bob } = await encryptedRoom();
-      const original = await aliceSends(hs, alice, { msgtype: 'm.text', body: 'Pay 10 EUR' });
-      const replay = hs.event(ROOM, ALICE, 'm.room.encrypted', original.content);
+    it(
+      'the same ciphertext replayed under another event_id is flagged, ' +
+        'not shown as a second genuine message (DESIGN §4)',
+      async () => {
+        const { hs, alice, bob } = await encryptedRoom();
+        const original = await aliceSends(hs, alice, { msgtype: 'm.text', body: 'Pay 10 EUR' });
+        const replay = hs.event(ROOM, ALICE, 'm.room.encrypted', original.content);
 
-      const [first, second] = await syncTimeline(hs, bob, [original, replay]);
+        const [first, second] = await syncTimeline(hs, bob, [original, replay]);
 
-      assert.equal(first.content.body, 'Pay 10 EUR');
-      assert.notEqual(
-        second.content.body,
-        'Pay 10 EUR',
-        'a replay of the same (session, message index) under a new event_id is shown as a genuine second message',
-      );
-    });
+        assert.equal(first.content.body, 'Pay 10 EUR');
+        assert.notEqual(
+          second.content.body,
+          'Pay 10 EUR',
+          'a replay of the same (session, message index) under a new event_id is shown as a genuine second message',
+        );
+      },
+    );
   });
 
   describe('deciding whether a send must be encrypted', () => {
@@ -321,26 +337,30 @@ describe('CryptoAccount', () => {
       );
     });
 
-    it('an m.room.encryption state event in a sync marks the room encrypted: the next send encrypts without a lookup', async () => {
-      const hs = new FakeHomeserver();
-      const alice = await open(hs, ALICE, 'ALICEDEV');
-      await alice.claimDevice();
-      hs.setMembership(ROOM, ALICE, 'join');
-      // The fake would answer the lookup with 404: only the sync can tell Alice that ROOM is encrypted.
-      const encryption = hs.event(
-        ROOM,
-        ALICE,
-        'm.room.encryption',
-        { algorithm: 'm.megolm.v1.aes-sha2' },
-        { state_key: '' },
-      );
-      await alice.processSync(hs.syncFor(ALICE, 'ALICEDEV', { state: { [ROOM]: [encryption] } }));
+    it(
+      'an m.room.encryption state event in a sync marks the room encrypted: ' +
+        'the next send encrypts without a lookup',
+      async () => {
+        const hs = new FakeHomeserver();
+        const alice = await open(hs, ALICE, 'ALICEDEV');
+        await alice.claimDevice();
+        hs.setMembership(ROOM, ALICE, 'join');
+        // The fake would answer the lookup with 404: only the sync can tell Alice that ROOM is encrypted.
+        const encryption = hs.event(
+          ROOM,
+          ALICE,
+          'm.room.encryption',
+          { algorithm: 'm.megolm.v1.aes-sha2' },
+          { state_key: '' },
+        );
+        await alice.processSync(hs.syncFor(ALICE, 'ALICEDEV', { state: { [ROOM]: [encryption] } }));
 
-      const decision = await alice.prepareSend(ROOM, 'm.room.message', '{"msgtype":"m.text","body":"hi"}');
+        const decision = await alice.prepareSend(ROOM, 'm.room.message', '{"msgtype":"m.text","body":"hi"}');
 
-      assert.notEqual(decision, 'passthrough');
-      assert.equal(stateLookups(hs, ROOM).length, 0);
-    });
+        assert.notEqual(decision, 'passthrough');
+        assert.equal(stateLookups(hs, ROOM).length, 0);
+      },
+    );
 
     it('an m.room.encryption event in a timeline turns a room looked up as plain into an encrypted one', async () => {
       const hs = new FakeHomeserver();
@@ -401,24 +421,28 @@ describe('CryptoAccount', () => {
       await alice.claimDevice();
     });
 
-    it("refuses a device whose keys on the server are someone else's, with ForeignDeviceKeysError, and uploads nothing", async () => {
-      const hs = new FakeHomeserver();
-      hs.login(ALICE, 'ALICEDEV');
-      hs.setDeviceKeys(ALICE, 'ALICEDEV', {
-        user_id: ALICE,
-        device_id: 'ALICEDEV',
-        algorithms: ['m.olm.v1.curve25519-aes-sha2', 'm.megolm.v1.aes-sha2'],
-        keys: {
-          'ed25519:ALICEDEV': 'keyOfAnotherAppXXXXXXXXXXXXXXXXXXXXXXXXXXX',
-          'curve25519:ALICEDEV': 'otherCurveXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX',
-        },
-        signatures: {},
-      });
-      const alice = await open(hs, ALICE, 'ALICEDEV');
+    it(
+      "refuses a device whose keys on the server are someone else's, " +
+        'with ForeignDeviceKeysError, and uploads nothing',
+      async () => {
+        const hs = new FakeHomeserver();
+        hs.login(ALICE, 'ALICEDEV');
+        hs.setDeviceKeys(ALICE, 'ALICEDEV', {
+          user_id: ALICE,
+          device_id: 'ALICEDEV',
+          algorithms: ['m.olm.v1.curve25519-aes-sha2', 'm.megolm.v1.aes-sha2'],
+          keys: {
+            'ed25519:ALICEDEV': 'keyOfAnotherAppXXXXXXXXXXXXXXXXXXXXXXXXXXX',
+            'curve25519:ALICEDEV': 'otherCurveXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX',
+          },
+          signatures: {},
+        });
+        const alice = await open(hs, ALICE, 'ALICEDEV');
 
-      await assert.rejects(alice.claimDevice(), ForeignDeviceKeysError);
-      assert.ok(!hs.requests.some((r) => r.path === '/keys/upload'));
-    });
+        await assert.rejects(alice.claimDevice(), ForeignDeviceKeysError);
+        assert.ok(!hs.requests.some((r) => r.path === '/keys/upload'));
+      },
+    );
 
     it('reports an unknown access token as the Matrix error', async () => {
       const hs = new FakeHomeserver();

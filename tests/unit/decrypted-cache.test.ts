@@ -94,15 +94,19 @@ describe('Decrypted-event cache', () => {
     }
   });
 
-  it("an envelope that is not the one decrypted (another event's ciphertext under this id) is not served from the cache", async () => {
-    const { cache, chunk, load } = await givenHistory(2);
-    await load(chunk);
-    await cache.flush();
-    const forged = { ...chunk[0], content: { ...chunk[0]!.content, ciphertext: chunk[1]!.content.ciphertext } };
-    const [event] = (await load([forged])).events;
-    assert.notEqual(event!.unsigned[ENCRYPTION_INFO_KEY].cached, true);
-    assert.notEqual(event!.content.body, 'Secret number 0');
-  });
+  it(
+    "an envelope that is not the one decrypted (another event's " +
+      'ciphertext under this id) is not served from the cache',
+    async () => {
+      const { cache, chunk, load } = await givenHistory(2);
+      await load(chunk);
+      await cache.flush();
+      const forged = { ...chunk[0], content: { ...chunk[0]!.content, ciphertext: chunk[1]!.content.ciphertext } };
+      const [event] = (await load([forged])).events;
+      assert.notEqual(event!.unsigned[ENCRYPTION_INFO_KEY].cached, true);
+      assert.notEqual(event!.content.body, 'Secret number 0');
+    },
+  );
 
   it('is bounded: the oldest entries go', async () => {
     const { store, cache, chunk, load } = await givenHistory(25, 10);

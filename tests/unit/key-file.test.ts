@@ -77,35 +77,38 @@ describe('Key files (-----BEGIN MEGOLM SESSION DATA-----)', () => {
     await rejectsWith(decryptKeyFile(flipped, 'right'), 'corrupt', /damaged/);
   });
 
-  it('importing into an account: progress counts up to "1 of 1"; a wrong passphrase or cut file imports nothing', async () => {
-    const account = await CryptoAccount.open({
-      baseUrl: 'https://hs.example.test',
-      userId: '@alice:example.test',
-      deviceId: 'NEWDEVICE',
-      accessToken: 'unused',
-      fetchFn: async () => new Response('{}', { status: 500 }),
-    });
-    try {
-      const file = await encryptKeyFile(KEYS, 'right', ROUNDS);
-      await rejectsWith(account.keys.importKeyFile(file, 'wrong'), 'wrong-passphrase', /Wrong passphrase/);
-      await rejectsWith(account.keys.importKeyFile(file.slice(0, 200), 'right'), 'truncated', /incomplete/);
-      assert.equal(await account.machine.exportRoomKeys(() => true), '[]');
-      assert.equal(account.keys.progress, null);
+  it(
+    'importing into an account: progress counts up to "1 of 1"; ' + 'a wrong passphrase or cut file imports nothing',
+    async () => {
+      const account = await CryptoAccount.open({
+        baseUrl: 'https://hs.example.test',
+        userId: '@alice:example.test',
+        deviceId: 'NEWDEVICE',
+        accessToken: 'unused',
+        fetchFn: async () => new Response('{}', { status: 500 }),
+      });
+      try {
+        const file = await encryptKeyFile(KEYS, 'right', ROUNDS);
+        await rejectsWith(account.keys.importKeyFile(file, 'wrong'), 'wrong-passphrase', /Wrong passphrase/);
+        await rejectsWith(account.keys.importKeyFile(file.slice(0, 200), 'right'), 'truncated', /incomplete/);
+        assert.equal(await account.machine.exportRoomKeys(() => true), '[]');
+        assert.equal(account.keys.progress, null);
 
-      const seen: string[] = [];
-      account.keys.onProgress = ({ task, done, total }) => seen.push(`${task}: ${done} of ${total}`);
-      const importing = account.keys.importKeyFile(file, 'right');
-      assert.deepEqual(account.keys.progress, { task: 'import', done: 0, total: 0 });
-      const result = await importing;
-      assert.deepEqual(result, { imported: 1, total: 1 });
-      assert.equal(
-        JSON.parse(await account.machine.exportRoomKeys(() => true))[0].session_id,
-        JSON.parse(KEYS)[0].session_id,
-      );
-      assert.equal(seen.at(-1), 'import: 1 of 1');
-      assert.equal(account.keys.progress, null);
-    } finally {
-      account.close();
-    }
-  });
+        const seen: string[] = [];
+        account.keys.onProgress = ({ task, done, total }) => seen.push(`${task}: ${done} of ${total}`);
+        const importing = account.keys.importKeyFile(file, 'right');
+        assert.deepEqual(account.keys.progress, { task: 'import', done: 0, total: 0 });
+        const result = await importing;
+        assert.deepEqual(result, { imported: 1, total: 1 });
+        assert.equal(
+          JSON.parse(await account.machine.exportRoomKeys(() => true))[0].session_id,
+          JSON.parse(KEYS)[0].session_id,
+        );
+        assert.equal(seen.at(-1), 'import: 1 of 1');
+        assert.equal(account.keys.progress, null);
+      } finally {
+        account.close();
+      }
+    },
+  );
 });

@@ -99,19 +99,22 @@ async function lockedProfile() {
 }
 
 describe('Keyring: sealed secrets', () => {
-  it('a secret is made at its first use and comes back the same after a worker restart; the disk holds it sealed', async () => {
-    const profile = new Profile();
-    const first = await profile.worker().secret('store:kirjava-a');
-    assert.equal(first.length, 32);
-    assert.deepEqual(await profile.worker().secret('store:kirjava-a'), first);
-    assert.equal((await profile.worker().secret('search:account', 64)).length, 64);
-    assert.notDeepEqual(await profile.worker().secret('store:kirjava-b'), first);
+  it(
+    'a secret is made at its first use and comes back the same after a worker restart; ' + 'the disk holds it sealed',
+    async () => {
+      const profile = new Profile();
+      const first = await profile.worker().secret('store:kirjava-a');
+      assert.equal(first.length, 32);
+      assert.deepEqual(await profile.worker().secret('store:kirjava-a'), first);
+      assert.equal((await profile.worker().secret('search:account', 64)).length, 64);
+      assert.notDeepEqual(await profile.worker().secret('store:kirjava-b'), first);
 
-    const sealed = profile.backend.secrets.get('store:kirjava-a')!;
-    assert.ok(!contains(sealed.data, first), 'the secret is on disk in clear');
-    assert.equal(profile.backend.vault?.kind, 'plain', 'without a passphrase the vault key is kept as is');
-    assert.deepEqual(await profile.worker().status(), { locked: false, hasPassphrase: false });
-  });
+      const sealed = profile.backend.secrets.get('store:kirjava-a')!;
+      assert.ok(!contains(sealed.data, first), 'the secret is on disk in clear');
+      assert.equal(profile.backend.vault?.kind, 'plain', 'without a passphrase the vault key is kept as is');
+      assert.deepEqual(await profile.worker().status(), { locked: false, hasPassphrase: false });
+    },
+  );
 
   it('two callers of a new name at once get the same secret', async () => {
     const keyring = new Profile().worker();
@@ -166,50 +169,58 @@ describe('Keyring: sealed secrets', () => {
 });
 
 describe('Keyring: the passphrase lock', () => {
-  it(`a passphrase wraps the vault key with PBKDF2-SHA-256 (${PBKDF2_ITERATIONS} iterations, random salt); the disk no longer holds it`, async () => {
-    const profile = new Profile();
-    const keyring = profile.worker({});
-    const secret = await keyring.secret('store:kirjava-a');
-    const vaultKey = (profile.backend.vault as { key: Uint8Array }).key;
-    assert.deepEqual(await keyring.setPassphrase(PASSPHRASE), { locked: false, hasPassphrase: true });
-    const record = profile.backend.vault!;
-    assert.equal(record.kind, 'wrapped');
-    if (record.kind !== 'wrapped') return;
-    assert.ok(PBKDF2_ITERATIONS >= 600_000);
-    assert.equal(record.iterations, PBKDF2_ITERATIONS);
-    assert.equal(record.salt.length, 16);
-    assert.ok(!contains(record.data, vaultKey), 'the vault key is on disk in clear');
-    // The same session stays unlocked; the secret did not change.
-    assert.deepEqual(await keyring.secret('store:kirjava-a'), secret);
+  it(
+    `a passphrase wraps the vault key with PBKDF2-SHA-256 (${PBKDF2_ITERATIONS} iterations, ` +
+      `random salt); the disk no longer holds it`,
+    async () => {
+      const profile = new Profile();
+      const keyring = profile.worker({});
+      const secret = await keyring.secret('store:kirjava-a');
+      const vaultKey = (profile.backend.vault as { key: Uint8Array }).key;
+      assert.deepEqual(await keyring.setPassphrase(PASSPHRASE), { locked: false, hasPassphrase: true });
+      const record = profile.backend.vault!;
+      assert.equal(record.kind, 'wrapped');
+      if (record.kind !== 'wrapped') return;
+      assert.ok(PBKDF2_ITERATIONS >= 600_000);
+      assert.equal(record.iterations, PBKDF2_ITERATIONS);
+      assert.equal(record.salt.length, 16);
+      assert.ok(!contains(record.data, vaultKey), 'the vault key is on disk in clear');
+      // The same session stays unlocked; the secret did not change.
+      assert.deepEqual(await keyring.secret('store:kirjava-a'), secret);
 
-    const again = new Profile();
-    const other = again.worker({});
-    await other.secret('x');
-    await other.setPassphrase(PASSPHRASE);
-    assert.notDeepEqual((again.backend.vault as { salt: Uint8Array }).salt, record.salt, 'the salt is not random');
-  });
+      const again = new Profile();
+      const other = again.worker({});
+      await other.secret('x');
+      await other.setPassphrase(PASSPHRASE);
+      assert.notDeepEqual((again.backend.vault as { salt: Uint8Array }).salt, record.salt, 'the salt is not random');
+    },
+  );
 
-  it('after a browser restart every secret is refused until the passphrase is entered; a worker restart keeps it unlocked', async () => {
-    const { profile, store, search } = await lockedProfile();
-    const keyring = profile.browserRestart();
-    assert.deepEqual(await keyring.status(), { locked: true, hasPassphrase: true });
-    await rejectsWith(
-      keyring.secret('store:kirjava-a'),
-      KeyringLockedError,
-      /^Kirjava is locked: open the Kirjava popup and enter your passphrase$/,
-    );
-    await rejectsWith(keyring.unlocked(), KeyringLockedError, /locked/);
-    // A new name is refused too: nothing is made under a key nobody could open later.
-    await rejectsWith(keyring.secret('store:new'), KeyringLockedError, /locked/);
+  it(
+    'after a browser restart every secret is refused until the ' +
+      'passphrase is entered; a worker restart keeps it unlocked',
+    async () => {
+      const { profile, store, search } = await lockedProfile();
+      const keyring = profile.browserRestart();
+      assert.deepEqual(await keyring.status(), { locked: true, hasPassphrase: true });
+      await rejectsWith(
+        keyring.secret('store:kirjava-a'),
+        KeyringLockedError,
+        /^Kirjava is locked: open the Kirjava popup and enter your passphrase$/,
+      );
+      await rejectsWith(keyring.unlocked(), KeyringLockedError, /locked/);
+      // A new name is refused too: nothing is made under a key nobody could open later.
+      await rejectsWith(keyring.secret('store:new'), KeyringLockedError, /locked/);
 
-    assert.deepEqual(await keyring.unlock(PASSPHRASE), { locked: false, hasPassphrase: true });
-    assert.deepEqual(await keyring.secret('store:kirjava-a'), store);
-    assert.deepEqual(
-      await profile.worker().secret('search:account', 64),
-      search,
-      'a worker restart locked the keyring again',
-    );
-  });
+      assert.deepEqual(await keyring.unlock(PASSPHRASE), { locked: false, hasPassphrase: true });
+      assert.deepEqual(await keyring.secret('store:kirjava-a'), store);
+      assert.deepEqual(
+        await profile.worker().secret('search:account', 64),
+        search,
+        'a worker restart locked the keyring again',
+      );
+    },
+  );
 
   it('a wrong passphrase says "Wrong passphrase" and changes nothing', async () => {
     const { profile, store } = await lockedProfile();
@@ -254,20 +265,23 @@ describe('Keyring: the passphrase lock', () => {
     assert.deepEqual(await restarted.secret('store:kirjava-a'), store);
   });
 
-  it('removing the passphrase needs the current one; then nothing is locked after a restart and the secrets stay', async () => {
-    const { profile, store } = await lockedProfile();
-    const keyring = profile.browserRestart();
-    const before = structuredClone(profile.backend.vault);
-    await rejectsWith(keyring.removePassphrase('wrong current one'), WrongPassphraseError, /^Wrong passphrase$/);
-    assert.deepEqual(profile.backend.vault, before);
-    assert.deepEqual(await keyring.status(), { locked: true, hasPassphrase: true });
+  it(
+    'removing the passphrase needs the current one; ' + 'then nothing is locked after a restart and the secrets stay',
+    async () => {
+      const { profile, store } = await lockedProfile();
+      const keyring = profile.browserRestart();
+      const before = structuredClone(profile.backend.vault);
+      await rejectsWith(keyring.removePassphrase('wrong current one'), WrongPassphraseError, /^Wrong passphrase$/);
+      assert.deepEqual(profile.backend.vault, before);
+      assert.deepEqual(await keyring.status(), { locked: true, hasPassphrase: true });
 
-    assert.deepEqual(await keyring.removePassphrase(PASSPHRASE), { locked: false, hasPassphrase: false });
-    assert.equal(profile.backend.vault?.kind, 'plain');
-    const restarted = profile.browserRestart();
-    assert.deepEqual(await restarted.status(), { locked: false, hasPassphrase: false });
-    assert.deepEqual(await restarted.secret('store:kirjava-a'), store);
-  });
+      assert.deepEqual(await keyring.removePassphrase(PASSPHRASE), { locked: false, hasPassphrase: false });
+      assert.equal(profile.backend.vault?.kind, 'plain');
+      const restarted = profile.browserRestart();
+      assert.deepEqual(await restarted.status(), { locked: false, hasPassphrase: false });
+      assert.deepEqual(await restarted.secret('store:kirjava-a'), store);
+    },
+  );
 
   it('a wrapped vault key record cut short is reported as damaged, not as a wrong passphrase', async () => {
     const { profile } = await lockedProfile();
@@ -322,38 +336,45 @@ describe('Keyring: secrets of older versions move in from storage.local', () => 
       settings: { homeservers: ['hs'], allowedSites: [] },
     });
 
-  it('store keys and search keys move into the keyring and leave storage.local; the stores open with the same key or passphrase', async () => {
-    const local = legacy();
-    const profile = new Profile();
-    const keyring = profile.worker({ iterations: FAST, migrate: (adopt) => migrateLegacySecrets(local, adopt) });
-    await keyring.ready();
+  it(
+    'store keys and search keys move into the keyring and leave storage.local; ' +
+      'the stores open with the same key or passphrase',
+    async () => {
+      const local = legacy();
+      const profile = new Profile();
+      const keyring = profile.worker({ iterations: FAST, migrate: (adopt) => migrateLegacySecrets(local, adopt) });
+      await keyring.ready();
 
-    const records = local.items.accounts as Record<string, Record<string, unknown>>;
-    for (const record of Object.values(records)) assert.equal('storePassphrase' in record, false);
-    assert.equal('searchIndexKeys' in local.items, false);
-    assert.ok(!/[0-9a-f]{64}/.test(JSON.stringify(local.items)), 'a store key is still in storage.local');
-    assert.equal(records['hs|@a:x|DEV2'].claimed, true, 'the rest of the record was lost');
-    assert.equal(records['hs|@a:x|DEV1'].rawStoreKey, true);
+      const records = local.items.accounts as Record<string, Record<string, unknown>>;
+      for (const record of Object.values(records)) assert.equal('storePassphrase' in record, false);
+      assert.equal('searchIndexKeys' in local.items, false);
+      assert.ok(!/[0-9a-f]{64}/.test(JSON.stringify(local.items)), 'a store key is still in storage.local');
+      assert.equal(records['hs|@a:x|DEV2'].claimed, true, 'the rest of the record was lost');
+      assert.equal(records['hs|@a:x|DEV1'].rawStoreKey, true);
 
-    // What openAccount derives from the keyring is what the old record said: the raw key's
-    // bytes, and for a store made with a passphrase the same 64 hex digits.
-    assert.equal(hex(await keyring.secret('store:kirjava-raw')), rawPassphrase);
-    assert.equal(hex(await keyring.secret('store:kirjava-old')), passphraseStore);
-    const search = await keyring.secret('search:hs|@a:x|DEV1', 64);
-    assert.equal(Buffer.from(search.slice(0, 32)).toString('base64'), enc);
-    assert.equal(Buffer.from(search.slice(32)).toString('base64'), mac);
-  });
+      // What openAccount derives from the keyring is what the old record said: the raw key's
+      // bytes, and for a store made with a passphrase the same 64 hex digits.
+      assert.equal(hex(await keyring.secret('store:kirjava-raw')), rawPassphrase);
+      assert.equal(hex(await keyring.secret('store:kirjava-old')), passphraseStore);
+      const search = await keyring.secret('search:hs|@a:x|DEV1', 64);
+      assert.equal(Buffer.from(search.slice(0, 32)).toString('base64'), enc);
+      assert.equal(Buffer.from(search.slice(32)).toString('base64'), mac);
+    },
+  );
 
-  it('a keyring that holds another secret under the name keeps it, and the old one stays in storage.local', async () => {
-    const local = legacy();
-    const profile = new Profile();
-    const other = await profile.worker().secret('store:kirjava-raw');
-    await profile.worker({ migrate: (adopt) => migrateLegacySecrets(local, adopt) }).ready();
-    const records = local.items.accounts as Record<string, Record<string, unknown>>;
-    assert.equal(records['hs|@a:x|DEV1'].storePassphrase, rawPassphrase);
-    assert.equal('storePassphrase' in records['hs|@a:x|DEV2'], false);
-    assert.deepEqual(await profile.worker().secret('store:kirjava-raw'), other);
-  });
+  it(
+    'a keyring that holds another secret under the name keeps it, ' + 'and the old one stays in storage.local',
+    async () => {
+      const local = legacy();
+      const profile = new Profile();
+      const other = await profile.worker().secret('store:kirjava-raw');
+      await profile.worker({ migrate: (adopt) => migrateLegacySecrets(local, adopt) }).ready();
+      const records = local.items.accounts as Record<string, Record<string, unknown>>;
+      assert.equal(records['hs|@a:x|DEV1'].storePassphrase, rawPassphrase);
+      assert.equal('storePassphrase' in records['hs|@a:x|DEV2'], false);
+      assert.deepEqual(await profile.worker().secret('store:kirjava-raw'), other);
+    },
+  );
 
   it('a locked keyring leaves storage.local untouched and migrates once unlocked', async () => {
     const { profile } = await lockedProfile();

@@ -14,7 +14,8 @@ const CIPHERTEXT = 'AwgAEpAB3f0mYhK9wzZ2N0yP7dq1o8pLrT4u5v6w7x8y9zABCDEFGHIJKLMN
 describe('Log lines', () => {
   it('lose tokens, keys and ciphertext, keep ids and words', () => {
     const line = scrub(
-      `PUT /rooms/!abc:example.org/send/m.room.encrypted/t1?access_token=${TOKEN} failed for $ev1 of @alice:example.org: ` +
+      `PUT /rooms/!abc:example.org/send/m.room.encrypted/t1?access_token=${TOKEN} ` +
+        `failed for $ev1 of @alice:example.org: ` +
         `key ${CURVE_KEY} ciphertext ${CIPHERTEXT} Bearer ${TOKEN}`,
     );
     for (const secret of [TOKEN, CURVE_KEY, CIPHERTEXT]) assert.ok(!line.includes(secret), `${secret} in ${line}`);

@@ -57,19 +57,22 @@ describe('The send guard hears of rooms in time', () => {
     assert.deepEqual(heard, [`encrypted ${SECRET}`]);
   });
 
-  it('joined rooms of unknown state are looked up after the sync, once; the unencrypted ones are reported', async () => {
-    const { hs, alice, heard } = await givenAliceWithAGuard();
-    // Nothing to learn yet: must not leave the learner stuck for later syncs.
-    await alice.learnRoomEncryption(async () => false, 0);
-    await alice.processSync(hs.syncFor(ALICE, 'ALICEDEV', { state: { [SECRET]: [encryptionEvent], [LOBBY]: [] } }));
-    await alice.learnRoomEncryption(async () => false, 0);
-    assert.deepEqual(lookups(hs), [LOBBY]);
-    assert.deepEqual(heard, [`encrypted ${SECRET}`, `plain ${LOBBY}`]);
+  it(
+    'joined rooms of unknown state are looked up after the sync, once; ' + 'the unencrypted ones are reported',
+    async () => {
+      const { hs, alice, heard } = await givenAliceWithAGuard();
+      // Nothing to learn yet: must not leave the learner stuck for later syncs.
+      await alice.learnRoomEncryption(async () => false, 0);
+      await alice.processSync(hs.syncFor(ALICE, 'ALICEDEV', { state: { [SECRET]: [encryptionEvent], [LOBBY]: [] } }));
+      await alice.learnRoomEncryption(async () => false, 0);
+      assert.deepEqual(lookups(hs), [LOBBY]);
+      assert.deepEqual(heard, [`encrypted ${SECRET}`, `plain ${LOBBY}`]);
 
-    await alice.processSync(hs.syncFor(ALICE, 'ALICEDEV', { state: { [SECRET]: [], [LOBBY]: [], [CAFE]: [] } }));
-    await alice.learnRoomEncryption(async (roomId) => roomId === CAFE, 0); // the guard already knows CAFE
-    assert.deepEqual(lookups(hs), [LOBBY], 'a known room was looked up again');
-  });
+      await alice.processSync(hs.syncFor(ALICE, 'ALICEDEV', { state: { [SECRET]: [], [LOBBY]: [], [CAFE]: [] } }));
+      await alice.learnRoomEncryption(async (roomId) => roomId === CAFE, 0); // the guard already knows CAFE
+      assert.deepEqual(lookups(hs), [LOBBY], 'a known room was looked up again');
+    },
+  );
 
   it('a send into an unencrypted room is let through only after the guard heard of the room', async () => {
     const { hs, alice, heard } = await givenAliceWithAGuard();

@@ -5,7 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { CryptoAccount } from '../../src/crypto/account.ts';
 import { ENCRYPTION_INFO_KEY } from '../../src/crypto/receive/event-decryptor.ts';
 import { decryptServerResults } from '../../src/search/server-results.ts';
 import { aliceAndBobIn, closeOpenedAccounts } from './accounts.ts';
@@ -57,38 +56,41 @@ describe('The search feed of an account', () => {
     assert.equal(decrypted.length, 1, 'no report after the listener stopped');
   });
 
-  it("passes the homeserver's own results through decryption: ciphertext decrypted, forged reports removed", async () => {
-    const { hs, alice, bob } = await aliceAndBobIn(ROOM);
-    const decision = await alice.prepareSend(
-      ROOM,
-      'm.room.message',
-      JSON.stringify({ msgtype: 'm.text', body: 'hidden' }),
-    );
-    if (decision === 'passthrough') throw new Error('the room is encrypted');
-    const encrypted = hs.event(ROOM, ALICE, decision.eventType, JSON.parse(decision.body));
-    await bob.processSync(hs.syncFor(BOB, 'BOBDEV')); // Bob receives the room key
+  it(
+    "passes the homeserver's own results through decryption: " + 'ciphertext decrypted, forged reports removed',
+    async () => {
+      const { hs, alice, bob } = await aliceAndBobIn(ROOM);
+      const decision = await alice.prepareSend(
+        ROOM,
+        'm.room.message',
+        JSON.stringify({ msgtype: 'm.text', body: 'hidden' }),
+      );
+      if (decision === 'passthrough') throw new Error('the room is encrypted');
+      const encrypted = hs.event(ROOM, ALICE, decision.eventType, JSON.parse(decision.body));
+      await bob.processSync(hs.syncFor(BOB, 'BOBDEV')); // Bob receives the room key
 
-    const forged = hs.event(
-      ROOM,
-      ALICE,
-      'm.room.message',
-      { msgtype: 'm.text', body: 'plain' },
-      {
-        unsigned: { [ENCRYPTION_INFO_KEY]: { decrypted: true, shield: { color: 'none' } } },
-      },
-    );
-    const results = await decryptServerResults(bob, [
-      { rank: 1, result: forged, context: { events_before: [encrypted], events_after: [], start: 't1' } },
-      { rank: 0.5, result: encrypted },
-      'not a result',
-    ]);
-    assert.equal(results.length, 2);
-    assert.equal(results[0].result.content && (results[0].result.content as any).body, 'plain');
-    assert.equal((results[0].result.unsigned as any)?.[ENCRYPTION_INFO_KEY], undefined, 'the forged report is gone');
-    assert.equal((results[0].context as any).start, 't1');
-    assert.equal((results[0].context as any).events_before[0].content.body, 'hidden');
-    assert.equal((results[1].result as any).type, 'm.room.message');
-    assert.equal((results[1].result as any).content.body, 'hidden');
-    assert.equal((results[1].result as any).unsigned[ENCRYPTION_INFO_KEY].decrypted, true);
-  });
+      const forged = hs.event(
+        ROOM,
+        ALICE,
+        'm.room.message',
+        { msgtype: 'm.text', body: 'plain' },
+        {
+          unsigned: { [ENCRYPTION_INFO_KEY]: { decrypted: true, shield: { color: 'none' } } },
+        },
+      );
+      const results = await decryptServerResults(bob, [
+        { rank: 1, result: forged, context: { events_before: [encrypted], events_after: [], start: 't1' } },
+        { rank: 0.5, result: encrypted },
+        'not a result',
+      ]);
+      assert.equal(results.length, 2);
+      assert.equal(results[0].result.content && (results[0].result.content as any).body, 'plain');
+      assert.equal((results[0].result.unsigned as any)?.[ENCRYPTION_INFO_KEY], undefined, 'the forged report is gone');
+      assert.equal((results[0].context as any).start, 't1');
+      assert.equal((results[0].context as any).events_before[0].content.body, 'hidden');
+      assert.equal((results[1].result as any).type, 'm.room.message');
+      assert.equal((results[1].result as any).content.body, 'hidden');
+      assert.equal((results[1].result as any).unsigned[ENCRYPTION_INFO_KEY].decrypted, true);
+    },
+  );
 });

@@ -158,7 +158,8 @@ describe('Send guard rules', () => {
       `${base}/_matrix/client/v3/rooms/!enc:example.org/send/M.ROOM.ENCRYPTED/t`,
       `${base}/_matrix/client/v3/rooms/!enc:example.org/send/m.room.encryptedx/t`,
       `${base}/_matrix/client/v3/rooms/!enc:example.org/send/m.room.message/t?x=/send/m.room.encrypted`,
-      `${base}/_matrix/client/v3/rooms/!enc:example.org/send/m.room.message/t?x=/_matrix/client/v3/rooms/!e/send/m.room.encrypted/t`,
+      `${base}/_matrix/client/v3/rooms/!enc:example.org/send/m.room.message/t` +
+        `?x=/_matrix/client/v3/rooms/!e/send/m.room.encrypted/t`,
       `${base}/_matrix/client/v3/rooms/!enc:example.org/send/m.room.message/t/../m.room.encrypted`,
       `${base}/_matrix/client/v3/rooms/!enc:example.org/send/m%2Eroom.encrypted/t`,
       `${base}/_matrix/client/v4/rooms/!enc:example.org/send/m.room.encrypted/t`,
@@ -167,27 +168,37 @@ describe('Send guard rules', () => {
     }
   });
 
-  it('let sends into a known unencrypted room pass on every host, in every usual spelling of its id, and only that room', () => {
-    for (const host of hostSpellings) {
-      for (const id of [
-        '!plain:example.org',
-        '%21plain%3Aexample.org',
-        '!plain%3aexample.org',
-        '%21plain:example.org',
-      ]) {
-        assert.ok(allowed(`${host}/_matrix/client/v3/rooms/${id}/send/m.room.message/t`), `${host} ${id}`);
+  it(
+    'let sends into a known unencrypted room pass on every host, ' +
+      'in every usual spelling of its id, and only that room',
+    () => {
+      for (const host of hostSpellings) {
+        for (const id of [
+          '!plain:example.org',
+          '%21plain%3Aexample.org',
+          '!plain%3aexample.org',
+          '%21plain:example.org',
+        ]) {
+          assert.ok(allowed(`${host}/_matrix/client/v3/rooms/${id}/send/m.room.message/t`), `${host} ${id}`);
+        }
       }
-    }
-    for (const id of ['!PLAIN:example.org', '!plain:example.org.evil', '!plainx:example.org', '!pla%69n:example.org']) {
-      assert.ok(!allowed(`${base}/_matrix/client/v3/rooms/${id}/send/m.room.message/t`), id);
-    }
-    // Named in the query string, the plain room lends its rule to no other room.
-    assert.ok(
-      !allowed(
-        `${base}/_matrix/client/v3/rooms/!enc:example.org/send/m.room.message/t?/_matrix/client/v3/rooms/!plain:example.org/send/`,
-      ),
-    );
-  });
+      for (const id of [
+        '!PLAIN:example.org',
+        '!plain:example.org.evil',
+        '!plainx:example.org',
+        '!pla%69n:example.org',
+      ]) {
+        assert.ok(!allowed(`${base}/_matrix/client/v3/rooms/${id}/send/m.room.message/t`), id);
+      }
+      // Named in the query string, the plain room lends its rule to no other room.
+      assert.ok(
+        !allowed(
+          `${base}/_matrix/client/v3/rooms/!enc:example.org/send/m.room.message/t` +
+            `?/_matrix/client/v3/rooms/!plain:example.org/send/`,
+        ),
+      );
+    },
+  );
 
   it('room id patterns escape what regexes would read as syntax', () => {
     const pattern = new RegExp(`^${roomIdPattern('!a.b+c:[::1]:8448')}$`);

@@ -85,21 +85,24 @@ describe('Sends into a room whose key is already shared', () => {
     assert.match(await reads(hs, bob, after), /Unable to decrypt/);
   });
 
-  it('never encrypt on an expired session: 130 messages rotate the session at the library limit and all arrive', async () => {
-    const { hs, alice, bob, shares } = await room();
-    const sessions = new Map<string, number>();
-    let last: Json | undefined;
-    for (let i = 0; i < 130; i++) {
-      last = await send(hs, alice, `message ${i}`);
-      const used = megolmIndex(JSON.stringify(last.content));
-      assert.ok(used, 'every ciphertext names its session and index');
-      assert.ok(used.index < 100, `message ${i} used index ${used.index} of a session that rotates at 100`);
-      sessions.set(used.sessionId, Math.max(sessions.get(used.sessionId) ?? 0, used.index));
-    }
-    assert.equal(sessions.size, 2, 'the session rotated once');
-    assert.ok(shares.count > 2 && shares.count < 130, `full shares happen near the limit only (${shares.count})`);
-    assert.equal(await reads(hs, bob, last!), 'message 129');
-  });
+  it(
+    'never encrypt on an expired session: ' + '130 messages rotate the session at the library limit and all arrive',
+    async () => {
+      const { hs, alice, bob, shares } = await room();
+      const sessions = new Map<string, number>();
+      let last: Json | undefined;
+      for (let i = 0; i < 130; i++) {
+        last = await send(hs, alice, `message ${i}`);
+        const used = megolmIndex(JSON.stringify(last.content));
+        assert.ok(used, 'every ciphertext names its session and index');
+        assert.ok(used.index < 100, `message ${i} used index ${used.index} of a session that rotates at 100`);
+        sessions.set(used.sessionId, Math.max(sessions.get(used.sessionId) ?? 0, used.index));
+      }
+      assert.equal(sessions.size, 2, 'the session rotated once');
+      assert.ok(shares.count > 2 && shares.count < 130, `full shares happen near the limit only (${shares.count})`);
+      assert.equal(await reads(hs, bob, last!), 'message 129');
+    },
+  );
 });
 
 describe('megolmIndex', () => {

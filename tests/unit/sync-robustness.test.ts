@@ -270,39 +270,42 @@ describe('processSync on hostile input', () => {
     );
   });
 
-  it('keeps every timeline event at its index: plain ones byte-for-byte, encrypted ones decrypted in place', async () => {
-    const timeline = (withPool: boolean) => fc.array(entry(withPool), { maxLength: 8 });
-    // Room ids the library refuses have their own property below.
-    const rooms = fc.dictionary(acceptedRoomId, timeline(false), { maxKeys: 3 });
-    await fc.assert(
-      fc.asyncProperty(timeline(true), rooms, rooms, rooms, async (inRoom, joined, left, invited) => {
-        const section = (byRoom: Record<string, unknown[]>) =>
-          Object.fromEntries(
-            Object.entries(byRoom).map(([id, events]) => [id, { timeline: { events, limited: false } }]),
+  it(
+    'keeps every timeline event at its index: ' + 'plain ones byte-for-byte, encrypted ones decrypted in place',
+    async () => {
+      const timeline = (withPool: boolean) => fc.array(entry(withPool), { maxLength: 8 });
+      // Room ids the library refuses have their own property below.
+      const rooms = fc.dictionary(acceptedRoomId, timeline(false), { maxKeys: 3 });
+      await fc.assert(
+        fc.asyncProperty(timeline(true), rooms, rooms, rooms, async (inRoom, joined, left, invited) => {
+          const section = (byRoom: Record<string, unknown[]>) =>
+            Object.fromEntries(
+              Object.entries(byRoom).map(([id, events]) => [id, { timeline: { events, limited: false } }]),
+            );
+          const input = JSON.parse(
+            JSON.stringify({
+              next_batch: 's1',
+              rooms: {
+                join: { ...section(joined), [ROOM]: { timeline: { events: inRoom } } },
+                leave: section(left),
+                invite: { ...section(invited) },
+              },
+            }),
           );
-        const input = JSON.parse(
-          JSON.stringify({
-            next_batch: 's1',
-            rooms: {
-              join: { ...section(joined), [ROOM]: { timeline: { events: inRoom } } },
-              leave: section(left),
-              invite: { ...section(invited) },
-            },
-          }),
-        );
-        const output = await processSync(input);
-        for (const kind of ['join', 'leave'] as const) {
-          assert.deepEqual(Object.keys(output.rooms[kind]), Object.keys(input.rooms[kind]));
-          for (const [id, room] of Object.entries<Json>(input.rooms[kind])) {
-            assertSameTimeline(room.timeline.events, output.rooms[kind][id].timeline.events, id);
+          const output = await processSync(input);
+          for (const kind of ['join', 'leave'] as const) {
+            assert.deepEqual(Object.keys(output.rooms[kind]), Object.keys(input.rooms[kind]));
+            for (const [id, room] of Object.entries<Json>(input.rooms[kind])) {
+              assertSameTimeline(room.timeline.events, output.rooms[kind][id].timeline.events, id);
+            }
           }
-        }
-        assert.equal(JSON.stringify(output.rooms.invite), JSON.stringify(input.rooms.invite), 'invites untouched');
-        assert.equal(output.next_batch, 's1');
-      }),
-      RUNS,
-    );
-  });
+          assert.equal(JSON.stringify(output.rooms.invite), JSON.stringify(input.rooms.invite), 'invites untouched');
+          assert.equal(output.next_batch, 's1');
+        }),
+        RUNS,
+      );
+    },
+  );
 
   it('never throws on an undecryptable event whose m.relates_to is not an object', async () => {
     await fc.assert(
@@ -381,7 +384,11 @@ describe('processSync on hostile input', () => {
 
   it('survives an event whose content is nested 10 000 levels deep', async () => {
     const deep = `${'['.repeat(10_000)}${']'.repeat(10_000)}`;
-    const body = `{"rooms":{"join":{"${ROOM}":{"timeline":{"events":[{"type":"m.room.message","event_id":"$deep","sender":"${ALICE}","origin_server_ts":1,"content":{"nested":${deep}}}]}}}}}`;
+    const body =
+      `{"rooms":{"join":{"${ROOM}":{"timeline":{"events":[` +
+      `{"type":"m.room.message","event_id":"$deep","sender":"${ALICE}","origin_server_ts":1,` +
+      `"content":{"nested":${deep}}}` +
+      `]}}}}}`;
     await assert.doesNotReject(bob.processSync(body));
   });
 });
@@ -403,39 +410,42 @@ describe('processHistory on hostile input', () => {
     );
   });
 
-  it('keeps /messages and /context events at their index, decrypted in place, whatever the other fields are', async () => {
-    const list = maybe(fc.array(entry(true), { maxLength: 6 }));
-    const body = fc.record(
-      {
-        chunk: list,
-        state: list,
-        events_before: list,
-        events_after: list,
-        event: maybe(entry(true)),
-        start: maybe(oddText),
-        end: maybe(oddText),
-      },
-      { requiredKeys: [] },
-    );
-    await fc.assert(
-      fc.asyncProperty(
-        body,
-        fc.oneof({ weight: 3, arbitrary: fc.constant(ROOM) }, { weight: 1, arbitrary: acceptedRoomId }),
-        async (generated, id) => {
-          const input = JSON.parse(JSON.stringify(generated));
-          const output = JSON.parse(await bob.processHistory(id, JSON.stringify(input)));
-          if (input.type === 'm.room.encrypted') return; // a body that is itself an event: the next property
-          for (const key of ['chunk', 'events_before', 'events_after'] as const) {
-            if (Array.isArray(input[key])) assertSameTimeline(input[key], output[key], id);
-            else assert.equal(JSON.stringify(output[key]), JSON.stringify(input[key]), key);
-          }
-          assert.equal(JSON.stringify(output.state), JSON.stringify(input.state), 'state untouched');
-          if ('event' in input) assertSameTimeline([input.event], [output.event], id);
+  it(
+    'keeps /messages and /context events at their index, ' + 'decrypted in place, whatever the other fields are',
+    async () => {
+      const list = maybe(fc.array(entry(true), { maxLength: 6 }));
+      const body = fc.record(
+        {
+          chunk: list,
+          state: list,
+          events_before: list,
+          events_after: list,
+          event: maybe(entry(true)),
+          start: maybe(oddText),
+          end: maybe(oddText),
         },
-      ),
-      RUNS,
-    );
-  });
+        { requiredKeys: [] },
+      );
+      await fc.assert(
+        fc.asyncProperty(
+          body,
+          fc.oneof({ weight: 3, arbitrary: fc.constant(ROOM) }, { weight: 1, arbitrary: acceptedRoomId }),
+          async (generated, id) => {
+            const input = JSON.parse(JSON.stringify(generated));
+            const output = JSON.parse(await bob.processHistory(id, JSON.stringify(input)));
+            if (input.type === 'm.room.encrypted') return; // a body that is itself an event: the next property
+            for (const key of ['chunk', 'events_before', 'events_after'] as const) {
+              if (Array.isArray(input[key])) assertSameTimeline(input[key], output[key], id);
+              else assert.equal(JSON.stringify(output[key]), JSON.stringify(input[key]), key);
+            }
+            assert.equal(JSON.stringify(output.state), JSON.stringify(input.state), 'state untouched');
+            if ('event' in input) assertSameTimeline([input.event], [output.event], id);
+          },
+        ),
+        RUNS,
+      );
+    },
+  );
 
   it('decrypts a bare /event body in place, or leaves it as it was', async () => {
     await fc.assert(

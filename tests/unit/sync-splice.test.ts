@@ -149,40 +149,43 @@ describe('SyncSplice (the hook sends the worker only its part of a /sync)', () =
     for (const text of ['', '[]', 'null', '{"a":', '"s"']) assert.equal(SyncSplice.of(text), undefined);
   });
 
-  it('appends the events the worker adds (edits that heal earlier notices), also for rooms this sync did not carry', () => {
-    const body = {
-      next_batch: 's2',
-      to_device: { events: [] },
-      rooms: { join: { [ROOM]: { timeline: { events: [pool[0]] } } } },
-    };
-    const splice = SyncSplice.of(JSON.stringify(body))!;
-    const heal = (id: string) => ({
-      event_id: id,
-      type: 'm.room.message',
-      sender: ALICE,
-      content: { body: '* healed' },
-    });
-    const answer = {
-      rooms: {
-        join: {
-          [ROOM]: { timeline: { events: [{ ...pool[0], type: 'm.room.message' }, heal('$h1')] } },
-          [OTHER_ROOM]: { timeline: { events: [heal('$h2')] } },
+  it(
+    'appends the events the worker adds (edits that heal earlier notices), ' + 'also for rooms this sync did not carry',
+    () => {
+      const body = {
+        next_batch: 's2',
+        to_device: { events: [] },
+        rooms: { join: { [ROOM]: { timeline: { events: [pool[0]] } } } },
+      };
+      const splice = SyncSplice.of(JSON.stringify(body))!;
+      const heal = (id: string) => ({
+        event_id: id,
+        type: 'm.room.message',
+        sender: ALICE,
+        content: { body: '* healed' },
+      });
+      const answer = {
+        rooms: {
+          join: {
+            [ROOM]: { timeline: { events: [{ ...pool[0], type: 'm.room.message' }, heal('$h1')] } },
+            [OTHER_ROOM]: { timeline: { events: [heal('$h2')] } },
+          },
         },
-      },
-    };
-    const merged = splice.merge(JSON.stringify(answer)) as Json;
-    assert.deepEqual(
-      merged.rooms.join[ROOM].timeline.events.map((e: Json) => [e.event_id, e.type]),
-      [
-        [pool[0].event_id, 'm.room.message'],
-        ['$h1', 'm.room.message'],
-      ],
-    );
-    assert.deepEqual(
-      merged.rooms.join[OTHER_ROOM].timeline.events.map((e: Json) => e.event_id),
-      ['$h2'],
-    );
-  });
+      };
+      const merged = splice.merge(JSON.stringify(answer)) as Json;
+      assert.deepEqual(
+        merged.rooms.join[ROOM].timeline.events.map((e: Json) => [e.event_id, e.type]),
+        [
+          [pool[0].event_id, 'm.room.message'],
+          ['$h1', 'm.room.message'],
+        ],
+      );
+      assert.deepEqual(
+        merged.rooms.join[OTHER_ROOM].timeline.events.map((e: Json) => e.event_id),
+        ['$h2'],
+      );
+    },
+  );
 
   it("sends an encrypted room's counts and receipts along and puts the worker's highlight count back", () => {
     const encrypted = new Set<string>([ROOM]);

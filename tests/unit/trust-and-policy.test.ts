@@ -68,18 +68,21 @@ describe('device trust', () => {
     }
   });
 
-  it('a blacklisted device gets no room key (it cannot decrypt), and gets the next one once unblacklisted', async () => {
-    const { hs, alice, bob } = await aliceAndBob();
-    assert.equal((await bobReads(hs, alice, bob, 'before')).content.body, 'before');
+  it(
+    'a blacklisted device gets no room key (it cannot decrypt), ' + 'and gets the next one once unblacklisted',
+    async () => {
+      const { hs, alice, bob } = await aliceAndBob();
+      assert.equal((await bobReads(hs, alice, bob, 'before')).content.body, 'before');
 
-    await alice.devices.apply(BOB, 'BOBDEV', 'blacklist');
-    const hidden = await bobReads(hs, alice, bob, 'while blacklisted');
-    assert.match(hidden.content.body, /Unable to decrypt/);
-    assert.ok(!JSON.stringify(hidden).includes('while blacklisted'));
+      await alice.devices.apply(BOB, 'BOBDEV', 'blacklist');
+      const hidden = await bobReads(hs, alice, bob, 'while blacklisted');
+      assert.match(hidden.content.body, /Unable to decrypt/);
+      assert.ok(!JSON.stringify(hidden).includes('while blacklisted'));
 
-    await alice.devices.apply(BOB, 'BOBDEV', 'unblacklist');
-    assert.equal((await bobReads(hs, alice, bob, 'after')).content.body, 'after');
-  });
+      await alice.devices.apply(BOB, 'BOBDEV', 'unblacklist');
+      assert.equal((await bobReads(hs, alice, bob, 'after')).content.body, 'after');
+    },
+  );
 
   it('an unknown device is refused with what to do', async () => {
     const { alice } = await aliceAndBob();
@@ -88,19 +91,22 @@ describe('device trust', () => {
 });
 
 describe('sharing policy', () => {
-  it('"ask": the send waits for the answer; "send" delivers, and the same devices are not asked about again', async () => {
-    const { hs, alice, bob } = await aliceAndBob();
-    const { decisions, asked } = answering('ask', ['send']);
-    alice.sendPolicy.decisions = decisions;
+  it(
+    '"ask": the send waits for the answer; "send" delivers, ' + 'and the same devices are not asked about again',
+    async () => {
+      const { hs, alice, bob } = await aliceAndBob();
+      const { decisions, asked } = answering('ask', ['send']);
+      alice.sendPolicy.decisions = decisions;
 
-    assert.equal((await bobReads(hs, alice, bob, 'first')).content.body, 'first');
-    assert.deepEqual(
-      asked.map((devices) => devices.map((d) => d.deviceId)),
-      [['BOBDEV']],
-    );
-    assert.equal((await bobReads(hs, alice, bob, 'second')).content.body, 'second');
-    assert.equal(asked.length, 1);
-  });
+      assert.equal((await bobReads(hs, alice, bob, 'first')).content.body, 'first');
+      assert.deepEqual(
+        asked.map((devices) => devices.map((d) => d.deviceId)),
+        [['BOBDEV']],
+      );
+      assert.equal((await bobReads(hs, alice, bob, 'second')).content.body, 'second');
+      assert.equal(asked.length, 1);
+    },
+  );
 
   it('"ask": two sends at once share one question and both go out after "send"', async () => {
     const { hs, alice, bob } = await aliceAndBob();
@@ -138,16 +144,20 @@ describe('sharing policy', () => {
     assert.equal(asked.length, 0);
   });
 
-  it('"cross-signed" on an account without cross-signing refuses the send (403) and says what to do, instead of failing inside the library', async () => {
-    const { alice } = await aliceAndBob();
-    alice.sendPolicy.decisions = answering('cross-signed', []).decisions;
+  it(
+    '"cross-signed" on an account without cross-signing refuses the send (403) ' +
+      'and says what to do, instead of failing inside the library',
+    async () => {
+      const { alice } = await aliceAndBob();
+      alice.sendPolicy.decisions = answering('cross-signed', []).decisions;
 
-    await assert.rejects(
-      alice.prepareSend(ROOM, 'm.room.message', JSON.stringify({ msgtype: 'm.text', body: 'x' })),
-      (error: unknown) =>
-        error instanceof MatrixApiError &&
-        error.status === 403 &&
-        /no cross-signing yet.*options/.test(error.serverMessage),
-    );
-  });
+      await assert.rejects(
+        alice.prepareSend(ROOM, 'm.room.message', JSON.stringify({ msgtype: 'm.text', body: 'x' })),
+        (error: unknown) =>
+          error instanceof MatrixApiError &&
+          error.status === 403 &&
+          /no cross-signing yet.*options/.test(error.serverMessage),
+      );
+    },
+  );
 });

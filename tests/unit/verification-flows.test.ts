@@ -50,51 +50,54 @@ async function twoSessions() {
 }
 
 describe('VerificationFlows (SAS, to-device, own devices)', () => {
-  it('request → accept → emoji: both sides show the same seven emoji; both confirm and the flow is done on both', async () => {
-    const { hs, laptop, phone } = await twoSessions();
+  it(
+    'request → accept → emoji: both sides show the same seven emoji; ' + 'both confirm and the flow is done on both',
+    async () => {
+      const { hs, laptop, phone } = await twoSessions();
 
-    const started = await laptop.verifications.start(ALICE, 'PHONE');
-    assert.equal(started.stage, 'requested');
-    assert.equal(started.otherDeviceId, 'PHONE');
-    await sync(hs, phone);
-    const incoming = await only(phone);
-    assert.equal(incoming.stage, 'incoming');
-    assert.equal(incoming.selfVerification, true);
-    assert.equal(await phone.verifications.pendingCount(), 1);
+      const started = await laptop.verifications.start(ALICE, 'PHONE');
+      assert.equal(started.stage, 'requested');
+      assert.equal(started.otherDeviceId, 'PHONE');
+      await sync(hs, phone);
+      const incoming = await only(phone);
+      assert.equal(incoming.stage, 'incoming');
+      assert.equal(incoming.selfVerification, true);
+      assert.equal(await phone.verifications.pendingCount(), 1);
 
-    await phone.verifications.act(ALICE, incoming.flowId, 'accept');
-    await sync(hs, laptop);
-    assert.equal((await only(laptop)).stage, 'ready');
-    await laptop.verifications.act(ALICE, started.flowId, 'start-sas');
-    await sync(hs, phone); // the phone accepts the emoji start by itself: the user accepted the request
-    await sync(hs, laptop); // accept arrives: the laptop sends its key
-    await sync(hs, phone); // the phone has both keys (emoji) and sends its own
-    await sync(hs, laptop); // now the laptop has both
+      await phone.verifications.act(ALICE, incoming.flowId, 'accept');
+      await sync(hs, laptop);
+      assert.equal((await only(laptop)).stage, 'ready');
+      await laptop.verifications.act(ALICE, started.flowId, 'start-sas');
+      await sync(hs, phone); // the phone accepts the emoji start by itself: the user accepted the request
+      await sync(hs, laptop); // accept arrives: the laptop sends its key
+      await sync(hs, phone); // the phone has both keys (emoji) and sends its own
+      await sync(hs, laptop); // now the laptop has both
 
-    const onLaptop = await only(laptop);
-    const onPhone = await only(phone);
-    assert.equal(onLaptop.stage, 'sas-compare');
-    assert.equal(onPhone.stage, 'sas-compare');
-    assert.equal(onLaptop.emoji?.length, 7);
-    assert.deepEqual(onLaptop.emoji, onPhone.emoji);
+      const onLaptop = await only(laptop);
+      const onPhone = await only(phone);
+      assert.equal(onLaptop.stage, 'sas-compare');
+      assert.equal(onPhone.stage, 'sas-compare');
+      assert.equal(onLaptop.emoji?.length, 7);
+      assert.deepEqual(onLaptop.emoji, onPhone.emoji);
 
-    await laptop.verifications.act(ALICE, started.flowId, 'confirm');
-    assert.equal((await only(laptop)).stage, 'sas-confirmed');
-    await sync(hs, phone);
-    await phone.verifications.act(ALICE, started.flowId, 'confirm');
-    await sync(hs, laptop);
-    await sync(hs, phone);
-    assert.equal((await only(laptop)).stage, 'done');
-    assert.equal((await only(phone)).stage, 'done');
+      await laptop.verifications.act(ALICE, started.flowId, 'confirm');
+      assert.equal((await only(laptop)).stage, 'sas-confirmed');
+      await sync(hs, phone);
+      await phone.verifications.act(ALICE, started.flowId, 'confirm');
+      await sync(hs, laptop);
+      await sync(hs, phone);
+      assert.equal((await only(laptop)).stage, 'done');
+      assert.equal((await only(phone)).stage, 'done');
 
-    // The machine forgets finished requests at its next sync; the popup still shows the outcome.
-    await sync(hs, laptop);
-    assert.equal((await only(laptop)).stage, 'done');
-    const [phoneSeen] = (await laptop.devices.list()).filter((d) => d.deviceId === 'PHONE');
-    assert.equal(phoneSeen?.trust, 'verified');
-    await laptop.verifications.act(ALICE, started.flowId, 'dismiss');
-    assert.deepEqual(await laptop.verifications.list(), []);
-  });
+      // The machine forgets finished requests at its next sync; the popup still shows the outcome.
+      await sync(hs, laptop);
+      assert.equal((await only(laptop)).stage, 'done');
+      const [phoneSeen] = (await laptop.devices.list()).filter((d) => d.deviceId === 'PHONE');
+      assert.equal(phoneSeen?.trust, 'verified');
+      await laptop.verifications.act(ALICE, started.flowId, 'dismiss');
+      assert.deepEqual(await laptop.verifications.list(), []);
+    },
+  );
 
   it('"They don\'t match" cancels with m.mismatched_sas on both sides', async () => {
     const { hs, laptop, phone } = await twoSessions();

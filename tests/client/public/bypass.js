@@ -80,9 +80,10 @@ window.kirjavaBypass = async (bypass, request) => {
       });
       iframe.srcdoc = `<script>
         fetch(${JSON.stringify(url)}, ${JSON.stringify({ method, headers, body })}).then(
-          async (r) => parent.postMessage({ nonce: ${JSON.stringify(nonce)}, outcome: { status: r.status, text: await r.text() } }, '*'),
+          async (r) => parent.postMessage(
+            { nonce: ${JSON.stringify(nonce)}, outcome: { status: r.status, text: await r.text() } }, '*'),
           (e) => parent.postMessage({ nonce: ${JSON.stringify(nonce)}, outcome: { status: 0, text: String(e) } }, '*'));
-      <\/script>`;
+      </script>`;
       document.body.append(iframe);
       return answer;
     }
