@@ -5,7 +5,7 @@
  * events, exactly as from a homeserver. Nothing here is pasted ciphertext.
  */
 import { CryptoAccount } from '../src/crypto/account.ts';
-import { FakeHomeserver } from '../tests/unit/fake-homeserver.ts';
+import { FakeHomeserver } from '../tests/fixtures/fake-homeserver.ts';
 
 type Json = Record<string, any>;
 

@@ -7,7 +7,7 @@ import { DecryptionSettings, RoomId, TrustRequirement } from '@matrix-org/matrix
 import { performance } from 'node:perf_hooks';
 import { CryptoAccount } from '../src/crypto/account.ts';
 import { ENCRYPTION_INFO_KEY } from '../src/crypto/receive/event-decryptor.ts';
-import type { FakeHomeserver } from '../tests/unit/fake-homeserver.ts';
+import type { FakeHomeserver } from '../tests/fixtures/fake-homeserver.ts';
 import { ME, syncBody } from './corpus.ts';
 import { paired } from './stats.ts';
 

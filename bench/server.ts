@@ -6,7 +6,7 @@
  * server's own cost is as small and as steady as it gets.
  */
 import { createServer, type IncomingMessage } from 'node:http';
-import { FakeHomeserver } from '../tests/unit/fake-homeserver.ts';
+import { FakeHomeserver } from '../tests/fixtures/fake-homeserver.ts';
 import { freePort } from '../tests/fixtures/net.ts';
 
 type Json = Record<string, any>;

@@ -1,5 +1,5 @@
 /**
- * Keys that follow the user (issue 5), told as user stories. "Element" is the user's other
+ * Keys that follow the user, told as user stories. "Element" is the user's other
  * session: matrix-js-sdk with its Rust crypto in Node, logged in as the same user as the plain
  * client. The user drives Kirjava's popup as they would: fields and buttons by their names.
  */

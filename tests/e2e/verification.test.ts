@@ -1,6 +1,6 @@
 /**
- * Issue 4, told as user stories: the user manages trust and verifies devices from Kirjava's popup,
- * against matrix-js-sdk's Rust crypto (the stack Element Web ships) as the other side. The popup
+ * Verification and trust, told as user stories: the user manages trust and verifies devices
+ * from Kirjava's popup, against matrix-js-sdk's Rust crypto (the stack Element Web ships) as the other side. The popup
  * is driven by accessible names, as a user would; the peer is driven through its CryptoApi.
  * Set KIRJAVA_SCREENSHOTS=1 to write the popup's states into docs/screenshots/.
  */

@@ -9,8 +9,8 @@ import { CryptoAccount, ForeignDeviceKeysError } from '../../src/crypto/account.
 import { ENCRYPTION_INFO_KEY } from '../../src/crypto/receive/event-decryptor.ts';
 import { MatrixApiError } from '../../src/crypto/core/http.ts';
 import { EncryptionStateUnknownError } from '../../src/crypto/send/room-encryptor.ts';
-import { closeOpenedAccounts, openAccount } from './accounts.ts';
-import { FakeHomeserver } from './fake-homeserver.ts';
+import { closeOpenedAccounts, openAccount } from '../fixtures/crypto-accounts.ts';
+import { FakeHomeserver } from '../fixtures/fake-homeserver.ts';
 
 type Json = Record<string, any>;
 
@@ -269,8 +269,7 @@ describe('CryptoAccount', () => {
     });
 
     it(
-      'the same ciphertext replayed under another event_id is flagged, ' +
-        'not shown as a second genuine message (DESIGN §4)',
+      'the same ciphertext replayed under another event_id is flagged, ' + 'not shown as a second genuine message',
       async () => {
         const { hs, alice, bob } = await encryptedRoom();
         const original = await aliceSends(hs, alice, { msgtype: 'm.text', body: 'Pay 10 EUR' });

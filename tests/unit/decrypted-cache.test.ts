@@ -8,7 +8,7 @@ import { afterEach, describe, it } from 'node:test';
 import { CryptoAccount } from '../../src/crypto/account.ts';
 import { DecryptedEventCache, MemorySealedStore } from '../../src/crypto/receive/decrypted-cache.ts';
 import { ENCRYPTION_INFO_KEY } from '../../src/crypto/receive/event-decryptor.ts';
-import { FakeHomeserver } from './fake-homeserver.ts';
+import { FakeHomeserver } from '../fixtures/fake-homeserver.ts';
 
 type Json = Record<string, any>;
 

@@ -9,8 +9,8 @@ import { afterEach, describe, it } from 'node:test';
 import { BackupDecryptionKey } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { ENCRYPTION_INFO_KEY } from '../../src/crypto/receive/event-decryptor.ts';
 import { MEGOLM_BACKUP_V1 } from '../../src/crypto/keys/key-backup.ts';
-import { closeOpenedAccounts, openAccount } from './accounts.ts';
-import { FakeHomeserver } from './fake-homeserver.ts';
+import { closeOpenedAccounts, openAccount } from '../fixtures/crypto-accounts.ts';
+import { FakeHomeserver } from '../fixtures/fake-homeserver.ts';
 
 type Json = Record<string, any>;
 

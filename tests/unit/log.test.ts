@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RingLog, errorText, loggerTo, scrub, type LogEntry } from '../../src/crypto/core/log.ts';
-import { aliceAndBobIn, closeOpenedAccounts, readText } from './accounts.ts';
+import { aliceAndBobIn, closeOpenedAccounts, readText } from '../fixtures/crypto-accounts.ts';
 
 const TOKEN = 'syt_YWxpY2U_ZxJkWkVuUvtLmNoPqRsT_0hGdZt';
 const CURVE_KEY = 'b4B6rT9n8kkZ0e5x3cKq8h7w2ZP1oN0yQmHkLzV3uXs';

@@ -12,8 +12,8 @@ import { loadCrypto } from '../../src/crypto/account.ts';
 import { type FetchLike, HomeserverUnreachableError, MatrixApiError, MatrixHttp } from '../../src/crypto/core/http.ts';
 import { OutgoingRequestProcessor } from '../../src/crypto/core/outgoing-request-processor.ts';
 import { DEFAULT_RETRY, type RetryPolicy, sleep } from '../../src/crypto/core/retry.ts';
-import { closeOpenedAccounts, openAccount } from './accounts.ts';
-import { FakeHomeserver } from './fake-homeserver.ts';
+import { closeOpenedAccounts, openAccount } from '../fixtures/crypto-accounts.ts';
+import { FakeHomeserver } from '../fixtures/fake-homeserver.ts';
 
 const ALICE = '@alice:example.test';
 const BOB = '@bob:example.test';

@@ -12,7 +12,7 @@ import encryptAESSecretStorageItem from 'matrix-js-sdk/lib/utils/encryptAESSecre
 import { CryptoAccount, loadCrypto } from '../../src/crypto/account.ts';
 import { KeyBackupError, MEGOLM_BACKUP_V1 } from '../../src/crypto/keys/key-backup.ts';
 import { SecretStorageError } from '../../src/crypto/keys/secret-storage.ts';
-import { FakeHomeserver } from './fake-homeserver.ts';
+import { FakeHomeserver } from '../fixtures/fake-homeserver.ts';
 
 const BOB = '@bob:example.test';
 

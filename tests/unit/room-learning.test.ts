@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { CryptoAccount } from '../../src/crypto/account.ts';
-import { FakeHomeserver } from './fake-homeserver.ts';
+import { FakeHomeserver } from '../fixtures/fake-homeserver.ts';
 
 const ALICE = '@alice:example.test';
 const SECRET = '!secret:example.test';

@@ -8,8 +8,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CryptoAccount } from '../../src/crypto/account.ts';
-import { readText, sendText } from './accounts.ts';
-import { FakeHomeserver } from './fake-homeserver.ts';
+import { readText, sendText } from '../fixtures/crypto-accounts.ts';
+import { FakeHomeserver } from '../fixtures/fake-homeserver.ts';
 
 type Json = Record<string, any>;
 

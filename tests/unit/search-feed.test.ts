@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { ENCRYPTION_INFO_KEY } from '../../src/crypto/receive/event-decryptor.ts';
 import { decryptServerResults } from '../../src/search/server-results.ts';
-import { aliceAndBobIn, closeOpenedAccounts } from './accounts.ts';
+import { aliceAndBobIn, closeOpenedAccounts } from '../fixtures/crypto-accounts.ts';
 
 const ALICE = '@alice:example.test';
 const BOB = '@bob:example.test';

@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import type { CryptoAccount } from '../../src/crypto/account.ts';
 import { megolmIndex } from '../../src/crypto/send/share-ledger.ts';
-import { aliceAndBobIn, closeOpenedAccounts, openAccount, readText, sendText } from './accounts.ts';
-import type { FakeHomeserver } from './fake-homeserver.ts';
+import { aliceAndBobIn, closeOpenedAccounts, openAccount, readText, sendText } from '../fixtures/crypto-accounts.ts';
+import type { FakeHomeserver } from '../fixtures/fake-homeserver.ts';
 
 type Json = Record<string, any>;
 

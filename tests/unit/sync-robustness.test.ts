@@ -13,8 +13,8 @@ import { after, before, describe, it } from 'node:test';
 import { RoomId } from '@matrix-org/matrix-sdk-crypto-wasm';
 import fc from 'fast-check';
 import { CryptoAccount } from '../../src/crypto/account.ts';
-import { aliceAndBobIn, sendText } from './accounts.ts';
-import type { FakeHomeserver } from './fake-homeserver.ts';
+import { aliceAndBobIn, sendText } from '../fixtures/crypto-accounts.ts';
+import type { FakeHomeserver } from '../fixtures/fake-homeserver.ts';
 
 type Json = Record<string, any>;
 

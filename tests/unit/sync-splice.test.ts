@@ -9,8 +9,8 @@ import fc from 'fast-check';
 import { CryptoAccount } from '../../src/crypto/account.ts';
 import { ENCRYPTION_INFO_KEY } from '../../src/crypto/receive/event-decryptor.ts';
 import { ENCRYPTION_INFO_KEY as HOOK_INFO_KEY, JOINED_ROOMS_KEY, SyncSplice } from '../../src/content/sync-splice.ts';
-import { aliceAndBobIn, sendText } from './accounts.ts';
-import type { FakeHomeserver } from './fake-homeserver.ts';
+import { aliceAndBobIn, sendText } from '../fixtures/crypto-accounts.ts';
+import type { FakeHomeserver } from '../fixtures/fake-homeserver.ts';
 
 type Json = Record<string, any>;
 

@@ -1,5 +1,5 @@
 /**
- * Device trust and the key sharing policy (issue 4) against the in-process fake homeserver:
+ * Device trust and the key sharing policy against the in-process fake homeserver:
  * real OlmMachines decide who gets the room key; only the server and the user's answers are
  * fake.
  */
@@ -9,8 +9,8 @@ import { CryptoAccount } from '../../src/crypto/account.ts';
 import { MatrixApiError } from '../../src/crypto/core/http.ts';
 import type { SharingDecisions } from '../../src/crypto/send/sharing-policy.ts';
 import type { DeviceView, SharingPolicy } from '../../src/shared/messages.ts';
-import { aliceAndBobIn, closeOpenedAccounts } from './accounts.ts';
-import type { FakeHomeserver } from './fake-homeserver.ts';
+import { aliceAndBobIn, closeOpenedAccounts } from '../fixtures/crypto-accounts.ts';
+import type { FakeHomeserver } from '../fixtures/fake-homeserver.ts';
 
 type Json = Record<string, any>;
 

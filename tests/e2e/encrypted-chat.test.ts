@@ -1,5 +1,5 @@
 /**
- * The first vertical slice, told as user stories: a plain web Matrix client (no crypto of its own)
+ * Encrypted chat, told as user stories: a plain web Matrix client (no crypto of its own)
  * in Chromium with Kirjava, talking to an E2EE peer (matrix-js-sdk with Rust crypto, as in Element
  * Web) through a real Synapse. One Synapse and one browser serve the whole file; every story
  * registers its own users so stories do not see each other's rooms.
@@ -23,7 +23,7 @@ const givenPeer = () => bed.givenPeer();
 const givenClientTab = () => bed.givenClientTab();
 const givenLoggedInClient = () => bed.givenLoggedInClient();
 
-describe('Kirjava slice: a plain web client talks end-to-end encrypted with an Element-like peer', () => {
+describe('Encrypted chat: a plain web client talks end-to-end encrypted with an Element-like peer', () => {
   before(() => bed.start(), { timeout: 180_000 });
   afterEach(() => bed.cleanUp());
   after(() => bed.stop());
