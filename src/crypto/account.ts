@@ -9,6 +9,7 @@ import {
 import { AccountKeys } from './keys/account-keys.ts';
 import type { DecryptedEventCache } from './receive/decrypted-cache.ts';
 import { type DecryptionListener, RoomEventDecryptor } from './receive/event-decryptor.ts';
+import { FastDecryption } from './receive/fast-decryption.ts';
 import { type FetchLike, MatrixApiError, MatrixHttp, seg } from './core/http.ts';
 import type { RetryPolicy } from './core/retry.ts';
 import { type MediaKey, MediaKeyRing, type MediaKeyStore } from './media/media-keys.ts';
@@ -89,6 +90,8 @@ export class CryptoAccount {
   private readonly queue = new SerialQueue();
   private readonly outgoing: OutgoingRequestProcessor;
   private readonly decryptor: RoomEventDecryptor;
+  /** Decryption from in-memory copies of the room keys (the persistent store is slow per event). */
+  readonly fastDecryption: FastDecryption;
   private readonly rooms: RoomEncryptor;
   private readonly syncs: SyncDecryptor;
   private readonly media: MediaKeyRing;
@@ -116,8 +119,12 @@ export class CryptoAccount {
   ) {
     this.log = log;
     this.media = new MediaKeyRing(undefined, mediaKeyStore, log);
-    // Anything that may change who a room key goes to makes the next sends share in full.
-    const devicesChanged = () => this.rooms.forgetShares();
+    // Anything that may change who a room key goes to makes the next sends share in full,
+    // and the shields of decrypted events be asked again.
+    const devicesChanged = () => {
+      this.rooms.forgetShares();
+      this.decryptor.trustChanged();
+    };
     this.outgoing = new OutgoingRequestProcessor(machine, http, devicesChanged, retry);
     this.outgoingLoop = new OutgoingRequestLoop(machine, this.outgoing);
     this.keys = new AccountKeys(
@@ -130,11 +137,15 @@ export class CryptoAccount {
       devicesChanged,
       log,
     );
+    this.fastDecryption = new FastDecryption(machine, identity, log);
+    this.keys.roomKeysUpdated.add((sessions) => this.fastDecryption.keysUpdated(sessions));
+    this.fastDecryption.mirror.feedSoon(); // every stored key, once the account's first requests are done
     this.decryptor = new RoomEventDecryptor(
       machine,
       this.media,
       { onUndecryptable: (roomId, envelope) => this.keys.undecryptable(roomId, envelope), cache: decryptedCache },
       log,
+      this.fastDecryption,
     );
     this.rooms = new RoomEncryptor(
       machine,
@@ -376,12 +387,13 @@ export class CryptoAccount {
   }
 
   close(): void {
+    this.fastDecryption.close();
     this.machine.close();
   }
 
   /** Closes the machine once the work already queued is done (before its store is deleted). */
   shutdown(): Promise<void> {
-    return this.queue.run(async () => this.machine.close());
+    return this.queue.run(async () => this.close());
   }
 }
 

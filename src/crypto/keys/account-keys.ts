@@ -34,6 +34,8 @@ export class AccountKeys {
   private resumed = false;
   private readonly self: { userId: string; deviceId: string };
   private wakes = 0;
+  /** Told of the sessions whose keys the machine received or improved (any source). */
+  readonly roomKeysUpdated = new Set<(sessions: { roomId: string; sessionId: string }[]) => void>();
 
   constructor(
     private readonly machine: OlmMachine,
@@ -55,6 +57,8 @@ export class AccountKeys {
     machine.roomKeyForwardingEnabled = true;
     machine.registerRoomKeyUpdatedCallback(async (infos) => {
       this.healer.keysArrived(infos.map((info) => info.sessionId));
+      const sessions = infos.map((info) => ({ roomId: info.roomId.toString(), sessionId: info.sessionId }));
+      for (const listener of this.roomKeysUpdated) listener(sessions);
     });
   }
 

@@ -8,6 +8,7 @@ import {
   TrustRequirement,
 } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { DecryptedEventCache } from './decrypted-cache.ts';
+import { type Decryption, type FastDecryption, senderInfoOf } from './fast-decryption.ts';
 import type { MediaKeyRing } from '../media/media-keys.ts';
 import { ENCRYPTION_INFO_KEY } from '../../shared/names.ts';
 import { type Logger, defaultLog, errorText } from '../core/log.ts';
@@ -71,7 +72,36 @@ export class RoomEventDecryptor {
       cache?: DecryptedEventCache;
     } = {},
     private readonly log: Logger = defaultLog,
+    /** Decrypts without the persistent store's per-event reads when it can; the machine otherwise. */
+    private readonly fast?: FastDecryption,
   ) {}
+
+  /** Devices, identities or trust may have changed: shields the fast path holds are asked again. */
+  trustChanged(): void {
+    this.fast?.trustChanged();
+  }
+
+  /** Before decrypting many events: lets the fast path copy the keys they need when that is cheaper. */
+  async prepare(events: { roomId: string; envelope: RoomEvent }[]): Promise<void> {
+    if (!this.fast) return;
+    const sessions = events.flatMap(({ roomId, envelope }) => {
+      const sessionId = (envelope.content as { session_id?: unknown } | undefined)?.session_id;
+      return typeof sessionId === 'string' ? [{ roomId, sessionId }] : [];
+    });
+    await this.fast.prepare(sessions);
+  }
+
+  /** The fast path's decryption when it has one, else the persistent machine's (which throws what it cannot decrypt). */
+  private async decryptWithMachine(roomId: string, envelope: RoomEvent): Promise<Decryption> {
+    const json = JSON.stringify(envelope);
+    const sessionId = (envelope.content as { session_id?: unknown } | undefined)?.session_id;
+    if (this.fast && typeof sessionId === 'string' && typeof envelope.sender === 'string') {
+      const fast = await this.fast.decrypt(roomId, sessionId, envelope.sender, json);
+      if (fast) return fast;
+    }
+    const decrypted = await this.machine.decryptRoomEvent(json, new RoomId(roomId), this.settings);
+    return { event: decrypted.event, ...senderInfoOf(decrypted) };
+  }
 
   /** Reports an `m.room.redaction` (`redacts` at the top level, or in content from room v11). */
   noteRedaction(roomId: string, event: RoomEvent): void {
@@ -110,16 +140,12 @@ export class RoomEventDecryptor {
       });
     }
     try {
-      const decrypted = await this.machine.decryptRoomEvent(
-        JSON.stringify(envelope),
-        new RoomId(roomId),
-        this.settings,
-      );
+      const decrypted = await this.decryptWithMachine(roomId, envelope);
       const plaintext = JSON.parse(decrypted.event) as RoomEvent;
-      const shield = decrypted.shieldState(false);
+      const shield = decrypted.shield;
       const info = {
         decrypted: true,
-        sender_device: decrypted.senderDevice?.toString() ?? null,
+        sender_device: decrypted.senderDevice,
         sender_curve25519_key: decrypted.senderCurve25519Key,
         shield: { color: SHIELD_COLORS[shield.color], message: shield.message ?? null },
       };

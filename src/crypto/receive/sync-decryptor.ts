@@ -36,6 +36,7 @@ export class SyncDecryptor {
     await this.receiveChanges(sync);
     this.mentions?.observeAccountData(sync);
     const rooms = isObject(sync.rooms) ? sync.rooms : {};
+    await this.decryptor.prepare(encryptedTimelineEvents(rooms));
     const jobs: Promise<void>[] = [];
     for (const section of ['join', 'leave'] as const) {
       const byRoom = rooms[section];
@@ -85,6 +86,7 @@ export class SyncDecryptor {
     // key goes to: the next sends share in full.
     if (toDevice.length > 0 || arrayOf(deviceLists.changed).length > 0 || arrayOf(deviceLists.left).length > 0) {
       this.rooms.forgetShares();
+      this.decryptor.trustChanged();
     }
     if (isObject(sync.to_device) && Array.isArray(sync.to_device.events)) {
       // Encrypted to-device events are the machine's business; a plain client cannot use them.
@@ -114,6 +116,21 @@ export class SyncDecryptor {
       }
     }
   }
+}
+
+/** The `m.room.encrypted` timeline events of the joined and left rooms of a sync. */
+function encryptedTimelineEvents(rooms: Json): { roomId: string; envelope: RoomEvent }[] {
+  const out: { roomId: string; envelope: RoomEvent }[] = [];
+  for (const section of [rooms.join, rooms.leave]) {
+    if (!isObject(section)) continue;
+    for (const [roomId, room] of Object.entries(section)) {
+      const events = isObject(room) && isObject(room.timeline) ? arrayOf(room.timeline.events) : [];
+      for (const event of events) {
+        if (isObject(event) && event.type === 'm.room.encrypted') out.push({ roomId, envelope: event as RoomEvent });
+      }
+    }
+  }
+  return out;
 }
 
 /** An in-room key verification event: the request message, or any `m.key.verification.*`. */
