@@ -109,6 +109,7 @@ export class CryptoAccount {
   /** Joined rooms seen in syncs whose encryption state may still be unknown. */
   private readonly roomsToLearn = new Set<string>();
   private learning: Promise<void> | undefined;
+  private closed = false;
   private readonly log: Logger;
 
   private constructor(
@@ -387,6 +388,8 @@ export class CryptoAccount {
   }
 
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.fastDecryption.close();
     this.machine.close();
   }

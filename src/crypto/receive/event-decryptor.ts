@@ -91,7 +91,7 @@ export class RoomEventDecryptor {
     await this.fast.prepare(sessions);
   }
 
-  /** The fast path's decryption when it has one, else the persistent machine's (which throws what it cannot decrypt). */
+  /** The fast path's decryption when it has one, else the persistent machine's (it throws what it cannot decrypt). */
   private async decryptWithMachine(roomId: string, envelope: RoomEvent): Promise<Decryption> {
     const json = JSON.stringify(envelope);
     const sessionId = (envelope.content as { session_id?: unknown } | undefined)?.session_id;

@@ -102,7 +102,12 @@ export class FastDecryption {
   }
 
   /** The decryption, or undefined when the persistent machine must do it. */
-  async decrypt(roomId: string, sessionId: string, sender: string, envelopeJson: string): Promise<Decryption | undefined> {
+  async decrypt(
+    roomId: string,
+    sessionId: string,
+    sender: string,
+    envelopeJson: string,
+  ): Promise<Decryption | undefined> {
     const machine = this.mirror.machineFor(roomId, sessionId);
     if (!machine) return undefined;
     try {
