@@ -4,6 +4,7 @@
  * several rooms; every device of the receiving user gets the room keys as to-device
  * events, exactly as from a homeserver. Nothing here is pasted ciphertext.
  */
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { CryptoAccount } from '../src/crypto/account.ts';
 import { FakeHomeserver } from '../tests/fixtures/fake-homeserver.ts';
 
@@ -11,6 +12,17 @@ type Json = Record<string, any>;
 
 export const ME = '@me:example.test';
 const SENDERS = ['@alice:example.test', '@bob:example.test', '@carol:example.test', '@dave:example.test'];
+/** Senders who cross-signed their devices (as Element users have), and their rooms. */
+export const CROSS_SIGNED_SENDERS = [
+  '@erin:example.test',
+  '@frank:example.test',
+  '@grace:example.test',
+  '@heidi:example.test',
+];
+export const CROSS_SIGNED_ROOMS = roomsNamed('x');
+function roomsNamed(prefix: string) {
+  return ['family', 'work', 'club', 'ops', 'dm'].map((name) => `!${prefix}${name}:example.test`);
+}
 /** Rooms of the /sync body; uneven, as real accounts are. */
 export const SYNC_ROOMS = [
   '!family:example.test',
@@ -153,37 +165,30 @@ export interface Corpus {
 export async function makeCorpus(
   hs: FakeHomeserver,
   options: { syncEvents: number; historyEvents: number; batches: number; fresh: number; singles: number },
+  /** Other senders (openSenders) writing into other rooms: the corpus of item 2's cross-signed figure. */
+  cast?: { senders: CryptoAccount[]; rooms: string[] },
 ): Promise<Corpus> {
-  const senders: CryptoAccount[] = [];
-  for (const [i, userId] of SENDERS.entries()) {
-    const account = await CryptoAccount.open({
-      baseUrl: hs.baseUrl,
-      userId,
-      deviceId: `SENDER${i}`,
-      accessToken: hs.login(userId, `SENDER${i}`),
-      fetchFn: hs.fetchFn,
-    });
-    await account.claimDevice();
-    senders.push(account);
-  }
-  for (const room of [...SYNC_ROOMS, ...HISTORY_ROOMS, SEND_ROOM]) {
+  const senders = cast?.senders ?? (await openSenders(hs, SENDERS));
+  const syncRooms = cast?.rooms ?? SYNC_ROOMS;
+  const userIds = senders.map((s) => s.identity.userId);
+  for (const room of [...syncRooms, ...HISTORY_ROOMS, SEND_ROOM]) {
     hs.setEncrypted(room);
-    for (const user of [ME, ...SENDERS]) hs.setMembership(room, user, 'join');
+    for (const user of [ME, ...userIds]) hs.setMembership(room, user, 'join');
   }
-  for (const user of [ME, ...SENDERS]) hs.setMembership(PLAIN_ROOM, user, 'join');
+  for (const user of [ME, ...userIds]) hs.setMembership(PLAIN_ROOM, user, 'join');
 
   const random = rng(11);
   const encryptAs = async (room: string, sender: number, message: { type: string; content: Json }) => {
     const decision = await senders[sender].prepareSend(room, message.type, JSON.stringify(message.content));
     if (decision === 'passthrough') throw new Error(`bench corpus: ${room} is not encrypted`);
-    return hs.event(room, SENDERS[sender], 'm.room.encrypted', JSON.parse(decision.body), { unsigned: { age: 1234 } });
+    return hs.event(room, userIds[sender]!, 'm.room.encrypted', JSON.parse(decision.body), { unsigned: { age: 1234 } });
   };
 
   const timeline = async (seed: number) => {
-    const out: Record<string, Json[]> = Object.fromEntries(SYNC_ROOMS.map((r) => [r, []]));
+    const out: Record<string, Json[]> = Object.fromEntries(syncRooms.map((r) => [r, []]));
     for (const message of plaintexts(options.syncEvents, seed)) {
       let x = random();
-      let room = SYNC_ROOMS.length - 1;
+      let room = syncRooms.length - 1;
       for (const [i, weight] of ROOM_WEIGHTS.entries()) {
         if ((x -= weight) < 0) {
           room = i;
@@ -191,7 +196,7 @@ export async function makeCorpus(
         }
       }
       const sender = Math.floor(random() * senders.length);
-      out[SYNC_ROOMS[room]].push(await encryptAs(SYNC_ROOMS[room], sender, message));
+      out[syncRooms[room]!]!.push(await encryptAs(syncRooms[room]!, sender, message));
     }
     return out;
   };
@@ -226,6 +231,68 @@ export async function makeCorpus(
     senders,
     close: () => senders.forEach((s) => s.close()),
   };
+}
+
+/**
+ * Sender accounts with their device keys uploaded; `crossSign`: each also cross-signs its
+ * device (bootstrap, signing keys and signature uploaded), as Element does at first login.
+ */
+export async function openSenders(hs: FakeHomeserver, userIds: string[], crossSign = false): Promise<CryptoAccount[]> {
+  const senders: CryptoAccount[] = [];
+  for (const [i, userId] of userIds.entries()) {
+    const deviceId = `SENDER${i}`;
+    const accessToken = hs.login(userId, deviceId);
+    const account = await CryptoAccount.open({
+      baseUrl: hs.baseUrl,
+      userId,
+      deviceId,
+      accessToken,
+      fetchFn: hs.fetchFn,
+    });
+    await account.claimDevice();
+    if (crossSign) {
+      const requests = await account.machine.bootstrapCrossSigning(true);
+      for (const [path, body] of [
+        ['/keys/device_signing/upload', requests.uploadSigningKeysRequest.body],
+        ['/keys/signatures/upload', requests.uploadSignaturesRequest.body],
+      ] as const) {
+        const answer = await hs.fetchFn(`${hs.baseUrl}/_matrix/client/v3${path}`, {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${accessToken}` },
+          body,
+        });
+        if (answer.status !== 200) throw new Error(`bench corpus: ${path} answered ${answer.status}`);
+      }
+    }
+    senders.push(account);
+  }
+  return senders;
+}
+
+/**
+ * `count` room keys of rooms and devices that never write to the bench, as a key file's
+ * JSON (Element's export format): the store of a long-used account. Exported megolm
+ * session keys are unsigned, so they are made up here: version 1, index 0, a random
+ * ratchet and a real Ed25519 public key (which is also the session id).
+ */
+export function fillerRoomKeys(count: number): string {
+  const unpadded = (bytes: Buffer) => bytes.toString('base64').replace(/=+$/, '');
+  const keys = [];
+  for (let i = 0; i < count; i++) {
+    const publicKey = generateKeyPairSync('ed25519').publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
+    const index = Buffer.alloc(4);
+    const sessionKey = Buffer.concat([Buffer.from([1]), index, randomBytes(128), publicKey]);
+    keys.push({
+      algorithm: 'm.megolm.v1.aes-sha2',
+      room_id: `!old${i % 200}:example.test`,
+      sender_key: unpadded(randomBytes(32)),
+      session_id: unpadded(publicKey),
+      session_key: unpadded(sessionKey),
+      sender_claimed_keys: { ed25519: unpadded(publicKey) },
+      forwarding_curve25519_key_chain: [],
+    });
+  }
+  return JSON.stringify(keys);
 }
 
 /** A /sync body: optional to-device events, the given timelines, and the machine's counts. */
