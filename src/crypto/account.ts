@@ -118,7 +118,7 @@ export class CryptoAccount {
     this.media = new MediaKeyRing(undefined, mediaKeyStore, log);
     // Anything that may change who a room key goes to makes the next sends share in full.
     const devicesChanged = () => this.rooms.forgetShares();
-    this.outgoing = new OutgoingRequestProcessor(machine, http, devicesChanged, retry);
+    this.outgoing = new OutgoingRequestProcessor(machine, http, devicesChanged, retry, undefined, log);
     this.outgoingLoop = new OutgoingRequestLoop(machine, this.outgoing);
     this.keys = new AccountKeys(
       machine,
