@@ -93,27 +93,34 @@ describe('History visibility decides who gets the room key, and its shared_histo
 });
 
 describe('A sync may tighten the room rules, never loosen them', () => {
-  it('a sync claiming shared where the homeserver says joined: the homeserver is asked and the invitee gets nothing', async () => {
-    const { hs, alice, carol } = await roomWithAnInvitee('joined');
-    await send(hs, alice, 'first');
-    const asked = lookups(hs, 'm.room.history_visibility');
-    await aliceSyncs(hs, alice, [stateEvent(hs, 'm.room.history_visibility', { history_visibility: 'shared' })]);
-    const event = await send(hs, alice, 'after the forged sync');
-    assert.equal(lookups(hs, 'm.room.history_visibility'), asked + 1, 'the homeserver was asked again');
-    assert.match(await reads(hs, carol, event), /Unable to decrypt/);
-  });
+  it(
+    'a sync claiming shared where the homeserver says joined: ' +
+      'the homeserver is asked and the invitee gets nothing',
+    async () => {
+      const { hs, alice, carol } = await roomWithAnInvitee('joined');
+      await send(hs, alice, 'first');
+      const asked = lookups(hs, 'm.room.history_visibility');
+      await aliceSyncs(hs, alice, [stateEvent(hs, 'm.room.history_visibility', { history_visibility: 'shared' })]);
+      const event = await send(hs, alice, 'after the forged sync');
+      assert.equal(lookups(hs, 'm.room.history_visibility'), asked + 1, 'the homeserver was asked again');
+      assert.match(await reads(hs, carol, event), /Unable to decrypt/);
+    },
+  );
 
-  it('a sync saying joined where the homeserver said shared is believed at once: the invitee gets nothing', async () => {
-    const { hs, alice, carol, shares } = await roomWithAnInvitee('shared');
-    assert.equal(await reads(hs, carol, await send(hs, alice, 'while shared')), 'while shared');
-    const asked = lookups(hs, 'm.room.history_visibility');
-    const sharesBefore = shares.count;
-    await aliceSyncs(hs, alice, [stateEvent(hs, 'm.room.history_visibility', { history_visibility: 'joined' })]);
-    const event = await send(hs, alice, 'now joined only');
-    assert.equal(lookups(hs, 'm.room.history_visibility'), asked, 'tightening needs no confirmation');
-    assert.equal(shares.count, sharesBefore + 1, 'the fast path does not outlive a change of the rules');
-    assert.match(await reads(hs, carol, event), /Unable to decrypt/);
-  });
+  it(
+    'a sync saying joined where the homeserver said shared is believed at once: ' + 'the invitee gets nothing',
+    async () => {
+      const { hs, alice, carol, shares } = await roomWithAnInvitee('shared');
+      assert.equal(await reads(hs, carol, await send(hs, alice, 'while shared')), 'while shared');
+      const asked = lookups(hs, 'm.room.history_visibility');
+      const sharesBefore = shares.count;
+      await aliceSyncs(hs, alice, [stateEvent(hs, 'm.room.history_visibility', { history_visibility: 'joined' })]);
+      const event = await send(hs, alice, 'now joined only');
+      assert.equal(lookups(hs, 'm.room.history_visibility'), asked, 'tightening needs no confirmation');
+      assert.equal(shares.count, sharesBefore + 1, 'the fast path does not outlive a change of the rules');
+      assert.match(await reads(hs, carol, event), /Unable to decrypt/);
+    },
+  );
 
   it('a sync raising rotation_period_msgs is checked with the homeserver; lowering it is believed', async () => {
     const { hs, alice } = await roomWithAnInvitee('shared', { algorithm: MEGOLM, rotation_period_msgs: 10 });

@@ -44,7 +44,7 @@ export async function uploadKeys(body: string, send: (body: string) => Promise<s
 }
 
 /** The server refused the one-time keys themselves: over its limit, or a key id it holds with other content. */
-const refusesOneTimeKeys = (error: unknown): boolean =>
+const refusesOneTimeKeys = (error: unknown): error is MatrixApiError =>
   error instanceof MatrixApiError &&
   error.status === 400 &&
   (error.errcode === 'M_TOO_LARGE' || /one[- ]time key/i.test(error.serverMessage));

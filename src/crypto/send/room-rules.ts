@@ -14,6 +14,7 @@ export const MEGOLM = 'm.megolm.v1.aes-sha2';
  * shares room keys with the fewest to the one that shares with the most.
  */
 const VISIBILITIES = ['joined', 'invited', 'shared', 'world_readable'] as const;
+/** One of the `history_visibility` values. */
 export type HistoryVisibilityName = (typeof VISIBILITIES)[number];
 
 /** What the room's `m.room.encryption` content asks of a sender. */
