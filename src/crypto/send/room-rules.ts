@@ -31,13 +31,19 @@ export interface RoomRules extends RoomEncryptionRules {
   historyVisibility: HistoryVisibilityName;
 }
 
-/** The library's session rotation defaults: used when the room sets no limit. */
-const DEFAULT_LIMITS = (() => {
-  const defaults = new EncryptionSettings();
-  const limits = { messages: Number(defaults.rotationPeriodMessages), ms: Number(defaults.rotationPeriod) / 1000 };
-  defaults.free();
-  return limits;
-})();
+let defaults: { messages: number; ms: number } | undefined;
+/**
+ * The library's session rotation defaults, used when the room sets no limit. Read on first
+ * use: the WASM module is loaded lazily, so nothing of it may run when this module loads.
+ */
+function defaultLimits(): { messages: number; ms: number } {
+  if (!defaults) {
+    const settings = new EncryptionSettings();
+    defaults = { messages: Number(settings.rotationPeriodMessages), ms: Number(settings.rotationPeriod) / 1000 };
+    settings.free();
+  }
+  return defaults;
+}
 
 /**
  * A room may ask for very long sessions; the library may cap them (the spec suggests no
@@ -48,10 +54,11 @@ const MAX_ROTATION_MESSAGES = 10_000;
 
 /** The room's rotation limits for Kirjava's fast path: message count and age in ms. */
 export function rotationLimits(rules: RoomEncryptionRules): { messages: number; ms: number } {
+  const { messages, ms } = defaultLimits();
   return {
-    messages: Math.min(rules.rotationPeriodMessages ?? DEFAULT_LIMITS.messages, MAX_ROTATION_MESSAGES),
+    messages: Math.min(rules.rotationPeriodMessages ?? messages, MAX_ROTATION_MESSAGES),
     // A room asking for a longer period than the default is held to the default: safe either way.
-    ms: Math.min(rules.rotationPeriodMs ?? DEFAULT_LIMITS.ms, DEFAULT_LIMITS.ms),
+    ms: Math.min(rules.rotationPeriodMs ?? ms, ms),
   };
 }
 
