@@ -6,9 +6,10 @@
  * The part is itself a /sync body, so the worker processes it exactly as a whole one:
  * the machine's fields (to_device, device_lists, one-time key counts, fallback key
  * types; every sync, they are small), and per joined or left room the state and
- * timeline events the worker reads or changes (`m.room.encryption` state, every
- * `m.room.encrypted` event, any event carrying Kirjava's decryption report, which the
- * worker strips, and any event whose bundled relations hold an encrypted event). Their
+ * timeline events the worker reads or changes (`m.room.encryption` and
+ * `m.room.history_visibility` state, every `m.room.encrypted` event, any event carrying
+ * Kirjava's decryption report, which the worker strips, and any event whose bundled
+ * relations hold an encrypted event). Their
  * positions are remembered; everything else stays in the page. For rooms known to be
  * encrypted the part also carries what highlight counting needs (src/crypto/receive/mentions.ts):
  * `unread_notifications`, the `m.receipt` ephemeral events and the user's push rules;
@@ -45,7 +46,10 @@ function concernsWorker(event: unknown): boolean {
   // name (mentions) current from membership events: every one of them goes.
   if (event.type === 'm.room.member') return true;
   if (isEncrypted(event)) return true;
-  if (event.type === 'm.room.encryption' && event.state_key === '') return true;
+  // The room's rules for its key: the worker may tighten them from these, never loosen them.
+  if ((event.type === 'm.room.encryption' || event.type === 'm.room.history_visibility') && event.state_key === '') {
+    return true;
+  }
   if (event.type === 'm.room.redaction') return true; // the search index forgets redacted events
   if (isVerification(event)) return true; // in-room verification steps sent in clear
   if (!isObject(event.unsigned)) return false;

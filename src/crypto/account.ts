@@ -126,7 +126,7 @@ export class CryptoAccount {
       this.rooms.forgetShares();
       this.decryptor.trustChanged();
     };
-    this.outgoing = new OutgoingRequestProcessor(machine, http, devicesChanged, retry);
+    this.outgoing = new OutgoingRequestProcessor(machine, http, devicesChanged, retry, undefined, log);
     this.outgoingLoop = new OutgoingRequestLoop(machine, this.outgoing);
     this.keys = new AccountKeys(
       machine,

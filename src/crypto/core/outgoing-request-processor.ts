@@ -11,6 +11,8 @@ import {
 } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { type MatrixHttp, seg } from './http.ts';
 import { DEFAULT_RETRY, type RetryPolicy, type Sleep, sleep, withRetries } from './retry.ts';
+import { uploadKeys } from './keys-upload.ts';
+import { type Logger, defaultLog } from './log.ts';
 
 /**
  * Turns the machine's outgoing requests into client-server API calls (paths as in the
@@ -19,6 +21,7 @@ import { DEFAULT_RETRY, type RetryPolicy, type Sleep, sleep, withRetries } from 
  * queried devices and claimed one-time keys. A request that fails for a reason that may
  * pass (rate limit, server error, no answer) is tried again under the retry policy; only a
  * successful answer is reported, and when the policy gives up the Matrix error is thrown.
+ * Keys uploads keep the server's one-time keys within its limit (uploadKeys).
  */
 export class OutgoingRequestProcessor {
   private readonly retry: RetryPolicy;
@@ -30,6 +33,7 @@ export class OutgoingRequestProcessor {
    *   knows about devices, identities or Olm sessions (keys query and claim, signatures).
    * @param retry overrides of DEFAULT_RETRY.
    * @param wait how a retry waits (tests pass a quicker or recording one).
+   * @param log where a keys upload that had to leave its one-time keys out says so.
    */
   constructor(
     private readonly machine: OlmMachine,
@@ -37,17 +41,19 @@ export class OutgoingRequestProcessor {
     private readonly devicesChanged: () => void = () => {},
     retry: Partial<RetryPolicy> = {},
     private readonly wait: Sleep = sleep,
+    private readonly log: Logger = defaultLog,
   ) {
     this.retry = { ...DEFAULT_RETRY, ...retry };
   }
 
   async send(request: OutgoingRequest): Promise<void> {
     const [method, path] = this.route(request);
-    const response = await withRetries(
-      (timeoutMs) => this.http.requestText(method, path, request.body, timeoutMs),
-      this.retry,
-      this.wait,
-    );
+    const exchange = (body: string) =>
+      withRetries((timeoutMs) => this.http.requestText(method, path, body, timeoutMs), this.retry, this.wait);
+    const response =
+      request instanceof KeysUploadRequest
+        ? await uploadKeys(request.body, exchange, this.log)
+        : await exchange(request.body);
     // The SignatureUploadRequest of bootstrapCrossSigning has no id: nothing to report.
     if (request.id) await this.machine.markRequestAsSent(request.id, request.type, response);
     if (

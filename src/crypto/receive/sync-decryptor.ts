@@ -103,7 +103,7 @@ export class SyncDecryptor {
         await this.rooms.markEncrypted(roomId);
       }
     }
-    this.rooms.observeMembership(roomId, [...state, ...events], timeline?.limited === true);
+    this.rooms.observeRoom(roomId, [...state, ...events], timeline?.limited === true);
     if (timeline && Array.isArray(timeline.events)) {
       const decrypted = await decryptAll(this.decryptor, roomId, timeline.events);
       timeline.events = decrypted;

@@ -1,20 +1,27 @@
-import {
-  EncryptionSettings,
-  type OlmMachine,
-  RoomId,
-  RoomSettings,
-  EncryptionAlgorithm,
-  UserId,
-} from '@matrix-org/matrix-sdk-crypto-wasm';
+import { type OlmMachine, RoomId, RoomSettings, EncryptionAlgorithm, UserId } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { MatrixApiError, type MatrixHttp, seg } from '../core/http.ts';
 import type { OutgoingRequestProcessor } from '../core/outgoing-request-processor.ts';
 import type { SharingPolicy } from '../../shared/messages.ts';
 import { ShareLedger } from './share-ledger.ts';
+import { MEGOLM, type RoomRules, RoomRulesBook, encryptionSettings, sharesWithInvited } from './room-rules.ts';
 import { collectStrategy } from './sharing-policy.ts';
 import { type Logger, errorText, silentLog } from '../core/log.ts';
 
 /** Raised when a room's encryption state cannot be established: the send must not go out. */
 export class EncryptionStateUnknownError extends Error {}
+
+/** The room is encrypted with an algorithm Kirjava cannot encrypt for: the client gets this Matrix error. */
+export class UnsupportedRoomAlgorithmError extends MatrixApiError {
+  constructor(roomId: string, algorithm: string) {
+    super(
+      400,
+      'M_UNKNOWN',
+      `the room ${roomId} is encrypted with ${algorithm ? `the algorithm “${algorithm}”` : 'no algorithm'}, ` +
+        `which Kirjava does not support (only ${MEGOLM}); the message was not sent.`,
+      'send',
+    );
+  }
+}
 
 /**
  * Told of what the account learns about rooms' encryption, before anyone acts on it: the
@@ -24,6 +31,12 @@ export class EncryptionStateUnknownError extends Error {}
 export interface RoomEncryptionObserver {
   encrypted(roomId: string): Promise<void>;
   plain(roomId: string): Promise<void>;
+}
+
+/** A room member who may get the room key: joined, or invited (when the history visibility allows). */
+interface Member {
+  userId: string;
+  invited: boolean;
 }
 
 interface MemberEvent {
@@ -46,16 +59,20 @@ export class RoomEncryptor {
    * Joined and invited members per room, as the homeserver last listed them; dropped when a
    * sync shows any membership change or a gap, so the next send loads the list again.
    */
-  private readonly members = new Map<string, Set<string>>();
+  private readonly members = new Map<string, Member[]>();
   /** Rooms whose last full key share still holds (see encrypt). */
   private readonly shares = new ShareLedger();
+  /** Each room's encryption content and history visibility, as the homeserver confirms them. */
+  private readonly rules: RoomRulesBook;
 
   constructor(
     private readonly machine: OlmMachine,
     private readonly http: MatrixHttp,
     private readonly outgoing: { flush(): Promise<void>; processor: OutgoingRequestProcessor },
     private readonly observer?: RoomEncryptionObserver,
-  ) {}
+  ) {
+    this.rules = new RoomRulesBook(http);
+  }
 
   /** Records an `m.room.encryption` state event seen in a sync or history body. */
   async markEncrypted(roomId: string): Promise<void> {
@@ -87,7 +104,8 @@ export class RoomEncryptor {
       return false;
     }
     try {
-      await this.http.request('GET', `/rooms/${seg(roomId)}/state/m.room.encryption/`);
+      const content = await this.http.request('GET', `/rooms/${seg(roomId)}/state/m.room.encryption/`);
+      this.rules.confirmedEncryption(roomId, content);
       await this.markEncrypted(roomId);
       return true;
     } catch (error) {
@@ -119,8 +137,11 @@ export class RoomEncryptor {
    * members, tracks their devices, claims one-time keys for devices without an Olm session
    * and shares the room key, then encrypts: about 3–8 ms of store work even when nothing
    * changed. So while the room's last full share still holds (ShareLedger: same members,
-   * same policy, no device list or trust change, the same session well inside its
-   * rotation limits, shared less than five minutes ago), the event is encrypted at once.
+   * same policy and room rules, no device list or trust change, the same session well
+   * inside its rotation limits, shared less than five minutes ago), the event is encrypted
+   * at once. The room's rules (RoomRulesBook) decide the algorithm, whether invited members
+   * get the key and with what `shared_history`, and when the session rotates, as
+   * matrix-js-sdk's RoomEncryptor sets them.
    */
   async encrypt(
     roomId: string,
@@ -129,7 +150,9 @@ export class RoomEncryptor {
     policy: SharingPolicy = 'all',
     log: Logger = silentLog,
   ): Promise<string> {
-    const sharedAt = this.shares.holds(roomId, policy);
+    const rules = await this.rules.current(roomId);
+    if (rules.algorithm !== MEGOLM) throw new UnsupportedRoomAlgorithmError(roomId, rules.algorithm);
+    const sharedAt = this.shares.holds(roomId, policy, rules);
     if (sharedAt !== undefined) {
       let encrypted: string;
       try {
@@ -139,22 +162,26 @@ export class RoomEncryptor {
         log.warn('encryption failed on the fast path', { room: roomId, error: errorText(error) });
         throw error;
       }
-      this.shares.encrypted(roomId, encrypted, policy, sharedAt);
+      this.shares.encrypted(roomId, encrypted, policy, sharedAt, rules);
       log.debug('encrypted with the last key share', { room: roomId });
       return encrypted;
     }
     this.shares.forget(roomId);
-    const members = await this.recipients(roomId);
-    log.debug('members loaded and their devices tracked', { room: roomId, members: members.length });
+    const members = await this.recipientsUnder(roomId, rules);
+    log.debug('members loaded and their devices tracked', {
+      room: roomId,
+      members: members.length,
+      historyVisibility: rules.historyVisibility,
+    });
     const claim = await this.machine.getMissingSessions(members.map((u) => u.clone()));
     if (claim) {
       await this.outgoing.processor.send(claim);
       log.debug('one-time keys claimed for devices without an Olm session', { room: roomId });
     }
-    const settings = new EncryptionSettings();
-    settings.sharingStrategy = collectStrategy(policy);
+    const settings = encryptionSettings(rules, collectStrategy(policy));
     // shareRoomKey right before encrypting: encrypting without a shared, unexpired session
     // never settles: the library panics inside.
+    const sharedNow = Date.now(); // before the share: a session it begins is no older than this
     const toDevice = await this.machine.shareRoomKey(
       new RoomId(roomId),
       members.map((u) => u.clone()),
@@ -162,9 +189,8 @@ export class RoomEncryptor {
     );
     for (const request of toDevice) await this.outgoing.processor.send(request);
     log.debug('room key shared', { room: roomId, policy, toDeviceRequests: toDevice.length });
-    const sharedNow = Date.now();
     const encrypted = await this.machine.encryptRoomEvent(new RoomId(roomId), eventType, content);
-    this.shares.encrypted(roomId, encrypted, policy, sharedNow);
+    this.shares.encrypted(roomId, encrypted, policy, sharedNow, rules);
     log.debug('encrypted', { room: roomId });
     return encrypted;
   }
@@ -178,9 +204,19 @@ export class RoomEncryptor {
     this.shares.forgetAll();
   }
 
-  /** The room's members with their devices tracked and queried: who a room key would go to. */
+  /**
+   * The room's members with their devices tracked and queried: who a room key would go to
+   * (invited members only when the room's history visibility allows).
+   */
   async recipients(roomId: string): Promise<UserId[]> {
-    const members = await this.loadMembers(roomId);
+    return this.recipientsUnder(roomId, await this.rules.current(roomId));
+  }
+
+  private async recipientsUnder(roomId: string, rules: RoomRules): Promise<UserId[]> {
+    const invited = sharesWithInvited(rules);
+    const members = (await this.loadMembers(roomId))
+      .filter((member) => invited || !member.invited)
+      .map((member) => new UserId(member.userId));
     await this.machine.updateTrackedUsers(members.map((u) => u.clone()));
     await this.outgoing.flush(); // keys/query for new or changed users
     return members;
@@ -190,32 +226,37 @@ export class RoomEncryptor {
    * A sync body passed through the page, so its membership events are the page's word, not
    * the homeserver's: a forged `join` must never earn anyone a room key. Any membership event
    * of the room (state or timeline), or a gap (`limited`), is only a reason to load the list
-   * again from the homeserver with the account's own token before the next send.
+   * (and the room's rules) again from the homeserver with the account's own token before the
+   * next send. Its encryption and history visibility events may tighten the room's rules;
+   * one that would loosen them has the homeserver asked again (RoomRulesBook).
    */
-  observeMembership(roomId: string, events: unknown[], limited: boolean): void {
+  observeRoom(roomId: string, events: unknown[], limited: boolean): void {
+    if (this.rules.observe(roomId, events)) this.shares.forget(roomId);
     const changed = limited || (events as MemberEvent[]).some((event) => event?.type === 'm.room.member');
     if (!changed) return;
     this.members.delete(roomId);
+    this.rules.forget(roomId);
     this.shares.forget(roomId);
   }
 
   /** Joined and invited members, from the server (`GET /rooms/{roomId}/members`) once. */
-  private async loadMembers(roomId: string): Promise<UserId[]> {
-    let users = this.members.get(roomId);
-    if (!users) {
+  private async loadMembers(roomId: string): Promise<Member[]> {
+    let members = this.members.get(roomId);
+    if (!members) {
       const body = await this.http.request<{ chunk?: MemberEvent[] }>(
         'GET',
         `/rooms/${seg(roomId)}/members?not_membership=leave`,
       );
-      users = new Set<string>();
+      const byUser = new Map<string, Member>();
       for (const event of body.chunk ?? []) {
         const membership = event.content?.membership;
         if (typeof event.state_key === 'string' && (membership === 'join' || membership === 'invite')) {
-          users.add(event.state_key);
+          byUser.set(event.state_key, { userId: event.state_key, invited: membership === 'invite' });
         }
       }
-      this.members.set(roomId, users);
+      members = [...byUser.values()];
+      this.members.set(roomId, members);
     }
-    return [...users].map((id) => new UserId(id));
+    return members;
   }
 }

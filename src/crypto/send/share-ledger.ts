@@ -1,5 +1,5 @@
-import { EncryptionSettings } from '@matrix-org/matrix-sdk-crypto-wasm';
 import type { SharingPolicy } from '../../shared/messages.ts';
+import { type RoomRules, rotationLimits } from './room-rules.ts';
 
 /**
  * What the last full key share of a room (members loaded, devices tracked, Olm sessions
@@ -7,9 +7,13 @@ import type { SharingPolicy } from '../../shared/messages.ts';
  */
 interface ShareRecord {
   policy: SharingPolicy;
+  /** The room's rules the share followed (RoomRules as JSON). */
+  rules: string;
+  /** The rotation limits in force when the session began: the library holds a session to those. */
+  limits: { messages: number; ms: number };
   /** The outbound Megolm session the share was for. */
   sessionId: string;
-  /** When this worker saw the session's message index 0, i.e. when the session began. */
+  /** When the share that began the session started (no later than the session itself). */
   startedAt: number;
   /** The session's next message index: how many messages it has encrypted. */
   nextIndex: number;
@@ -23,8 +27,12 @@ interface ShareRecord {
  * changed something Kirjava does not watch.
  */
 const SHARE_FRESH_MS = 5 * 60_000;
-/** Margin kept to the library's session rotation limits (time and message count). */
+/**
+ * Margin kept to the session rotation limits: a tenth of the period, at most an hour, and
+ * two messages.
+ */
 const ROTATION_MARGIN_MS = 60 * 60_000;
+const ROTATION_MARGIN_SHARE = 0.1;
 const ROTATION_MARGIN_MESSAGES = 2;
 
 /**
@@ -32,45 +40,60 @@ const ROTATION_MARGIN_MESSAGES = 2;
  * can encrypt the next sends at once. The owner forgets a room when its members change and
  * every room when anything about devices or trust may have changed; the ledger itself
  * watches the outbound session: encrypting on an expired one panics inside the library
- * (it never settles), so a room only holds while its session is well inside the library's
- * rotation limits, and only for a session whose first message this ledger saw (its age
- * and message count are then known from the ciphertexts). Worker memory only: a new worker
- * shares in full once per room.
+ * (it never settles), so a room only holds while its session is well inside the room's
+ * rotation limits (`rotation_period_msgs`, `rotation_period_ms`; the ones in force when
+ * the session began, which the library keeps to, and the current ones, whichever are
+ * lower), and only for a session whose first message this ledger saw (its age and message
+ * count are then known from the ciphertexts). A change of the room's rules (history
+ * visibility, rotation) ends the hold too. Worker memory only: a new worker shares in full
+ * once per room.
  */
 export class ShareLedger {
   private readonly records = new Map<string, ShareRecord>();
-  private readonly rotation = (() => {
-    const defaults = new EncryptionSettings();
-    const limits = { messages: Number(defaults.rotationPeriodMessages), ms: Number(defaults.rotationPeriod) / 1000 };
-    defaults.free();
-    return limits;
-  })();
 
-  /** When the room's still valid full share ran, if it may be skipped for a send under `policy`. */
-  holds(roomId: string, policy: SharingPolicy): number | undefined {
+  /**
+   * When the room's still valid full share ran, if it may be skipped for a send under
+   * `policy` and the room's current `rules`.
+   */
+  holds(roomId: string, policy: SharingPolicy, rules: RoomRules): number | undefined {
     const record = this.records.get(roomId);
     if (!record) return undefined;
     const now = Date.now();
+    const current = rotationLimits(rules);
+    const messages = Math.min(record.limits.messages, current.messages);
+    const ms = Math.min(record.limits.ms, current.ms);
     const holds =
       record.policy === policy &&
+      record.rules === JSON.stringify(rules) &&
       now - record.sharedAt < SHARE_FRESH_MS &&
-      now - record.startedAt < this.rotation.ms - ROTATION_MARGIN_MS &&
-      record.nextIndex < this.rotation.messages - ROTATION_MARGIN_MESSAGES;
+      now - record.startedAt < ms - Math.min(ROTATION_MARGIN_MS, ms * ROTATION_MARGIN_SHARE) &&
+      record.nextIndex < messages - ROTATION_MARGIN_MESSAGES;
     return holds ? record.sharedAt : undefined;
   }
 
-  /** An event of the room was encrypted (`encrypted`: its content) after the share at `sharedAt`. */
-  encrypted(roomId: string, encrypted: string, policy: SharingPolicy, sharedAt: number): void {
+  /**
+   * An event of the room was encrypted (`encrypted`: its content) after the share that
+   * began at `sharedAt` under `rules` (a session begun by that share began after it).
+   */
+  encrypted(roomId: string, encrypted: string, policy: SharingPolicy, sharedAt: number, rules: RoomRules): void {
     const used = megolmIndex(encrypted);
     const previous = this.records.get(roomId);
-    let startedAt: number | undefined;
-    if (used?.index === 0) startedAt = Date.now();
-    else if (used && previous?.sessionId === used.sessionId) startedAt = previous.startedAt;
-    if (!used || startedAt === undefined) {
+    let began: Pick<ShareRecord, 'startedAt' | 'limits'> | undefined;
+    if (used?.index === 0) began = { startedAt: sharedAt, limits: rotationLimits(rules) };
+    else if (used && previous?.sessionId === used.sessionId) began = previous;
+    if (!used || !began) {
       this.records.delete(roomId);
       return;
     }
-    this.records.set(roomId, { policy, sessionId: used.sessionId, startedAt, nextIndex: used.index + 1, sharedAt });
+    this.records.set(roomId, {
+      policy,
+      rules: JSON.stringify(rules),
+      limits: began.limits,
+      sessionId: used.sessionId,
+      startedAt: began.startedAt,
+      nextIndex: used.index + 1,
+      sharedAt,
+    });
   }
 
   forget(roomId: string): void {
