@@ -2,6 +2,7 @@ import { CryptoAccount, ForeignDeviceKeysError } from '../crypto/account.ts';
 import { DecryptedEventCache } from '../crypto/receive/decrypted-cache.ts';
 import { MatrixApiError, MatrixHttp } from '../crypto/core/http.ts';
 import { DexieSealedStore } from './decrypted-cache-store.ts';
+import { storageQuota } from './storage-health.ts';
 import { IndexedDbMediaKeyStore } from './media-key-store.ts';
 import { secretNames } from '../crypto/keyring/keyring.ts';
 import { keyring } from './keyring.ts';
@@ -395,6 +396,7 @@ export class AccountRegistry {
       new DexieSealedStore(`${record.storeName}-decrypted-events`),
       undefined,
       log,
+      storageQuota,
     );
     const account = await CryptoAccount.open({
       ...record,

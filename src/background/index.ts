@@ -16,6 +16,7 @@ import { registerKeysService } from './keys-service.ts';
 import { registerPageService } from './page-service.ts';
 import { registerSearchService } from './search-service.ts';
 import { SendGuard, registerSendGuard } from './send-guard.ts';
+import { registerStorageHealthService } from './storage-health.ts';
 import { registerSharingService } from './sharing-service.ts';
 import { registerSiteAccess } from './site-access.ts';
 import { storageRestricted } from './storage-access.ts';
@@ -34,6 +35,7 @@ const guard = new SendGuard();
 const registry = new AccountRegistry(guard);
 // Before any account opens: every decrypted event goes into the account's search index.
 registerSearchService(registry);
+registerStorageHealthService();
 registerSendGuard(guard);
 const coverage = registerCoverageService();
 registerSiteAccess(registry);

@@ -11,17 +11,22 @@
  * Both keys are made per account and kept in the keyring (src/background/keyring.ts),
  * like the crypto store's key: without the vault key (or, when locked, the passphrase)
  * the index files show which events share a (hashed) word, not the words.
+ *
+ * Bounded: at most `limit` events (SEARCH_INDEX_LIMIT) per account, the oldest by event time
+ * going first. Counting costs a transaction, so the bound is checked every `limit / 10`
+ * writes (and at the first write after opening): the store holds at most 1.1 × `limit`.
+ * When the browser refuses writes for lack of space, the index stops growing (StorageQuota)
+ * and decryption goes on without it. The IndexedDB store is src/background/search-store.ts.
  */
-import Dexie, { type Table } from 'dexie';
-import { secretNames } from '../crypto/keyring/keyring.ts';
 import { openWith, sealWith } from '../crypto/keyring/keyring-seal.ts';
-import { keyring } from './keyring.ts';
 import { type IndexedEvent, type SearchRequest, indexTermsOf, lookupTermsOf } from '../search/request.ts';
 import { matchesFilter } from '../search/ranking.ts';
+import type { StorageQuota } from '../crypto/core/storage-quota.ts';
 import { log } from './log.ts';
 import { errorText } from '../crypto/core/log.ts';
 
-interface EventRecord {
+/** One indexed event as stored: the clear fields, its hashed words, and the sealed event. */
+export interface IndexRecord {
   id: string;
   room: string;
   sender: string;
@@ -40,22 +45,26 @@ export interface RoomProgress {
   done: boolean;
 }
 
+/** Where an index's records live: IndexedDB (Dexie) in the worker, memory in Node tests. */
+export interface SearchStore {
+  put(record: IndexRecord): Promise<void>;
+  get(id: string): Promise<IndexRecord | undefined>;
+  delete(id: string): Promise<void>;
+  getMany(ids: string[]): Promise<(IndexRecord | undefined)[]>;
+  /** The ids of the events that hold any of these hashed words. */
+  idsWithAnyTerm(terms: string[]): Promise<string[]>;
+  count(): Promise<number>;
+  /** Removes the `n` events with the smallest `ts` (the oldest). */
+  dropOldest(n: number): Promise<void>;
+  roomProgress(roomId: string): Promise<RoomProgress | undefined>;
+  saveRoomProgress(progress: RoomProgress): Promise<void>;
+  close(): void;
+}
+
+/** Events kept per account in the search index (the oldest go beyond it). */
+export const SEARCH_INDEX_LIMIT = 50_000;
+
 const toBase64 = (bytes: ArrayBuffer | Uint8Array) => btoa(String.fromCharCode(...new Uint8Array(bytes)));
-
-async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
-}
-
-class SearchDatabase extends Dexie {
-  events!: Table<EventRecord, string>;
-  rooms!: Table<RoomProgress, string>;
-
-  constructor(name: string) {
-    super(name);
-    this.version(1).stores({ events: 'id, room, ts, *terms', rooms: 'room' });
-  }
-}
 
 /**
  * One account's search index: adds decrypted events sealed at rest, forgets redacted ones,
@@ -66,34 +75,38 @@ export class SearchIndex {
   private writes: Promise<unknown> = Promise.resolve();
   /** Events redacted this worker lifetime, so a decryption that finishes later is not indexed. */
   private readonly redacted = new Set<string>();
+  /** Writes since the bound was last checked; starts due, so an index opened over its bound is trimmed. */
+  private sinceCheck: number;
 
   private constructor(
-    private readonly db: SearchDatabase,
+    private readonly store: SearchStore,
     private readonly encKey: CryptoKey,
     private readonly macKey: CryptoKey,
-  ) {}
+    private readonly quota: StorageQuota,
+    private readonly limit: number,
+  ) {
+    this.sinceCheck = this.checkEvery;
+  }
 
-  /** Opens the index of the account `accountId` (see AccountView.id), creating its keys. */
-  static async open(accountId: string): Promise<SearchIndex> {
-    const keys = await keyring.secret(secretNames.search(accountId), 64);
+  /**
+   * The index over `store`, its events sealed and its words hashed under `keys` (64 bytes:
+   * AES-GCM key, then HMAC key; from the keyring), keeping at most `limit` events.
+   */
+  static async create(
+    keys: Uint8Array,
+    store: SearchStore,
+    quota: StorageQuota,
+    limit = SEARCH_INDEX_LIMIT,
+  ): Promise<SearchIndex> {
     const encKey = await crypto.subtle.importKey('raw', keys.slice(0, 32), 'AES-GCM', false, ['encrypt', 'decrypt']);
     const macKey = await crypto.subtle.importKey('raw', keys.slice(32), { name: 'HMAC', hash: 'SHA-256' }, false, [
       'sign',
     ]);
-    const db = new SearchDatabase(SearchIndex.databaseName(await sha256Hex(accountId)));
-    await db.open();
-    return new SearchIndex(db, encKey, macKey);
+    return new SearchIndex(store, encKey, macKey, quota, limit);
   }
 
-  /** Deletes the index of `accountId` and its keys (the account logged out). */
-  static async destroy(accountId: string): Promise<void> {
-    await Dexie.delete(SearchIndex.databaseName(await sha256Hex(accountId)));
-    await keyring.forget(secretNames.search(accountId));
-  }
-
-  /** One database per account, named by a hash of the account id. */
-  private static databaseName(accountIdHash: string): string {
-    return `kirjava-search-${accountIdHash.slice(0, 16)}`;
+  private get checkEvery(): number {
+    return Math.max(1, Math.floor(this.limit / 10));
   }
 
   private async hashTerm(term: string): Promise<string> {
@@ -121,8 +134,10 @@ export class SearchIndex {
       origin_server_ts: typeof event.origin_server_ts === 'number' ? event.origin_server_ts : 0,
     };
     const write = this.writes.then(async () => {
+      // Storage is full: the event is not kept (search misses it) until a later try finds space.
+      if (this.quota.skipWrites()) return;
       const { iv, data } = await sealWith(this.encKey, new TextEncoder().encode(JSON.stringify(stored)));
-      await this.db.events.put({
+      const record: IndexRecord = {
         id: stored.event_id,
         room: roomId,
         sender: stored.sender,
@@ -131,10 +146,28 @@ export class SearchIndex {
         terms: await Promise.all(terms.map((t) => this.hashTerm(t))),
         iv: iv as Uint8Array<ArrayBuffer>,
         data: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer,
-      });
+      };
+      try {
+        await this.store.put(record);
+      } catch (error) {
+        // A refusal for lack of space is not the caller's failure: the event just is not kept.
+        if (this.quota.refused(error, 'search index')) return;
+        throw error;
+      }
+      this.quota.written();
+      await this.keepBound();
     });
     this.writes = write.catch((error) => log.warn('could not index an event', { error: errorText(error) }));
     return write;
+  }
+
+  /** Drops the oldest events beyond the bound; counted every `limit / 10` writes, not on each. */
+  private async keepBound(): Promise<void> {
+    this.sinceCheck += 1;
+    if (this.sinceCheck < this.checkEvery) return;
+    this.sinceCheck = 0;
+    const excess = (await this.store.count()) - this.limit;
+    if (excess > 0) await this.store.dropOldest(excess);
   }
 
   /**
@@ -145,7 +178,7 @@ export class SearchIndex {
     this.redacted.add(`${roomId}|${eventId}`);
     if (this.redacted.size > 10_000) this.redacted.delete(this.redacted.values().next().value as string);
     const write = this.writes.then(async () => {
-      if ((await this.db.events.get(eventId))?.room === roomId) await this.db.events.delete(eventId);
+      if ((await this.store.get(eventId))?.room === roomId) await this.store.delete(eventId);
     });
     this.writes = write.catch((error) =>
       log.warn('could not remove an event from the index', { error: errorText(error) }),
@@ -169,11 +202,11 @@ export class SearchIndex {
     let ids: Set<string> | undefined;
     for (const alternatives of lookups) {
       const hashes = await Promise.all(alternatives.map((t) => this.hashTerm(t)));
-      const found = new Set(await this.db.events.where('terms').anyOf(hashes).primaryKeys());
+      const found = new Set(await this.store.idsWithAnyTerm(hashes));
       ids = ids ? new Set([...ids].filter((id) => found.has(id))) : found;
       if (ids.size === 0) return [];
     }
-    const records = (await this.db.events.bulkGet([...ids!])).filter((r): r is EventRecord => r !== undefined);
+    const records = (await this.store.getMany([...ids!])).filter((r): r is IndexRecord => r !== undefined);
     const cheap = { ...request.filter, contains_url: undefined };
     const passing = records.filter((r) =>
       matchesFilter(
@@ -184,24 +217,24 @@ export class SearchIndex {
     return Promise.all(passing.map((r) => this.decrypt(r)));
   }
 
-  private async decrypt(record: EventRecord): Promise<IndexedEvent> {
+  private async decrypt(record: IndexRecord): Promise<IndexedEvent> {
     const plain = await openWith(this.encKey, { iv: record.iv, data: new Uint8Array(record.data) });
     return JSON.parse(new TextDecoder().decode(plain)) as IndexedEvent;
   }
 
   count(): Promise<number> {
-    return this.db.events.count();
+    return this.store.count();
   }
 
   roomProgress(roomId: string): Promise<RoomProgress | undefined> {
-    return this.db.rooms.get(roomId);
+    return this.store.roomProgress(roomId);
   }
 
   async saveRoomProgress(progress: RoomProgress): Promise<void> {
-    await this.db.rooms.put(progress);
+    await this.store.saveRoomProgress(progress);
   }
 
   close(): void {
-    this.db.close();
+    this.store.close();
   }
 }

@@ -24,7 +24,9 @@ import { AccountUnusableError } from './account-errors.ts';
 import type { AccountRegistry } from './accounts.ts';
 import { decryptServerResults } from '../search/server-results.ts';
 import { SearchHistoryIndexer } from './search-history.ts';
-import { SearchIndex } from './search-index.ts';
+import type { SearchIndex } from './search-index.ts';
+import { destroySearchIndex, openSearchIndex } from './search-store.ts';
+import { storageQuota } from './storage-health.ts';
 import { onUiRequest } from './ui-router.ts';
 import { log } from './log.ts';
 import { errorText } from '../crypto/core/log.ts';
@@ -62,7 +64,7 @@ export class SearchService {
       const index = this.indexes.get(id);
       this.indexes.delete(id);
       (await index?.catch(() => undefined))?.close();
-      await SearchIndex.destroy(id);
+      await destroySearchIndex(id);
     });
     onUiRequest('searchIndexStatus', ({ accountId }) => this.status(String(accountId)));
     onUiRequest('searchIndexHistory', async ({ accountId }) => {
@@ -84,7 +86,7 @@ export class SearchService {
   indexOf(accountId: string): Promise<SearchIndex> {
     let index = this.indexes.get(accountId);
     if (!index) {
-      index = SearchIndex.open(accountId);
+      index = openSearchIndex(accountId, storageQuota);
       this.indexes.set(accountId, index);
       index.catch(() => this.indexes.delete(accountId));
     }

@@ -51,6 +51,8 @@ export interface UiRequests extends VerificationUiRequests, LockUiRequests {
   searchIndexStatus: { request: { accountId: string }; reply: SearchIndexStatus };
   /** Starts indexing the history of the account's encrypted rooms ("Index history for search"). */
   searchIndexHistory: { request: { accountId: string }; reply: SearchIndexStatus };
+  /** Whether the browser refuses Kirjava's writes for lack of space (src/background/storage-health.ts). */
+  'storage-status': { request: {}; reply: StorageStatus };
   /** Keys that follow the user; see src/background/keys-service.ts. */
   'keys-status': { request: { accountId: string }; reply: KeysStatusReply };
   'keys-recover': { request: { accountId: string; secret: string }; reply: KeysRecoverReply };
@@ -68,6 +70,13 @@ export interface UiRequests extends VerificationUiRequests, LockUiRequests {
   'account-delete-logged-out': { request: { accountId: string }; reply: { ok: true } };
   /** Allowed sites whose client syncs where the page hook cannot see it. */
   'uncovered-clients': { request: {}; reply: { clients: UncoveredClientView[] } };
+}
+
+/** Whether the browser's storage for Kirjava is full: new decryptions are then not kept. */
+export interface StorageStatus {
+  full: boolean;
+  /** When a write was first refused (ms since the epoch). */
+  since?: number;
 }
 
 /** The search index of one account, as the popup shows it. */

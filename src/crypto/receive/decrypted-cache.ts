@@ -8,11 +8,14 @@
  * the megolm ciphertext (its signature), so an envelope that differs from the one that was
  * decrypted misses the cache and goes to the machine. The shield state is the one of the
  * first decryption; `cached: true` under the encryption info says so. Bounded: the oldest
- * entries go when the backend holds more than `limit`.
+ * entries go when the backend holds more than `limit` (checked every `limit / 10` writes, so
+ * it holds at most 1.1 × `limit`). When the browser refuses writes for lack of space, the
+ * cache stops growing (StorageQuota) and decryption goes on without it.
  */
 import { DECRYPTED_CACHE_KEY_INFO } from '../../shared/names.ts';
 import { openWith, sealWith } from '../keyring/keyring-seal.ts';
 import { type Logger, defaultLog, errorText } from '../core/log.ts';
+import { StorageQuota } from '../core/storage-quota.ts';
 
 /** Where sealed entries live: IndexedDB (Dexie) in the browser, memory in Node tests. */
 export interface SealedStore {
@@ -60,14 +63,19 @@ export class DecryptedEventCache {
     private readonly store: SealedStore,
     private readonly limit: number,
     private readonly log: Logger,
+    private readonly quota: StorageQuota,
   ) {}
 
-  /** A cache whose entries are sealed under a key derived (HKDF-SHA-256) from `secret`. */
+  /**
+   * A cache whose entries are sealed under a key derived (HKDF-SHA-256) from `secret`;
+   * `quota` is the worker's record of full storage (shared with the search index).
+   */
   static async create(
     secret: string,
     store: SealedStore,
     limit = DEFAULT_CACHE_LIMIT,
     log: Logger = defaultLog,
+    quota = new StorageQuota(log),
   ): Promise<DecryptedEventCache> {
     const subtle = globalThis.crypto.subtle;
     const base = await subtle.importKey('raw', new TextEncoder().encode(secret), 'HKDF', false, ['deriveKey']);
@@ -83,7 +91,7 @@ export class DecryptedEventCache {
       false,
       ['encrypt', 'decrypt'],
     );
-    return new DecryptedEventCache(key, store, limit, log);
+    return new DecryptedEventCache(key, store, limit, log, quota);
   }
 
   /** The cache id of an encrypted envelope, or undefined when it cannot be cached. */
@@ -148,10 +156,12 @@ export class DecryptedEventCache {
   private async flushPuts(): Promise<void> {
     this.flushTimer = undefined;
     const batch = this.pendingPuts.splice(0);
-    if (batch.length === 0) return;
+    // Storage is full: these stay in memory only (`recent`), until a later try finds space.
+    if (batch.length === 0 || this.quota.skipWrites()) return;
     try {
       const now = Date.now();
       await this.store.putMany(await Promise.all(batch.map(({ id, value }) => this.seal(id, value, now))));
+      this.quota.written();
       this.writes += batch.length;
       // Counting costs a transaction: check the bound every so often, not on every write.
       if (this.writes >= Math.max(1, Math.floor(this.limit / 10))) {
@@ -160,6 +170,7 @@ export class DecryptedEventCache {
         if (excess > 0) await this.store.dropOldest(excess);
       }
     } catch (error) {
+      if (this.quota.refused(error, 'decrypted-event cache')) return;
       this.log.warn('could not write the decrypted-event cache', { error: errorText(error) });
     }
   }
