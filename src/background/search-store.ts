@@ -58,7 +58,7 @@ class DexieSearchStore implements SearchStore {
   }
 
   async dropOldest(n: number) {
-    for (let left = n; left > 0; ) {
+    for (let left = n; left > 0;) {
       const keys = await this.db.events.orderBy('ts').limit(Math.min(left, DROP_CHUNK)).primaryKeys();
       if (keys.length === 0) return;
       await this.db.events.bulkDelete(keys);

@@ -78,5 +78,4 @@ export class StorageQuota {
   status(): StorageStatus {
     return this.fullSince === undefined ? { full: false } : { full: true, since: this.fullSince };
   }
-
 }
