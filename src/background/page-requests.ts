@@ -9,6 +9,7 @@ import { type Runtime, senderOrigin as reportedOrigin } from '../platform/ext.ts
 import { getSettings } from '../platform/storage.ts';
 import { log, requestLog } from './log.ts';
 import { errorText } from '../crypto/core/log.ts';
+import { storageQuota } from './storage-health.ts';
 
 /**
  * The web origin of the frame a message came from, as the browser tells it (an about:blank
@@ -88,6 +89,7 @@ export async function handlePageRequest(
         sendLog.info(decision === 'passthrough' ? 'send passed as it is' : 'send encrypted');
         return { ok: true, send: decision };
       } catch (error) {
+        storageQuota.refused(error, 'crypto store'); // the popup says so when it was the quota
         const reply = sendError(error);
         sendLog.warn('send refused', { status: reply.status, errcode: reply.errcode, error: errorText(error) });
         return reply;
