@@ -59,13 +59,22 @@ function attempts(rule: FaultRule): string {
 }
 
 const faults: Array<{ name: string; fault: Fault; waitsAtLeastMs: number }> = [
-  { name: '503', fault: { kind: 'server-error', status: 503 }, waitsAtLeastMs: 900 },
+  { name: 'a 503', fault: { kind: 'server-error', status: 503 }, waitsAtLeastMs: 900 },
   {
-    name: '429 with retry_after_ms',
+    name: 'a 429 with retry_after_ms',
     fault: { kind: 'rate-limit', retryAfterMs: 2_500, via: 'body' },
     waitsAtLeastMs: 2_400,
   },
-  { name: 'connection reset', fault: { kind: 'reset' }, waitsAtLeastMs: 0 },
+  {
+    name: 'a 429 with a Retry-After header',
+    fault: { kind: 'rate-limit', retryAfterMs: 2_000, via: 'header' },
+    waitsAtLeastMs: 1_900,
+  },
+  // Chrome itself sends a request again at once when a reused connection is reset before any
+  // answer (the keep-alive race), so Kirjava does not see this one fail...
+  { name: 'a connection reset', fault: { kind: 'reset' }, waitsAtLeastMs: 0 },
+  // ...but it does see an answer cut off halfway, after the homeserver acted on the request.
+  { name: 'an answer cut off by a reset', fault: { kind: 'cut' }, waitsAtLeastMs: 900 },
 ];
 
 /** The requests of the client's first send into a room, each matched by the peer's user id in its body. */
@@ -89,29 +98,33 @@ describe('A flaky network between Kirjava and the homeserver', () => {
 
   for (const request of requests) {
     for (const { name, fault, waitsAtLeastMs } of faults) {
-      it(`The ${request.name} fails once with a ${name}: the message arrives encrypted, exactly once`, story, async () => {
-        const { client, peer, session, roomId } = await givenFreshRoom();
-        const rule = proxy.fail({ path: request.path, bodyIncludes: peer.userId, fault, times: 1 });
-        const body = `Through a ${name} on the ${request.name}`;
+      it(
+        `The ${request.name} fails once with ${name}: the message arrives encrypted, exactly once`,
+        story,
+        async () => {
+          const { client, peer, session, roomId } = await givenFreshRoom();
+          const rule = proxy.fail({ path: request.path, bodyIncludes: peer.userId, fault, times: 1 });
+          const body = `Through ${name} on the ${request.name}`;
 
-        const started = Date.now();
-        const eventId = await client.sendText(roomId, body);
-        const sendMs = Date.now() - started;
-        console.log(`[faults] ${request.name}, ${name}: send took ${sendMs} ms; attempts: ${attempts(rule)}`);
+          const started = Date.now();
+          const eventId = await client.sendText(roomId, body);
+          const sendMs = Date.now() - started;
+          console.log(`[faults] ${request.name}, ${name}: send took ${sendMs} ms; attempts: ${attempts(rule)}`);
 
-        const seen = proxy.matched(rule);
-        assert.equal(seen[0]?.outcome, fault.kind, `the fault never fired: ${attempts(rule)}`);
-        assert.ok(
-          seen.slice(1).some((entry) => entry.outcome === 'passed 200'),
-          `no attempt after the fault went through: ${attempts(rule)}`,
-        );
-        assert.ok(
-          seen[1]!.at - seen[0]!.at >= waitsAtLeastMs,
-          `the retry came ${seen[1]!.at - seen[0]!.at} ms after the ${name}, before ${waitsAtLeastMs} ms`,
-        );
-        await assertPeerDecrypts(peer, roomId, eventId, body, session.userId);
-        await assertStoredOnceEncrypted(peer, roomId, session.userId, eventId, body);
-      });
+          const seen = proxy.matched(rule);
+          assert.equal(seen[0]?.outcome, fault.kind, `the fault never fired: ${attempts(rule)}`);
+          assert.ok(
+            seen.slice(1).some((entry) => entry.outcome === 'passed 200'),
+            `no attempt after the fault went through: ${attempts(rule)}`,
+          );
+          assert.ok(
+            seen[1]!.at - seen[0]!.at >= waitsAtLeastMs,
+            `the retry came ${seen[1]!.at - seen[0]!.at} ms after the ${name}, before ${waitsAtLeastMs} ms`,
+          );
+          await assertPeerDecrypts(peer, roomId, eventId, body, session.userId);
+          await assertStoredOnceEncrypted(peer, roomId, session.userId, eventId, body);
+        },
+      );
     }
   }
 
