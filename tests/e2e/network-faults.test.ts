@@ -128,6 +128,18 @@ describe('A flaky network between Kirjava and the homeserver', () => {
     }
   }
 
+  it('The keys claim is reset three times in a row: the message arrives encrypted, exactly once', story, async () => {
+    const { client, peer, session, roomId } = await givenFreshRoom();
+    const rule = proxy.fail({ path: '/keys/claim', bodyIncludes: peer.userId, fault: { kind: 'reset' }, times: 3 });
+    const body = 'Through three connection resets';
+    const started = Date.now();
+    const eventId = await client.sendText(roomId, body);
+    console.log(`[faults] keys claim, 3 resets: send took ${Date.now() - started} ms; attempts: ${attempts(rule)}`);
+    assert.equal(proxy.matched(rule).filter((entry) => entry.outcome === 'reset').length, 3);
+    await assertPeerDecrypts(peer, roomId, eventId, body, session.userId);
+    await assertStoredOnceEncrypted(peer, roomId, session.userId, eventId, body);
+  });
+
   it(
     'A room-key share failing 10 times outlasts the retries: the send fails with a Matrix error, nothing ' +
       'in clear, and the sends after it arrive once each',
