@@ -1,14 +1,15 @@
 /**
  * The toolbar button, owned here alone: its badge shows what waits for the user. Counted
  * things (verification requests, sends waiting for "Send anyway") show their sum in red;
- * otherwise sites asking "Allow <origin> to use encryption?" show a '?' in amber, and the
- * title says how many.
+ * otherwise sites asking "Allow <origin> to use encryption?" and pages talking to a homeserver
+ * Kirjava does not handle ("add it?") show a '?' in amber, and the title says what waits.
  */
 import { browser } from '../platform/ext.ts';
 import { SerialQueue } from '../crypto/core/serial-queue.ts';
 
 const counts = new Map<string, number>();
 let sitesWaiting = 0;
+let serversOffered = 0;
 const renders = new SerialQueue();
 
 function render(): Promise<void> {
@@ -20,11 +21,13 @@ function render(): Promise<void> {
       await action.setBadgeText({ text: String(total) });
     } else {
       await action.setBadgeBackgroundColor({ color: '#8a5a00' });
-      await action.setBadgeText({ text: sitesWaiting > 0 ? '?' : '' });
+      await action.setBadgeText({ text: sitesWaiting + serversOffered > 0 ? '?' : '' });
     }
-    await action.setTitle({
-      title: sitesWaiting > 0 ? `Kirjava: ${sitesWaiting} site(s) ask to use encryption` : 'Kirjava',
-    });
+    const waiting = [
+      sitesWaiting > 0 ? `${sitesWaiting} site(s) ask to use encryption` : '',
+      serversOffered > 0 ? `${serversOffered} client(s) talk to a homeserver Kirjava does not handle` : '',
+    ].filter(Boolean);
+    await action.setTitle({ title: waiting.length > 0 ? `Kirjava: ${waiting.join('; ')}` : 'Kirjava' });
   });
 }
 
@@ -37,6 +40,12 @@ export function setBadgeCount(source: string, count: number): Promise<void> {
 /** `count` sites wait for the user's "Allow <origin> to use encryption?". */
 export function setSitesWaiting(count: number): Promise<void> {
   sitesWaiting = count;
+  return render();
+}
+
+/** `count` pages talk to a homeserver Kirjava does not handle, waiting for "add it?". */
+export function setServersOffered(count: number): Promise<void> {
+  serversOffered = count;
   return render();
 }
 

@@ -16,6 +16,7 @@ import { registerKeysService } from './keys-service.ts';
 import { registerPageService } from './page-service.ts';
 import { registerSearchService } from './search-service.ts';
 import { SendGuard, registerSendGuard } from './send-guard.ts';
+import { registerServerOffers } from './server-offers.ts';
 import { registerSharingService } from './sharing-service.ts';
 import { registerSiteAccess } from './site-access.ts';
 import { storageRestricted } from './storage-access.ts';
@@ -37,6 +38,7 @@ registerSearchService(registry);
 registerSendGuard(guard);
 const coverage = registerCoverageService();
 registerSiteAccess(registry);
+registerServerOffers();
 // A listener makes Chromium start the worker with the browser, so the rules are back before
 // any page (or its Service Worker) can send.
 browser.runtime.onStartup.addListener(() => undefined);
