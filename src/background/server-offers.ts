@@ -58,13 +58,10 @@ export class ServerOffers {
   private readonly queue = new SerialQueue();
 
   constructor() {
-    browser.webRequest.onBeforeRequest.addListener(
-      (details) => {
-        this.observe(details).catch((error) => log.warn('homeserver check failed', { error: errorText(error) }));
-        return undefined;
-      },
-      MATRIX_CLIENT_API,
-    );
+    browser.webRequest.onBeforeRequest.addListener((details) => {
+      this.observe(details).catch((error) => log.warn('homeserver check failed', { error: errorText(error) }));
+      return undefined;
+    }, MATRIX_CLIENT_API);
     onUiRequest('server-offers', async () => ({ offers: await this.offers() }));
     onUiRequest('server-offer-decision', async ({ origin, homeserver, accept }) => {
       await this.decide(origin, homeserver, accept);
