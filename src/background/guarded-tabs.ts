@@ -29,11 +29,14 @@ export class GuardedTabs {
 
   /** `onChange` runs whenever the set of guarded tabs changes. */
   constructor(private readonly onChange: () => void) {
+    // A URL change alone may be the same page (history.pushState, a fragment; Chromium then
+    // reports the tab 'loading' too): it keeps the page's guard.
     browser.tabs.onUpdated.addListener((tabId, change, tab) => {
-      // 'loading' starts a new document (a reload too); a URL change alone keeps the page.
-      if (change.url !== undefined || change.status === 'loading') {
-        void this.update(tabId, tab.url, change.status === 'loading');
-      }
+      if (change.url !== undefined || change.status === 'loading') void this.update(tabId, tab.url, false);
+    });
+    // Only a committed top-level navigation (a reload too) replaces the page.
+    browser.webNavigation.onCommitted.addListener((details) => {
+      if (details.frameId === 0) void this.update(details.tabId, details.url, true);
     });
     browser.tabs.onRemoved.addListener((tabId) => void this.update(tabId, undefined, true));
   }
