@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { sendThrough } from '../fixtures/bypass.ts';
+import { sendThrough, type Bypass } from '../fixtures/bypass.ts';
 import { launchBrowser, type ExtensionBrowser } from '../fixtures/browser.ts';
 import { poll, sleep } from '../fixtures/net.ts';
 import type { Peer } from '../fixtures/peer.ts';
@@ -44,10 +44,17 @@ const badge = (browser?: ExtensionBrowser) => inWorker(() => chrome.action.getBa
 /** The test Synapse under a name Kirjava is not configured with (as `example.org` vs `matrix.example.org`). */
 const unhandledName = () => `http://localhost:${new URL(bed.synapse.baseUrl).port}`;
 
-/** A plaintext send into `roomId` from the client's page, through `bypass`, to `base`. */
-function plainSend(client: PlainClient, token: string, roomId: string, body: string, bypass = 'page fetch (hooked)') {
-  return sendThrough(client.page, bypass as 'page fetch (hooked)', {
-    url: `${bed.homeserverUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/t${Date.now()}`,
+/** A plaintext send into `roomId` from the client's page, through `bypass`. */
+function plainSend(
+  client: PlainClient,
+  token: string,
+  roomId: string,
+  body: string,
+  bypass: Bypass = 'page fetch (hooked)',
+) {
+  const room = encodeURIComponent(roomId);
+  return sendThrough(client.page, bypass, {
+    url: `${bed.homeserverUrl}/_matrix/client/v3/rooms/${room}/send/m.room.message/t${Date.now()}`,
     method: 'PUT',
     headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
     body: JSON.stringify({ msgtype: 'm.text', body }),
@@ -232,7 +239,7 @@ describe('Safe whatever the settings say: unhandled homeservers, removed sites a
 
       // A navigation inside the page is not a reload: the client still believes it encrypts.
       await client.page.evaluate(() => history.pushState({}, '', '/#/room'));
-      for (const bypass of ['page fetch (hooked)', 'page Web Worker fetch']) {
+      for (const bypass of ['page fetch (hooked)', 'page Web Worker fetch'] as const) {
         const outcome = await plainSend(client, accessToken, roomId, `Plaintext after removal via ${bypass}`, bypass);
         assert.equal(outcome.status, 0, `${bypass}: ${outcome.status} ${outcome.text}`);
       }
