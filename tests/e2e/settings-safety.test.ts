@@ -19,14 +19,25 @@ import { StoryBed, assertEncryptedOnServer, assertPeerDecrypts, givenEncryptedRo
 const story = { timeout: 240_000 };
 const bed = new StoryBed();
 
-/** Runs `fn` in the extension's service worker of `browser` (storage, rules, badge). */
-function inWorker<T>(fn: () => Promise<T>, browser: ExtensionBrowser = bed.browser): Promise<T> {
+/** The extension's service worker of `browser`. */
+function extensionWorker(browser: ExtensionBrowser = bed.browser) {
   const worker = browser.context
     .serviceWorkers()
     .find((w) => w.url().startsWith(`chrome-extension://${browser.extensionId}/`));
   if (!worker) throw new Error('the extension service worker is not running');
-  return worker.evaluate(fn);
+  return worker;
 }
+
+/** Runs `fn` in the extension's service worker of `browser` (storage, rules, badge). */
+const inWorker = <T>(fn: () => Promise<T>, browser?: ExtensionBrowser): Promise<T> =>
+  extensionWorker(browser).evaluate(fn);
+
+/** The toolbar title of the tab whose URL is `url`. */
+const titleOf = (url: string): Promise<string> =>
+  extensionWorker().evaluate(async (url) => {
+    const tab = (await chrome.tabs.query({})).find((t) => t.url === url);
+    return tab?.id === undefined ? 'no such tab' : chrome.action.getTitle({ tabId: tab.id });
+  }, url);
 
 interface StoredSettings {
   homeservers: string[];
@@ -313,6 +324,45 @@ describe('Safe whatever the settings say: unhandled homeservers, removed sites a
       await popup.getByRole('article', { name: userId }).getByText('Encryption active').waitFor({ timeout: 10_000 });
     },
   );
+
+  it('The toolbar icon says per tab whether it is protected, not covered, or not a Matrix client', story, async () => {
+    const other = bed.track(await bed.browser.context.newPage());
+    await other.goto(`${bed.site.origin}/not-a-client`);
+    assert.equal(await titleOf(other.url()), 'Kirjava: not a Matrix client');
+
+    const { client } = await bed.givenLoggedInClient();
+    await client.page.evaluate(() => history.replaceState({}, '', '/?protected'));
+    await poll('the protected title', async () =>
+      (await titleOf(client.page.url())) === 'Kirjava: this tab is protected' ? true : undefined,
+    );
+
+    const alias = unhandledName();
+    const uncovered = await bed.givenClientTab();
+    await uncovered.page.evaluate(() => history.replaceState({}, '', '/?uncovered'));
+    const user = await bed.newUser('carol');
+    await uncovered.login(alias, user.userId, user.password);
+    await poll('the not-covered title', async () =>
+      (await titleOf(uncovered.page.url())).startsWith(
+        `Kirjava: not covered — this page talks to ${alias}, which Kirjava does not handle`,
+      )
+        ? true
+        : undefined,
+    );
+    assert.equal(await titleOf(client.page.url()), 'Kirjava: this tab is protected');
+
+    // A new page in the protected tab is not a client until it talks to a homeserver.
+    await client.page.goto(`${bed.site.origin}/not-a-client`);
+    await poll('the title to reset', async () =>
+      (await titleOf(client.page.url())) !== 'Kirjava: this tab is protected' ? true : undefined,
+    );
+    assert.doesNotMatch(await titleOf(client.page.url()), /protected/);
+
+    const popup = bed.track(await bed.browser.openPopup());
+    const offer = popup.getByRole('region', { name: `Homeserver not handled: ${alias}` });
+    await offer.getByRole('button', { name: 'Not now' }).click({ timeout: 10_000 });
+    await offer.waitFor({ state: 'detached', timeout: 10_000 });
+    assert.ok(!(await storedSettings()).homeservers.includes(alias));
+  });
 
   it(
     'The account-wide "Share room keys with" choice persists across a reload of the options page, ' +
