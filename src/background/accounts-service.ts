@@ -39,7 +39,7 @@ export function registerAccountsService(registry: AccountRegistry): void {
  * clients send into encrypted rooms are then blocked (open tabs until they are reloaded)
  * or go out unencrypted.
  */
-export function asServed(view: AccountView, settings: Settings): AccountView {
+function asServed(view: AccountView, settings: Settings): AccountView {
   if (view.state === 'logged-out') return view;
   if (!settings.homeservers.includes(view.baseUrl)) {
     return {

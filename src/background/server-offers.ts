@@ -29,7 +29,7 @@ const isWebOrigin = (origin: string | undefined): origin is string =>
   !!origin && (origin.startsWith('https://') || origin.startsWith('http://'));
 
 /** The base URL of the homeserver a client request goes to (everything before `/_matrix/`), if it is one. */
-export function clientRequestBase(url: string): string | undefined {
+function clientRequestBase(url: string): string | undefined {
   let parsed: URL;
   try {
     parsed = new URL(url);
