@@ -325,6 +325,48 @@ describe('Safe whatever the settings say: unhandled homeservers, removed sites a
     },
   );
 
+  it(
+    'The Homeserver URL field refuses a client page and an API path, saying what to enter, ' +
+      'and resolves a server name to the base URL that answers before saving it',
+    story,
+    async () => {
+      const options = bed.track(await bed.browser.openOptions());
+      const region = options.getByRole('region', { name: 'Homeservers' });
+      const field = region.getByRole('textbox', { name: 'Homeserver URL' });
+      const save = region.getByRole('button', { name: 'Save', exact: true });
+      const before = await storedSettings();
+      const base = bed.synapse.baseUrl;
+      const refusals: Array<[string, string]> = [
+        [`${bed.site.origin}/#/home`, 'looks like the page of a Matrix client'],
+        [
+          `${base}/_matrix/client/versions`,
+          `is an API path, not a homeserver. Enter the part before /_matrix/: ${base}`,
+        ],
+        [bed.site.origin, 'does not answer as a Matrix homeserver: it answered 404'],
+      ];
+      for (const [typed, message] of refusals) {
+        await field.fill(typed);
+        await save.click();
+        const alert = region.getByRole('alert').filter({ hasText: message });
+        await alert.waitFor({ timeout: 15_000 });
+      }
+      assert.deepEqual(await storedSettings(), before, 'a refused entry was saved');
+
+      // A server name (here with its port, on this computer) is resolved and checked first.
+      const alias = unhandledName();
+      await field.fill(new URL(alias).host);
+      await save.click();
+      const saved = region.getByRole('status');
+      await saved.waitFor({ timeout: 20_000 });
+      assert.equal(await saved.innerText(), `Saved: ${new URL(alias).host} is ${alias}`);
+      assert.ok((await storedSettings()).homeservers.includes(alias));
+      await removeInOptions(options, 'Homeservers', alias, true);
+      await poll('the server to be removed', async () =>
+        (await storedSettings()).homeservers.includes(alias) ? undefined : true,
+      );
+    },
+  );
+
   it('The toolbar icon says per tab whether it is protected, not covered, or not a Matrix client', story, async () => {
     const other = bed.track(await bed.browser.context.newPage());
     await other.goto(`${bed.site.origin}/not-a-client`);
