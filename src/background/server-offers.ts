@@ -77,10 +77,12 @@ export class ServerOffers {
     if (!isWebOrigin(origin)) return;
     const homeserver = clientRequestBase(details.url);
     if (!homeserver) return;
-    const settings = await getSettings();
-    if (handled(settings, homeserver)) return;
-    const offer: ServerOfferView = { origin, homeserver, siteAllowed: settings.allowedSites.includes(origin) };
+    if (handled(await getSettings(), homeserver)) return;
     await this.queue.run(async () => {
+      // Read again, from storage, in the queue: an answer just before may have added it.
+      const settings = await storage.local.get('settings');
+      if (handled(settings, homeserver)) return;
+      const offer: ServerOfferView = { origin, homeserver, siteAllowed: settings.allowedSites.includes(origin) };
       if (!offer.siteAllowed && (await storage.local.get('site.denied')).includes(origin)) return;
       if ((await storage.local.get('server.dismissed')).includes(pairOf(offer))) return;
       const offers = await this.offers();
