@@ -2,6 +2,8 @@
  * The popup's account requests: the account list, sites asking to use an account another
  * site logged in, and "Delete now" for a logged-out account's kept keys.
  */
+import { getSettings } from '../platform/storage.ts';
+import type { AccountView, Settings } from '../shared/messages.ts';
 import type { AccountRegistry } from './accounts.ts';
 import { onUiRequest } from './ui-router.ts';
 import { log } from './log.ts';
@@ -12,7 +14,10 @@ import { errorText } from '../crypto/core/log.ts';
  * for an account and the user's answers, and "Delete now".
  */
 export function registerAccountsService(registry: AccountRegistry): void {
-  onUiRequest('accounts', async () => ({ accounts: await registry.views() }));
+  onUiRequest('accounts', async () => {
+    const settings = await getSettings();
+    return { accounts: (await registry.views()).map((view) => asServed(view, settings)) };
+  });
   onUiRequest('account-site-requests', async () => ({ requests: await registry.sites.requests() }));
   onUiRequest('account-site-decision', async ({ accountId, origin, allow }) => {
     await registry.sites.decide(accountId, origin, allow);
@@ -26,4 +31,31 @@ export function registerAccountsService(registry: AccountRegistry): void {
   registry
     .sweepLoggedOut()
     .catch((error) => log.warn('could not delete logged-out accounts', { error: errorText(error) }));
+}
+
+/**
+ * An account Kirjava no longer serves reads as such, never as "Encryption active": its
+ * homeserver was removed from the options, or every site that used it was. Messages its
+ * clients send into encrypted rooms are then blocked (open tabs until they are reloaded)
+ * or go out unencrypted.
+ */
+function asServed(view: AccountView, settings: Settings): AccountView {
+  if (view.state === 'logged-out') return view;
+  if (!settings.homeservers.includes(view.baseUrl)) {
+    return {
+      ...view,
+      state: 'not-served',
+      error: `${view.baseUrl} is no longer a homeserver in Kirjava's options: nothing is encrypted for this account`,
+    };
+  }
+  if (view.sites.length > 0 && !view.sites.some((site) => settings.allowedSites.includes(site))) {
+    return {
+      ...view,
+      state: 'not-served',
+      error:
+        `${view.sites.join(', ')} ${view.sites.length > 1 ? 'are' : 'is'} no longer allowed in Kirjava's options: ` +
+        'nothing is encrypted for this account',
+    };
+  }
+  return view;
 }

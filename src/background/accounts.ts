@@ -320,6 +320,7 @@ export class AccountRegistry {
           deviceId: record.deviceId,
           ed25519: record.ed25519 ?? null,
           state: 'waiting-for-login',
+          sites: record.sites ?? [],
         };
         if (record.loggedOutAt !== undefined) {
           return { ...view, state: 'logged-out', deleteAfter: record.loggedOutAt + LOGGED_OUT_KEEP_MS };

@@ -1,14 +1,15 @@
 /**
  * The toolbar button, owned here alone: its badge shows what waits for the user. Counted
  * things (verification requests, sends waiting for "Send anyway") show their sum in red;
- * otherwise sites asking "Allow <origin> to use encryption?" show a '?' in amber, and the
- * title says how many.
+ * otherwise sites asking "Allow <origin> to use encryption?" and pages talking to a homeserver
+ * Kirjava does not handle ("add it?") show a '?' in amber, and the title says what waits.
  */
 import { browser } from '../platform/ext.ts';
 import { SerialQueue } from '../crypto/core/serial-queue.ts';
 
 const counts = new Map<string, number>();
 let sitesWaiting = 0;
+let serversOffered = 0;
 const renders = new SerialQueue();
 
 function render(): Promise<void> {
@@ -20,10 +21,14 @@ function render(): Promise<void> {
       await action.setBadgeText({ text: String(total) });
     } else {
       await action.setBadgeBackgroundColor({ color: '#8a5a00' });
-      await action.setBadgeText({ text: sitesWaiting > 0 ? '?' : '' });
+      await action.setBadgeText({ text: sitesWaiting + serversOffered > 0 ? '?' : '' });
     }
+    const waiting = [
+      sitesWaiting > 0 ? `${sitesWaiting} site(s) ask to use encryption` : '',
+      serversOffered > 0 ? `${serversOffered} client(s) talk to a homeserver Kirjava does not handle` : '',
+    ].filter(Boolean);
     await action.setTitle({
-      title: sitesWaiting > 0 ? `Kirjava: ${sitesWaiting} site(s) ask to use encryption` : 'Kirjava',
+      title: waiting.length > 0 ? `Kirjava: ${waiting.join('; ')}` : 'Kirjava: not a Matrix client',
     });
   });
 }
@@ -38,6 +43,67 @@ export function setBadgeCount(source: string, count: number): Promise<void> {
 export function setSitesWaiting(count: number): Promise<void> {
   sitesWaiting = count;
   return render();
+}
+
+/** `count` pages talk to a homeserver Kirjava does not handle, waiting for "add it?". */
+export function setServersOffered(count: number): Promise<void> {
+  serversOffered = count;
+  return render();
+}
+
+/** What a tab is to Kirjava, as its toolbar icon and title show it (tab-status.ts decides). */
+export interface TabProtection {
+  state: 'protected' | 'not-covered' | 'none';
+  title: string;
+}
+
+/** The mark drawn on the icon's corner per state; 'none' keeps the plain icon. */
+const MARKS: Record<TabProtection['state'], string | null> = {
+  protected: '#1e8e3e',
+  'not-covered': '#d93025',
+  none: null,
+};
+const ICON_SIZES = [16, 32];
+/** ImageData as the action API's types want it (they add an index signature). */
+type IconData = ImageData & Record<string, unknown>;
+const icons = new Map<string, Record<string, IconData>>();
+
+/** The toolbar icon with a coloured corner mark, drawn once per colour. */
+async function markedIcon(color: string): Promise<Record<string, IconData>> {
+  const cached = icons.get(color);
+  if (cached) return cached;
+  const blob = await (await fetch(browser.runtime.getURL('icons/kirjava-128.png'))).blob();
+  const bitmap = await createImageBitmap(blob);
+  const drawn: Record<string, IconData> = {};
+  for (const size of ICON_SIZES) {
+    const canvas = new OffscreenCanvas(size, size);
+    const context = canvas.getContext('2d');
+    if (!context) throw new Error('no 2d canvas');
+    context.drawImage(bitmap, 0, 0, size, size);
+    const radius = size * 0.22;
+    context.beginPath();
+    context.arc(size - radius - 0.5, size - radius - 0.5, radius, 0, 2 * Math.PI);
+    context.fillStyle = color;
+    context.fill();
+    context.lineWidth = Math.max(1, size / 16);
+    context.strokeStyle = '#ffffff';
+    context.stroke();
+    drawn[size] = context.getImageData(0, 0, size, size) as IconData;
+  }
+  icons.set(color, drawn);
+  return drawn;
+}
+
+/**
+ * Shows in `tabId`'s toolbar icon and title whether the tab is protected, not covered, or
+ * not a Matrix client (the badge text stays what waits for the user).
+ */
+export async function showTabProtection(tabId: number, protection: TabProtection): Promise<void> {
+  const mark = MARKS[protection.state];
+  const { action } = browser;
+  await action.setTitle({ tabId, title: protection.title });
+  if (mark) await action.setIcon({ tabId, imageData: await markedIcon(mark) });
+  else await action.setIcon({ tabId, path: { 128: 'icons/kirjava-128.png' } });
 }
 
 /** Opens the popup (Chrome 127+), or the popup page in a tab where that is not possible. */

@@ -16,10 +16,12 @@ import { registerKeysService } from './keys-service.ts';
 import { registerPageService } from './page-service.ts';
 import { registerSearchService } from './search-service.ts';
 import { SendGuard, registerSendGuard } from './send-guard.ts';
+import { registerServerOffers } from './server-offers.ts';
 import { registerStorageHealthService } from './storage-health.ts';
 import { registerSharingService } from './sharing-service.ts';
 import { registerSiteAccess } from './site-access.ts';
 import { storageRestricted } from './storage-access.ts';
+import { registerTabStatus } from './tab-status.ts';
 import { registerUiRouter } from './ui-router.ts';
 import { registerVerificationService } from './verification-service.ts';
 import { log } from './log.ts';
@@ -39,6 +41,8 @@ registerStorageHealthService();
 registerSendGuard(guard);
 const coverage = registerCoverageService();
 registerSiteAccess(registry);
+registerServerOffers();
+registerTabStatus();
 // A listener makes Chromium start the worker with the browser, so the rules are back before
 // any page (or its Service Worker) can send.
 browser.runtime.onStartup.addListener(() => undefined);

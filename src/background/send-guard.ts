@@ -13,6 +13,7 @@ import { type DeclarativeNetRequest, browser } from '../platform/ext.ts';
 import { getSettings, storage, watchSettings } from '../platform/storage.ts';
 import type { PlainRooms } from '../shared/messages.ts';
 import { GuardedTabs } from './guarded-tabs.ts';
+import { onUiRequest } from './ui-router.ts';
 import { type Rule, buildGuardRules } from './send-guard-rules.ts';
 import { log } from './log.ts';
 import { errorText } from '../crypto/core/log.ts';
@@ -41,6 +42,11 @@ export class SendGuard {
   async install(): Promise<void> {
     await this.tabs.refresh();
     await this.requestInstall();
+  }
+
+  /** Removed sites whose open pages stay blocked until reloaded. */
+  async guardedUntilReload(): Promise<string[]> {
+    return this.tabs.untilReload((await getSettings()).allowedSites);
   }
 
   /** The account learnt that `roomId` is unencrypted: its sends must pass the guard. */
@@ -119,7 +125,8 @@ export class SendGuard {
     }
     const dnr = browser.declarativeNetRequest;
     const input = {
-      allowedSites: settings.allowedSites,
+      // A removed site's open pages stay guarded until they are reloaded (guarded-tabs.ts).
+      allowedSites: [...settings.allowedSites, ...(await this.tabs.untilReload(settings.allowedSites))],
       plainRooms,
       tabIds: this.tabs.ids(),
       extensionId: browser.runtime.id,
@@ -149,11 +156,13 @@ export class SendGuard {
 
 /**
  * Installs the rules now (session rules do not survive a browser restart: at every worker
- * start) and again whenever the user changes the allowed sites (or anything else in the settings).
+ * start) and again whenever the user changes the allowed sites (or anything else in the settings);
+ * answers the popup's question which removed sites' pages must be reloaded.
  */
 export function registerSendGuard(guard: SendGuard): void {
   const install = () =>
     guard.install().catch((error) => log.error('could not install the send guard', { error: errorText(error) }));
   void install();
   watchSettings(() => void install());
+  onUiRequest('guarded-until-reload', async () => ({ origins: await guard.guardedUntilReload() }));
 }

@@ -8,6 +8,11 @@ export interface EntryKind {
   noun: string;
   example: string;
   normalize: (input: string) => string;
+  /**
+   * Resolves and checks the typed entry over the network before it is saved (homeservers:
+   * homeserver-input.ts); when absent, `normalize` alone decides.
+   */
+  resolve?: (input: string) => Promise<ParsedEntry>;
 }
 
 /** The entry as the list keeps it, or the message that says how to write it. */

@@ -17,6 +17,8 @@ export function stateLine(account: AccountView): string {
       return 'Waiting for login: log in again in your Matrix client';
     case 'error':
       return `Error: ${account.error || 'the worker gave no details'}`;
+    case 'not-served':
+      return `Not encrypted: ${account.error}`;
     case 'logged-out':
       return `Logged out: keys kept until ${new Date(account.deleteAfter ?? Date.now()).toLocaleDateString()}`;
   }

@@ -7,7 +7,7 @@
  * memory until the browser closes. Both are closed to content scripts.
  */
 import type { AccountSharing, Settings } from './settings.ts';
-import type { AccountSiteRequestView, SiteRequestView } from './ui.ts';
+import type { AccountSiteRequestView, ServerOfferView, SiteRequestView } from './ui.ts';
 
 /** What is remembered of an account on disk. Never a token. */
 export interface AccountRecord {
@@ -56,6 +56,8 @@ export interface LocalValues {
   'guard.plainRooms': PlainRooms;
   /** Origins the user said no to: never asked again. */
   'site.denied': string[];
+  /** "<origin> <homeserver>" pairs whose "add it?" offer the user dismissed: not offered again. */
+  'server.dismissed': string[];
   /** Left by older versions; moved into the keyring at the worker's start. */
   searchIndexKeys: LegacySearchKeys;
 }
@@ -68,6 +70,14 @@ export interface SessionValues {
   'account.siteRequests': AccountSiteRequestView[];
   /** Sites waiting for the user's answer to "Allow <origin> to use encryption?". */
   'site.pending': SiteRequestView[];
+  /** Pages seen talking to a homeserver Kirjava does not handle, waiting for "add it?". */
+  'server.offers': ServerOfferView[];
+  /**
+   * The tabs the send guard blocks plaintext sends from: tab id → the origin of their page.
+   * A tab on an allowed site, or on a site removed while the tab was open, until it loads a
+   * new page (its client was told its sends are encrypted).
+   */
+  'guard.tabs': Record<string, string>;
   /** Allowed sites whose /sync the page hook did not see: origin → when last seen (ms). */
   'coverage.uncovered': Record<string, number>;
   /** The keyring's vault key, base64, once the passphrase unlocked it. */

@@ -13,7 +13,7 @@ export interface LockStatus {
 export const UI_CHANNEL = 'kirjava:ui';
 
 /** State of one account as the popup shows it. */
-export type AccountState = 'active' | 'waiting-for-login' | 'error' | 'logged-out';
+export type AccountState = 'active' | 'waiting-for-login' | 'error' | 'logged-out' | 'not-served';
 
 /** One account as the popup shows it, worker → popup. */
 export interface AccountView {
@@ -25,10 +25,12 @@ export interface AccountView {
   /** The device's ed25519 key, unpadded base64, as Element shows it ("session key"). */
   ed25519: string | null;
   state: AccountState;
-  /** What went wrong and what the user can do about it, when state is 'error'. */
+  /** What went wrong and what the user can do about it, when state is 'error' or 'not-served'. */
   error?: string;
   /** When state is 'logged-out': the kept store is deleted then (ms since the epoch). */
   deleteAfter?: number;
+  /** The sites that may use the account (empty until a site first used it). */
+  sites: string[];
 }
 
 /** A site that wants to use an account another site logged in (see AccountRegistry.checkSite). */
@@ -70,6 +72,12 @@ export interface UiRequests extends VerificationUiRequests, LockUiRequests {
   'account-delete-logged-out': { request: { accountId: string }; reply: { ok: true } };
   /** Allowed sites whose client syncs where the page hook cannot see it. */
   'uncovered-clients': { request: {}; reply: { clients: UncoveredClientView[] } };
+  /** Pages seen talking to a Matrix homeserver Kirjava does not handle ("add it?"). */
+  'server-offers': { request: {}; reply: { offers: ServerOfferView[] } };
+  /** The user's answer: accept adds the homeserver (and the site, when not allowed yet). */
+  'server-offer-decision': { request: { origin: string; homeserver: string; accept: boolean }; reply: { ok: true } };
+  /** Tabs of removed sites whose sends into encrypted rooms stay blocked until they are reloaded. */
+  'guarded-until-reload': { request: {}; reply: { origins: string[] } };
 }
 
 /** Whether the browser's storage for Kirjava is full: new decryptions are then not kept. */
@@ -133,6 +141,19 @@ export interface SiteRequestView {
   homeserver: string;
   /** The account's user id when its token is one Kirjava already knows. */
   userId: string | null;
+}
+
+/**
+ * A page talks to a Matrix homeserver that is not in Kirjava's options, as the browser saw it
+ * (`/_matrix/client/versions`, `/login`, `/sync`, a room send), never as the page claims.
+ */
+export interface ServerOfferView {
+  /** The page's web origin. */
+  origin: string;
+  /** The homeserver's base URL, as the page's requests name it (everything before `/_matrix/`). */
+  homeserver: string;
+  /** The site is allowed already: accepting adds the homeserver; otherwise it sets up both. */
+  siteAllowed: boolean;
 }
 
 /** An allowed site whose /sync traffic never came through the page hook (Web Worker, Service Worker). */

@@ -15,7 +15,10 @@ const ungroup = (text: string) => text.replace(/\s+/g, '');
 
 describe('The popup shows each account and its encryption state', () => {
   before(() => bed.start(), { timeout: 180_000 });
-  afterEach(() => bed.cleanUp());
+  afterEach(async () => {
+    await bed.cleanUp();
+    bed.assertNoPageErrors();
+  });
   after(() => bed.stop());
 
   it(

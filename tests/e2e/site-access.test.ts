@@ -110,7 +110,10 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
     { timeout: 180_000 },
   );
 
-  afterEach(() => bed.cleanUp());
+  afterEach(async () => {
+    await bed.cleanUp();
+    bed.assertNoPageErrors();
+  });
 
   after(() => bed.stop());
 
