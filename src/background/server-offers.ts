@@ -4,7 +4,7 @@
  * says "<site> talks to <server>, which Kirjava does not handle — add it?" and the badge
  * shows that an answer waits. On an allowed site that is a client whose sends Kirjava cannot
  * encrypt (the hook refuses them, the send guard blocks what the hook cannot see); on a site
- * not allowed yet, with nothing configured, it is the first setup. What is offered comes from
+ * not allowed yet it is offered only while nothing is configured: the first setup. What is offered comes from
  * the browser's own record of the request (webRequest), never from the page; nothing is
  * added without the user's click.
  */
@@ -83,6 +83,10 @@ export class ServerOffers {
       const settings = await storage.local.get('settings');
       if (handled(settings, homeserver)) return;
       const offer: ServerOfferView = { origin, homeserver, siteAllowed: settings.allowedSites.includes(origin) };
+      // A site not allowed is offered only on a first run: otherwise any page could put
+      // "add <its server>?" in front of a user who set Kirjava up already.
+      const firstRun = settings.homeservers.length === 0 && settings.allowedSites.length === 0;
+      if (!offer.siteAllowed && !firstRun) return;
       if (!offer.siteAllowed && (await storage.local.get('site.denied')).includes(origin)) return;
       if ((await storage.local.get('server.dismissed')).includes(pairOf(offer))) return;
       const offers = await this.offers();
