@@ -429,6 +429,8 @@ describe('Send guard: no plaintext reaches an encrypted room, from any part of t
       const outcomes: Record<string, number> = {};
       for (const bypass of ['page fetch (hooked)', 'page XHR (hooked)'] as const) {
         for (const [what, url, method] of spellings) {
+          // The empty txn id is one transaction: the homeserver answers a second one with the first's event.
+          if (what === 'empty txn id' && bypass !== 'page fetch (hooked)') continue;
           const body = `Plain, ${what}, via ${bypass}`;
           const outcome = await sendThrough(setup.client.page, bypass, {
             url: url.replace(/\/(o\d)$/, `/$1-${bypass.includes('XHR') ? 'x' : 'f'}`),
