@@ -78,7 +78,7 @@ export async function handlePageRequest(
     }
     case 'notifications': {
       const account = await registry.forToken(request.baseUrl, request.token, origin);
-      return { ok: true, body: await account.processNotifications(request.body) };
+      return { ok: true, body: await account.processNotifications(request.body, request.onlyHighlight === true) };
     }
     case 'send': {
       // One id follows the send through key sharing and encryption in the log.

@@ -6,7 +6,8 @@ export type Route =
   | { kind: 'login' }
   | { kind: 'logout'; all: boolean }
   | { kind: 'sync' }
-  | { kind: 'notifications' }
+  /** `onlyHighlight`: the page asked for `only=highlight` (which Kirjava answers itself). */
+  | { kind: 'notifications'; onlyHighlight: boolean }
   /** `POST /search`; `nextBatch` is the `next_batch` query parameter. */
   | { kind: 'search'; nextBatch?: string }
   | { kind: 'events'; roomId: string }
@@ -72,7 +73,9 @@ export function routeOf(baseUrl: string, method: string, url: string): Route | u
     return { kind: 'logout', all: rest === '/logout/all' };
   }
   if (method === 'GET' && rest === '/sync') return { kind: 'sync' };
-  if (method === 'GET' && rest === '/notifications') return { kind: 'notifications' };
+  if (method === 'GET' && rest === '/notifications') {
+    return { kind: 'notifications', onlyHighlight: new URL(url).searchParams.get('only') === 'highlight' };
+  }
   if (method === 'POST' && rest === '/search') {
     return { kind: 'search', nextBatch: new URL(url).searchParams.get('next_batch') ?? undefined };
   }
@@ -104,6 +107,36 @@ export function routeOf(baseUrl: string, method: string, url: string): Route | u
     };
   }
   return undefined;
+}
+
+/** A room id as the spec has it: `!`, then printable ASCII without `/`, at most 255 bytes. */
+const ROOM_ID = /^![\x21-\x2e\x30-\x7e]{1,254}$/;
+
+/**
+ * A room send's URL with its room id in the one spelling the send guard's allow rules expect
+ * (`encodeURIComponent`): a page may write `%21r%3ax` or every byte escaped, and an
+ * unencrypted room's send must not be blocked for that. Unchanged when the id the page
+ * wrote does not decode to a valid room id (the homeserver is left to refuse it).
+ */
+export function canonicalSendUrl(url: string): string {
+  const parsed = new URL(url);
+  const match = /^(.*?\/_matrix\/client\/(?:r0|v3|v1|api\/v1|unstable)\/rooms\/)([^/]+)(\/send\/.*)$/.exec(
+    parsed.pathname,
+  );
+  if (!match) return url;
+  const roomId = decode(match[2]);
+  if (roomId === undefined || !ROOM_ID.test(roomId)) return url;
+  const canonical = encodeURIComponent(roomId);
+  if (canonical === match[2]) return url;
+  parsed.pathname = `${match[1]}${canonical}${match[3]}`;
+  return parsed.href;
+}
+
+/** A `/notifications` URL without `only`: the full list, which Kirjava filters after decryption. */
+export function withoutOnly(url: string): string {
+  const parsed = new URL(url);
+  parsed.searchParams.delete('only');
+  return parsed.href;
 }
 
 /**

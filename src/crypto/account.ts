@@ -94,6 +94,8 @@ export class CryptoAccount {
   readonly fastDecryption: FastDecryption;
   private readonly rooms: RoomEncryptor;
   private readonly syncs: SyncDecryptor;
+  /** The user's unread mentions in encrypted rooms: the syncs' highlight counts and `/notifications`. */
+  private readonly mentions: MentionTracker;
   private readonly media: MediaKeyRing;
   private readonly outgoingLoop: OutgoingRequestLoop;
   /** Recovery, key backup, key files and late-key healing. */
@@ -157,11 +159,12 @@ export class CryptoAccount {
       },
       roomObserver,
     );
+    this.mentions = new MentionTracker(identity.userId);
     this.syncs = new SyncDecryptor(
       machine,
       this.decryptor,
       this.rooms,
-      new MentionTracker(identity.userId),
+      this.mentions,
       (roomId, event) => this.verifications.receiveRoomEvent(roomId, event),
       log,
     );
@@ -336,11 +339,16 @@ export class CryptoAccount {
     return encrypted;
   }
 
-  /** Decrypts a /notifications body (events of many rooms). */
-  async processNotifications(body: string): Promise<string> {
+  /**
+   * Decrypts a /notifications body (events of many rooms), mentions in encrypted messages
+   * highlighted; `onlyHighlight` keeps the highlights only (the page's `only=highlight`).
+   */
+  async processNotifications(body: string, onlyHighlight = false): Promise<string> {
     const parsed = parseObject(body);
     if (!parsed) return body;
-    const result = await this.queue.run(() => decryptNotifications(this.decryptor, parsed));
+    const result = await this.queue.run(() =>
+      decryptNotifications(this.decryptor, parsed, this.mentions, onlyHighlight),
+    );
     return serializeOr(result, body);
   }
 

@@ -22,8 +22,11 @@ export type PageRequest =
    * `/relations/...`, `/threads`) to be decrypted.
    */
   | { kind: 'events'; baseUrl: string; token: string; roomId: string; body: string }
-  /** A `/notifications` response (events of many rooms) to be decrypted. */
-  | { kind: 'notifications'; baseUrl: string; token: string; body: string }
+  /**
+   * A `/notifications` response (events of many rooms) to be decrypted. `onlyHighlight`: the
+   * page asked for `only=highlight`; the body is the full list, to be filtered after decryption.
+   */
+  | { kind: 'notifications'; baseUrl: string; token: string; body: string; onlyHighlight?: boolean }
   /** A `PUT /rooms/{roomId}/send/{eventType}/{txnId}` the page is about to make. */
   | {
       kind: 'send';

@@ -138,34 +138,68 @@ describe('Threads, edits and notifications in an encrypted room reach the plain 
     assert.equal(notification.event.unsigned['io.kirjava.encryption'].decrypted, true);
   });
 
-  it('A mention of the user inside an encrypted message counts as a highlight', story, async () => {
-    const { client, userId, deviceId } = await bed.givenLoggedInClient();
-    const peer = await bed.givenPeer();
-    const roomId = await givenEncryptedRoom(peer, client, userId, deviceId);
+  it(
+    'A mention of the user inside an encrypted message highlights in the sync and in /notifications ' +
+      '(only=highlight too)',
+    story,
+    async () => {
+      const { client, userId, deviceId } = await bed.givenLoggedInClient();
+      const peer = await bed.givenPeer();
+      const roomId = await givenEncryptedRoom(peer, client, userId, deviceId);
 
-    await peer.sendText(roomId, 'Just chatting, nobody in particular');
-    await client.waitForBody(roomId, 'Just chatting, nobody in particular');
-    assert.equal((await client.unreadCounts(roomId)).highlight, 0, 'a message without a mention highlighted');
+      await peer.sendText(roomId, 'Just chatting, nobody in particular');
+      await client.waitForBody(roomId, 'Just chatting, nobody in particular');
+      assert.equal((await client.unreadCounts(roomId)).highlight, 0, 'a message without a mention highlighted');
 
-    const mentionId = await peer.client.sendEvent(
-      roomId,
-      'm.room.message' as any,
-      {
-        msgtype: 'm.text',
-        body: `${userId}: are you there?`,
-        'm.mentions': { user_ids: [userId] },
-      } as any,
-    );
-    await assertEncryptedOnServer(peer, roomId, mentionId.event_id, 'are you there?');
-    await client.waitForBody(roomId, `${userId}: are you there?`);
-    const counts = await poll(
-      'the highlight',
-      async () => {
-        const now = await client.unreadCounts(roomId);
-        return now.highlight >= 1 ? now : undefined;
-      },
-      10_000,
-    );
-    assert.equal(counts.highlight, 1);
-  });
+      const mentionId = await peer.client.sendEvent(
+        roomId,
+        'm.room.message' as any,
+        {
+          msgtype: 'm.text',
+          body: `${userId}: are you there?`,
+          'm.mentions': { user_ids: [userId] },
+        } as any,
+      );
+      await assertEncryptedOnServer(peer, roomId, mentionId.event_id, 'are you there?');
+      await client.waitForBody(roomId, `${userId}: are you there?`);
+      const counts = await poll(
+        'the highlight',
+        async () => {
+          const now = await client.unreadCounts(roomId);
+          return now.highlight >= 1 ? now : undefined;
+        },
+        10_000,
+      );
+      assert.equal(counts.highlight, 1);
+
+      // /notifications agrees: the mention highlights there too, and only=highlight lists it.
+      const notificationOf = async (query: string, eventId: string) =>
+        (await client.rawFetch('GET', `/_matrix/client/v3/notifications?${query}`)).json?.notifications?.find(
+          (n: any) => n.event?.event_id === eventId,
+        );
+      const mention = await poll('the mention in /notifications', () => notificationOf('limit=20', mentionId.event_id));
+      assert.equal(mention.event.content.body, `${userId}: are you there?`);
+      assert.deepEqual(
+        mention.actions.filter((a: any) => a?.set_tweak === 'highlight'),
+        [{ set_tweak: 'highlight', value: true }],
+        JSON.stringify(mention.actions),
+      );
+      const highlights = await client.rawFetch('GET', '/_matrix/client/v3/notifications?limit=20&only=highlight');
+      assert.equal(highlights.status, 200);
+      assert.deepEqual(
+        highlights.json.notifications.map((n: any) => [n.event.event_id, n.event.content.body]),
+        [[mentionId.event_id, `${userId}: are you there?`]],
+        'only=highlight lists exactly the mention, decrypted',
+      );
+      // The message without a mention is a notification, not a highlight.
+      const chat = (await client.rawFetch('GET', '/_matrix/client/v3/notifications?limit=20')).json.notifications.find(
+        (n: any) => n.event.content?.body === 'Just chatting, nobody in particular',
+      );
+      assert.ok(chat, 'the plain chat message is not in /notifications');
+      assert.equal(
+        chat.actions.some((a: any) => a?.set_tweak === 'highlight' && a.value !== false),
+        false,
+      );
+    },
+  );
 });

@@ -4,7 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { RoomEventDecryptor } from '../../src/crypto/receive/event-decryptor.ts';
 import { MentionTracker } from '../../src/crypto/receive/mentions.ts';
+import { decryptNotifications } from '../../src/crypto/receive/sync-decryptor.ts';
 
 const ME = '@alice:example.test';
 const ROOM = '!room:example.test';
@@ -125,5 +127,86 @@ describe('MentionTracker', () => {
     };
     tracker.applyToRoom(ROOM, room);
     assert.equal(room.unread_notifications, 'x');
+  });
+});
+
+describe('/notifications agree with the highlight counts', () => {
+  /** Decrypts by reading the "plaintext" the test put into the ciphertext field. */
+  const decryptor = {
+    noteRedaction() {},
+    async decrypt(_roomId: string, envelope: any) {
+      const { type, content } = JSON.parse(envelope.content.ciphertext);
+      return { ...envelope, type, content, unsigned: decrypted };
+    },
+  } as unknown as RoomEventDecryptor;
+  const encrypted = (id: string, content: Record<string, unknown>) => ({
+    event_id: id,
+    type: 'm.room.encrypted',
+    sender: '@bob:example.test',
+    origin_server_ts: 1,
+    content: { algorithm: 'm.megolm.v1.aes-sha2', ciphertext: JSON.stringify({ type: 'm.room.message', content }) },
+  });
+  const notification = (event: unknown, actions: unknown[], room = ROOM) => ({
+    room_id: room,
+    event,
+    actions,
+    read: false,
+    ts: 1,
+  });
+  const serverNotify = ['notify', { set_tweak: 'highlight', value: false }];
+  const body = () => ({
+    next_token: 'n2',
+    notifications: [
+      notification(encrypted('$mention', { body: 'alice?', 'm.mentions': { user_ids: [ME] } }), serverNotify),
+      notification(encrypted('$chat', { body: 'just chatting' }), ['notify']),
+      notification(
+        message('$plain', 1, { body: 'alice!' }, '@bob:example.test', {}),
+        ['notify', { set_tweak: 'highlight' }],
+        '!plain:example.test',
+      ),
+    ],
+  });
+  const highlighted = (result: any) =>
+    result.notifications.map((n: any) => [
+      n.event.event_id,
+      n.actions.some((a: any) => a?.set_tweak === 'highlight' && a.value !== false),
+    ]);
+
+  it('a decrypted mention of the user highlights; other messages keep the actions the server gave', async () => {
+    const tracker = new MentionTracker(ME);
+    const result: any = await decryptNotifications(decryptor, body(), tracker);
+    assert.deepEqual(highlighted(result), [
+      ['$mention', true],
+      ['$chat', false],
+      ['$plain', true],
+    ]);
+    assert.deepEqual(result.notifications[0].actions, ['notify', { set_tweak: 'highlight', value: true }]);
+    assert.deepEqual(result.notifications[1].actions, ['notify']);
+    assert.equal(result.notifications[0].event.content.body, 'alice?');
+    assert.equal(result.next_token, 'n2');
+  });
+
+  it('only=highlight keeps the highlights, the encrypted mention among them, and the server’s next_token', async () => {
+    const result: any = await decryptNotifications(decryptor, body(), new MentionTracker(ME), true);
+    assert.deepEqual(
+      result.notifications.map((n: any) => n.event.event_id),
+      ['$mention', '$plain'],
+    );
+    assert.equal(result.next_token, 'n2');
+  });
+
+  it('a mention by display name (no m.mentions) counts once the tracker knows the name from a sync', async () => {
+    const tracker = new MentionTracker(ME);
+    tracker.applyToRoom(ROOM, {
+      state: { events: [{ type: 'm.room.member', state_key: ME, content: { displayname: 'Alice' } }] },
+      timeline: { events: [] },
+    });
+    const result: any = await decryptNotifications(
+      decryptor,
+      { notifications: [notification(encrypted('$name', { body: 'hi Alice' }), ['notify'])] },
+      tracker,
+      true,
+    );
+    assert.deepEqual(highlighted(result), [['$name', true]]);
   });
 });

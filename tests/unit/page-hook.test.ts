@@ -8,8 +8,10 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { HookPort, type OfferSource } from '../../src/content/hook-port.ts';
 import { errorResponse, parsedResponse, refusedSend, withBody } from '../../src/content/responses.ts';
+import type { MediaHook } from '../../src/content/media-hook.ts';
+import { PageFetch } from '../../src/content/page-fetch.ts';
 import { matrixUrlOf } from '../../src/content/routes.ts';
-import type { HookPortMessage, PageRequest } from '../../src/shared/page.ts';
+import type { HookPortMessage, PageReply, PageRequest } from '../../src/shared/page.ts';
 
 const BASE = 'https://matrix.example.org';
 
@@ -152,5 +154,72 @@ describe('The hook’s port to the bridge', () => {
     forged.port1.onmessage = () => assert.fail('the hook spoke to a forged offer');
     real.port1.onmessage = (event) => real.port1.postMessage({ type: 'reply', id: event.data.id, reply: { ok: true } });
     assert.deepEqual(await hook.ask({ kind: 'warm', baseUrl: BASE, token: 't' }), { ok: true });
+  });
+});
+
+describe('The hook’s fetch', () => {
+  /** A PageFetch over fakes: the worker's replies by kind, and what reached the network. */
+  function pageFetchWith(replies: Partial<Record<PageRequest['kind'], PageReply>>) {
+    const asked: PageRequest[] = [];
+    const wire: Array<{ url: string; method: string; body: string }> = [];
+    const port = {
+      ready: Promise.resolve(),
+      allowed: true,
+      homeserverOf: (url: string) => (url.startsWith(`${BASE}/`) ? BASE : undefined),
+      ask: async (request: PageRequest) => {
+        asked.push(request);
+        return replies[request.kind] ?? { ok: false, status: 500, errcode: 'M_UNKNOWN', error: 'unexpected' };
+      },
+      warm: () => {},
+    } as unknown as HookPort;
+    const media = {
+      noteToken: () => {},
+      encryptedContent: () => undefined,
+      withPlaintextUploads: async (request: Request) => request,
+    } as unknown as MediaHook;
+    const nativeFetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const request = new Request(input, init);
+      wire.push({ url: request.url, method: request.method, body: await request.text() });
+      return new Response(JSON.stringify({ event_id: '$e', notifications: [], next_token: 'n2' }), {
+        status: 200,
+        headers: { 'Content-Type': 'application/json' },
+      });
+    }) as typeof fetch;
+    const hook = new PageFetch({ nativeFetch, port, media, pageUrl: () => 'https://app.example.org/' });
+    return { hook, asked, wire };
+  }
+  const headers = { Authorization: 'Bearer t', 'Content-Type': 'application/json' };
+  const everyByte = (id: string) =>
+    [...new TextEncoder().encode(id)].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
+
+  it('a send into an unencrypted room goes out with its room id spelled canonically, body unchanged', async () => {
+    const { hook, asked, wire } = pageFetchWith({ send: { ok: true, send: 'passthrough' } });
+    const room = '!plain:example.org';
+    const body = JSON.stringify({ msgtype: 'm.text', body: 'hello' });
+    const response = await hook.fetch(`${BASE}/_matrix/client/v3/rooms/${everyByte(room)}/send/m.room.message/t1`, {
+      method: 'PUT',
+      headers,
+      body,
+    });
+    assert.equal(response.status, 200);
+    assert.equal(asked[0]?.kind === 'send' && asked[0].roomId, room);
+    assert.deepEqual(wire, [
+      { url: `${BASE}/_matrix/client/v3/rooms/!plain%3Aexample.org/send/m.room.message/t1`, method: 'PUT', body },
+    ]);
+  });
+
+  it('only=highlight is asked of the server as the full list, and the worker filters it', async () => {
+    const filtered = JSON.stringify({ notifications: [], next_token: 'n2' });
+    const { hook, asked, wire } = pageFetchWith({ notifications: { ok: true, body: filtered } });
+    const response = await hook.fetch(`${BASE}/_matrix/client/v3/notifications?from=n1&only=highlight&limit=5`, {
+      headers,
+    });
+    assert.equal(await response.text(), filtered);
+    assert.deepEqual(
+      wire.map((w) => w.url),
+      [`${BASE}/_matrix/client/v3/notifications?from=n1&limit=5`],
+    );
+    const request = asked.find((a) => a.kind === 'notifications');
+    assert.equal(request?.kind === 'notifications' && request.onlyHighlight, true);
   });
 });

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { roomSendBase, routeOf, tokenOf } from '../../src/content/routes.ts';
+import { canonicalSendUrl, roomSendBase, routeOf, tokenOf, withoutOnly } from '../../src/content/routes.ts';
 
 const BASE = 'https://matrix.example.org';
 const ROOM = '!abc:example.org';
@@ -250,5 +250,48 @@ describe('roomSendBase', () => {
     ]) {
       assert.equal(roomSendBase(method, new URL(`https://hs.example.org${path}`)), undefined, `${method} ${path}`);
     }
+  });
+});
+
+describe('canonicalSendUrl: the one spelling of a send the guard allows', () => {
+  const send = (segment: string, prefix = 'v3', base = BASE) =>
+    `${base}/_matrix/client/${prefix}/rooms/${segment}/send/m.room.message/t1?x=1`;
+  const everyByte = (id: string) =>
+    [...new TextEncoder().encode(id)].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
+
+  it('re-encodes a room id with every byte escaped (lower-case) or unescaped as encodeURIComponent does', () => {
+    assert.equal(everyByte('!a:b').startsWith('%21%61'), true);
+    for (const segment of [everyByte(ROOM), everyByte(ROOM).toUpperCase(), ROOM, '%21abc%3aexample.org']) {
+      assert.equal(canonicalSendUrl(send(segment)), send(ROOM_SEGMENT), segment);
+    }
+    assert.equal(canonicalSendUrl(send(everyByte(ROOM), 'r0')), send(ROOM_SEGMENT, 'r0'));
+    // A homeserver below a path, and a v12 room id without a server name.
+    const base = 'https://example.org/matrix';
+    assert.equal(canonicalSendUrl(send(everyByte('!opaque_Id-9'), 'v3', base)), send('!opaque_Id-9', 'v3', base));
+  });
+
+  it('leaves the canonical spelling, malformed escapes and ids that are not room ids as the page wrote them', () => {
+    for (const segment of [ROOM_SEGMENT, '%21abc%3Aexample.org%zz', '%23alias%3Aexample.org', '%21a%2Fb', '%21a%20b']) {
+      assert.equal(canonicalSendUrl(send(segment)), send(segment), segment);
+    }
+    const notSend = `${BASE}/_matrix/client/v3/rooms/${everyByte(ROOM)}/messages`;
+    assert.equal(canonicalSendUrl(notSend), notSend);
+  });
+});
+
+describe('/notifications', () => {
+  it('is routed, and says whether the page asked for only=highlight', () => {
+    assert.deepEqual(routeOf(BASE, 'GET', url('/notifications?limit=10')), {
+      kind: 'notifications',
+      onlyHighlight: false,
+    });
+    assert.deepEqual(routeOf(BASE, 'GET', url('/notifications?from=n1&only=highlight')), {
+      kind: 'notifications',
+      onlyHighlight: true,
+    });
+    assert.equal(
+      withoutOnly(url('/notifications?from=n1&only=highlight&limit=5')),
+      url('/notifications?from=n1&limit=5'),
+    );
   });
 });

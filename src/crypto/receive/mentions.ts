@@ -84,6 +84,16 @@ export class MentionTracker {
     }
   }
 
+  /**
+   * Whether a decrypted event (of a `/notifications` answer, say) mentions the user by the
+   * highlight rules above: what the server's push rules would have said, could they read it.
+   */
+  highlights(roomId: string, event: unknown): boolean {
+    return (
+      isObject(event) && event.sender !== this.userId && this.wasDecrypted(event) && this.mentionsUser(roomId, event)
+    );
+  }
+
   private wasDecrypted(event: Json): boolean {
     const info = isObject(event.unsigned) ? event.unsigned[ENCRYPTION_INFO_KEY] : undefined;
     return isObject(info) && info.decrypted === true;

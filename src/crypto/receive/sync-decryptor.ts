@@ -211,17 +211,42 @@ export async function decryptHistory(
   return body;
 }
 
+/** Whether a push rule's actions highlight (`{"set_tweak":"highlight"}`, whose value defaults to true). */
+const highlightsBy = (actions: unknown): boolean =>
+  arrayOf(actions).some((action) => isObject(action) && action.set_tweak === 'highlight' && action.value !== false);
+
 /**
- * Decrypts a `/notifications` response: each notification names its own room.
+ * Decrypts a `/notifications` response: each notification names its own room. A decrypted
+ * message that mentions the user gets the highlight its push rules would have given it
+ * (the server saw only ciphertext), so this list agrees with the sync's highlight counts
+ * (`MentionTracker`). `onlyHighlight`: the page asked for `only=highlight`, which the server
+ * cannot answer for encrypted rooms; the body is then the full list, and only the
+ * notifications that highlight are kept (the server's `next_token` pages through the full list).
  */
-export async function decryptNotifications(decryptor: RoomEventDecryptor, body: Json): Promise<Json> {
+export async function decryptNotifications(
+  decryptor: RoomEventDecryptor,
+  body: Json,
+  mentions?: MentionTracker,
+  onlyHighlight = false,
+): Promise<Json> {
   if (!Array.isArray(body.notifications)) return body;
-  body.notifications = await Promise.all(
+  const decrypted = await Promise.all(
     body.notifications.map(async (notification) => {
       if (!isObject(notification) || typeof notification.room_id !== 'string') return notification;
-      return { ...notification, event: await decryptOne(decryptor, notification.room_id, notification.event) };
+      const event = await decryptOne(decryptor, notification.room_id, notification.event);
+      const out: Json = { ...notification, event };
+      if (mentions?.highlights(notification.room_id, event) && !highlightsBy(notification.actions)) {
+        const others = arrayOf(notification.actions).filter(
+          (action) => !(isObject(action) && action.set_tweak === 'highlight'),
+        );
+        out.actions = [...others, { set_tweak: 'highlight', value: true }];
+      }
+      return out;
     }),
   );
+  body.notifications = onlyHighlight
+    ? decrypted.filter((notification) => isObject(notification) && highlightsBy(notification.actions))
+    : decrypted;
   return body;
 }
 
