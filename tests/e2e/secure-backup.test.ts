@@ -105,12 +105,12 @@ describe('Kirjava sets up secure backup on its own', () => {
       const state = await serverState(accessToken, userId);
       assert.equal(state.masterKey, true);
       assert.ok(state.backup && state.defaultKey, JSON.stringify(state));
+      const eventUrl = `/rooms/${encodeURIComponent(roomId)}/event/${encodeURIComponent(sent)}`;
       const sessionId = (
         await (
-          await fetch(
-            `${bed.synapse.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/event/${encodeURIComponent(sent)}`,
-            { headers: { Authorization: `Bearer ${accessToken}` } },
-          )
+          await fetch(`${bed.synapse.baseUrl}/_matrix/client/v3${eventUrl}`, {
+            headers: { Authorization: `Bearer ${accessToken}` },
+          })
         ).json()
       ).content.session_id;
       await poll(
