@@ -51,18 +51,24 @@ export class SecureBackupSetup {
     this.auth = new PasswordAuth(http, userId);
   }
 
-  /** 'set-up' when the account has a default secret-storage key or a key backup. */
+  /**
+   * 'set-up' when the account has a default secret-storage key, or a key backup or
+   * cross-signing identity that this device did not make (replacing those would cut off the
+   * user's other sessions: they recover instead).
+   */
   async state(): Promise<SecureBackupState> {
     const defaultKey = (await this.accountData(DEFAULT_KEY)) as { key?: unknown } | undefined;
     if (typeof defaultKey?.key === 'string') return 'set-up';
-    return (await this.foreignBackup()) ? 'set-up' : 'none';
+    if (await this.foreignBackup()) return 'set-up';
+    return (await this.serverHasIdentity()) && !(await this.ownIdentity()) ? 'set-up' : 'none';
   }
 
   async setUp(password: string): Promise<SecureBackupSetupResult> {
     if (!password) throw new SecretStorageError('Enter your account password');
     if ((await this.state()) === 'set-up') {
       throw new SecretStorageError(
-        'This account already has secure backup: enter its recovery key under Recover (nothing was changed)',
+        'This account already has secure backup or an encryption identity made by another app: enter its ' +
+          'recovery key under Recover (nothing was changed)',
       );
     }
     await this.confirmPassword(password);
@@ -87,6 +93,8 @@ export class SecureBackupSetup {
   }
 
   private async createCrossSigning(password: string): Promise<void> {
+    // An identity an interrupted setup of this device uploaded is kept, not replaced.
+    if ((await this.ownIdentity()) && (await this.serverHasIdentity())) return;
     const requests = await this.machine.bootstrapCrossSigning(true);
     if (requests.uploadKeysRequest) await this.outgoing.send(requests.uploadKeysRequest);
     await this.auth.request(
@@ -137,6 +145,20 @@ export class SecureBackupSetup {
     if (!info) return undefined;
     const key = (await this.machine.getBackupKeys()).decryptionKey;
     return key && info.auth_data.public_key === key.megolmV1PublicKey.publicKeyBase64 ? { key, info } : undefined;
+  }
+
+  /** Whether the homeserver has a cross-signing master key for the user. */
+  private async serverHasIdentity(): Promise<boolean> {
+    const keys = await this.http.request<{ master_keys?: Record<string, unknown> }>('POST', '/keys/query', {
+      device_keys: { [this.userId]: [] },
+    });
+    return keys.master_keys?.[this.userId] !== undefined;
+  }
+
+  /** Whether this device holds all three private cross-signing keys. */
+  private async ownIdentity(): Promise<boolean> {
+    const status = await this.machine.crossSigningStatus();
+    return status.hasMaster && status.hasSelfSigning && status.hasUserSigning;
   }
 
   /** True when the server has a key backup that this device did not make. */
