@@ -136,7 +136,13 @@ describe('Kirjava sets up secure backup on its own', () => {
       assert.equal(keyId, state.defaultKey!.key);
       assert.equal(await element.client.secretStorage.checkKey(secretStorageKey, keyInfo), true);
       assert.equal(await crypto.isSecretStorageReady(), true);
-      // Element's "verify with recovery key": the cross-signing keys come from secret storage.
+      // Element's "verify with recovery key": the cross-signing keys come from secret storage. They are
+      // imported only once the session has downloaded the identity they must match.
+      await poll(
+        'Element to download the cross-signing identity',
+        async () => (await crypto.userHasCrossSigningKeys(userId, true)) || undefined,
+        20_000,
+      );
       await crypto.bootstrapCrossSigning({});
       const status = await crypto.getCrossSigningStatus();
       assert.deepEqual(status, {
