@@ -1,6 +1,6 @@
 /**
- * The popup's key management requests: recovery with the recovery key or
- * passphrase, key file import and export, and the progress of the task under way.
+ * The popup's key management requests: secure backup setup with the account password,
+ * recovery with the recovery key or passphrase, key file import and export, and the progress of the task under way.
  */
 import type { AccountRegistry } from './accounts.ts';
 import { onUiRequest } from './ui-router.ts';
@@ -13,7 +13,22 @@ export function registerKeysService(registry: AccountRegistry): void {
   onUiRequest('keys-status', async ({ accountId }) => {
     const account = await registry.forKeyExport(accountId);
     const progress = account.keys.progress;
-    return { progress: progress && { ...progress }, backupVersion: account.keys.backup.version };
+    return {
+      progress: progress && { ...progress },
+      backupVersion: account.keys.backup.version,
+      secureBackup: await account.keys.secureBackupState(),
+      unsavedRecoveryKey: account.keys.unsavedRecoveryKey,
+    };
+  });
+
+  onUiRequest('keys-setup', async ({ accountId, password }) => {
+    const account = await registry.forAccount(accountId);
+    return account.keys.setUpSecureBackup(password);
+  });
+
+  onUiRequest('keys-setup-saved', async ({ accountId }) => {
+    (await registry.forAccount(accountId)).keys.recoveryKeySaved();
+    return { ok: true };
   });
 
   onUiRequest('keys-recover', async ({ accountId, secret }) => {

@@ -58,6 +58,10 @@ export interface UiRequests extends VerificationUiRequests, LockUiRequests {
   /** Keys that follow the user; see src/background/keys-service.ts. */
   'keys-status': { request: { accountId: string }; reply: KeysStatusReply };
   'keys-recover': { request: { accountId: string; secret: string }; reply: KeysRecoverReply };
+  /** "Set up secure backup" with the account password: cross-signing, key backup, secret storage. */
+  'keys-setup': { request: { accountId: string; password: string }; reply: KeysSetupReply };
+  /** The user saved the recovery key ("I saved it" + Done): the worker forgets it. */
+  'keys-setup-saved': { request: { accountId: string }; reply: { ok: true } };
   'keys-import': { request: { accountId: string; file: string; passphrase: string }; reply: KeysCountReply };
   'keys-export': { request: { accountId: string; passphrase: string }; reply: KeysExportReply };
   /** Sites waiting for the user's answer to "Allow <origin> to use encryption?". */
@@ -104,7 +108,7 @@ export interface SearchIndexStatus {
 
 /** A key task under way for an account: what, and how far ("N of M keys"). */
 export interface KeysProgressView {
-  task: 'recovery' | 'import' | 'export';
+  task: 'recovery' | 'import' | 'export' | 'setup';
   done: number;
   total: number;
 }
@@ -114,6 +118,19 @@ export interface KeysStatusReply {
   progress: KeysProgressView | null;
   /** Kirjava uploads its room keys to this backup version; null when not enabled. */
   backupVersion: string | null;
+  /**
+   * 'none' when the account has neither secret storage nor a key backup ("Set up secure
+   * backup" is offered); null when the server could not be asked.
+   */
+  secureBackup: 'none' | 'set-up' | null;
+  /** The recovery key of a setup until the user confirms they saved it (shown again if the popup closed). */
+  unsavedRecoveryKey: string | null;
+}
+
+/** What "Set up secure backup" made, worker → popup (`keys-setup`); the recovery key is shown once. */
+export interface KeysSetupReply {
+  recoveryKey: string;
+  backupVersion: string;
 }
 
 /** How many of a key file's keys were imported, worker → popup (`keys-import`). */

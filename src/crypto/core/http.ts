@@ -19,6 +19,8 @@ export class MatrixApiError extends Error {
     readonly path: string,
     /** How long the homeserver asked to wait before trying again (429), when it said. */
     readonly retryAfterMs?: number,
+    /** The whole JSON body of the error answer (a 401's user-interactive auth flows and session). */
+    readonly body?: Record<string, unknown>,
   ) {
     super(`${path}: ${status} ${errcode}: ${serverMessage}`);
     this.name = 'MatrixApiError';
@@ -103,8 +105,10 @@ function errorOf(response: Response, text: string, path: string): MatrixApiError
   let errcode = 'M_UNKNOWN';
   let error = text.slice(0, 200);
   let retryAfterMs: number | undefined;
+  let body: Record<string, unknown> | undefined;
   try {
     const parsed = JSON.parse(text);
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) body = parsed;
     if (typeof parsed?.errcode === 'string') errcode = parsed.errcode;
     if (typeof parsed?.error === 'string') error = parsed.error;
     // `retry_after_ms` is deprecated since spec v1.10 in favour of Retry-After; servers still send it.
@@ -113,7 +117,7 @@ function errorOf(response: Response, text: string, path: string): MatrixApiError
     // not JSON: keep the raw text as the message
   }
   const header = response.status === 429 ? retryAfterHeaderMs(response.headers.get('Retry-After')) : undefined;
-  return new MatrixApiError(response.status, errcode, error, path, header ?? retryAfterMs);
+  return new MatrixApiError(response.status, errcode, error, path, header ?? retryAfterMs, body);
 }
 
 /** A Retry-After header in milliseconds: delay-seconds or an HTTP date (RFC 9110, 10.2.3). */

@@ -5,6 +5,7 @@ import { KeyBackup } from './key-backup.ts';
 import { decryptKeyFile, encryptKeyFile } from './key-file.ts';
 import type { OutgoingRequestProcessor } from '../core/outgoing-request-processor.ts';
 import { Recovery, type RecoveryResult } from './recovery.ts';
+import { SecureBackupSetup, type SecureBackupSetupResult, type SecureBackupState } from './secure-backup-setup.ts';
 import type { SerialQueue } from '../core/serial-queue.ts';
 import { TimelineHealer } from '../receive/timeline-healer.ts';
 import { WAKE_EVENT } from '../../shared/names.ts';
@@ -12,13 +13,15 @@ import { type Logger, defaultLog, errorText } from '../core/log.ts';
 
 /** A key task under way, as the popup shows it ("N of M keys imported"). */
 export interface KeyTaskProgress {
-  task: 'recovery' | 'import' | 'export';
+  task: 'recovery' | 'import' | 'export' | 'setup';
   done: number;
   total: number;
 }
 
 /** At most this many sessions are asked of the backup after one sync. */
 const BACKUP_FETCHES_PER_SYNC = 20;
+/** How long the popup's "has secure backup?" answer is reused before asking the server again. */
+const STATE_TTL_MS = 30_000;
 
 /**
  * Keys that follow the user, for one account: recovery from secret storage, the
@@ -30,6 +33,15 @@ export class AccountKeys {
   readonly healer = new TimelineHealer();
   readonly backup: KeyBackup;
   private readonly recovery: Recovery;
+  private readonly setup: SecureBackupSetup;
+  /** The account's secure-backup state as last read from the server, and when. */
+  private knownState: { state: SecureBackupState | null; at: number } | undefined;
+  /**
+   * The recovery key of a setup until the user says it is saved: the popup closes when it
+   * loses focus, and a key lost before it was written down cannot be shown again. Worker
+   * memory only, never storage.
+   */
+  private unsaved: string | null = null;
   private current: KeyTaskProgress | null = null;
   private resumed = false;
   private readonly self: { userId: string; deviceId: string };
@@ -50,6 +62,7 @@ export class AccountKeys {
   ) {
     this.backup = new KeyBackup(machine, http, outgoing);
     this.recovery = new Recovery(machine, http, outgoing, this.backup, userId, deviceId);
+    this.setup = new SecureBackupSetup(machine, http, outgoing, this.backup, userId);
     this.self = { userId, deviceId };
     // Ask the user's other devices for missing keys; answer their requests when they are
     // verified devices of this user (the machine's policy).
@@ -71,11 +84,55 @@ export class AccountKeys {
 
   /** Unlocks secret storage with a recovery key or passphrase; see Recovery. */
   async recover(input: string): Promise<RecoveryResult> {
+    this.knownState = undefined;
     const result = await this.track('recovery', (progress) =>
       this.queue.run(() => this.recovery.recover(input, progress)).finally(this.trustChanged),
     );
     await this.wakeClient();
     return result;
+  }
+
+  /**
+   * Sets up secure backup (cross-signing, key backup, secret storage) for an account that has
+   * none, after confirming the account password; see SecureBackupSetup. Returns the recovery
+   * key, which is kept nowhere.
+   */
+  async setUpSecureBackup(password: string): Promise<SecureBackupSetupResult> {
+    try {
+      const result = await this.track('setup', () =>
+        this.queue.run(() => this.setup.setUp(password)).finally(this.trustChanged),
+      );
+      this.unsaved = result.recoveryKey;
+      await this.queue
+        .run(() => this.backup.uploadPending())
+        .catch((error) =>
+          this.log.warn('first key backup upload failed; retried after sync', { error: errorText(error) }),
+        );
+      return result;
+    } finally {
+      this.knownState = undefined;
+    }
+  }
+
+  /** The recovery key of the last setup while the user has not confirmed saving it. */
+  get unsavedRecoveryKey(): string | null {
+    return this.unsaved;
+  }
+
+  /** The user saved the recovery key: it is forgotten. */
+  recoveryKeySaved(): void {
+    this.unsaved = null;
+  }
+
+  /**
+   * Whether the account has secure backup, read from the server at most every 30 s; null
+   * when the server could not be asked.
+   */
+  async secureBackupState(): Promise<SecureBackupState | null> {
+    if (this.knownState && Date.now() - this.knownState.at < STATE_TTL_MS) return this.knownState.state;
+    const state = await this.setup.state().catch(() => null);
+    this.knownState = { state, at: Date.now() };
+    return state;
   }
 
   /** Imports a key file; a wrong passphrase or damaged file throws before anything changes. */

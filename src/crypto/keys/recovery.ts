@@ -51,7 +51,8 @@ export class Recovery {
     const defaultKey = await this.accountData<{ key?: string }>('m.secret_storage.default_key');
     if (!defaultKey?.key) {
       throw new SecretStorageError(
-        'This account has no recovery key or passphrase yet: set up recovery in Element (Settings, Security) first',
+        'This account has no recovery key or passphrase yet: use "Set up secure backup" above (or set up recovery ' +
+          'in Element)',
       );
     }
     const keyId = defaultKey.key;

@@ -158,6 +158,30 @@ export async function checkKey(key: Uint8Array, description: SecretStorageKeyDes
   return check.mac.replace(/=+$/, '') === description.mac.replace(/=+$/, '');
 }
 
+/** A new secret-storage key: its id, the key itself, and the description that goes to account data. */
+export interface NewSecretStorageKey {
+  keyId: string;
+  key: Uint8Array;
+  /** `m.secret_storage.key.<keyId>`: algorithm, and the `iv` and `mac` that let a client check a key. */
+  description: SecretStorageKeyDescription;
+}
+
+const KEY_ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+/**
+ * Makes a random secret-storage key (shown to the user as a recovery key) with its key
+ * description: the MAC of 32 zero bytes under the key, which `checkKey` verifies (spec
+ * "Key storage", `m.secret_storage.v1.aes-hmac-sha2`).
+ */
+export async function createSecretStorageKey(): Promise<NewSecretStorageKey> {
+  const key = globalThis.crypto.getRandomValues(new Uint8Array(32));
+  const keyId = [...globalThis.crypto.getRandomValues(new Uint8Array(32))]
+    .map((byte) => KEY_ID_ALPHABET[byte % KEY_ID_ALPHABET.length])
+    .join('');
+  const check = await encryptSecret(key, '', String.fromCharCode(...new Uint8Array(32)));
+  return { keyId, key, description: { algorithm: AES_HMAC_SHA2, iv: check.iv, mac: check.mac } };
+}
+
 /**
  * The secret-storage key the user typed: a recovery key when the text decodes as one,
  * else a passphrase. Throws with a clear message when it does not match the description.
