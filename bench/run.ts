@@ -31,6 +31,7 @@ import { encryptKeyFile } from '../src/crypto/keys/key-file.ts';
 import { UI_CHANNEL } from '../src/shared/ui.ts';
 import { benchSynapseSends } from './synapse-send.ts';
 import { bareLoop, benchSyncProcessor, openReceiver, receiveKeys } from './node-decrypt.ts';
+import { benchScale } from './scale.ts';
 import { startBenchServer } from './server.ts';
 import { differences, fmt, fmtSpread, paired, ratios, spread } from './stats.ts';
 
@@ -56,6 +57,8 @@ const ONLY = process.env.BENCH_ONLY?.split(',')
   .map((item) => item.trim())
   .filter(Boolean);
 const want = (item: string) => !ONLY || ONLY.includes(item);
+/** Item 8 (scale, 100,000 events: several minutes) runs only when asked for: BENCH_ONLY=8 or BENCH_SCALE=1. */
+const wantScale = ONLY?.includes('8') || process.env.BENCH_SCALE === '1';
 const repoRoot = resolve(import.meta.dirname, '..');
 const started = new Date();
 const loadBefore = loadavg();
@@ -451,6 +454,10 @@ async function main() {
         met: spread(polls.cold).median <= 150,
       });
     }
+
+    // 8. Scale: 200 rooms, an initial sync of 20,000 events, then to 100,000 (opt-in, last:
+    // it fills the worker's cache and index).
+    if (wantScale) rows.push(...(await benchScale({ server, hs, browsers, receiver, token: browserToken, log })));
     corpus.close();
   } finally {
     await browsers.close();
