@@ -141,7 +141,9 @@ export async function benchScale(options: {
         const s = (r + i + sent) % senders.length;
         const decision = await senders[s]!.prepareSend(room, message.type, JSON.stringify(message.content));
         if (decision === 'passthrough') throw new Error(`bench scale: ${room} is not encrypted`);
-        events.push(hs.event(room, SENDERS[s]!, 'm.room.encrypted', JSON.parse(decision.body), { unsigned: { age: 500 } }));
+        events.push(
+          hs.event(room, SENDERS[s]!, 'm.room.encrypted', JSON.parse(decision.body), { unsigned: { age: 500 } }),
+        );
       }
       timeline[room] = events;
     }
