@@ -3,7 +3,7 @@
  * scripts/pantalaimon-venv.sh) decrypting the very /sync bodies the page gets, with the
  * same megolm sessions (the Node receiver's key export imported into its store) and the
  * senders' devices known and unverified. One Python process for the whole item
- * (bench/pantalaimon.py): it times each body in-process and answers one line per body.
+ * (bench/pan_sync_decrypt.py): it times each body in-process and answers one line per body.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -59,7 +59,7 @@ export async function startPantalaimon(options: {
       rooms,
     }),
   );
-  const child = spawn(python, [resolve(repoRoot, 'bench/pantalaimon.py'), join(dir, 'setup.json')], {
+  const child = spawn(python, [resolve(repoRoot, 'bench/pan_sync_decrypt.py'), join(dir, 'setup.json')], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();

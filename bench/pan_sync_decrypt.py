@@ -27,6 +27,7 @@ from nio.crypto import InboundGroupSession, OlmDevice
 from nio.rooms import MatrixRoom
 from pantalaimon.client import PanClient
 from pantalaimon.log import logger as pan_logger
+from pantalaimon.store import PanStore
 
 
 def main():
@@ -37,8 +38,12 @@ def main():
     logbook.StderrHandler(level=logbook.WARNING).push_application()
 
     me, device = setup["user_id"], setup["device_id"]
-    client = PanClient("bench", None, None, "http://127.0.0.1:1", None, me, device,
-                       store_path=tempfile.mkdtemp(prefix="pan-kirjava-bench-"))
+    # As the daemon makes it: its PanStore (SQLite, where it keeps the media keys of
+    # encrypted attachments) and media cache, and the nio store beside them.
+    data_dir = tempfile.mkdtemp(prefix="pan-kirjava-bench-")
+    pan_store = PanStore(data_dir)
+    client = PanClient("bench", pan_store, None, "http://127.0.0.1:1", None, me, device,
+                       store_path=data_dir, media_info=pan_store.load_media_cache("bench"))
     client.user_id = me
     client.restore_login(me, device, "bench-token")
     for d in setup["devices"]:
