@@ -14,13 +14,13 @@ import type { CryptoAccount } from '../src/crypto/account.ts';
 
 const repoRoot = resolve(import.meta.dirname, '..');
 
-export interface PantalaimonResult {
+interface PantalaimonResult {
   ms: number;
   events: number;
   decrypted: number;
 }
 
-export interface Pantalaimon {
+interface Pantalaimon {
   sessions: number;
   version: string;
   /** Decrypts one /sync body in pantalaimon: json.loads + PanClient.decrypt_sync_body + json.dumps. */
