@@ -24,7 +24,7 @@ const ROOMS = 200;
 const INITIAL_PER_ROOM = 100;
 const BATCH_PER_ROOM = 25;
 const TOTAL = Number(process.env.BENCH_SCALE_TOTAL ?? 100_000);
-const CHECKPOINTS = [20_000, 50_000, TOTAL];
+const CHECKPOINTS = [...new Set([20_000, 50_000, 100_000, TOTAL])].filter((n) => n <= TOTAL);
 /** The bounds as src/ states them (decrypted-cache.ts, search-index.ts), and what a store may reach (1.1 ×). */
 const CACHE_BOUND = 20_000;
 const INDEX_BOUND = 50_000;
@@ -290,7 +290,7 @@ export async function benchScale(options: {
   rows.push({
     item: '8',
     measure:
-      'worker JS heap (after a GC) at 20,000 / 50,000 / 100,000 decrypted events: right after the last sync ' +
+      `worker JS heap (after a GC) at ${CHECKPOINTS.map(count).join(' / ')} decrypted events: right after the last sync ` +
       '→ once the cache and index writes it queued have settled (how long that took)',
     baseline: `before the initial sync ${mib(before.heapUsed)}`,
     result: points
