@@ -290,8 +290,8 @@ export async function benchScale(options: {
   rows.push({
     item: '8',
     measure:
-      `worker JS heap (after a GC) at ${CHECKPOINTS.map(count).join(' / ')} decrypted events: right after the last sync ` +
-      '→ once the cache and index writes it queued have settled (how long that took)',
+      `worker JS heap (after a GC) at ${CHECKPOINTS.map(count).join(' / ')} decrypted events: right after ` +
+      'the last sync → once the cache and index writes it queued have settled (how long that took)',
     baseline: `before the initial sync ${mib(before.heapUsed)}`,
     result: points
       .slice(1)
