@@ -31,6 +31,8 @@ import { encryptKeyFile } from '../src/crypto/keys/key-file.ts';
 import { UI_CHANNEL } from '../src/shared/ui.ts';
 import { benchSynapseSends } from './synapse-send.ts';
 import { bareLoop, benchSyncProcessor, openReceiver, receiveKeys } from './node-decrypt.ts';
+import { startPantalaimon } from './pantalaimon.ts';
+import { benchScale } from './scale.ts';
 import { startBenchServer } from './server.ts';
 import { differences, fmt, fmtSpread, paired, ratios, spread } from './stats.ts';
 
@@ -56,6 +58,8 @@ const ONLY = process.env.BENCH_ONLY?.split(',')
   .map((item) => item.trim())
   .filter(Boolean);
 const want = (item: string) => !ONLY || ONLY.includes(item);
+/** Item 8 (scale, 100,000 events: several minutes) runs only when asked for: BENCH_ONLY=8 or BENCH_SCALE=1. */
+const wantScale = ONLY?.includes('8') || process.env.BENCH_SCALE === '1';
 const repoRoot = resolve(import.meta.dirname, '..');
 const started = new Date();
 const loadBefore = loadavg();
@@ -104,7 +108,8 @@ async function main() {
       syncEvents: 1000,
       historyEvents: 500,
       batches: 9,
-      fresh: want('2') ? RUNS + 1 : 0,
+      // Item 2's bodies, then item 3p's (each decrypted once by pantalaimon and once by the page).
+      fresh: (want('2') ? RUNS + 1 : 0) + (want('3p') ? RUNS + 1 : 0),
       singles: 1 + 4 * COLD_RUNS,
     });
     log(`corpus ready in ${fmt((performance.now() - t0) / 1000, 1)} s`);
@@ -217,9 +222,62 @@ async function main() {
           met: twoRatio.median <= 1.3,
         });
       };
-      await endToEnd(corpus.fresh, 'fresh', 'senders not cross-signed');
+      await endToEnd(corpus.fresh.slice(0, RUNS + 1), 'fresh', 'senders not cross-signed');
       await endToEnd(xCorpus.fresh, 'xfresh', 'cross-signed senders');
       xCorpus.close();
+    }
+
+    // 3p. pantalaimon side by side: the same never-seen bodies of 1,000 events, the same
+    // megolm sessions, decrypted by pantalaimon in-process and by the page, pair by pair.
+    if (want('3p')) {
+      log('3p. pantalaimon side by side (installs it into .venv-pantalaimon the first time)');
+      const bodies = corpus.fresh.slice(want('2') ? RUNS + 1 : 0);
+      const pan = await startPantalaimon({ receiver, senders: corpus.senders, rooms: [...SYNC_ROOMS] });
+      try {
+        log(`   ${pan.version}; ${pan.sessions} megolm sessions imported`);
+        const events = Object.values(bodies[0]!).reduce((n, list) => n + list.length, 0);
+        bodies.forEach((timeline, i) => {
+          const body = syncBody(timeline, [], `pan${i}`);
+          server.syncs.set(`pan${i}`, () => body);
+        });
+        let panRun = 0;
+        let pageRun = 0;
+        const side = await paired(
+          RUNS,
+          async () => {
+            const name = `pan${panRun++}`;
+            const answer = await pan.decrypt(server.syncs.get(name)!());
+            if (answer.decrypted !== events)
+              throw new Error(`bench: pantalaimon decrypted ${answer.decrypted} of ${events} events`);
+            return answer.ms;
+          },
+          async () => {
+            const timed = await timedFetch(page, syncUrl(`pan${pageRun++}`), browserToken);
+            if (timed.decrypted !== events)
+              throw new Error(`bench: the page got ${timed.decrypted} of ${events} events decrypted`);
+            decryptedInBrowser += timed.decrypted;
+            return timed.ms;
+          },
+        );
+        // Kirjava's events/s ÷ pantalaimon's = pantalaimon's time ÷ Kirjava's, pair by pair.
+        const speedup = spread(ratios(side.baseline, side.subject));
+        const perSecond = (values: number[]) => fmt(events / (spread(values).median / 1000), 0);
+        rows.push({
+          item: '3p',
+          measure:
+            `the same /sync body of ${events} megolm events never seen before (new ones each run, senders ` +
+            'known and not cross-signed): Kirjava, page fetch → decrypted body in Chromium, vs pantalaimon ' +
+            `in-process (json.loads + decrypt_sync_body + json.dumps; ${pan.version})`,
+          baseline: `pantalaimon ${ms(side.baseline)}, ${perSecond(side.baseline)} events/s`,
+          result:
+            `${ms(side.subject)}, ${perSecond(side.subject)} events/s: ` +
+            `×${fmtSpread(speedup)} pantalaimon's events/s`,
+          target: '≥ 3',
+          met: speedup.median >= 3,
+        });
+      } finally {
+        pan.close();
+      }
     }
 
     // 3. Pass-through of unencrypted syncs: with Kirjava vs the bare browser.
@@ -451,6 +509,10 @@ async function main() {
         met: spread(polls.cold).median <= 150,
       });
     }
+
+    // 8. Scale: 200 rooms, an initial sync of 20,000 events, then to 100,000 (opt-in, last:
+    // it fills the worker's cache and index).
+    if (wantScale) rows.push(...(await benchScale({ server, hs, browsers, receiver, token: browserToken, log })));
     corpus.close();
   } finally {
     await browsers.close();

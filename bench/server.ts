@@ -61,6 +61,11 @@ export async function startBenchServer(): Promise<BenchServer> {
     const path = url.pathname.replace(/^\/_matrix\/client\/v3/, '');
     const token = request.headers.authorization?.replace(/^Bearer /, '');
     if (url.pathname === '/bench.html') return send(200, PAGE, 'text/html; charset=utf-8');
+    // The options page checks a homeserver (`GET /_matrix/client/versions`) before it saves it.
+    if (url.pathname === '/_matrix/client/versions') {
+      response.writeHead(200, { 'Content-Type': 'application/json', 'Access-Control-Allow-Origin': '*' });
+      return response.end(JSON.stringify({ versions: ['v1.11', 'v1.12'], unstable_features: {} }));
+    }
     if (path === '/account/whoami' && token && state.whoami.has(token))
       return send(200, JSON.stringify(state.whoami.get(token)));
     if (path === '/sync') {
