@@ -47,7 +47,8 @@ export interface RoomProgress {
 
 /** Where an index's records live: IndexedDB (Dexie) in the worker, memory in Node tests. */
 export interface SearchStore {
-  put(record: IndexRecord): Promise<void>;
+  /** Adds or replaces these records, in one transaction. */
+  putMany(records: IndexRecord[]): Promise<void>;
   get(id: string): Promise<IndexRecord | undefined>;
   delete(id: string): Promise<void>;
   getMany(ids: string[]): Promise<(IndexRecord | undefined)[]>;
@@ -63,6 +64,18 @@ export interface SearchStore {
 
 /** Events kept per account in the search index (the oldest go beyond it). */
 export const SEARCH_INDEX_LIMIT = 50_000;
+/** Events sealed and written per transaction. */
+const WRITE_BATCH = 500;
+/**
+ * Events waiting to be written, at most: decryption outruns IndexedDB, so beyond this the
+ * oldest waiting ones are dropped (search misses them) rather than the worker's memory grow.
+ */
+const PENDING_LIMIT = 5_000;
+
+interface PendingAdd {
+  stored: IndexedEvent;
+  terms: string[];
+}
 
 const toBase64 = (bytes: ArrayBuffer | Uint8Array) => btoa(String.fromCharCode(...new Uint8Array(bytes)));
 
@@ -73,6 +86,9 @@ const toBase64 = (bytes: ArrayBuffer | Uint8Array) => btoa(String.fromCharCode(.
  */
 export class SearchIndex {
   private writes: Promise<unknown> = Promise.resolve();
+  /** Decrypted events waiting for the write job (see add). */
+  private readonly pending: PendingAdd[] = [];
+  private flushing: Promise<void> | undefined;
   /** Events redacted this worker lifetime, so a decryption that finishes later is not indexed. */
   private readonly redacted = new Set<string>();
   /** Writes since the bound was last checked; starts due, so an index opened over its bound is trimmed. */
@@ -133,37 +149,61 @@ export class SearchIndex {
       room_id: roomId,
       origin_server_ts: typeof event.origin_server_ts === 'number' ? event.origin_server_ts : 0,
     };
-    const write = this.writes.then(async () => {
-      // Storage is full: the event is not kept (search misses it) until a later try finds space.
-      if (this.quota.skipWrites()) return;
-      const { iv, data } = await sealWith(this.encKey, new TextEncoder().encode(JSON.stringify(stored)));
-      const record: IndexRecord = {
-        id: stored.event_id,
-        room: roomId,
-        sender: stored.sender,
-        type: stored.type,
-        ts: stored.origin_server_ts,
-        terms: await Promise.all(terms.map((t) => this.hashTerm(t))),
-        iv: iv as Uint8Array<ArrayBuffer>,
-        data: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer,
-      };
-      try {
-        await this.store.put(record);
-      } catch (error) {
-        // A refusal for lack of space is not the caller's failure: the event just is not kept.
-        if (this.quota.refused(error, 'search index')) return;
-        throw error;
-      }
-      this.quota.written();
-      await this.keepBound();
-    });
-    this.writes = write.catch((error) => log.warn('could not index an event', { error: errorText(error) }));
+    this.pending.push({ stored, terms });
+    if (this.pending.length > PENDING_LIMIT) {
+      const dropped = this.pending.splice(0, this.pending.length - PENDING_LIMIT).length;
+      log.warn('search index behind: oldest waiting events not indexed', { dropped });
+    }
+    // One write job drains everything queued by the time it runs, in batches.
+    this.flushing ??= this.writes.then(() => this.writePending());
+    const write = this.flushing;
+    this.writes = write.catch((error) => log.warn('could not index events', { error: errorText(error) }));
     return write;
   }
 
+  /** Seals and writes the waiting events, WRITE_BATCH per transaction. */
+  private async writePending(): Promise<void> {
+    this.flushing = undefined;
+    while (this.pending.length > 0) {
+      // No bigger than the bound's check interval, so the store never holds more than 1.1 × limit.
+      const batch = this.pending.splice(0, Math.min(WRITE_BATCH, this.checkEvery));
+      // Storage is full: the events are not kept (search misses them) until a later try finds space.
+      if (this.quota.skipWrites()) continue;
+      const records = await Promise.all(
+        batch
+          .filter(({ stored }) => !this.redacted.has(`${stored.room_id}|${stored.event_id}`))
+          .map(({ stored, terms }) => this.recordOf(stored, terms)),
+      );
+      if (records.length === 0) continue;
+      try {
+        await this.store.putMany(records);
+      } catch (error) {
+        // A refusal for lack of space is not the caller's failure: the events just are not kept.
+        if (this.quota.refused(error, 'search index')) continue;
+        throw error;
+      }
+      this.quota.written();
+      await this.keepBound(records.length);
+    }
+  }
+
+  private async recordOf(stored: IndexedEvent, terms: string[]): Promise<IndexRecord> {
+    const { iv, data } = await sealWith(this.encKey, new TextEncoder().encode(JSON.stringify(stored)));
+    return {
+      id: stored.event_id,
+      room: stored.room_id,
+      sender: stored.sender,
+      type: stored.type,
+      ts: stored.origin_server_ts,
+      terms: await Promise.all(terms.map((t) => this.hashTerm(t))),
+      iv: iv as Uint8Array<ArrayBuffer>,
+      data: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer,
+    };
+  }
+
   /** Drops the oldest events beyond the bound; counted every `limit / 10` writes, not on each. */
-  private async keepBound(): Promise<void> {
-    this.sinceCheck += 1;
+  private async keepBound(written: number): Promise<void> {
+    this.sinceCheck += written;
     if (this.sinceCheck < this.checkEvery) return;
     this.sinceCheck = 0;
     const excess = (await this.store.count()) - this.limit;

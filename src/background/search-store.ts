@@ -33,8 +33,8 @@ class SearchDatabase extends Dexie {
 class DexieSearchStore implements SearchStore {
   constructor(private readonly db: SearchDatabase) {}
 
-  async put(record: IndexRecord) {
-    await this.db.events.put(record);
+  async putMany(records: IndexRecord[]) {
+    await this.db.events.bulkPut(records);
   }
 
   get(id: string) {

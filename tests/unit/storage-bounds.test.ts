@@ -39,9 +39,9 @@ class MemorySearchStore implements SearchStore {
   full = false;
   largest = 0;
 
-  async put(record: IndexRecord) {
+  async putMany(records: IndexRecord[]) {
     if (this.full) throw quotaError();
-    this.events.set(record.id, record);
+    for (const record of records) this.events.set(record.id, record);
     this.largest = Math.max(this.largest, this.events.size);
   }
   async get(id: string) {
