@@ -13,10 +13,10 @@ import {
   type HookConfigRequest,
 } from '../shared/messages.ts';
 
-/** `origin` as the browser tells it (opaque frames have none that could be allowed). */
+/** `origin` as the browser tells it (undefined for opaque frames, which no site allowed). */
 async function configFor(origin: string | undefined): Promise<HookConfig> {
   const settings = await getSettings();
-  const allowed = origin !== undefined && origin !== 'null' && settings.allowedSites.includes(origin);
+  const allowed = origin !== undefined && settings.allowedSites.includes(origin);
   return { allowed, homeservers: allowed ? settings.homeservers : [] };
 }
 

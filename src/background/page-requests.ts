@@ -5,22 +5,11 @@ import type { MatrixErrorReply, PageReply, PageRequest } from '../shared/message
 import { AccountUnusableError, SiteNotBoundError, UnconfirmedLoginError } from './account-errors.ts';
 import type { AccountRegistry } from './accounts.ts';
 import { searchServiceFor } from './search-service.ts';
-import { type Runtime, senderOrigin as reportedOrigin } from '../platform/ext.ts';
+import { type Runtime, senderOrigin } from '../platform/ext.ts';
 import { getSettings } from '../platform/storage.ts';
 import { log, requestLog } from './log.ts';
 import { errorText } from '../crypto/core/log.ts';
 import { storageQuota } from './storage-health.ts';
-
-/**
- * The web origin of the frame a message came from, as the browser tells it (an about:blank
- * frame has its creator's). An opaque origin (sandboxed frame, CSP `sandbox`, data:) is
- * "null" and is never served; the frame's URL is never used instead: a sandboxed frame's URL
- * names a site whose rights it does not have.
- */
-function senderOrigin(sender: Runtime.MessageSender): string | undefined {
-  const origin = reportedOrigin(sender);
-  return origin !== 'null' ? origin : undefined;
-}
 
 /**
  * The origin the worker serves this message for, or undefined when it serves it not at all:

@@ -42,10 +42,15 @@ export function onMessageAnsweredLater(
   browser.runtime.onMessage.addListener(listener as unknown as Runtime.OnMessageListener);
 }
 
-/** The web origin of a message's sender as the browser reports it (never one the sender claims). */
+/**
+ * The web origin of a message's sender as the browser reports it (never one the sender
+ * claims; an about:blank frame has its creator's). An opaque origin (sandboxed frame, CSP
+ * `sandbox`, data:) is "null" and comes back undefined: it names no site, and the frame's URL
+ * is never used instead, since a sandboxed frame's URL names a site whose rights it lacks.
+ */
 export function senderOrigin(sender: Runtime.MessageSender): string | undefined {
   const origin = (sender as { origin?: unknown }).origin;
-  return typeof origin === 'string' ? origin : undefined;
+  return typeof origin === 'string' && origin !== 'null' ? origin : undefined;
 }
 
 /** Whether a message comes from this extension (its worker, pages or content scripts). */
