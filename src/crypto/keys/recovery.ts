@@ -1,5 +1,5 @@
 import { DeviceId, type OlmMachine, UserId } from '@matrix-org/matrix-sdk-crypto-wasm';
-import { MatrixApiError, type MatrixHttp, seg } from '../core/http.ts';
+import type { MatrixHttp } from '../core/http.ts';
 import type { BackupProgress, KeyBackup } from './key-backup.ts';
 import type { OutgoingRequestProcessor } from '../core/outgoing-request-processor.ts';
 import {
@@ -9,6 +9,7 @@ import {
   decryptSecret,
   unlockKey,
 } from './secret-storage.ts';
+import { readAccountData } from './account-data.ts';
 
 const CROSS_SIGNING = [
   'm.cross_signing.master',
@@ -103,12 +104,7 @@ export class Recovery {
     return true;
   }
 
-  private async accountData<T>(type: string): Promise<T | undefined> {
-    try {
-      return await this.http.request<T>('GET', `/user/${seg(this.userId)}/account_data/${seg(type)}`);
-    } catch (error) {
-      if (error instanceof MatrixApiError && error.errcode === 'M_NOT_FOUND') return undefined;
-      throw error;
-    }
+  private accountData<T>(type: string): Promise<T | undefined> {
+    return readAccountData<T>(this.http, this.userId, type);
   }
 }

@@ -1,5 +1,5 @@
 import { BackupDecryptionKey, type OlmMachine, UserId } from '@matrix-org/matrix-sdk-crypto-wasm';
-import { MatrixApiError, type MatrixHttp, seg } from '../core/http.ts';
+import type { MatrixHttp } from '../core/http.ts';
 import { type BackupInfo, type KeyBackup, MEGOLM_BACKUP_V1 } from './key-backup.ts';
 import type { OutgoingRequestProcessor } from '../core/outgoing-request-processor.ts';
 import { PasswordAuth } from './password-auth.ts';
@@ -10,6 +10,7 @@ import {
   encodeRecoveryKey,
   encryptSecret,
 } from './secret-storage.ts';
+import { readAccountData, writeAccountData } from './account-data.ts';
 
 /** What a setup made: the recovery key (shown to the user once, never stored) and the backup version. */
 export interface SecureBackupSetupResult {
@@ -170,16 +171,11 @@ export class SecureBackupSetup {
     await this.putAccountData(name, { encrypted: { [storage.keyId]: await encryptSecret(storage.key, name, secret) } });
   }
 
-  private async putAccountData(type: string, content: object): Promise<void> {
-    await this.http.request('PUT', `/user/${seg(this.userId)}/account_data/${seg(type)}`, content);
+  private putAccountData(type: string, content: object): Promise<void> {
+    return writeAccountData(this.http, this.userId, type, content);
   }
 
-  private async accountData(type: string): Promise<unknown> {
-    try {
-      return await this.http.request('GET', `/user/${seg(this.userId)}/account_data/${seg(type)}`);
-    } catch (error) {
-      if (error instanceof MatrixApiError && error.errcode === 'M_NOT_FOUND') return undefined;
-      throw error;
-    }
+  private accountData(type: string): Promise<unknown> {
+    return readAccountData(this.http, this.userId, type);
   }
 }
