@@ -19,8 +19,7 @@ import { DecryptedEventCache, MemorySealedStore, type SealedEntry } from '../../
 import { ENCRYPTION_INFO_KEY } from '../../src/crypto/receive/event-decryptor.ts';
 import { parseSearchRequest } from '../../src/search/request.ts';
 import { FakeHomeserver } from '../fixtures/fake-homeserver.ts';
-import { aliceAndBobIn, closeOpenedAccounts, readText, sendText } from '../fixtures/crypto-accounts.ts';
-import { CryptoAccount } from '../../src/crypto/account.ts';
+import { aliceAndBobIn, closeOpenedAccounts, openAccount, readText, sendText } from '../fixtures/crypto-accounts.ts';
 
 type Json = Record<string, any>;
 
@@ -171,21 +170,8 @@ describe('Full storage', () => {
     const store = new RefusingSealedStore();
     const quota = new StorageQuota(silentLog);
     const cache = await DecryptedEventCache.create('the account store passphrase', store, undefined, silentLog, quota);
-    const open = async (userId: string, deviceId: string, decryptedCache?: DecryptedEventCache) => {
-      const account = await CryptoAccount.open({
-        baseUrl: hs.baseUrl,
-        userId,
-        deviceId,
-        accessToken: hs.login(userId, deviceId),
-        fetchFn: hs.fetchFn,
-        decryptedCache,
-      });
-      opened.push(account);
-      await account.claimDevice();
-      return account;
-    };
-    const alice = await open(ALICE, 'ALICEDEV');
-    const bob = await open(BOB, 'BOBDEV', cache);
+    const alice = await openAccount(hs, ALICE, 'ALICEDEV', { claim: true });
+    const bob = await openAccount(hs, BOB, 'BOBDEV', { claim: true, decryptedCache: cache });
     hs.setEncrypted(ROOM);
     hs.setMembership(ROOM, ALICE, 'join');
     hs.setMembership(ROOM, BOB, 'join');
@@ -238,11 +224,6 @@ describe('Full storage', () => {
     const after = await sendText(hs, alice, ROOM, 'after space was freed');
     assert.equal(await readText(hs, bob, ROOM, after), 'after space was freed');
   });
-});
-
-const opened: CryptoAccount[] = [];
-afterEach(() => {
-  for (const account of opened.splice(0)) account.close();
 });
 
 /** The cache's store in memory; `full` makes writes fail as a browser out of space does (Dexie's BulkError). */
