@@ -4,7 +4,7 @@
  * extension's service worker reached over CDP for its heap and storage figures.
  */
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { type ExtensionBrowser, launchBrowser } from '../tests/fixtures/browser.ts';
+import { CHROMIUM_FLAGS, type ExtensionBrowser, launchBrowser } from '../tests/fixtures/browser.ts';
 import { freePort, poll } from '../tests/fixtures/net.ts';
 
 export interface Timed {
@@ -72,14 +72,7 @@ export async function launchBrowsers(baseUrl: string, idleBaseUrl: string): Prom
   const plain = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--no-first-run',
-      '--disable-sync',
-    ],
+    args: CHROMIUM_FLAGS,
   });
   const plainPage = await plain.newPage();
   await plainPage.goto(`${baseUrl}/bench.html`);
