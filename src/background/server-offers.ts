@@ -9,7 +9,7 @@
  * added without the user's click.
  */
 import { SerialQueue } from '../crypto/core/serial-queue.ts';
-import { type WebRequest, browser } from '../platform/ext.ts';
+import { type WebRequest, browser, MATRIX_CLIENT_REQUESTS, isWebOrigin } from '../platform/ext.ts';
 import { getSettings, storage, updateSettings, watchSettings } from '../platform/storage.ts';
 import type { ServerOfferView, Settings } from '../shared/messages.ts';
 import { setServersOffered } from './badge.ts';
@@ -17,16 +17,11 @@ import { onUiRequest } from './ui-router.ts';
 import { log } from './log.ts';
 import { errorText } from '../crypto/core/log.ts';
 
-const MATRIX_CLIENT_API = { urls: ['*://*/*_matrix/client/*'], types: ['xmlhttprequest' as const] };
-
 /**
  * The requests that show a page is a Matrix client of that server (spec: client-server API
  * `GET /versions`, `POST /login`, `GET /sync`, `PUT /rooms/{roomId}/send/{eventType}/{txnId}`).
  */
 const CLIENT_REQUEST = /\/_matrix\/client\/(?:versions$|[^/]+\/(?:login$|sync$|rooms\/[^/]+\/send\/))/;
-
-const isWebOrigin = (origin: string | undefined): origin is string =>
-  !!origin && (origin.startsWith('https://') || origin.startsWith('http://'));
 
 /** The base URL of the homeserver a client request goes to (everything before `/_matrix/`), if it is one. */
 function clientRequestBase(url: string): string | undefined {
@@ -61,7 +56,7 @@ export class ServerOffers {
     browser.webRequest.onBeforeRequest.addListener((details) => {
       this.observe(details).catch((error) => log.warn('homeserver check failed', { error: errorText(error) }));
       return undefined;
-    }, MATRIX_CLIENT_API);
+    }, MATRIX_CLIENT_REQUESTS);
     onUiRequest('server-offers', async () => ({ offers: await this.offers() }));
     onUiRequest('server-offer-decision', async ({ origin, homeserver, accept }) => {
       await this.decide(origin, homeserver, accept);

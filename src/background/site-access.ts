@@ -7,7 +7,7 @@
  * answers none of its messages (page-requests.ts).
  */
 import { SerialQueue } from '../crypto/core/serial-queue.ts';
-import { type WebRequest, browser } from '../platform/ext.ts';
+import { type WebRequest, browser, MATRIX_CLIENT_REQUESTS, isWebOrigin } from '../platform/ext.ts';
 import { getSettings, storage, updateSettings } from '../platform/storage.ts';
 import type { SiteRequestView } from '../shared/messages.ts';
 import type { AccountRegistry } from './accounts.ts';
@@ -15,11 +15,6 @@ import { setSitesWaiting } from './badge.ts';
 import { onUiRequest } from './ui-router.ts';
 import { log } from './log.ts';
 import { errorText } from '../crypto/core/log.ts';
-
-const MATRIX_CLIENT_API = { urls: ['*://*/*_matrix/client/*'], types: ['xmlhttprequest' as const] };
-
-const isWebOrigin = (origin: string | undefined): origin is string =>
-  !!origin && (origin.startsWith('https://') || origin.startsWith('http://'));
 
 /** Starts the site prompts: the browser's record of requests, the popup's answers, the badge. */
 export function registerSiteAccess(registry: AccountRegistry): SiteAccess {
@@ -39,7 +34,7 @@ export class SiteAccess {
         this.observe(details).catch((error) => log.warn('site check failed', { error: errorText(error) }));
         return undefined;
       },
-      MATRIX_CLIENT_API,
+      MATRIX_CLIENT_REQUESTS,
       ['requestHeaders'],
     );
     onUiRequest('site-requests', async () => ({ requests: await this.pending() }));

@@ -5,14 +5,12 @@
  * Matrix client. Told by what the browser saw the page request (webRequest), never by the
  * page; a new page in the tab starts over.
  */
-import { browser } from '../platform/ext.ts';
+import { browser, MATRIX_CLIENT_REQUESTS } from '../platform/ext.ts';
 import { getSettings, watchSettings } from '../platform/storage.ts';
 import type { Settings } from '../shared/messages.ts';
 import { type TabProtection, showTabProtection } from './badge.ts';
 import { log } from './log.ts';
 import { errorText } from '../crypto/core/log.ts';
-
-const MATRIX_CLIENT_API = { urls: ['*://*/*_matrix/client/*'], types: ['xmlhttprequest' as const] };
 
 /** How bad each state is: a tab shows the worst its page has come to. */
 const RANK: Record<TabProtection['state'], number> = { none: 0, protected: 1, 'not-covered': 2 };
@@ -71,7 +69,7 @@ export function registerTabStatus(): void {
       .then((settings) => render(tabId, settings))
       .catch((error) => log.warn('tab icon not set', { error: errorText(error) }));
     return undefined;
-  }, MATRIX_CLIENT_API);
+  }, MATRIX_CLIENT_REQUESTS);
   watchSettings(renderAll);
   browser.webNavigation.onCommitted.addListener((details) => {
     if (details.frameId !== 0 || !talks.has(details.tabId)) return;

@@ -69,3 +69,10 @@ export async function restrictToExtension(name: 'local' | 'session'): Promise<bo
   await area.setAccessLevel({ accessLevel: 'TRUSTED_CONTEXTS' });
   return true;
 }
+
+/** The webRequest filter of every client-server API request a page makes, to any host. */
+export const MATRIX_CLIENT_REQUESTS = { urls: ['*://*/*_matrix/client/*'], types: ['xmlhttprequest' as const] };
+
+/** Whether a request's initiator is a web page's origin (not an extension, file or opaque one). */
+export const isWebOrigin = (origin: string | undefined): origin is string =>
+  !!origin && (origin.startsWith('https://') || origin.startsWith('http://'));
