@@ -27,9 +27,9 @@ function render(): Promise<void> {
       sitesWaiting > 0 ? `${sitesWaiting} site(s) ask to use encryption` : '',
       serversOffered > 0 ? `${serversOffered} client(s) talk to a homeserver Kirjava does not handle` : '',
     ].filter(Boolean);
-    await action.setTitle({
-      title: waiting.length > 0 ? `Kirjava: ${waiting.join('; ')}` : 'Kirjava: not a Matrix client',
-    });
+    // A tab without its own title (tab-status.ts) is not a Matrix client; what waits follows.
+    const title = ['Kirjava: not a Matrix client', ...waiting].join(' · ');
+    await action.setTitle({ title });
   });
 }
 

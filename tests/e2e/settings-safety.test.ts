@@ -375,7 +375,8 @@ describe('Safe whatever the settings say: unhandled homeservers, removed sites a
   it('The toolbar icon says per tab whether it is protected, not covered, or not a Matrix client', story, async () => {
     const other = bed.track(await bed.browser.context.newPage());
     await other.goto(`${bed.site.origin}/not-a-client`);
-    assert.equal(await titleOf(other.url()), 'Kirjava: not a Matrix client');
+    // Offers left open by earlier stories may follow in the title: what the tab is comes first.
+    assert.match(await titleOf(other.url()), /^Kirjava: not a Matrix client( · |$)/);
 
     const { client } = await bed.givenLoggedInClient();
     await client.page.evaluate(() => history.replaceState({}, '', '/?protected'));
