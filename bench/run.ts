@@ -3,7 +3,7 @@
  * and the bare browser (Chromium without the extension), every figure a ratio or a
  * difference against a baseline measured in the same run. Prints a table and writes
  * BENCHMARKS.md (or BENCH_OUT). Runs per figure: BENCH_RUNS (default 7); the extension
- * from dist/ (or BENCH_DIST).
+ * from dist/chromium/ (or BENCH_DIST).
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';

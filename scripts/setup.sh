@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need, and only what is missing, so it is fast when
-# everything is present: Debian's Chromium (the browser the tests drive), Synapse in
+# everything is present: Debian's Chromium and Firefox ESR (the browsers the tests drive), Synapse in
 # .venv-synapse (the test homeserver) and node_modules (npm ci when package-lock.json is newer).
 # Works on a fresh Debian bookworm machine as root (or with sudo).
 set -euo pipefail
@@ -22,6 +22,11 @@ apt_install() {
 if [ ! -x /usr/bin/chromium ]; then
   echo "setup: installing Chromium (Debian package)"
   apt_install chromium
+fi
+
+if [ ! -x /usr/bin/firefox-esr ]; then
+  echo "setup: installing Firefox ESR (Debian package)"
+  apt_install firefox-esr
 fi
 
 # The popup shows SAS emoji; without a colour emoji font screenshots show empty boxes.
