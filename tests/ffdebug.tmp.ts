@@ -1,0 +1,13 @@
+import { launchBrowser } from '/work/main/tests/fixtures/browser.ts';
+const t0 = Date.now();
+const b = await launchBrowser({ browser: 'firefox' });
+console.log('launched', Date.now() - t0);
+const p = await b.openOptions();
+console.log('options open', Date.now() - t0, await p.title());
+console.log(await b.inExtension(() => chrome.storage.local.get(null)), Date.now() - t0);
+await b.stopWorker();
+console.log('stopped', Date.now() - t0);
+await b.restart();
+console.log('restarted', Date.now() - t0);
+await b.close();
+console.log('closed', Date.now() - t0);
