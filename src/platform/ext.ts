@@ -4,6 +4,7 @@
  * this module adds the few things the polyfill does not type or changes:
  *
  * - a message sender's `origin` (Chromium and Firefox report it; the polyfill's types lack it);
+ * - which of the two browsers this is, for the few places where they differ (`browserKind`);
  * - `storage.*.setAccessLevel` (Chromium only);
  * - runtime messages whose receiver stays silent on purpose: the polyfill resolves
  *   `sendMessage` with undefined when no listener answered ("The message port closed
@@ -47,6 +48,8 @@ export function onMessageAnsweredLater(
  * claims; an about:blank frame has its creator's). An opaque origin (sandboxed frame, CSP
  * `sandbox`, data:) is "null" and comes back undefined: it names no site, and the frame's URL
  * is never used instead, since a sandboxed frame's URL names a site whose rights it lacks.
+ * Firefox reports `origin` as Chromium does (checked in Firefox 153: "null" for a sandboxed
+ * frame whose `url` is the site's); a browser that leaves it out gets no answer, fail closed.
  */
 export function senderOrigin(sender: Runtime.MessageSender): string | undefined {
   const origin = (sender as { origin?: unknown }).origin;
@@ -73,6 +76,11 @@ export async function restrictToExtension(name: 'local' | 'session'): Promise<bo
 /** The webRequest filter of every client-server API request a page makes, to any host. */
 export const MATRIX_CLIENT_REQUESTS = { urls: ['*://*/*_matrix/client/*'], types: ['xmlhttprequest' as const] };
 
-/** Whether a request's initiator is a web page's origin (not an extension, file or opaque one). */
-export const isWebOrigin = (origin: string | undefined): origin is string =>
-  !!origin && (origin.startsWith('https://') || origin.startsWith('http://'));
+/** The two browser families Kirjava runs in; where they differ, see docs/architecture.md, "Two browsers". */
+export type BrowserKind = 'chromium' | 'firefox';
+
+/**
+ * Which browser runs this extension: `runtime.getBrowserInfo` exists only in Firefox (the
+ * polyfill hands Firefox's own `browser` through and wraps Chromium's `chrome`, which lacks it).
+ */
+export const browserKind: BrowserKind = 'getBrowserInfo' in browser.runtime ? 'firefox' : 'chromium';
