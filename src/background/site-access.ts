@@ -2,9 +2,9 @@
  * Site authorization prompts: when a page on a site the user has not allowed talks to a
  * configured homeserver, the popup asks "Allow <origin> to use encryption for <account>?"
  * and the toolbar badge shows that an answer is pending. The origin comes from the
- * browser's own record of the request (webRequest's `initiator` or `originUrl`, platform/origins.ts), never from the page.
- * Until the user allows it, such a page's traffic is left untouched and the worker
- * answers none of its messages (page-requests.ts).
+ * browser's own record of the request (webRequest's `initiator` or `originUrl`,
+ * platform/origins.ts), never from the page. Until the user allows it, such a page's
+ * traffic is left untouched and the worker answers none of its messages (page-requests.ts).
  */
 import { SerialQueue } from '../crypto/core/serial-queue.ts';
 import { type WebRequest, browser, MATRIX_CLIENT_REQUESTS } from '../platform/ext.ts';

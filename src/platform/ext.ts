@@ -5,6 +5,7 @@
  *
  * - a message sender's `origin` (Chromium and Firefox report it; the polyfill's types lack it);
  * - which of the two browsers this is, for the few places where they differ (`browserKind`);
+ * - host access to exactly the sites and homeservers the user configures (`requestAccess`).
  * - `storage.*.setAccessLevel` (Chromium only);
  * - runtime messages whose receiver stays silent on purpose: the polyfill resolves
  *   `sendMessage` with undefined when no listener answered ("The message port closed
@@ -12,6 +13,7 @@
  *   into NoAnswerError. Kirjava's worker answers every request it serves with a value.
  */
 import browser, { type DeclarativeNetRequest, type Runtime, type WebRequest } from 'webextension-polyfill';
+import { accessPattern } from './origins.ts';
 
 export { browser };
 export type { DeclarativeNetRequest, Runtime, WebRequest };
@@ -84,3 +86,36 @@ export type BrowserKind = 'chromium' | 'firefox';
  * polyfill hands Firefox's own `browser` through and wraps Chromium's `chrome`, which lacks it).
  */
 export const browserKind: BrowserKind = 'getBrowserInfo' in browser.runtime ? 'firefox' : 'chromium';
+
+const patternsOf = (origins: string[]): string[] =>
+  [...new Set(origins.map(accessPattern))].filter((p): p is string => !!p);
+
+/**
+ * Asks the user to give Kirjava access to exactly `origins` (sites and homeservers). Firefox
+ * MV3 leaves host access to the user and asks only from a click: call it synchronously from
+ * the click handler, before any await. Resolves true at once where access is already given
+ * (Chromium's `<all_urls>` at install), false when the user refuses.
+ */
+export function requestAccess(origins: string[]): Promise<boolean> {
+  const patterns = patternsOf(origins);
+  return browser.permissions.request({ origins: patterns }).catch(async (error: unknown) => {
+    // Not from a click (a script's click, a gesture lost to an await): enough where access is given already.
+    if (await browser.permissions.contains({ origins: patterns })) return true;
+    throw error;
+  });
+}
+
+/** Whether Kirjava may access every one of `origins` (the user can take access back in Firefox). */
+export function hasAccess(origins: string[]): Promise<boolean> {
+  return browser.permissions.contains({ origins: patternsOf(origins) });
+}
+
+/** Calls `listener` whenever the user gives or takes back host access; returns the unsubscribe. */
+export function watchAccess(listener: () => void): () => void {
+  browser.permissions.onAdded.addListener(listener);
+  browser.permissions.onRemoved.addListener(listener);
+  return () => {
+    browser.permissions.onAdded.removeListener(listener);
+    browser.permissions.onRemoved.removeListener(listener);
+  };
+}

@@ -35,3 +35,18 @@ export function requestOrigin(details: RequestStarter): string | undefined {
   }
   return isWebOrigin(origin) ? origin : undefined;
 }
+
+/**
+ * The host-permission match pattern for every URL of `origin` (a site or a homeserver base
+ * URL): scheme and host, without the port, which Firefox's match patterns cannot hold (so the
+ * grant covers the host's other ports too). Undefined for anything but an http(s) URL.
+ */
+export function accessPattern(origin: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    return undefined;
+  }
+  return url.protocol === 'https:' || url.protocol === 'http:' ? `${url.protocol}//${url.hostname}/*` : undefined;
+}
