@@ -8,6 +8,7 @@
  * rooms are blocked by the send guard.
  */
 import { type Runtime, browser, senderOrigin } from '../platform/ext.ts';
+import { requestOrigin } from '../platform/origins.ts';
 import { getSettings, storage } from '../platform/storage.ts';
 import type { PageRequest } from '../shared/messages.ts';
 import { onUiRequest } from './ui-router.ts';
@@ -34,7 +35,7 @@ export class ClientCoverage {
   constructor() {
     browser.webRequest.onCompleted.addListener((details) => {
       if (details.method === 'GET' && details.statusCode === 200)
-        void this.syncCompleted(details.initiator, details.url);
+        void this.syncCompleted(requestOrigin(details), details.url);
     }, SYNC_REQUESTS);
     onUiRequest('uncovered-clients', async () => {
       const uncovered = await this.uncovered();

@@ -15,18 +15,14 @@
  * Rooms Kirjava never saw, and URLs written in encodings nobody expected, stay blocked.
  */
 
+import type { BrowserKind } from '../platform/ext.ts';
+
 /** One declarativeNetRequest rule, as the browser takes it. */
 export type Rule = chrome.declarativeNetRequest.Rule;
 type ResourceType = chrome.declarativeNetRequest.ResourceType;
 
-/**
- * Every resource type Chromium knows: a plaintext event can leave as a fetch or XHR
- * (`xmlhttprequest`), a form post into a frame or a tab (`sub_frame`, `main_frame`), a
- * beacon or `<a ping>` (`ping`, carrying the token in the query string), and through
- * whatever else a page can make POST. Firefox files `navigator.sendBeacon` under its own
- * `beacon`, which Chromium rejects: a Firefox build adds it here.
- */
-export const GUARDED_RESOURCE_TYPES = [
+/** The resource types both browsers know. */
+const COMMON_RESOURCE_TYPES = [
   'main_frame',
   'sub_frame',
   'stylesheet',
@@ -39,10 +35,32 @@ export const GUARDED_RESOURCE_TYPES = [
   'csp_report',
   'media',
   'websocket',
-  'webtransport',
-  'webbundle',
   'other',
-] as ResourceType[];
+];
+
+/**
+ * Every resource type each browser knows, and takes in a rule (a rule naming a type the
+ * browser lacks is refused, and with it the whole guard). A plaintext event can leave as a
+ * fetch or XHR (`xmlhttprequest`), a form post into a frame or a tab (`sub_frame`,
+ * `main_frame`), `<a ping>` (`ping`, carrying the token in the query string), a beacon, and
+ * through whatever else a page can make POST. Chromium files `navigator.sendBeacon` under
+ * `ping` and refuses `beacon`; Firefox files it under `beacon`, has a few types of its own,
+ * and refuses `webtransport` and `webbundle` ("Invalid enumeration value", Firefox 153).
+ */
+export const GUARDED_RESOURCE_TYPES: Record<BrowserKind, readonly ResourceType[]> = {
+  chromium: [...COMMON_RESOURCE_TYPES, 'webtransport', 'webbundle'] as ResourceType[],
+  firefox: [
+    ...COMMON_RESOURCE_TYPES,
+    'beacon',
+    'object_subrequest',
+    'xslt',
+    'xml_dtd',
+    'imageset',
+    'web_manifest',
+    'json',
+    'speculative',
+  ] as ResourceType[],
+};
 
 /** The client-server API versions under which the homeserver routes `/rooms/{id}/send`. */
 const SEND_PREFIXES = '(?:r0|v3|v1|api/v1|unstable)';
@@ -114,8 +132,13 @@ export interface GuardInput {
    * block rules of their own.
    */
   tabIds: number[];
-  /** The extension's own id: its requests are never blocked. */
-  extensionId: string;
+  /**
+   * The host of the extension's own pages (Chromium: its id; Firefox: its per-profile UUID,
+   * not the add-on id): its requests are never blocked.
+   */
+  extensionHost: string;
+  /** The browser the rules are for: it decides the resource types (GUARDED_RESOURCE_TYPES). */
+  browser: BrowserKind;
   /** How many regex rules the guard may use in all (see README, "Send guard limits"). */
   regexBudget: number;
 }
@@ -152,8 +175,8 @@ export function buildGuardRules(input: GuardInput): GuardRules {
   const rules: Omit<Rule, 'id'>[] = [];
   const common = {
     requestMethods: ['put', 'post'] as chrome.declarativeNetRequest.RequestMethod[],
-    resourceTypes: GUARDED_RESOURCE_TYPES,
-    excludedInitiatorDomains: [input.extensionId],
+    resourceTypes: [...GUARDED_RESOURCE_TYPES[input.browser]],
+    excludedInitiatorDomains: [input.extensionHost],
   };
   const block = { type: 'block' as chrome.declarativeNetRequest.RuleActionType };
   const urlFilter = SEND_URL_FILTER;

@@ -9,7 +9,7 @@
  * and whenever the settings change.
  */
 import { SerialQueue } from '../crypto/core/serial-queue.ts';
-import { type DeclarativeNetRequest, browser } from '../platform/ext.ts';
+import { type DeclarativeNetRequest, browser, browserKind } from '../platform/ext.ts';
 import { getSettings, storage, watchSettings } from '../platform/storage.ts';
 import type { PlainRooms } from '../shared/messages.ts';
 import { GuardedTabs } from './guarded-tabs.ts';
@@ -129,11 +129,12 @@ export class SendGuard {
       allowedSites: [...settings.allowedSites, ...(await this.tabs.untilReload(settings.allowedSites))],
       plainRooms,
       tabIds: this.tabs.ids(),
-      extensionId: browser.runtime.id,
+      extensionHost: new URL(browser.runtime.getURL('/')).hostname,
+      browser: browserKind,
       regexBudget: dnr.MAX_NUMBER_OF_REGEX_RULES - REGEX_RESERVE,
     };
     const built = buildGuardRules(input);
-    // Chromium's rule shape (its resource types include some Firefox's lacks).
+    // Chromium's rule shape; the polyfill's types are Firefox's (resource types differ by browser).
     const rules = (built: { rules: Rule[] }) => built.rules as unknown as DeclarativeNetRequest.Rule[];
     if (built.plainRoomsLeftOut > 0) {
       // Sends there pass once the page hook asks for them again.

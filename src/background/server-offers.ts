@@ -9,7 +9,8 @@
  * added without the user's click.
  */
 import { SerialQueue } from '../crypto/core/serial-queue.ts';
-import { type WebRequest, browser, MATRIX_CLIENT_REQUESTS, isWebOrigin } from '../platform/ext.ts';
+import { type WebRequest, browser, MATRIX_CLIENT_REQUESTS } from '../platform/ext.ts';
+import { requestOrigin } from '../platform/origins.ts';
 import { getSettings, storage, updateSettings, watchSettings } from '../platform/storage.ts';
 import type { ServerOfferView, Settings } from '../shared/messages.ts';
 import { setServersOffered } from './badge.ts';
@@ -68,8 +69,8 @@ export class ServerOffers {
   }
 
   private async observe(details: WebRequest.OnBeforeRequestDetailsType): Promise<void> {
-    const origin = details.initiator;
-    if (!isWebOrigin(origin)) return;
+    const origin = requestOrigin(details);
+    if (!origin) return;
     const homeserver = clientRequestBase(details.url);
     if (!homeserver) return;
     if (handled(await getSettings(), homeserver)) return;

@@ -2,12 +2,13 @@
  * Site authorization prompts: when a page on a site the user has not allowed talks to a
  * configured homeserver, the popup asks "Allow <origin> to use encryption for <account>?"
  * and the toolbar badge shows that an answer is pending. The origin comes from the
- * browser's own record of the request (webRequest `initiator`), never from the page.
- * Until the user allows it, such a page's traffic is left untouched and the worker
- * answers none of its messages (page-requests.ts).
+ * browser's own record of the request (webRequest's `initiator` or `originUrl`,
+ * platform/origins.ts), never from the page. Until the user allows it, such a page's
+ * traffic is left untouched and the worker answers none of its messages (page-requests.ts).
  */
 import { SerialQueue } from '../crypto/core/serial-queue.ts';
-import { type WebRequest, browser, MATRIX_CLIENT_REQUESTS, isWebOrigin } from '../platform/ext.ts';
+import { type WebRequest, browser, MATRIX_CLIENT_REQUESTS } from '../platform/ext.ts';
+import { requestOrigin } from '../platform/origins.ts';
 import { getSettings, storage, updateSettings } from '../platform/storage.ts';
 import type { SiteRequestView } from '../shared/messages.ts';
 import type { AccountRegistry } from './accounts.ts';
@@ -46,8 +47,8 @@ export class SiteAccess {
   }
 
   private async observe(details: WebRequest.OnBeforeSendHeadersDetailsType): Promise<void> {
-    const origin = details.initiator;
-    if (!isWebOrigin(origin)) return;
+    const origin = requestOrigin(details);
+    if (!origin) return;
     const settings = await getSettings();
     if (settings.allowedSites.includes(origin)) return;
     const homeserver = settings.homeservers.find((base) => details.url === base || details.url.startsWith(`${base}/`));

@@ -6,6 +6,7 @@
  * page; a new page in the tab starts over.
  */
 import { browser, MATRIX_CLIENT_REQUESTS } from '../platform/ext.ts';
+import { requestOrigin } from '../platform/origins.ts';
 import { getSettings, watchSettings } from '../platform/storage.ts';
 import type { Settings } from '../shared/messages.ts';
 import { type TabProtection, showTabProtection } from './badge.ts';
@@ -60,9 +61,10 @@ export function registerTabStatus(): void {
   };
 
   browser.webRequest.onBeforeRequest.addListener((details) => {
-    const { tabId, initiator, url } = details;
+    const { tabId, url } = details;
+    const initiator = requestOrigin(details);
     const base = baseOf(url);
-    if (tabId < 0 || !base || !initiator?.startsWith('http')) return undefined;
+    if (tabId < 0 || !base || !initiator) return undefined;
     const pairs = talks.get(tabId) ?? new Map();
     talks.set(tabId, pairs.set(`${initiator} ${base}`, { initiator, base }));
     getSettings()

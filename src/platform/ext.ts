@@ -4,6 +4,8 @@
  * this module adds the few things the polyfill does not type or changes:
  *
  * - a message sender's `origin` (Chromium and Firefox report it; the polyfill's types lack it);
+ * - which of the two browsers this is, for the few places where they differ (`browserKind`);
+ * - host access to exactly the sites and homeservers the user configures (`requestAccess`).
  * - `storage.*.setAccessLevel` (Chromium only);
  * - runtime messages whose receiver stays silent on purpose: the polyfill resolves
  *   `sendMessage` with undefined when no listener answered ("The message port closed
@@ -11,6 +13,7 @@
  *   into NoAnswerError. Kirjava's worker answers every request it serves with a value.
  */
 import browser, { type DeclarativeNetRequest, type Runtime, type WebRequest } from 'webextension-polyfill';
+import { accessPattern } from './origins.ts';
 
 export { browser };
 export type { DeclarativeNetRequest, Runtime, WebRequest };
@@ -47,6 +50,8 @@ export function onMessageAnsweredLater(
  * claims; an about:blank frame has its creator's). An opaque origin (sandboxed frame, CSP
  * `sandbox`, data:) is "null" and comes back undefined: it names no site, and the frame's URL
  * is never used instead, since a sandboxed frame's URL names a site whose rights it lacks.
+ * Firefox reports `origin` as Chromium does (checked in Firefox 153: "null" for a sandboxed
+ * frame whose `url` is the site's); a browser that leaves it out gets no answer, fail closed.
  */
 export function senderOrigin(sender: Runtime.MessageSender): string | undefined {
   const origin = (sender as { origin?: unknown }).origin;
@@ -73,6 +78,44 @@ export async function restrictToExtension(name: 'local' | 'session'): Promise<bo
 /** The webRequest filter of every client-server API request a page makes, to any host. */
 export const MATRIX_CLIENT_REQUESTS = { urls: ['*://*/*_matrix/client/*'], types: ['xmlhttprequest' as const] };
 
-/** Whether a request's initiator is a web page's origin (not an extension, file or opaque one). */
-export const isWebOrigin = (origin: string | undefined): origin is string =>
-  !!origin && (origin.startsWith('https://') || origin.startsWith('http://'));
+/** The two browser families Kirjava runs in; where they differ, see docs/architecture.md, "Two browsers". */
+export type BrowserKind = 'chromium' | 'firefox';
+
+/**
+ * Which browser runs this extension: `runtime.getBrowserInfo` exists only in Firefox (the
+ * polyfill hands Firefox's own `browser` through and wraps Chromium's `chrome`, which lacks it).
+ */
+export const browserKind: BrowserKind = 'getBrowserInfo' in browser.runtime ? 'firefox' : 'chromium';
+
+const patternsOf = (origins: string[]): string[] =>
+  [...new Set(origins.map(accessPattern))].filter((p): p is string => !!p);
+
+/**
+ * Asks the user to give Kirjava access to exactly `origins` (sites and homeservers). Firefox
+ * MV3 leaves host access to the user and asks only from a click: call it synchronously from
+ * the click handler, before any await. Resolves true at once where access is already given
+ * (Chromium's `<all_urls>` at install), false when the user refuses.
+ */
+export function requestAccess(origins: string[]): Promise<boolean> {
+  const patterns = patternsOf(origins);
+  return browser.permissions.request({ origins: patterns }).catch(async (error: unknown) => {
+    // Not from a click (a script's click, a gesture lost to an await): enough where access is given already.
+    if (await browser.permissions.contains({ origins: patterns })) return true;
+    throw error;
+  });
+}
+
+/** Whether Kirjava may access every one of `origins` (the user can take access back in Firefox). */
+export function hasAccess(origins: string[]): Promise<boolean> {
+  return browser.permissions.contains({ origins: patternsOf(origins) });
+}
+
+/** Calls `listener` whenever the user gives or takes back host access; returns the unsubscribe. */
+export function watchAccess(listener: () => void): () => void {
+  browser.permissions.onAdded.addListener(listener);
+  browser.permissions.onRemoved.addListener(listener);
+  return () => {
+    browser.permissions.onAdded.removeListener(listener);
+    browser.permissions.onRemoved.removeListener(listener);
+  };
+}

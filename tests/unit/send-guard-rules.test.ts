@@ -6,16 +6,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildGuardRules, GUARDED_RESOURCE_TYPES, roomIdPattern } from '../../src/background/send-guard-rules.ts';
+import type { BrowserKind } from '../../src/platform/ext.ts';
 
 const base = 'https://matrix.example.org';
 const plainRoom = '!plain:example.org';
 
-function rules(plainRooms: string[] = [plainRoom], regexBudget = 100) {
+function rules(plainRooms: string[] = [plainRoom], regexBudget = 100, browser: BrowserKind = 'chromium') {
   return buildGuardRules({
     allowedSites: ['https://app.example.org', 'http://127.0.0.1:8080'],
     plainRooms,
     tabIds: [7],
-    extensionId: 'abcdefghijklmnop',
+    extensionHost: 'abcdefghijklmnop',
+    browser,
     regexBudget,
   });
 }
@@ -81,22 +83,36 @@ describe('Send guard rules', () => {
   });
 
   it('cover navigations, form posts, beacons and every other resource type Chromium has', () => {
-    for (const type of [
-      'main_frame',
-      'sub_frame',
-      'xmlhttprequest',
-      'ping',
-      'other',
-      'object',
-      'media',
-      'webtransport',
-      'webbundle',
-    ]) {
-      assert.ok(GUARDED_RESOURCE_TYPES.includes(type as chrome.declarativeNetRequest.ResourceType), type);
+    const types: readonly string[] = GUARDED_RESOURCE_TYPES.chromium;
+    for (const type of ['main_frame', 'sub_frame', 'xmlhttprequest', 'ping', 'other', 'object', 'media']) {
+      assert.ok(types.includes(type), type);
     }
-    // Chromium refuses a rule that names `beacon` (Firefox's type for sendBeacon).
-    assert.ok(!GUARDED_RESOURCE_TYPES.includes('beacon' as chrome.declarativeNetRequest.ResourceType));
-    for (const rule of rules().rules) assert.deepEqual(rule.condition.resourceTypes, GUARDED_RESOURCE_TYPES);
+    for (const type of ['webtransport', 'webbundle']) assert.ok(types.includes(type), type);
+    // Chromium refuses a rule that names `beacon` (Firefox's type for sendBeacon; Chromium's is `ping`).
+    assert.ok(!types.includes('beacon'));
+    for (const rule of rules().rules) assert.deepEqual(rule.condition.resourceTypes, types);
+  });
+
+  it("in Firefox, cover sendBeacon's own `beacon` type and Firefox's other types, none it refuses", () => {
+    const types: readonly string[] = GUARDED_RESOURCE_TYPES.firefox;
+    for (const type of ['main_frame', 'sub_frame', 'xmlhttprequest', 'ping', 'beacon', 'other', 'object', 'media']) {
+      assert.ok(types.includes(type), type);
+    }
+    for (const type of ['object_subrequest', 'xslt', 'xml_dtd', 'imageset', 'web_manifest', 'json']) {
+      assert.ok(types.includes(type), type);
+    }
+    // Firefox 153 refuses the whole rule for these ("Invalid enumeration value").
+    for (const type of ['webtransport', 'webbundle']) assert.ok(!types.includes(type), type);
+    const built = rules([plainRoom], 100, 'firefox');
+    for (const rule of built.rules) assert.deepEqual(rule.condition.resourceTypes, types);
+    // The same rules otherwise: block and allow patterns do not depend on the browser.
+    const withoutTypes = (r: typeof built) =>
+      r.rules.map(({ condition: { resourceTypes: _, ...c }, ...rest }) => ({ ...rest, c }));
+    assert.deepEqual(withoutTypes(built), withoutTypes(rules()));
+  });
+
+  it("exempt the extension's own requests by the host of its pages", () => {
+    for (const rule of rules().rules) assert.deepEqual(rule.condition.excludedInitiatorDomains, ['abcdefghijklmnop']);
   });
 
   it('block the odd spellings a homeserver or the proxy in front of it might still route', () => {
@@ -122,7 +138,8 @@ describe('Send guard rules', () => {
       allowedSites: ['https://app.example.org'],
       plainRooms: [],
       tabIds: [],
-      extensionId: 'x',
+      extensionHost: 'x',
+      browser: 'chromium',
       regexBudget: 10,
     });
     assert.equal(built.rules.filter((rule) => rule.action.type === 'block').length, 1);
@@ -134,7 +151,8 @@ describe('Send guard rules', () => {
       allowedSites: [],
       plainRooms: [plainRoom],
       tabIds: [],
-      extensionId: 'x',
+      extensionHost: 'x',
+      browser: 'chromium',
       regexBudget: 10,
     });
     assert.deepEqual(built.rules, []);
