@@ -1,15 +1,17 @@
 /**
  * A flaky network between Kirjava and the homeserver, told as user stories: a proxy in front
- * of Synapse fails the requests the crypto machine needs to send a message (keys query, keys
- * claim, the room-key share over to-device) with a server error, a rate limit or a connection
- * reset. Kirjava retries them with backoff (src/crypto/core/retry.ts), and the plain client's
- * message still reaches the peer encrypted, exactly once. A fault that outlasts the retries
- * fails the send with a Matrix error, never plaintext, and the next send after it works.
+ * of Synapse fails the requests the crypto machine needs (the new device's keys upload, keys
+ * query, keys claim, the room-key share over to-device) with a server error, a rate limit, a
+ * connection reset, or no answer within Kirjava's 30 s per attempt. Kirjava retries them with
+ * backoff (src/crypto/core/retry.ts); a keys upload that outlasts one run of retries goes
+ * again after the next sync; and the plain client's message still reaches the peer encrypted,
+ * exactly once. A fault that outlasts the retries fails the send with a Matrix error, never
+ * plaintext, also across a worker stop and a browser restart, and the next send after it works.
  */
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { startFaultProxy, type Fault, type FaultProxy, type FaultRule } from '../fixtures/fault-proxy.ts';
-import { MEGOLM, StoryBed, assertPeerDecrypts, givenEncryptedRoom } from '../fixtures/stories.ts';
+import { MEGOLM, StoryBed, assertClientReads, assertPeerDecrypts, givenEncryptedRoom } from '../fixtures/stories.ts';
 import type { Peer } from '../fixtures/peer.ts';
 
 const story = { timeout: 90_000 };
@@ -128,6 +130,82 @@ describe('A flaky network between Kirjava and the homeserver', () => {
     }
   }
 
+  /** Kirjava gives one attempt 30 s (DEFAULT_RETRY): a hold of 35 s outlasts it. */
+  const held: Fault = { kind: 'hold', ms: 35_000 };
+  const uploadFaults: Array<{ name: string; fault: Fault; times: number; waitsAtLeastMs: number }> = [
+    ...faults.map((entry) => ({ ...entry, times: 1 })),
+    {
+      name: 'a 503 six times, past one run of retries',
+      fault: { kind: 'server-error' },
+      times: 6,
+      waitsAtLeastMs: 900,
+    },
+    { name: 'no answer within 30 s', fault: held, times: 1, waitsAtLeastMs: 29_000 },
+  ];
+
+  for (const { name, fault, times, waitsAtLeastMs } of uploadFaults) {
+    it(
+      `The keys upload of a new device fails with ${name}: the device gets its keys, and messages arrive ` +
+        'encrypted both ways, exactly once',
+      story,
+      async () => {
+        const user = await bed.newUser('alice');
+        // Its device keys name the user; the one-time key counts asked first (`{}`) do not.
+        const rule = proxy.fail({ path: '/keys/upload', bodyIncludes: user.userId, fault, times });
+        const started = Date.now();
+        const { client, ...session } = await bed.givenLoggedInClient(user);
+        const peer = await bed.givenPeer();
+        await peer.waitForDeviceKeys(session.userId, session.deviceId, 90_000);
+        console.log(`[faults] keys upload, ${name}: keys on the server after ${Date.now() - started} ms`);
+        console.log(`[faults]   attempts: ${attempts(rule)}`);
+        const seen = proxy.matched(rule);
+        assert.equal(seen.filter((entry) => entry.outcome === fault.kind).length, times, attempts(rule));
+        assert.ok(
+          seen.some((entry) => entry.outcome === 'passed 200'),
+          `no upload went through: ${attempts(rule)}`,
+        );
+        assert.ok(seen[1]!.at - seen[0]!.at >= waitsAtLeastMs, `the retry came too soon: ${attempts(rule)}`);
+
+        const roomId = await givenEncryptedRoom(peer, client, session.userId, session.deviceId);
+        // The peer's message needs one of the uploaded one-time keys; the client's, the peer's.
+        const fromPeer = `The peer writes after ${name} on the keys upload`;
+        await peer.sendText(roomId, fromPeer);
+        await assertClientReads(client, roomId, fromPeer, peer.userId);
+        const body = `The client writes after ${name} on the keys upload`;
+        const eventId = await client.sendText(roomId, body);
+        await assertPeerDecrypts(peer, roomId, eventId, body, session.userId);
+        await assertStoredOnceEncrypted(peer, roomId, session.userId, eventId, body);
+      },
+    );
+  }
+
+  it(
+    'The room-key share gets no answer within 30 s: it is sent again, and the message arrives encrypted, ' +
+      'exactly once',
+    story,
+    async () => {
+      const { client, peer, session, roomId } = await givenFreshRoom();
+      const rule = proxy.fail({
+        path: '/sendToDevice/m.room.encrypted/',
+        bodyIncludes: peer.userId,
+        fault: held,
+        times: 1,
+      });
+      const body = 'Through a room-key share that hangs';
+      const started = Date.now();
+      const eventId = await client.sendText(roomId, body);
+      console.log(`[faults] to-device share held: send took ${Date.now() - started} ms; attempts: ${attempts(rule)}`);
+      const seen = proxy.matched(rule);
+      assert.deepEqual(
+        seen.map((entry) => entry.outcome),
+        ['hold', 'passed 200'],
+      );
+      assert.ok(seen[1]!.at - seen[0]!.at >= 29_000, `the retry came too soon: ${attempts(rule)}`);
+      await assertPeerDecrypts(peer, roomId, eventId, body, session.userId);
+      await assertStoredOnceEncrypted(peer, roomId, session.userId, eventId, body);
+    },
+  );
+
   it('The keys claim is reset three times in a row: the message arrives encrypted, exactly once', story, async () => {
     const { client, peer, session, roomId } = await givenFreshRoom();
     const rule = proxy.fail({ path: '/keys/claim', bodyIncludes: peer.userId, fault: { kind: 'reset' }, times: 3 });
@@ -197,6 +275,56 @@ describe('A flaky network between Kirjava and the homeserver', () => {
       assert.ok(!JSON.stringify(events).includes(lost), 'the refused message is on the server in clear');
       const timeline = peer.client.getRoom(roomId)!.getLiveTimeline().getEvents();
       assert.ok(!timeline.some((event) => event.getContent().body === lost), 'the peer got the refused message');
+    },
+  );
+  it(
+    'A room-key share failing across a worker stop and a browser restart: every send meanwhile gets a ' +
+      'Matrix error and nothing in clear; once the fault clears, the message arrives encrypted, exactly once',
+    { timeout: 180_000 },
+    async () => {
+      const { client, peer, session, roomId } = await givenFreshRoom();
+      const rule = proxy.fail({
+        path: '/sendToDevice/m.room.encrypted/',
+        bodyIncludes: peer.userId,
+        fault: { kind: 'server-error', status: 502 },
+        times: 1_000,
+      });
+      const refused: string[] = [];
+      /** One PUT through the page's fetch while the fault lasts: refused with Kirjava's Matrix error. */
+      const refusedSend = async (tab: typeof client, when: string) => {
+        const body = `Sent ${when}, while the room-key share keeps failing`;
+        refused.push(body);
+        const answer = await tab.rawFetch(
+          'PUT',
+          `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/outage-${refused.length}`,
+          { msgtype: 'm.text', body },
+        );
+        console.log(`[faults] share failing, ${when}: ${answer.status} ${JSON.stringify(answer.json)}`);
+        assert.equal(answer.status, 502, `${when}: ${answer.status} ${JSON.stringify(answer.json)}`);
+        assert.match(answer.json?.error ?? '', /^Kirjava could not encrypt this message/);
+      };
+
+      await refusedSend(client, 'before the worker stops');
+      await bed.browser.stopWorker();
+      await refusedSend(client, 'after the worker stopped');
+      await client.close();
+      await bed.browser.restart();
+      const tab = await bed.givenClientTab();
+      await tab.startWithToken(bed.homeserverUrl, session.userId, session.accessToken, session.deviceId);
+      await refusedSend(tab, 'after the browser restart');
+      assert.deepEqual(await storedEventsFrom(peer, roomId, session.userId), [], 'a refused send reached the room');
+
+      const failedShares = proxy.matched(rule).length;
+      proxy.clear();
+      const body = 'Sent once the homeserver is well again';
+      const eventId = await tab.sendText(roomId, body);
+      console.log(`[faults]   ${failedShares} failed share attempts in all; then the send went out`);
+      await assertPeerDecrypts(peer, roomId, eventId, body, session.userId);
+      await assertStoredOnceEncrypted(peer, roomId, session.userId, eventId, body);
+      const timeline = peer.client.getRoom(roomId)!.getLiveTimeline().getEvents();
+      for (const lost of refused) {
+        assert.ok(!timeline.some((event) => event.getContent().body === lost), `the peer got "${lost}"`);
+      }
     },
   );
 });
