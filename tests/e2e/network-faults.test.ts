@@ -9,6 +9,7 @@
  * plaintext, also across a worker stop and a browser restart, and the next send after it works.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { startFaultProxy, type Fault, type FaultProxy, type FaultRule } from '../fixtures/fault-proxy.ts';
 import { MEGOLM, StoryBed, assertClientReads, assertPeerDecrypts, givenEncryptedRoom } from '../fixtures/stories.ts';
@@ -277,6 +278,66 @@ describe('A flaky network between Kirjava and the homeserver', () => {
       assert.ok(!timeline.some((event) => event.getContent().body === lost), 'the peer got the refused message');
     },
   );
+  it(
+    'A device taken over while the server already holds 480 of its one-time keys, then reloaded twice: ' +
+      'Kirjava never takes the server over its limit of 500, and every send encrypts',
+    story,
+    async () => {
+      // The device of a login Kirjava did not see, whose earlier app left 480 one-time keys behind.
+      const user = await bed.newUser('alice');
+      const keysUpload = (body: Json) =>
+        fetch(`${bed.synapse.baseUrl}/_matrix/client/v3/keys/upload`, {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${user.accessToken}`, 'Content-Type': 'application/json' },
+          body: JSON.stringify(body),
+        }).then(async (response) => {
+          assert.equal(response.status, 200, await response.clone().text());
+          return ((await response.json()) as Json).one_time_key_counts?.signed_curve25519 ?? 0;
+        });
+      const left: Json = {};
+      for (let i = 0; i < 480; i++) {
+        left[`signed_curve25519:LEFT${i}`] = {
+          key: randomBytes(32).toString('base64').replace(/=+$/, ''),
+          signatures: {},
+        };
+      }
+      assert.equal(await keysUpload({ one_time_keys: left }), 480);
+      const uploads = proxy.fail({ path: '/keys/upload', fault: { kind: 'server-error' }, times: 0 });
+
+      const peer = await bed.givenPeer();
+      let client = await bed.givenClientTab();
+      await client.startWithToken(bed.homeserverUrl, user.userId, user.accessToken, user.deviceId);
+      await peer.waitForDeviceKeys(user.userId, user.deviceId, 30_000);
+      for (let reload = 1; reload <= 2; reload++) {
+        await client.close();
+        await bed.browser.stopWorker(); // as a reload that finds the worker asleep: the machine opens again
+        client = await bed.givenClientTab();
+        await client.startWithToken(bed.homeserverUrl, user.userId, user.accessToken, user.deviceId);
+      }
+      const roomId = await givenEncryptedRoom(peer, client, user.userId, user.deviceId);
+      const bodies = ['After the takeover', 'And once more'];
+      for (const body of bodies) {
+        const eventId = await client.sendText(roomId, body);
+        await assertPeerDecrypts(peer, roomId, eventId, body, user.userId);
+      }
+
+      const outcomes = proxy.matched(uploads).map((entry) => entry.outcome);
+      const held = await keysUpload({});
+      console.log(`[faults] takeover over 480 keys: uploads ${outcomes.join(', ')}; the server holds ${held}`);
+      assert.ok(outcomes.length > 0 && outcomes.every((outcome) => outcome === 'passed 200'), outcomes.join(', '));
+      assert.ok(held <= 500, `the server holds ${held} one-time keys`);
+      // The limit is real: one more than it allows would take this device over it.
+      const over: Json = {};
+      for (let i = 0; i < 501 - held; i++) over[`signed_curve25519:OVER${i}`] = { key: `k${i}`, signatures: {} };
+      const refused = await fetch(`${bed.synapse.baseUrl}/_matrix/client/v3/keys/upload`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${user.accessToken}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ one_time_keys: over }),
+      });
+      assert.equal(refused.status, 400, 'Synapse has no one-time key limit here: the story proves nothing');
+    },
+  );
+
   it(
     'A room-key share failing across a worker stop and a browser restart: every send meanwhile gets a ' +
       'Matrix error and nothing in clear; once the fault clears, the message arrives encrypted, exactly once',
