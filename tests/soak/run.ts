@@ -220,7 +220,7 @@ async function main(): Promise<void> {
     }
   };
 
-  log(`sending: ${TARGET} messages, ${SENDING_MS / 60_000} minutes at least`);
+  log(`sending: ${TARGET} messages, paced over about ${SENDING_MS / 60_000} minutes`);
   await Promise.all([...peers.map((peer, i) => peerLoop(peer, `peer ${i + 1}`)), tabLoop(0), tabLoop(1), chaos()]);
   proxy.clear();
   log(`sending done: ${sent.length} messages, ${workerStops} worker stops, ${restarts} restarts`);
