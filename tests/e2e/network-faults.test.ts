@@ -1,15 +1,18 @@
 /**
  * A flaky network between Kirjava and the homeserver, told as user stories: a proxy in front
- * of Synapse fails the requests the crypto machine needs to send a message (keys query, keys
- * claim, the room-key share over to-device) with a server error, a rate limit or a connection
- * reset. Kirjava retries them with backoff (src/crypto/core/retry.ts), and the plain client's
- * message still reaches the peer encrypted, exactly once. A fault that outlasts the retries
- * fails the send with a Matrix error, never plaintext, and the next send after it works.
+ * of Synapse fails the requests the crypto machine needs (the new device's keys upload, keys
+ * query, keys claim, the room-key share over to-device) with a server error, a rate limit, a
+ * connection reset, or no answer within Kirjava's 30 s per attempt. Kirjava retries them with
+ * backoff (src/crypto/core/retry.ts); a keys upload that outlasts one run of retries goes
+ * again after the next sync; and the plain client's message still reaches the peer encrypted,
+ * exactly once. A fault that outlasts the retries fails the send with a Matrix error, never
+ * plaintext, also across a worker stop and a browser restart, and the next send after it works.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { startFaultProxy, type Fault, type FaultProxy, type FaultRule } from '../fixtures/fault-proxy.ts';
-import { MEGOLM, StoryBed, assertPeerDecrypts, givenEncryptedRoom } from '../fixtures/stories.ts';
+import { MEGOLM, StoryBed, assertClientReads, assertPeerDecrypts, givenEncryptedRoom } from '../fixtures/stories.ts';
 import type { Peer } from '../fixtures/peer.ts';
 
 const story = { timeout: 90_000 };
@@ -128,6 +131,82 @@ describe('A flaky network between Kirjava and the homeserver', () => {
     }
   }
 
+  /** Kirjava gives one attempt 30 s (DEFAULT_RETRY): a hold of 35 s outlasts it. */
+  const held: Fault = { kind: 'hold', ms: 35_000 };
+  const uploadFaults: Array<{ name: string; fault: Fault; times: number; waitsAtLeastMs: number }> = [
+    ...faults.map((entry) => ({ ...entry, times: 1 })),
+    {
+      name: 'a 503 six times, past one run of retries',
+      fault: { kind: 'server-error' },
+      times: 6,
+      waitsAtLeastMs: 900,
+    },
+    { name: 'no answer within 30 s', fault: held, times: 1, waitsAtLeastMs: 29_000 },
+  ];
+
+  for (const { name, fault, times, waitsAtLeastMs } of uploadFaults) {
+    it(
+      `The keys upload of a new device fails with ${name}: the device gets its keys, and messages arrive ` +
+        'encrypted both ways, exactly once',
+      story,
+      async () => {
+        const user = await bed.newUser('alice');
+        // Its device keys name the user; the one-time key counts asked first (`{}`) do not.
+        const rule = proxy.fail({ path: '/keys/upload', bodyIncludes: user.userId, fault, times });
+        const started = Date.now();
+        const { client, ...session } = await bed.givenLoggedInClient(user);
+        const peer = await bed.givenPeer();
+        await peer.waitForDeviceKeys(session.userId, session.deviceId, 90_000);
+        console.log(`[faults] keys upload, ${name}: keys on the server after ${Date.now() - started} ms`);
+        console.log(`[faults]   attempts: ${attempts(rule)}`);
+        const seen = proxy.matched(rule);
+        assert.equal(seen.filter((entry) => entry.outcome === fault.kind).length, times, attempts(rule));
+        assert.ok(
+          seen.some((entry) => entry.outcome === 'passed 200'),
+          `no upload went through: ${attempts(rule)}`,
+        );
+        assert.ok(seen[1]!.at - seen[0]!.at >= waitsAtLeastMs, `the retry came too soon: ${attempts(rule)}`);
+
+        const roomId = await givenEncryptedRoom(peer, client, session.userId, session.deviceId);
+        // The peer's message needs one of the uploaded one-time keys; the client's, the peer's.
+        const fromPeer = `The peer writes after ${name} on the keys upload`;
+        await peer.sendText(roomId, fromPeer);
+        await assertClientReads(client, roomId, fromPeer, peer.userId);
+        const body = `The client writes after ${name} on the keys upload`;
+        const eventId = await client.sendText(roomId, body);
+        await assertPeerDecrypts(peer, roomId, eventId, body, session.userId);
+        await assertStoredOnceEncrypted(peer, roomId, session.userId, eventId, body);
+      },
+    );
+  }
+
+  it(
+    'The room-key share gets no answer within 30 s: it is sent again, and the message arrives encrypted, ' +
+      'exactly once',
+    story,
+    async () => {
+      const { client, peer, session, roomId } = await givenFreshRoom();
+      const rule = proxy.fail({
+        path: '/sendToDevice/m.room.encrypted/',
+        bodyIncludes: peer.userId,
+        fault: held,
+        times: 1,
+      });
+      const body = 'Through a room-key share that hangs';
+      const started = Date.now();
+      const eventId = await client.sendText(roomId, body);
+      console.log(`[faults] to-device share held: send took ${Date.now() - started} ms; attempts: ${attempts(rule)}`);
+      const seen = proxy.matched(rule);
+      assert.deepEqual(
+        seen.map((entry) => entry.outcome),
+        ['hold', 'passed 200'],
+      );
+      assert.ok(seen[1]!.at - seen[0]!.at >= 29_000, `the retry came too soon: ${attempts(rule)}`);
+      await assertPeerDecrypts(peer, roomId, eventId, body, session.userId);
+      await assertStoredOnceEncrypted(peer, roomId, session.userId, eventId, body);
+    },
+  );
+
   it('The keys claim is reset three times in a row: the message arrives encrypted, exactly once', story, async () => {
     const { client, peer, session, roomId } = await givenFreshRoom();
     const rule = proxy.fail({ path: '/keys/claim', bodyIncludes: peer.userId, fault: { kind: 'reset' }, times: 3 });
@@ -197,6 +276,116 @@ describe('A flaky network between Kirjava and the homeserver', () => {
       assert.ok(!JSON.stringify(events).includes(lost), 'the refused message is on the server in clear');
       const timeline = peer.client.getRoom(roomId)!.getLiveTimeline().getEvents();
       assert.ok(!timeline.some((event) => event.getContent().body === lost), 'the peer got the refused message');
+    },
+  );
+  it(
+    'A device taken over while the server already holds 480 of its one-time keys, then reloaded twice: ' +
+      'Kirjava never takes the server over its limit of 500, and every send encrypts',
+    story,
+    async () => {
+      // The device of a login Kirjava did not see, whose earlier app left 480 one-time keys behind.
+      const user = await bed.newUser('alice');
+      const keysUpload = (body: Json) =>
+        fetch(`${bed.synapse.baseUrl}/_matrix/client/v3/keys/upload`, {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${user.accessToken}`, 'Content-Type': 'application/json' },
+          body: JSON.stringify(body),
+        }).then(async (response) => {
+          assert.equal(response.status, 200, await response.clone().text());
+          return ((await response.json()) as Json).one_time_key_counts?.signed_curve25519 ?? 0;
+        });
+      const left: Json = {};
+      for (let i = 0; i < 480; i++) {
+        left[`signed_curve25519:LEFT${i}`] = {
+          key: randomBytes(32).toString('base64').replace(/=+$/, ''),
+          signatures: {},
+        };
+      }
+      assert.equal(await keysUpload({ one_time_keys: left }), 480);
+      const uploads = proxy.fail({ path: '/keys/upload', fault: { kind: 'server-error' }, times: 0 });
+
+      const peer = await bed.givenPeer();
+      let client = await bed.givenClientTab();
+      await client.startWithToken(bed.homeserverUrl, user.userId, user.accessToken, user.deviceId);
+      await peer.waitForDeviceKeys(user.userId, user.deviceId, 30_000);
+      for (let reload = 1; reload <= 2; reload++) {
+        await client.close();
+        await bed.browser.stopWorker(); // as a reload that finds the worker asleep: the machine opens again
+        client = await bed.givenClientTab();
+        await client.startWithToken(bed.homeserverUrl, user.userId, user.accessToken, user.deviceId);
+      }
+      const roomId = await givenEncryptedRoom(peer, client, user.userId, user.deviceId);
+      const bodies = ['After the takeover', 'And once more'];
+      for (const body of bodies) {
+        const eventId = await client.sendText(roomId, body);
+        await assertPeerDecrypts(peer, roomId, eventId, body, user.userId);
+      }
+
+      const outcomes = proxy.matched(uploads).map((entry) => entry.outcome);
+      const held = await keysUpload({});
+      console.log(`[faults] takeover over 480 keys: uploads ${outcomes.join(', ')}; the server holds ${held}`);
+      assert.ok(outcomes.length > 0 && outcomes.every((outcome) => outcome === 'passed 200'), outcomes.join(', '));
+      assert.ok(held <= 500, `the server holds ${held} one-time keys`);
+      // The limit is real: one more than it allows would take this device over it.
+      const over: Json = {};
+      for (let i = 0; i < 501 - held; i++) over[`signed_curve25519:OVER${i}`] = { key: `k${i}`, signatures: {} };
+      const refused = await fetch(`${bed.synapse.baseUrl}/_matrix/client/v3/keys/upload`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${user.accessToken}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ one_time_keys: over }),
+      });
+      assert.equal(refused.status, 400, 'Synapse has no one-time key limit here: the story proves nothing');
+    },
+  );
+
+  it(
+    'A room-key share failing across a worker stop and a browser restart: every send meanwhile gets a ' +
+      'Matrix error and nothing in clear; once the fault clears, the message arrives encrypted, exactly once',
+    { timeout: 180_000 },
+    async () => {
+      const { client, peer, session, roomId } = await givenFreshRoom();
+      const rule = proxy.fail({
+        path: '/sendToDevice/m.room.encrypted/',
+        bodyIncludes: peer.userId,
+        fault: { kind: 'server-error', status: 502 },
+        times: 1_000,
+      });
+      const refused: string[] = [];
+      /** One PUT through the page's fetch while the fault lasts: refused with Kirjava's Matrix error. */
+      const refusedSend = async (tab: typeof client, when: string) => {
+        const body = `Sent ${when}, while the room-key share keeps failing`;
+        refused.push(body);
+        const answer = await tab.rawFetch(
+          'PUT',
+          `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/outage-${refused.length}`,
+          { msgtype: 'm.text', body },
+        );
+        console.log(`[faults] share failing, ${when}: ${answer.status} ${JSON.stringify(answer.json)}`);
+        assert.equal(answer.status, 502, `${when}: ${answer.status} ${JSON.stringify(answer.json)}`);
+        assert.match(answer.json?.error ?? '', /^Kirjava could not encrypt this message/);
+      };
+
+      await refusedSend(client, 'before the worker stops');
+      await bed.browser.stopWorker();
+      await refusedSend(client, 'after the worker stopped');
+      await client.close();
+      await bed.browser.restart();
+      const tab = await bed.givenClientTab();
+      await tab.startWithToken(bed.homeserverUrl, session.userId, session.accessToken, session.deviceId);
+      await refusedSend(tab, 'after the browser restart');
+      assert.deepEqual(await storedEventsFrom(peer, roomId, session.userId), [], 'a refused send reached the room');
+
+      const failedShares = proxy.matched(rule).length;
+      proxy.clear();
+      const body = 'Sent once the homeserver is well again';
+      const eventId = await tab.sendText(roomId, body);
+      console.log(`[faults]   ${failedShares} failed share attempts in all; then the send went out`);
+      await assertPeerDecrypts(peer, roomId, eventId, body, session.userId);
+      await assertStoredOnceEncrypted(peer, roomId, session.userId, eventId, body);
+      const timeline = peer.client.getRoom(roomId)!.getLiveTimeline().getEvents();
+      for (const lost of refused) {
+        assert.ok(!timeline.some((event) => event.getContent().body === lost), `the peer got "${lost}"`);
+      }
     },
   );
 });

@@ -8,11 +8,14 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { EventType, HistoryVisibility, MatrixEvent } from 'matrix-js-sdk';
+import { startFaultProxy, type FaultProxy } from '../fixtures/fault-proxy.ts';
 import type { Peer } from '../fixtures/peer.ts';
 import { StoryBed, assertEncryptedOnServer, assertPeerDecrypts, givenEncryptedRoom } from '../fixtures/stories.ts';
 
 const story = { timeout: 180_000 };
 const bed = new StoryBed();
+/** Passes everything through; a rule with no faults records which requests of Kirjava's match it. */
+let proxy: FaultProxy;
 
 /** Whether `reader`'s own crypto can decrypt the event as the server stores it (fetched by `fetcher`). */
 async function canDecrypt(reader: Peer, fetcher: Peer, roomId: string, eventId: string): Promise<boolean> {
@@ -23,8 +26,13 @@ async function canDecrypt(reader: Peer, fetcher: Peer, roomId: string, eventId: 
 }
 
 describe('Room keys follow membership and history visibility', () => {
-  before(() => bed.start(), { timeout: 180_000 });
-  afterEach(() => bed.cleanUp());
+  before(() => bed.start({ homeserver: async (synapse) => (proxy = await startFaultProxy(synapse.baseUrl)) }), {
+    timeout: 180_000,
+  });
+  afterEach(async () => {
+    proxy.clear();
+    await bed.cleanUp();
+  });
   after(() => bed.stop());
 
   it(
@@ -88,6 +96,40 @@ describe('Room keys follow membership and history visibility', () => {
 
       await assertPeerDecrypts(carol, roomId, back, 'carol is back', userId);
       assert.equal(await canDecrypt(carol, bob, roomId, away), false, 'carol read a message sent while she was away');
+    },
+  );
+  it(
+    'A device logged out makes a new session: the next message is under a new session id, whose key the ' +
+      'logged-out device is never sent',
+    story,
+    async () => {
+      const { client, userId, deviceId } = await bed.givenLoggedInClient();
+      const bobUser = await bed.newUser('bob');
+      const bob = await bed.givenPeer(bobUser);
+      const roomId = await givenEncryptedRoom(bob, client, userId, deviceId);
+      const bobsLaptop = await bed.givenPeer(bobUser);
+      await bob.waitForDeviceKeys(bob.userId, bobsLaptop.deviceId);
+      // Kirjava hears of the new device from its sync's device lists.
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      const both = await client.sendText(roomId, "to both of bob's devices");
+      await assertPeerDecrypts(bobsLaptop, roomId, both, "to both of bob's devices", userId);
+      const firstSession = (await bob.rawEvent(roomId, both)).content.session_id;
+
+      await bobsLaptop.client.logout(true);
+      const toLaptop = proxy.fail({
+        path: '/sendToDevice/',
+        bodyIncludes: bobsLaptop.deviceId,
+        fault: { kind: 'server-error' },
+        times: 0,
+      });
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      const after = await client.sendText(roomId, 'after the laptop logged out');
+      await assertPeerDecrypts(bob, roomId, after, 'after the laptop logged out', userId);
+      await assertEncryptedOnServer(bob, roomId, after, 'after the laptop logged out');
+      const nextSession = (await bob.rawEvent(roomId, after)).content.session_id;
+      console.log(`# device logout: session ${firstSession} → ${nextSession}`);
+      assert.notEqual(nextSession, firstSession, 'the message after the logout is under the old session');
+      assert.deepEqual(proxy.matched(toLaptop), [], 'Kirjava sent a to-device message to the logged-out device');
     },
   );
 });
