@@ -203,6 +203,31 @@ export class AccountRegistry {
     await this.wipe(id);
   }
 
+  /**
+   * "Forget this account" (popup) and "Reset Kirjava" (options): every trace of the account
+   * leaves this browser whatever its state, as a logout whose keys are all backed up does
+   * (machine, tokens, crypto store, caches, search index, send guard rules, keyring secrets).
+   * With a live token the session is logged out first (`POST /logout`): the homeserver deletes
+   * the device and its keys, so nobody keeps encrypting for keys that are gone, and the
+   * client's next request cannot bring the account back with a device Kirjava has no keys of.
+   */
+  async forget(id: string): Promise<void> {
+    const record = (await this.records())[id];
+    if (!record) throw new Error('Kirjava does not know this account (any more)');
+    const token = Object.entries(await this.tokens()).find(([, key]) => key === id)?.[0];
+    if (token && !record.loggedOutAt) {
+      await new MatrixHttp(record.baseUrl, token)
+        .request('POST', '/logout', {})
+        .catch((error) => log.warn('logout before forgetting failed', { error: errorText(error) }));
+    }
+    await this.wipe(id);
+  }
+
+  /** The ids of every account Kirjava remembers, logged out or not. */
+  async ids(): Promise<string[]> {
+    return Object.keys(await this.records());
+  }
+
   /** Deletes the kept stores of accounts logged out more than LOGGED_OUT_KEEP_MS ago. */
   async sweepLoggedOut(now = Date.now()): Promise<void> {
     const records = await this.records();
@@ -296,6 +321,7 @@ export class AccountRegistry {
     delete records[id];
     await storage.local.set('accounts', records);
     this.sites.forget(id);
+    await this.sites.dropRequests(id);
     await this.guard?.forgetAccount(id);
     for (const listener of this.wipedListeners) await listener(id);
     if (record) await deleteStore(record.storeName).then(() => keyring.forget(secretNames.store(record.storeName)));
