@@ -604,7 +604,8 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
         'a logged-out account offers recovery',
       );
       const panel = card.getByRole('region', { name: 'Encryption keys' });
-      await panel.getByLabel('Export passphrase').fill('kept keys passphrase');
+      await panel.getByLabel('Export passphrase', { exact: true }).fill('kept keys passphrase');
+      await panel.getByLabel('Repeat the export passphrase').fill('kept keys passphrase');
       const download = popup.waitForEvent('download');
       await panel.getByRole('button', { name: 'Export keys' }).click();
       await panel
