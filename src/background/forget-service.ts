@@ -11,9 +11,6 @@ import { onUiRequest } from './ui-router.ts';
 import { log } from './log.ts';
 import { errorText } from '../crypto/core/log.ts';
 
-/** Time for the reset's answer to reach the options page before the extension restarts. */
-const RELOAD_DELAY_MS = 500;
-
 /** Registers the two requests; both run through the same wipe as a logout (AccountRegistry.forget). */
 export function registerForgetService(registry: AccountRegistry): void {
   onUiRequest('account-forget', async ({ accountId }) => {
@@ -23,8 +20,6 @@ export function registerForgetService(registry: AccountRegistry): void {
 
   onUiRequest('kirjava-reset', async () => {
     await resetEverything(registry);
-    // Starting afresh also empties the worker's memory (open machines, caches, questions).
-    setTimeout(() => browser.runtime.reload(), RELOAD_DELAY_MS);
     return { ok: true };
   });
 }

@@ -76,7 +76,7 @@ export interface UiRequests extends VerificationUiRequests, LockUiRequests {
   'account-delete-logged-out': { request: { accountId: string }; reply: { ok: true } };
   /** "Forget this account": everything of it leaves this browser (src/background/forget-service.ts). */
   'account-forget': { request: { accountId: string }; reply: { ok: true } };
-  /** "Reset Kirjava" (options page): every account, setting and key goes; then the extension restarts. */
+  /** "Reset Kirjava" (options page): every account, setting, key and rule goes. */
   'kirjava-reset': { request: {}; reply: { ok: true } };
   /** Allowed sites whose client syncs where the page hook cannot see it. */
   'uncovered-clients': { request: {}; reply: { clients: UncoveredClientView[] } };
