@@ -81,4 +81,13 @@ export class AccountSites {
   forget(id: string): void {
     this.cache.delete(id);
   }
+
+  /** The account `id` is gone: questions about it go too. */
+  dropRequests(id: string): Promise<void> {
+    return this.queue.run(async () => {
+      const requests = await this.requests();
+      const rest = requests.filter((r) => r.accountId !== id);
+      if (rest.length !== requests.length) await storage.session.set('account.siteRequests', rest);
+    });
+  }
 }

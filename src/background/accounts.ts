@@ -43,6 +43,8 @@ export class AccountRegistry {
   private readonly openedListeners: ((id: string, account: CryptoAccount) => void)[] = [];
 
   private readonly wipedListeners: ((id: string) => Promise<void>)[] = [];
+  /** Accounts being wiped: no longer shown or opened, though their record is the last thing to go. */
+  private readonly wiping = new Set<string>();
   /** Which sites may use which account (AccountRecord.sites), and the user's questions about it. */
   readonly sites = new AccountSites({
     get: async (id) => (await this.records())[id],
@@ -99,6 +101,7 @@ export class AccountRegistry {
     const record = (await this.records())[id];
     if (record?.loggedOutAt)
       throw new AccountUnusableError('This account is logged out: only "Export keys" and "Delete now" are left');
+    if (this.wiping.has(id)) throw new AccountUnusableError('This account is being removed from Kirjava');
     if (open) return open;
     const token = Object.entries(await this.tokens()).find(([, key]) => key === id)?.[0];
     if (!token || !record) {
@@ -203,6 +206,31 @@ export class AccountRegistry {
     await this.wipe(id);
   }
 
+  /**
+   * "Forget this account" (popup) and "Reset Kirjava" (options): every trace of the account
+   * leaves this browser whatever its state, as a logout whose keys are all backed up does
+   * (machine, tokens, crypto store, caches, search index, send guard rules, keyring secrets).
+   * With a live token the session is logged out first (`POST /logout`): the homeserver deletes
+   * the device and its keys, so nobody keeps encrypting for keys that are gone, and the
+   * client's next request cannot bring the account back with a device Kirjava has no keys of.
+   */
+  async forget(id: string): Promise<void> {
+    const record = (await this.records())[id];
+    if (!record) throw new Error('Kirjava does not know this account (any more)');
+    const token = Object.entries(await this.tokens()).find(([, key]) => key === id)?.[0];
+    if (token && !record.loggedOutAt) {
+      await new MatrixHttp(record.baseUrl, token)
+        .request('POST', '/logout', {})
+        .catch((error) => log.warn('logout before forgetting failed', { error: errorText(error) }));
+    }
+    await this.wipe(id);
+  }
+
+  /** The ids of every account Kirjava remembers, logged out or not. */
+  async ids(): Promise<string[]> {
+    return Object.keys(await this.records());
+  }
+
   /** Deletes the kept stores of accounts logged out more than LOGGED_OUT_KEEP_MS ago. */
   async sweepLoggedOut(now = Date.now()): Promise<void> {
     const records = await this.records();
@@ -286,19 +314,30 @@ export class AccountRegistry {
 
   /** Removes every trace of one account from the extension. */
   private async wipe(id: string): Promise<void> {
+    this.wiping.add(id);
+    try {
+      await this.wipeNow(id);
+    } finally {
+      this.wiping.delete(id);
+    }
+  }
+
+  private async wipeNow(id: string): Promise<void> {
     const open = this.open.get(id);
     this.open.delete(id);
     const account = open ? await open.catch(() => undefined) : undefined;
     await account?.shutdown();
     await this.dropTokensOf(id);
-    const records = await this.records();
-    const record = records[id];
-    delete records[id];
-    await storage.local.set('accounts', records);
+    const record = (await this.records())[id];
     this.sites.forget(id);
+    await this.sites.dropRequests(id);
     await this.guard?.forgetAccount(id);
     for (const listener of this.wipedListeners) await listener(id);
+    // The record goes last: until the stores are gone the account still shows, and a failed wipe can be retried.
     if (record) await deleteStore(record.storeName).then(() => keyring.forget(secretNames.store(record.storeName)));
+    const records = await this.records();
+    delete records[id];
+    await storage.local.set('accounts', records);
   }
 
   /** The user id of a token Kirjava already knows, without asking the homeserver. */
@@ -312,25 +351,27 @@ export class AccountRegistry {
     const tokens = await this.tokens();
     const withToken = new Set(Object.values(tokens));
     return Promise.all(
-      Object.entries(records).map(async ([key, record]): Promise<AccountView> => {
-        const view: AccountView = {
-          id: key,
-          baseUrl: record.baseUrl,
-          userId: record.userId,
-          deviceId: record.deviceId,
-          ed25519: record.ed25519 ?? null,
-          state: 'waiting-for-login',
-          sites: record.sites ?? [],
-        };
-        if (record.loggedOutAt !== undefined) {
-          return { ...view, state: 'logged-out', deleteAfter: record.loggedOutAt + LOGGED_OUT_KEEP_MS };
-        }
-        if (record.error) return { ...view, state: 'error', error: record.error };
-        const open = this.open.get(key);
-        const account = open ? await open.catch(() => undefined) : undefined;
-        if (account) return { ...view, ed25519: account.ed25519, state: 'active' };
-        return withToken.has(key) ? { ...view, state: 'active' } : view;
-      }),
+      Object.entries(records)
+        .filter(([key]) => !this.wiping.has(key))
+        .map(async ([key, record]): Promise<AccountView> => {
+          const view: AccountView = {
+            id: key,
+            baseUrl: record.baseUrl,
+            userId: record.userId,
+            deviceId: record.deviceId,
+            ed25519: record.ed25519 ?? null,
+            state: 'waiting-for-login',
+            sites: record.sites ?? [],
+          };
+          if (record.loggedOutAt !== undefined) {
+            return { ...view, state: 'logged-out', deleteAfter: record.loggedOutAt + LOGGED_OUT_KEEP_MS };
+          }
+          if (record.error) return { ...view, state: 'error', error: record.error };
+          const open = this.open.get(key);
+          const account = open ? await open.catch(() => undefined) : undefined;
+          if (account) return { ...view, ed25519: account.ed25519, state: 'active' };
+          return withToken.has(key) ? { ...view, state: 'active' } : view;
+        }),
     );
   }
 

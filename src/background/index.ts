@@ -10,6 +10,7 @@ import { browser } from '../platform/ext.ts';
 import { AccountRegistry } from './accounts.ts';
 import { registerAccountsService } from './accounts-service.ts';
 import { registerCoverageService } from './coverage.ts';
+import { registerForgetService } from './forget-service.ts';
 import { registerHookConfigService } from './hook-config.ts';
 import { keyring, registerLockService } from './keyring.ts';
 import { registerKeysService } from './keys-service.ts';
@@ -51,6 +52,7 @@ browser.runtime.onStartup.addListener(() => undefined);
 (globalThis as { kirjavaStatus?: () => object }).kirjavaStatus = () => ({ openAccounts: registry.openAccounts() });
 
 registerAccountsService(registry);
+registerForgetService(registry);
 registerKeysService(registry);
 registerVerificationService(registry);
 registerSharingService(registry);

@@ -2,6 +2,7 @@
  * The popup's key management requests: secure backup setup with the account password,
  * recovery with the recovery key or passphrase, key file import and export, and the progress of the task under way.
  */
+import { exportPassphraseProblem } from '../shared/passphrase-rule.ts';
 import type { AccountRegistry } from './accounts.ts';
 import { onUiRequest } from './ui-router.ts';
 
@@ -42,6 +43,8 @@ export function registerKeysService(registry: AccountRegistry): void {
   });
 
   onUiRequest('keys-export', async ({ accountId, passphrase }) => {
+    const problem = exportPassphraseProblem(passphrase);
+    if (problem) throw new Error(problem);
     const account = await registry.forKeyExport(accountId);
     return account.keys.exportKeyFile(passphrase);
   });

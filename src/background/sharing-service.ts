@@ -75,6 +75,12 @@ export function registerSharingService(registry: AccountRegistry): void {
   registry.onAccountOpened((id, account) => {
     account.sendPolicy.decisions = decisionsFor(id);
   });
+  registry.onAccountWiped(async (id) => {
+    for (const question of pending.values()) if (question.accountId === id) question.answer('cancel');
+    await storage.local.update('sharing', (all) =>
+      Object.fromEntries(Object.entries(all).filter(([key]) => key !== id)),
+    );
+  });
 
   onUiRequest('send-questions', async () => ({
     questions: [...pending.values()].map(({ answer: _answer, ...question }) => question),

@@ -74,6 +74,10 @@ export interface UiRequests extends VerificationUiRequests, LockUiRequests {
   'account-site-decision': { request: { accountId: string; origin: string; allow: boolean }; reply: { ok: true } };
   /** Deletes a logged-out account's kept keys now ("Delete now"). */
   'account-delete-logged-out': { request: { accountId: string }; reply: { ok: true } };
+  /** "Forget this account": everything of it leaves this browser (src/background/forget-service.ts). */
+  'account-forget': { request: { accountId: string }; reply: { ok: true } };
+  /** "Reset Kirjava" (options page): every account, setting, key and rule goes. */
+  'kirjava-reset': { request: {}; reply: { ok: true } };
   /** Allowed sites whose client syncs where the page hook cannot see it. */
   'uncovered-clients': { request: {}; reply: { clients: UncoveredClientView[] } };
   /** Pages seen talking to a Matrix homeserver Kirjava does not handle ("add it?"). */

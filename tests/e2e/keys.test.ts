@@ -299,7 +299,16 @@ describe('Kirjava keys: recovery, key backup, key files and late keys', () => {
       await bobPeer.waitForText(roomId, 'Kirjava wrote this');
 
       const { popup, panel } = await openKeysPanel(alice.userId);
-      await panel.getByLabel('Export passphrase').fill('export passphrase');
+      // A weak passphrase is refused with the rule, and so are two that differ.
+      const exportPassphrase = panel.getByLabel('Export passphrase', { exact: true });
+      const repeat = panel.getByLabel('Repeat the export passphrase');
+      await exportPassphrase.fill('short');
+      await repeat.fill('short');
+      assert.match((await press(panel, 'Export keys')).alert ?? '', /too short: use at least 12 characters/);
+      await exportPassphrase.fill('export passphrase');
+      await repeat.fill('export passphrase typo');
+      assert.match((await press(panel, 'Export keys')).alert ?? '', /two passphrases differ/);
+      await repeat.fill('export passphrase');
       const download = popup.waitForEvent('download');
       assert.deepEqual(await press(panel, 'Export keys'), { status: '1 key exported to kirjava-keys.txt' });
       const file = await readFile((await (await download).path())!, 'utf8');

@@ -49,6 +49,38 @@ function trySend(client: PlainClient, roomId: string, body: string) {
   );
 }
 
+/** Everything Kirjava keeps in the browser, read in one of its pages (which shares the worker's storage). */
+async function extensionState(page: Page) {
+  return page.evaluate(async () => {
+    // No named helpers in here: the test runner's transpiler would wrap them in a `__name` the page lacks.
+    const databases = (await indexedDB.databases()).map((db) => db.name ?? '');
+    let secrets: string[] = [];
+    if (databases.includes('kirjava-keyring')) {
+      const db = await new Promise<IDBDatabase>((resolve, reject) => {
+        const request = indexedDB.open('kirjava-keyring');
+        request.onsuccess = () => resolve(request.result);
+        request.onerror = () => reject(request.error);
+      });
+      secrets = await new Promise<string[]>((resolve, reject) => {
+        const request = db.transaction('secrets').objectStore('secrets').getAllKeys();
+        request.onsuccess = () => resolve(request.result.map(String));
+        request.onerror = () => reject(request.error);
+      });
+      db.close();
+    }
+    return {
+      local: (await chrome.storage.local.get(null)) as Record<string, any>,
+      session: (await chrome.storage.session.get(null)) as Record<string, any>,
+      databases,
+      secrets,
+      rules: JSON.stringify([
+        await chrome.declarativeNetRequest.getSessionRules(),
+        await chrome.declarativeNetRequest.getDynamicRules(),
+      ]),
+    };
+  });
+}
+
 describe('Every options control persists and takes effect', () => {
   before(() => bed.start(), { timeout: 180_000 });
 
@@ -259,6 +291,103 @@ describe('Every options control persists and takes effect', () => {
       await assertEncryptedOnServer(peer, roomId, eventId, text);
       await popup.reload();
       await popup.getByRole('article', { name: userId }).getByText('Encryption active').waitFor({ timeout: 15_000 });
+    },
+  );
+
+  it(
+    'Forget this account: the popup warns to export or back up first and asks again; then nothing of the ' +
+      'account is left (storage, tokens, IndexedDB databases, keyring secrets, send guard rules)',
+    story,
+    async () => {
+      const options = bed.track(await bed.browser.openOptions());
+      const initial = new Set((await extensionState(options)).databases);
+      const user = await bed.newUser('alice');
+      const { client, userId, deviceId, accessToken } = await bed.givenLoggedInClient(user);
+      const peer = await bed.givenPeer();
+      const roomId = await givenEncryptedRoom(peer, client, userId, deviceId);
+      await peer.sendText(roomId, 'Forget me');
+      await client.waitForBody(roomId, 'Forget me');
+      // An unencrypted room of hers gives the send guard an allow rule for it.
+      const plainRoom = await client.createRoom({ encrypted: false, invite: [] });
+      await client.sendText(plainRoom, 'in the clear');
+      const plainLocalpart = plainRoom.slice(1).split(':')[0];
+
+      const accountId = `${bed.homeserverUrl}|${userId}|${deviceId}`;
+      const before = await poll('the account’s search index and guard rule', async () => {
+        const state = await extensionState(options);
+        const ready =
+          state.databases.some((name) => !initial.has(name) && name.startsWith('kirjava-search-')) &&
+          state.rules.includes(plainLocalpart);
+        return ready ? state : undefined;
+      });
+      const { storeName } = before.local.accounts[accountId];
+      const created = before.databases.filter((name) => !initial.has(name));
+      assert.ok(created.includes(`${storeName}::matrix-sdk-crypto`), `databases made: ${created}`);
+      assert.ok(before.secrets.includes(`store:${storeName}`) && before.secrets.includes(`search:${accountId}`));
+      assert.ok(JSON.stringify(before.session).includes(accessToken));
+
+      const popup = bed.track(await bed.browser.openPopup());
+      const card = popup.getByRole('article', { name: userId });
+      await card.getByRole('button', { name: 'Forget this account…' }).click();
+      const question = card.getByRole('group', { name: `Forget ${userId} on this browser?` });
+      assert.match(await question.innerText(), /exported its keys/);
+      assert.match(await question.innerText(), /secure backup/);
+      await question.getByRole('button', { name: 'Cancel' }).click();
+      assert.ok((await extensionState(options)).local.accounts[accountId], 'Cancel forgot the account');
+      await card.getByRole('button', { name: 'Forget this account…' }).click();
+      await question.getByRole('button', { name: 'Yes, forget this account' }).click();
+      await card.waitFor({ state: 'detached', timeout: 30_000 });
+
+      // The card goes at once; the stores follow as the browser deletes them.
+      const after = await poll('the account’s databases to be deleted', async () => {
+        const state = await extensionState(options);
+        return created.some((name) => state.databases.includes(name)) ? undefined : state;
+      });
+      const left = JSON.stringify([after.local, after.session]);
+      for (const trace of [accountId, storeName, userId, accessToken]) {
+        assert.ok(!left.includes(trace), `extension storage still holds ${trace}: ${left}`);
+      }
+      assert.deepEqual(
+        after.secrets.filter((name) => name.includes(storeName) || name.includes(accountId)),
+        [],
+        'keyring secrets of the account are left',
+      );
+      assert.ok(!after.rules.includes(plainLocalpart), 'the send guard still has a rule for the account’s room');
+    },
+  );
+
+  it(
+    'Reset Kirjava in the options page: after a second answer every account, setting, key and rule is gone',
+    story,
+    async () => {
+      const { client, userId, deviceId } = await bed.givenLoggedInClient(await bed.newUser('alice'));
+      const peer = await bed.givenPeer();
+      const roomId = await givenEncryptedRoom(peer, client, userId, deviceId);
+      await peer.sendText(roomId, 'Reset me');
+      await client.waitForBody(roomId, 'Reset me');
+
+      const options = bed.track(await bed.browser.openOptions());
+      const reset = options.getByRole('region', { name: 'Reset Kirjava' });
+      await reset.getByRole('button', { name: 'Reset Kirjava…' }).click();
+      const question = reset.getByRole('group', { name: 'Delete everything Kirjava keeps?' });
+      await question.getByRole('button', { name: 'Cancel' }).click();
+      assert.equal(Object.keys((await extensionState(options)).local.accounts ?? {}).length > 0, true);
+      await reset.getByRole('button', { name: 'Reset Kirjava…' }).click();
+      await question.getByRole('button', { name: 'Delete everything' }).click();
+      await reset.getByRole('status').filter({ hasText: 'Kirjava was reset' }).waitFor({ timeout: 60_000 });
+      const after = await extensionState(options);
+      assert.deepEqual(
+        after.databases.filter((name) => name.startsWith('kirjava-') && name !== 'kirjava-keyring'),
+        [],
+        `databases are left: ${after.databases}`,
+      );
+      assert.deepEqual(after.secrets, [], 'keyring secrets are left');
+      assert.equal(after.local.accounts, undefined, JSON.stringify(after.local));
+      assert.equal(after.local.settings, undefined, JSON.stringify(after.local));
+      assert.equal(after.session.tokens, undefined, JSON.stringify(after.session));
+      assert.ok(!after.rules.includes(new URL(bed.site.origin).hostname), `rules are left: ${after.rules}`);
+      await options.reload();
+      await options.getByText('No homeserver yet.').waitFor({ timeout: 10_000 });
     },
   );
 });

@@ -237,6 +237,37 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
   );
 
   it(
+    'An allowed page cannot forget an account or reset Kirjava: those are popup and options requests only, ' +
+      'and the worker answers a page that forges them with nothing',
+    story,
+    async () => {
+      const secret = 'Still readable after the forgery';
+      const { session, client, peer, roomId } = await givenAliceWithASecret(secret);
+      const accountId = `${bed.synapse.baseUrl}|${session.userId}|${session.deviceId}`;
+      const page = await openPortThief(bed.site.origin);
+      const forged = [
+        { channel: 'kirjava:ui', kind: 'account-forget', accountId },
+        { kind: 'account-forget', accountId },
+        { channel: 'kirjava:ui', kind: 'kirjava-reset' },
+        { kind: 'kirjava-reset' },
+      ];
+      for (const request of forged) {
+        const answer = JSON.stringify(await forgeOverBridge(page, request));
+        assert.ok(!/"ok":true/.test(answer), `${request.kind}: got ${answer}`);
+      }
+      const records = await accountRecords();
+      assert.ok(records[accountId], 'a forged request forgot the account');
+      const { settings } = await inWorker(() => chrome.storage.local.get('settings'));
+      assert.ok(JSON.stringify(settings).includes(bed.site.origin), 'a forged reset cleared the settings');
+      // The account still works: a new message reaches the client decrypted.
+      const after = 'Sent after the forged requests';
+      await peer.sendText(roomId, after);
+      await client.waitForBody(roomId, after);
+      await page.close();
+    },
+  );
+
+  it(
     'A forged login from an allowed page binds nothing the homeserver does not confirm: ' +
       'no account, no decryption; a logout forged after it wipes nothing',
     story,
@@ -573,7 +604,8 @@ describe('Keys stay with their owner: unallowed sites, site prompts, coverage, l
         'a logged-out account offers recovery',
       );
       const panel = card.getByRole('region', { name: 'Encryption keys' });
-      await panel.getByLabel('Export passphrase').fill('kept keys passphrase');
+      await panel.getByLabel('Export passphrase', { exact: true }).fill('kept keys passphrase');
+      await panel.getByLabel('Repeat the export passphrase').fill('kept keys passphrase');
       const download = popup.waitForEvent('download');
       await panel.getByRole('button', { name: 'Export keys' }).click();
       await panel

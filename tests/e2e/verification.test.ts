@@ -140,7 +140,6 @@ async function peerKnowsDevice(peer: Peer, userId: string, deviceId: string): Pr
   );
 }
 
-/** The peer device's ed25519 key as the server has it. */
 /**
  * Alice with a Kirjava device and a second device of her own (the peer) that Kirjava's popup
  * lists; with `crossSigning`, the peer has set up cross-signing first.
@@ -157,7 +156,8 @@ async function givenOwnPeerInPopup(options: { crossSigning: boolean }) {
   return { alice, deviceId, peer, page, card, row };
 }
 
-async function bobsKey(peer: Peer): Promise<string> {
+/** The peer device's ed25519 key as the server has it. */
+async function peerKey(peer: Peer): Promise<string> {
   const device = await peer.waitForDeviceKeys(peer.userId, peer.deviceId);
   return device.keys[`ed25519:${peer.deviceId}`]!;
 }
@@ -201,7 +201,7 @@ describe('Verification and trust from the popup', () => {
       const { card } = await openPopupCard(alice.userId);
       const row = deviceRow(card, bob.userId, bob.deviceId);
       await row.getByText('Unverified', { exact: true }).waitFor({ timeout: 15_000 });
-      const fingerprint = groupedFingerprint(await bobsKey(bob));
+      const fingerprint = groupedFingerprint(await peerKey(bob));
       assert.ok((await row.innerText()).includes(fingerprint), `the row shows bob's fingerprint ${fingerprint}`);
       await screenshot(card, 'devices-unverified');
       const before = await client.sendText(roomId, 'before the blacklist');
@@ -273,9 +273,33 @@ describe('Verification and trust from the popup', () => {
       const laptop = await givenPeer(alice);
       const laptopRow = deviceRow(card, alice.userId, laptop.deviceId);
       await laptopRow.getByText('Unverified', { exact: true }).waitFor({ timeout: 20_000 });
+      // "Mark verified" first shows the session key to compare; Cancel changes nothing.
       await laptopRow.getByRole('button', { name: 'Mark verified' }).click();
+      let compare = laptopRow.getByRole('group', { name: `Compare the session key of ${laptop.deviceId}` });
+      assert.equal(
+        await compare.getByLabel('Session key to compare').innerText(),
+        groupedFingerprint(await peerKey(laptop)),
+      );
+      await screenshot(card, 'devices-mark-verified');
+      await compare.getByRole('button', { name: 'Cancel' }).click();
+      await compare.waitFor({ state: 'detached' });
+      await laptopRow.getByText('Unverified', { exact: true }).waitFor();
+      await laptopRow.getByRole('button', { name: 'Mark verified' }).click();
+      compare = laptopRow.getByRole('group', { name: `Compare the session key of ${laptop.deviceId}` });
+      await compare.getByRole('button', { name: 'They match' }).click();
       await laptopRow.getByText('Verified', { exact: true }).waitFor();
       await assertCrossSigned(peer, alice.userId, laptop.deviceId);
+
+      // Blacklisting one's own verified device asks first; only "Yes, blacklist it" does it.
+      await laptopRow.getByRole('button', { name: 'Blacklist' }).click();
+      const question = laptopRow.getByRole('group', { name: `Blacklist your device ${laptop.deviceId}?` });
+      assert.match(await question.innerText(), /cannot read your new messages/);
+      await question.getByRole('button', { name: 'Cancel' }).click();
+      await question.waitFor({ state: 'detached' });
+      await laptopRow.getByText('Verified', { exact: true }).waitFor();
+      await laptopRow.getByRole('button', { name: 'Blacklist' }).click();
+      await question.getByRole('button', { name: 'Yes, blacklist it' }).click();
+      await laptopRow.getByText('Blacklisted', { exact: true }).waitFor();
     },
   );
 
@@ -545,6 +569,10 @@ describe('Verification and trust from the popup', () => {
       await waitForPhase(request, VerificationPhase.Cancelled, 'the peer to see the cancel');
       assert.equal(request.cancellationCode, 'm.mismatched_sas');
       await outcome(flow, 'm.mismatched_sas');
+      // The popup says what a mismatch may mean and what to do about it.
+      const warning = flow.getByRole('alert', { name: 'The emoji did not match' });
+      assert.match(await warning.innerText(), /this may be an attack/);
+      assert.match(await warning.innerText(), /log it out/);
       await screenshot(card, 'verification-mismatch');
       await flow.getByRole('button', { name: 'Dismiss' }).click();
       await flow.waitFor({ state: 'detached' });
