@@ -6,71 +6,75 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { StoryBed } from '../fixtures/stories.ts';
+import { storyBrowsers } from '../fixtures/browser.ts';
 
 const story = { timeout: 120_000 };
-const bed = new StoryBed();
+for (const browserName of storyBrowsers()) {
+  const bed = new StoryBed(browserName);
 
-/** "abcd efgh …" as the popup groups it, back to the unpadded base64 key. */
-const ungroup = (text: string) => text.replace(/\s+/g, '');
+  /** "abcd efgh …" as the popup groups it, back to the unpadded base64 key. */
+  const ungroup = (text: string) => text.replace(/\s+/g, '');
 
-describe('The popup shows each account and its encryption state', () => {
-  before(() => bed.start(), { timeout: 180_000 });
-  afterEach(async () => {
-    await bed.cleanUp();
-    bed.assertNoPageErrors();
+  describe(`The popup shows each account and its encryption state (${browserName})`, () => {
+    before(() => bed.start(), { timeout: 180_000 });
+    afterEach(async () => {
+      await bed.cleanUp();
+      bed.assertNoPageErrors();
+    });
+    after(() => bed.stop());
+
+    it(
+      'After login, the popup shows the user, the device and the same fingerprint the peer sees, ' +
+        "and 'Encryption active'",
+      story,
+      async () => {
+        const { userId, deviceId } = await bed.givenLoggedInClient();
+        const peer = await bed.givenPeer();
+        const device = await peer.waitForDeviceKeys(userId, deviceId);
+
+        const popup = await bed.browser.openPopup();
+        const card = popup.getByRole('article', { name: userId });
+        await card.getByText('Encryption active').waitFor({ timeout: 10_000 });
+        const text = await card.innerText();
+        assert.ok(text.includes(deviceId), text);
+        const fingerprint = ungroup(await card.locator('.fingerprint').innerText());
+        assert.equal(fingerprint, device.keys[`ed25519:${deviceId}`]);
+        await popup.close();
+      },
+    );
+
+    it(
+      'A session whose device already has keys from another app: ' +
+        'the popup says to log in again, and the client still syncs',
+      story,
+      async () => {
+        const user = await bed.newUser('alice');
+        // An E2EE client (the peer) already uploaded keys for this very device.
+        const e2ee = await bed.givenPeer(user);
+        const client = await bed.givenClientTab();
+        await client.startWithToken(bed.synapse.baseUrl, e2ee.userId, e2ee.accessToken, e2ee.deviceId);
+
+        const popup = await bed.browser.openPopup();
+        const card = popup.getByRole('article', { name: user.userId });
+        await card.getByText(/already has encryption keys from another app/).waitFor({ timeout: 15_000 });
+        assert.match(await card.innerText(), /log in again/i);
+
+        // The keys on the server are still the other app's: Kirjava did not overwrite them.
+        const keys = await e2ee.queryDeviceKeys(user.userId);
+        assert.equal(
+          keys[e2ee.deviceId].keys[`ed25519:${e2ee.deviceId}`],
+          (await e2ee.client.getCrypto()!.getOwnDeviceKeys()).ed25519,
+        );
+
+        // And the client is not stuck: it reads a plain room.
+        const other = await bed.givenPeer();
+        const roomId = await other.createPlainRoom([user.userId]);
+        assert.equal(await client.waitForInvite(), roomId);
+        await client.joinRoom(roomId);
+        await other.sendText(roomId, 'Plain text still arrives');
+        await client.waitForBody(roomId, 'Plain text still arrives');
+        await popup.close();
+      },
+    );
   });
-  after(() => bed.stop());
-
-  it(
-    "After login, the popup shows the user, the device and the same fingerprint the peer sees, and 'Encryption active'",
-    story,
-    async () => {
-      const { userId, deviceId } = await bed.givenLoggedInClient();
-      const peer = await bed.givenPeer();
-      const device = await peer.waitForDeviceKeys(userId, deviceId);
-
-      const popup = await bed.browser.openPopup();
-      const card = popup.getByRole('article', { name: userId });
-      await card.getByText('Encryption active').waitFor({ timeout: 10_000 });
-      const text = await card.innerText();
-      assert.ok(text.includes(deviceId), text);
-      const fingerprint = ungroup(await card.locator('.fingerprint').innerText());
-      assert.equal(fingerprint, device.keys[`ed25519:${deviceId}`]);
-      await popup.close();
-    },
-  );
-
-  it(
-    'A session whose device already has keys from another app: ' +
-      'the popup says to log in again, and the client still syncs',
-    story,
-    async () => {
-      const user = await bed.newUser('alice');
-      // An E2EE client (the peer) already uploaded keys for this very device.
-      const e2ee = await bed.givenPeer(user);
-      const client = await bed.givenClientTab();
-      await client.startWithToken(bed.synapse.baseUrl, e2ee.userId, e2ee.accessToken, e2ee.deviceId);
-
-      const popup = await bed.browser.openPopup();
-      const card = popup.getByRole('article', { name: user.userId });
-      await card.getByText(/already has encryption keys from another app/).waitFor({ timeout: 15_000 });
-      assert.match(await card.innerText(), /log in again/i);
-
-      // The keys on the server are still the other app's: Kirjava did not overwrite them.
-      const keys = await e2ee.queryDeviceKeys(user.userId);
-      assert.equal(
-        keys[e2ee.deviceId].keys[`ed25519:${e2ee.deviceId}`],
-        (await e2ee.client.getCrypto()!.getOwnDeviceKeys()).ed25519,
-      );
-
-      // And the client is not stuck: it reads a plain room.
-      const other = await bed.givenPeer();
-      const roomId = await other.createPlainRoom([user.userId]);
-      assert.equal(await client.waitForInvite(), roomId);
-      await client.joinRoom(roomId);
-      await other.sendText(roomId, 'Plain text still arrives');
-      await client.waitForBody(roomId, 'Plain text still arrives');
-      await popup.close();
-    },
-  );
-});
+}
