@@ -4,7 +4,6 @@
  * client. The user drives Kirjava's popup as they would: fields and buttons by their names.
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { OlmMachine, initAsync } from '@matrix-org/matrix-sdk-crypto-wasm';
 import type { GeneratedSecretStorageKey } from 'matrix-js-sdk/lib/crypto-api/index.js';
@@ -325,9 +324,11 @@ for (const browserName of storyBrowsers()) {
         await repeat.fill('export passphrase typo');
         assert.match((await press(panel, 'Export keys')).alert ?? '', /two passphrases differ/);
         await repeat.fill('export passphrase');
-        const download = popup.waitForEvent('download');
-        assert.deepEqual(await press(panel, 'Export keys'), { status: '1 key exported to kirjava-keys.txt' });
-        const file = await readFile((await (await download).path())!, 'utf8');
+        const saved = await bed.browser.download(popup, async () =>
+          assert.deepEqual(await press(panel, 'Export keys'), { status: '1 key exported to kirjava-keys.txt' }),
+        );
+        assert.equal(saved.name, 'kirjava-keys.txt');
+        const file = saved.text;
         assert.match(file, /^-----BEGIN MEGOLM SESSION DATA-----\n[\s\S]+\n-----END MEGOLM SESSION DATA-----\n$/);
 
         const freshElement = await givenPeer(alice);

@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { OlmMachine, initAsync } from '@matrix-org/matrix-sdk-crypto-wasm';
 import fc from 'fast-check';
@@ -612,13 +611,13 @@ for (const browserName of storyBrowsers()) {
         const panel = card.getByRole('region', { name: 'Encryption keys' });
         await panel.getByLabel('Export passphrase', { exact: true }).fill('kept keys passphrase');
         await panel.getByLabel('Repeat the export passphrase').fill('kept keys passphrase');
-        const download = popup.waitForEvent('download');
-        await panel.getByRole('button', { name: 'Export keys' }).click();
-        await panel
-          .getByRole('status')
-          .filter({ hasText: /exported to kirjava-keys\.txt/ })
-          .waitFor({ timeout: 60_000 });
-        const file = await readFile((await (await download).path())!, 'utf8');
+        const { text: file } = await bed.browser.download(popup, async () => {
+          await panel.getByRole('button', { name: 'Export keys' }).click();
+          await panel
+            .getByRole('status')
+            .filter({ hasText: /exported to kirjava-keys\.txt/ })
+            .waitFor({ timeout: 60_000 });
+        });
         const exported = JSON.parse(OlmMachine.decryptExportedRoomKeys(file, 'kept keys passphrase')) as Array<{
           room_id: string;
         }>;
