@@ -81,10 +81,11 @@ for (const browserName of storyBrowsers()) {
         await dialog.waitFor({ timeout: 60_000 });
         const recoveryKey = (await dialog.getByLabel('Recovery key', { exact: true }).innerText()).trim();
         assert.match(recoveryKey, /^(\w{4} ){11}\w{4}$/);
-        await popup.context().grantPermissions(['clipboard-read', 'clipboard-write']);
-        await dialog.getByRole('button', { name: 'Copy' }).click();
-        await dialog.getByRole('status').filter({ hasText: 'Copied' }).waitFor();
-        assert.equal(await popup.evaluate(() => navigator.clipboard.readText()), recoveryKey);
+        const copied = await bed.browser.copied(popup, async () => {
+          await dialog.getByRole('button', { name: 'Copy' }).click();
+          await dialog.getByRole('status').filter({ hasText: 'Copied' }).waitFor();
+        });
+        assert.equal(copied, recoveryKey);
         const saved = await bed.browser.download(popup, () => dialog.getByRole('button', { name: 'Download' }).click());
         assert.equal(saved.name, 'recovery-key.txt');
         assert.match(saved.text, new RegExp(recoveryKey));
