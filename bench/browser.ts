@@ -1,10 +1,12 @@
 /**
- * Chromium sides of the benchmark: one browser with Kirjava, one plain (the bare browser),
- * a page on the bench server's origin in each, timed from inside the page, and the
- * extension's service worker reached over CDP for its heap and storage figures.
+ * The browsers of the benchmark, Chromium and Firefox: in each, one browser with Kirjava and
+ * one plain (the bare browser), a page on the bench server's origin in each, timed from inside
+ * the page. Chromium's extension service worker is reached over CDP for its heap and storage
+ * figures; Firefox has no CDP (its storage is read with `navigator.storage.estimate()` in an
+ * extension page, its heap not at all).
  */
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { CHROMIUM_FLAGS, type ExtensionBrowser, launchBrowser } from '../tests/fixtures/browser.ts';
+import { chromium, firefox, type Browser, type Page } from 'playwright-core';
+import { type BrowserName, CHROMIUM_FLAGS, type ExtensionBrowser, launchBrowser } from '../tests/fixtures/browser.ts';
 import { freePort, poll } from '../tests/fixtures/net.ts';
 
 export interface Timed {
@@ -45,50 +47,94 @@ export function timedFetch(
   );
 }
 
-export interface BenchBrowsers {
+/**
+ * One browser of the benchmark: Kirjava in it, a page the hook idles on, and the same browser
+ * without the extension.
+ */
+export interface BenchBrowser {
+  name: BrowserName;
+  /** "Chromium" or "Firefox", for the table. */
+  label: string;
   kirjava: ExtensionBrowser;
   kirjavaPage: Page;
-  /** A page in the same Chromium on a site Kirjava does not serve: the hook idles. */
+  /** A page in the same browser on a site Kirjava does not serve: the hook idles. */
   idlePage: Page;
   /** `baseUrl` as the idle page reaches it, same-origin. */
   idleBaseUrl: string;
   plain: Browser;
   plainPage: Page;
-  debugPort: number;
+  /** Chromium's remote debugging port (CDP: the worker's heap and storage); Firefox has no CDP. */
+  debugPort?: number;
   close(): Promise<void>;
 }
 
-export async function launchBrowsers(baseUrl: string, idleBaseUrl: string): Promise<BenchBrowsers> {
-  const debugPort = await freePort();
+/** The Chromium side, reached over CDP for the worker's heap and storage (items 7 and 8). */
+export type BenchBrowsers = BenchBrowser & { debugPort: number };
+
+/** The browsers `BENCH_BROWSERS` names (default both: `BENCH_BROWSERS=firefox` for Firefox only). */
+export function benchBrowserNames(): BrowserName[] {
+  const named = (process.env.BENCH_BROWSERS ?? 'chromium,firefox')
+    .split(',')
+    .map((name) => name.trim())
+    .filter(Boolean);
+  const unknown = named.filter((name) => name !== 'chromium' && name !== 'firefox');
+  if (unknown.length > 0 || named.length === 0)
+    throw new Error(`BENCH_BROWSERS: chromium and/or firefox, not ${named}`);
+  return [...new Set(named)] as BrowserName[];
+}
+
+/** Opens a page on `url`'s blank bench page. */
+async function benchPage(open: () => Promise<Page>, url: string): Promise<Page> {
+  const page = await open();
+  await page.goto(`${url}/bench.html`);
+  return page;
+}
+
+/**
+ * Launches `name` with Kirjava (configured for the bench server), a page on the served site
+ * and one on a site it does not serve, and the same browser without the extension. Chromium
+ * gets a remote debugging port (CDP); Firefox is driven over WebDriver BiDi and has none.
+ */
+export async function launchBenchBrowser(
+  name: BrowserName,
+  baseUrl: string,
+  idleBaseUrl: string,
+): Promise<BenchBrowser> {
+  const debugPort = name === 'chromium' ? await freePort() : undefined;
   const kirjava = await launchBrowser({
-    distDir: process.env.BENCH_DIST,
-    extraArgs: [`--remote-debugging-port=${debugPort}`],
+    browser: name,
+    distDir: name === 'chromium' ? process.env.BENCH_DIST : process.env.BENCH_DIST_FIREFOX,
+    extraArgs: debugPort === undefined ? [] : [`--remote-debugging-port=${debugPort}`],
   });
-  await kirjava.configure(baseUrl, baseUrl);
-  const kirjavaPage = await kirjava.context.newPage();
-  await kirjavaPage.goto(`${baseUrl}/bench.html`);
-  const idlePage = await kirjava.context.newPage();
-  await idlePage.goto(`${idleBaseUrl}/bench.html`);
-  const plain = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: CHROMIUM_FLAGS,
-  });
-  const plainPage = await plain.newPage();
-  await plainPage.goto(`${baseUrl}/bench.html`);
-  return {
-    kirjava,
-    kirjavaPage,
-    idlePage,
-    idleBaseUrl,
-    plain,
-    plainPage,
-    debugPort,
-    close: async () => {
-      await plain.close().catch(() => {});
-      await kirjava.close();
-    },
-  };
+  try {
+    await kirjava.configure(baseUrl, baseUrl);
+    const kirjavaPage = await benchPage(() => kirjava.context.newPage(), baseUrl);
+    const idlePage = await benchPage(() => kirjava.context.newPage(), idleBaseUrl);
+    const plain =
+      name === 'chromium'
+        ? await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_FLAGS })
+        : // `moz-firefox` drives Firefox over WebDriver BiDi, as the Kirjava Firefox is.
+          await firefox.launch({ channel: 'moz-firefox', executablePath: '/usr/bin/firefox-esr', headless: true });
+    const plainPage = await benchPage(() => plain.newPage(), baseUrl);
+    return {
+      name,
+      label: name === 'chromium' ? 'Chromium' : 'Firefox',
+      kirjava,
+      kirjavaPage,
+      idlePage,
+      idleBaseUrl,
+      plain,
+      plainPage,
+      debugPort,
+      close: async () => {
+        await plain.close().catch(() => {});
+        await kirjava.close();
+      },
+    };
+  } catch (error) {
+    await kirjava.close().catch(() => {});
+    throw error;
+  }
 }
 
 /** A raw CDP call on the extension's service worker target (Playwright cannot attach to it). */
@@ -153,4 +199,12 @@ export async function workerMemory(
     storageUsage: estimate.usage,
     idbUsage: estimate.usageDetails?.indexedDB ?? NaN,
   };
+}
+
+/**
+ * The extension origin's storage use in Firefox (`navigator.storage.estimate()` in an extension
+ * page, the same origin as the event page): Firefox reports no per-store breakdown and no heap.
+ */
+export async function extensionStorage(kirjava: ExtensionBrowser): Promise<number> {
+  return kirjava.inExtension(async () => (await navigator.storage.estimate()).usage ?? NaN);
 }

@@ -1,9 +1,11 @@
 /**
  * `npm run bench`: holds Kirjava against the raw crypto library (Node, same WASM build)
- * and the bare browser (Chromium without the extension), every figure a ratio or a
- * difference against a baseline measured in the same run. Prints a table and writes
- * BENCHMARKS.md (or BENCH_OUT). Runs per figure: BENCH_RUNS (default 7); the extension
- * from dist/chromium/ (or BENCH_DIST).
+ * and the bare browser (the same browser without the extension), every figure a ratio or a
+ * difference against a baseline measured in the same run. Items 2, 3 and 4 run in Chromium
+ * and in Firefox (BENCH_BROWSERS=chromium,firefox, the default, or one of them), on the same
+ * bodies; the others in Chromium only. Prints a table and writes BENCHMARKS.md (or BENCH_OUT).
+ * Runs per figure: BENCH_RUNS (default 7); the extensions from dist/chromium/ and dist/firefox/
+ * (or BENCH_DIST, BENCH_DIST_FIREFOX).
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -11,7 +13,15 @@ import { cpus, loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { CryptoAccount } from '../src/crypto/account.ts';
-import { launchBrowsers, timedFetch, workerMemory } from './browser.ts';
+import {
+  type BenchBrowser,
+  type BenchBrowsers,
+  benchBrowserNames,
+  extensionStorage,
+  launchBenchBrowser,
+  timedFetch,
+  workerMemory,
+} from './browser.ts';
 import {
   CROSS_SIGNED_ROOMS,
   CROSS_SIGNED_SENDERS,
@@ -85,22 +95,44 @@ function ms(values: number[]) {
   return fmtSpread(spread(values), 1, ' ms');
 }
 
+/** One browser of the run, with its own device of ME on the bench server. */
+interface Side extends BenchBrowser {
+  /** The access token of this browser's device. */
+  token: string;
+  deviceId: string;
+  /** Events this browser's page got decrypted so far. */
+  decrypted: number;
+}
+
 async function main() {
   const server = await startBenchServer();
   const { hs } = server;
   const receiver = await openReceiver(hs);
-  const browserToken = hs.login(ME, 'BROWSERDEV');
-  server.whoami.set(browserToken, { user_id: ME, device_id: 'BROWSERDEV' });
   const syncUrl = (name: string) => `${server.baseUrl}/_matrix/client/v3/sync?bench=${name}`;
   server.syncs.set('empty', () => syncBody({}));
 
-  log('launching Chromium (with Kirjava, and plain)');
-  const browsers = await launchBrowsers(server.baseUrl, server.otherOriginUrl);
+  const sides: Side[] = [];
   try {
-    const page = browsers.kirjavaPage;
-    // First authorized request: whoami, device keys upload.
-    const first = await timedFetch(page, syncUrl('empty'), browserToken);
-    if (first.status !== 200) throw new Error(`bench: first sync through Kirjava answered ${first.status}`);
+    for (const name of benchBrowserNames()) {
+      log(`launching ${name} (with Kirjava, and plain)`);
+      // Each browser is a device of its own: the corpus's room keys reach both.
+      const deviceId = name === 'chromium' ? 'BROWSERDEV' : 'FIREFOXDEV';
+      const token = hs.login(ME, deviceId);
+      server.whoami.set(token, { user_id: ME, device_id: deviceId });
+      const browser = await launchBenchBrowser(name, server.baseUrl, server.otherOriginUrl);
+      sides.push(Object.assign(browser, { token, deviceId, decrypted: 0 }));
+      // First authorized request: whoami, device keys upload.
+      const first = await timedFetch(browser.kirjavaPage, syncUrl('empty'), token);
+      if (first.status !== 200)
+        throw new Error(`bench: first sync through Kirjava in ${name} answered ${first.status}`);
+    }
+    /** Items 3p and 5–8 measure Chromium only (CDP, pantalaimon, Synapse). */
+    const cr = sides.find((side): side is Side & BenchBrowsers => side.name === 'chromium');
+    const wantChromium = (item: string) => {
+      if (!want(item)) return false;
+      if (!cr) log(`${item}: Chromium only, and BENCH_BROWSERS has no chromium: skipped`);
+      return cr !== undefined;
+    };
 
     log('encrypting the corpus with real OlmMachines');
     const t0 = performance.now();
@@ -115,13 +147,18 @@ async function main() {
     log(`corpus ready in ${fmt((performance.now() - t0) / 1000, 1)} s`);
     for (const [room, events] of corpus.histories) server.histories.set(room, events);
     await receiveKeys(hs, receiver);
-    // The browser's device gets its room keys the same way, in one sync.
-    server.syncs.set('keys', () => hs.syncFor(ME, 'BROWSERDEV'));
-    await timedFetch(page, syncUrl('keys'), browserToken);
+    // Each browser's device gets its room keys the same way, in one sync.
+    for (const side of sides) {
+      server.syncs.set(`keys-${side.name}`, () => hs.syncFor(ME, side.deviceId));
+      await timedFetch(side.kirjavaPage, syncUrl(`keys-${side.name}`), side.token);
+    }
     await new Promise((r) => setTimeout(r, 500)); // outgoing requests after the keys sync
 
-    const memoryBefore = await workerMemory(browsers.debugPort);
-    let decryptedInBrowser = 0;
+    const memoryBefore = cr && want('7') ? await workerMemory(cr.debugPort) : undefined;
+    const storageBefore = new Map<string, number>();
+    if (want('7'))
+      for (const side of sides)
+        if (side.name !== 'chromium') storageBefore.set(side.name, await extensionStorage(side.kirjava));
 
     // 1. The sync processor in Node vs a bare decryptRoomEvent loop.
     if (want('1')) {
@@ -138,89 +175,99 @@ async function main() {
       });
     }
 
-    // 2. A body of the same shape end to end in Chromium vs the bare loop. Every run (and
+    // 2. A body of the same shape end to end in each browser vs the bare loop. Every run (and
     // its baseline) decrypts events of its own the worker has never seen: with the same
     // events each time, the decrypted-event cache would answer from the second run on.
     // Once with senders who never cross-signed, once with cross-signed ones (as Element
     // users are), both over a store that already holds FILLER_KEYS room keys of other rooms.
+    // Firefox decrypts the very bodies Chromium does (each browser's cache is its own).
     if (want('2')) {
-      log(`2. ${FILLER_KEYS} room keys of other rooms into both stores; cross-signed senders`);
+      log(`2. ${FILLER_KEYS} room keys of other rooms into every store; cross-signed senders`);
       const filler = fillerRoomKeys(FILLER_KEYS);
       await receiver.machine.importExportedRoomKeys(filler, () => {});
       const file = await encryptKeyFile(filler, 'bench', 1000);
-      const options = await browsers.kirjava.openOptions();
-      const imported = await options.evaluate(
-        async ({ channel, file }) => {
-          // No named inner functions: tsx would wrap them in a __name helper the page lacks.
-          const { accounts } = await chrome.runtime.sendMessage({ channel, kind: 'accounts' });
-          return chrome.runtime.sendMessage({
-            channel,
-            kind: 'keys-import',
-            accountId: accounts[0].id,
-            file,
-            passphrase: 'bench',
-          });
-        },
-        { channel: UI_CHANNEL, file },
-      );
-      await options.close();
-      log('   imported into the browser:', JSON.stringify(imported));
+      for (const side of sides) {
+        const options = await side.kirjava.openOptions();
+        const imported = await options.evaluate(
+          async ({ channel, file }) => {
+            // No named inner functions: tsx would wrap them in a __name helper the page lacks.
+            const { accounts } = await chrome.runtime.sendMessage({ channel, kind: 'accounts' });
+            return chrome.runtime.sendMessage({
+              channel,
+              kind: 'keys-import',
+              accountId: accounts[0].id,
+              file,
+              passphrase: 'bench',
+            });
+          },
+          { channel: UI_CHANNEL, file },
+        );
+        await options.close();
+        log(`   imported into ${side.name}:`, JSON.stringify(imported));
+      }
       const crossSigned = await openSenders(hs, CROSS_SIGNED_SENDERS, true);
       for (const room of CROSS_SIGNED_ROOMS) {
         hs.setEncrypted(room);
         for (const user of [ME, ...CROSS_SIGNED_SENDERS]) hs.setMembership(room, user, 'join');
       }
-      // The browser's device learns the senders' identities (keys query) as a client does when it writes there.
-      const send = await timedFetch(
-        page,
-        `${server.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(CROSS_SIGNED_ROOMS[0]!)}` +
-          '/send/m.room.message/x1',
-        browserToken,
-        { method: 'PUT', body: JSON.stringify({ msgtype: 'm.text', body: 'hello' }) },
-      );
-      if (send.status !== 200) throw new Error(`bench: send to the cross-signed senders answered ${send.status}`);
+      // Each browser's device learns the senders' identities (keys query) as a client does when it writes there.
+      for (const side of sides) {
+        const send = await timedFetch(
+          side.kirjavaPage,
+          `${server.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(CROSS_SIGNED_ROOMS[0]!)}` +
+            `/send/m.room.message/x1-${side.name}`,
+          side.token,
+          { method: 'PUT', body: JSON.stringify({ msgtype: 'm.text', body: 'hello' }) },
+        );
+        if (send.status !== 200)
+          throw new Error(`bench: send to the cross-signed senders from ${side.name} answered ${send.status}`);
+      }
       const xCorpus = await makeCorpus(
         hs,
         { syncEvents: 1000, historyEvents: 0, batches: 0, fresh: RUNS + 1, singles: 0 },
         { senders: crossSigned, rooms: CROSS_SIGNED_ROOMS },
       );
       await receiveKeys(hs, receiver);
-      server.syncs.set('xkeys', () => hs.syncFor(ME, 'BROWSERDEV'));
-      await timedFetch(page, syncUrl('xkeys'), browserToken);
+      for (const side of sides) {
+        server.syncs.set(`xkeys-${side.name}`, () => hs.syncFor(ME, side.deviceId));
+        await timedFetch(side.kirjavaPage, syncUrl(`xkeys-${side.name}`), side.token);
+      }
       await new Promise((r) => setTimeout(r, 1500)); // outgoing requests, and the fast path's feed
 
       const endToEnd = async (fresh: Corpus['fresh'], name: string, senders: string) => {
-        log(`2. end to end in Chromium vs bare loop, ${senders}`);
         const events = Object.values(fresh[0]!).reduce((n, list) => n + list.length, 0);
         fresh.forEach((timeline, i) => {
           const body = syncBody(timeline, [], `${name}${i}`);
           server.syncs.set(`${name}${i}`, () => body);
         });
-        let bareRun = 0;
-        let pageRun = 0;
-        const two = await paired(
-          RUNS,
-          () => bareLoop(receiver, fresh[bareRun++]!)(),
-          async () => {
-            const timed = await timedFetch(page, syncUrl(`${name}${pageRun++}`), browserToken);
-            if (timed.decrypted !== events)
-              throw new Error(`bench: the page got ${timed.decrypted} of ${events} events decrypted`);
-            decryptedInBrowser += timed.decrypted;
-            return timed.ms;
-          },
-        );
-        const twoRatio = spread(ratios(two.subject, two.baseline));
-        rows.push({
-          item: '2',
-          measure:
-            `page fetch → decrypted body in the page, ${events} megolm events never seen before ` +
-            `(new ones each run), ${senders}, ${FILLER_KEYS.toLocaleString('en')} other room keys ` +
-            'in the store, Chromium',
-          baseline: `bare loop (Node) over the same events ${ms(two.baseline)}`,
-          result: `×${fmtSpread(twoRatio)} (${ms(two.subject)})`,
-          target: '≤ 1.3',
-          met: twoRatio.median <= 1.3,
-        });
+        for (const side of sides) {
+          log(`2. end to end in ${side.label} vs bare loop, ${senders}`);
+          let bareRun = 0;
+          let pageRun = 0;
+          const two = await paired(
+            RUNS,
+            () => bareLoop(receiver, fresh[bareRun++]!)(),
+            async () => {
+              const timed = await timedFetch(side.kirjavaPage, syncUrl(`${name}${pageRun++}`), side.token);
+              if (timed.decrypted !== events)
+                throw new Error(`bench: the ${side.name} page got ${timed.decrypted} of ${events} events decrypted`);
+              side.decrypted += timed.decrypted;
+              return timed.ms;
+            },
+          );
+          const twoRatio = spread(ratios(two.subject, two.baseline));
+          rows.push({
+            item: '2',
+            measure:
+              `page fetch → decrypted body in the page, ${events} megolm events never seen before ` +
+              `(new ones each run), ${senders}, ${FILLER_KEYS.toLocaleString('en')} other room keys ` +
+              `in the store, ${side.label}`,
+            baseline: `bare loop (Node) over the same events ${ms(two.baseline)}`,
+            result: `×${fmtSpread(twoRatio)} (${ms(two.subject)})`,
+            target: '≤ 1.3',
+            met: twoRatio.median <= 1.3,
+          });
+        }
       };
       await endToEnd(corpus.fresh.slice(0, RUNS + 1), 'fresh', 'senders not cross-signed');
       await endToEnd(xCorpus.fresh, 'xfresh', 'cross-signed senders');
@@ -229,7 +276,8 @@ async function main() {
 
     // 3p. pantalaimon side by side: the same never-seen bodies of 1,000 events, the same
     // megolm sessions, decrypted by pantalaimon in-process and by the page, pair by pair.
-    if (want('3p')) {
+    if (wantChromium('3p') && cr) {
+      const { kirjavaPage: page, token: browserToken } = cr;
       log('3p. pantalaimon side by side (installs it into .venv-pantalaimon the first time)');
       const bodies = corpus.fresh.slice(want('2') ? RUNS + 1 : 0);
       const pan = await startPantalaimon({ receiver, senders: corpus.senders, rooms: [...SYNC_ROOMS] });
@@ -255,7 +303,7 @@ async function main() {
             const timed = await timedFetch(page, syncUrl(`pan${pageRun++}`), browserToken);
             if (timed.decrypted !== events)
               throw new Error(`bench: the page got ${timed.decrypted} of ${events} events decrypted`);
-            decryptedInBrowser += timed.decrypted;
+            cr.decrypted += timed.decrypted;
             return timed.ms;
           },
         );
@@ -280,7 +328,7 @@ async function main() {
       }
     }
 
-    // 3. Pass-through of unencrypted syncs: with Kirjava vs the bare browser.
+    // 3. Pass-through of unencrypted syncs: with Kirjava vs the bare browser, in each browser.
     for (const [label, bytes, target] of want('3')
       ? ([
           ['10 KB', 10_000, 2],
@@ -288,38 +336,43 @@ async function main() {
           ['5 MB', 5_000_000, 40],
         ] as const)
       : []) {
-      log(`3. pass-through ${label}`);
       const body = plainSyncBody(bytes);
       server.syncs.set(`plain${bytes}`, () => body);
       const url = syncUrl(`plain${bytes}`);
-      const idleUrl = url.replace(server.baseUrl, browsers.idleBaseUrl);
       const pairs = bytes <= 10_000 ? SMALL_BODY_RUNS : CHEAP_RUNS;
-      const idle = await paired(
-        pairs,
-        async () => (await timedFetch(browsers.idlePage, idleUrl, browserToken)).ms,
-        async () => (await timedFetch(page, url, browserToken)).ms,
-      );
-      const bare = await paired(
-        pairs,
-        async () => (await timedFetch(browsers.plainPage, url, browserToken)).ms,
-        async () => (await timedFetch(page, url, browserToken)).ms,
-      );
-      const added = spread(differences(idle.subject, idle.baseline));
-      const addedBare = spread(differences(bare.subject, bare.baseline));
-      rows.push({
-        item: '3',
-        measure: `unencrypted /sync of ${label} (${fmt(body.length / 1e6, 2)} MB), fetch + json() in the page`,
-        baseline:
-          `same Chromium, site not served ${ms(idle.baseline)}; ` +
-          `Chromium without the extension ${ms(bare.baseline)}`,
-        result: `${signed(added)} vs not served; ${signed(addedBare)} vs no extension`,
-        target: target === undefined ? '—' : `≤ +${target} ms`,
-        met: target === undefined ? undefined : Math.max(added.median, addedBare.median) <= target,
-      });
+      for (const side of sides) {
+        log(`3. pass-through ${label}, ${side.label}`);
+        const idleUrl = url.replace(server.baseUrl, side.idleBaseUrl);
+        const idle = await paired(
+          pairs,
+          async () => (await timedFetch(side.idlePage, idleUrl, side.token)).ms,
+          async () => (await timedFetch(side.kirjavaPage, url, side.token)).ms,
+        );
+        const bare = await paired(
+          pairs,
+          async () => (await timedFetch(side.plainPage, url, side.token)).ms,
+          async () => (await timedFetch(side.kirjavaPage, url, side.token)).ms,
+        );
+        const added = spread(differences(idle.subject, idle.baseline));
+        const addedBare = spread(differences(bare.subject, bare.baseline));
+        rows.push({
+          item: '3',
+          measure:
+            `unencrypted /sync of ${label} (${fmt(body.length / 1e6, 2)} MB), fetch + json() in the page` +
+            (side.name === 'chromium' ? '' : `, ${side.label}`),
+          baseline:
+            `same ${side.label}, site not served ${ms(idle.baseline)}; ` +
+            `${side.label} without the extension ${ms(bare.baseline)}`,
+          result: `${signed(added)} vs not served; ${signed(addedBare)} vs no extension`,
+          target: target === undefined ? '—' : `≤ +${target} ms`,
+          met: target === undefined ? undefined : Math.max(added.median, addedBare.median) <= target,
+        });
+      }
     }
 
     // 6. History reload: /messages of 500 encrypted events, second fetch vs first.
-    if (want('6')) {
+    if (wantChromium('6') && cr) {
+      const { kirjavaPage: page, token: browserToken } = cr;
       log('6. history reload');
       const firsts: number[] = [];
       const seconds: number[] = [];
@@ -330,7 +383,7 @@ async function main() {
         for (let i = 0; i < Math.max(3, Math.ceil(RUNS / 2)); i++)
           again.push((await timedFetch(page, url, browserToken)).ms);
         if (a.decrypted !== 500) throw new Error(`bench: /messages decrypted ${a.decrypted} of 500`);
-        decryptedInBrowser += 500 * (1 + again.length);
+        cr.decrypted += 500 * (1 + again.length);
         firsts.push(a.ms);
         seconds.push(spread(again).median);
       }
@@ -346,7 +399,8 @@ async function main() {
     }
 
     // 5. Sends through the page: encrypted (sessions exist) vs plaintext into an unencrypted room.
-    if (want('5')) {
+    if (wantChromium('5') && cr) {
+      const { kirjavaPage: page, token: browserToken } = cr;
       log('5. sends');
       const sendUrl = (room: string, txn: string) =>
         `${server.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(room)}/send/m.room.message/${txn}`;
@@ -409,7 +463,7 @@ async function main() {
       });
 
       log('5. sends on Synapse');
-      const synapse = await benchSynapseSends(browsers.kirjava, page, CHEAP_RUNS);
+      const synapse = await benchSynapseSends(cr.kirjava, page, CHEAP_RUNS);
       const synapseRatio = spread(ratios(synapse.steady.subject, synapse.steady.baseline));
       rows.push({
         item: '5',
@@ -428,118 +482,163 @@ async function main() {
       });
     }
 
-    // 7. Memory after 10,000 decrypted events.
+    // 7. Memory after 10,000 decrypted events. Chromium: the worker's heap and storage over CDP.
+    // Firefox has no CDP: no heap figure; its storage from navigator.storage.estimate() in an
+    // extension page (the event page's origin).
     if (want('7')) {
       log('7. memory after 10,000 decrypted events');
-      for (const [i, batch] of corpus.batches.entries()) {
+      corpus.batches.forEach((batch, i) => {
         const body = syncBody(batch, [], `b${i}`);
         server.syncs.set(`batch${i}`, () => body);
-        const timed = await timedFetch(page, syncUrl(`batch${i}`), browserToken);
-        decryptedInBrowser += timed.decrypted;
-      }
-      const memoryAfter = await workerMemory(browsers.debugPort);
+      });
       const mb = (bytes: number) => `${fmt(bytes / 2 ** 20, 1)} MiB`;
-      rows.push({
-        item: '7',
-        measure:
-          `worker JS heap after ${decryptedInBrowser.toLocaleString('en')} decrypted events ` +
-          `(${(1000 * (1 + corpus.batches.length + corpus.fresh.length) + 1500).toLocaleString('en')} distinct)`,
-        baseline: `after account setup ${mb(memoryBefore.heapUsed)}`,
-        result: `${mb(memoryAfter.heapUsed)} (+${mb(memoryAfter.heapUsed - memoryBefore.heapUsed)})`,
-        target: '—',
-      });
-      rows.push({
-        item: '7',
-        measure: 'extension storage (navigator.storage.estimate in the worker; IndexedDB part)',
-        baseline: `after account setup ${mb(memoryBefore.storageUsage)} (IDB ${mb(memoryBefore.idbUsage)})`,
-        result: `${mb(memoryAfter.storageUsage)} (IDB ${mb(memoryAfter.idbUsage)})`,
-        target: '—',
-      });
+      for (const side of sides) {
+        for (const i of corpus.batches.keys()) {
+          const timed = await timedFetch(side.kirjavaPage, syncUrl(`batch${i}`), side.token);
+          side.decrypted += timed.decrypted;
+        }
+        if (side === cr && memoryBefore) {
+          const memoryAfter = await workerMemory(cr.debugPort);
+          rows.push({
+            item: '7',
+            measure:
+              `worker JS heap after ${cr.decrypted.toLocaleString('en')} decrypted events ` +
+              `(${(1000 * (1 + corpus.batches.length + corpus.fresh.length) + 1500).toLocaleString('en')} distinct)`,
+            baseline: `after account setup ${mb(memoryBefore.heapUsed)}`,
+            result: `${mb(memoryAfter.heapUsed)} (+${mb(memoryAfter.heapUsed - memoryBefore.heapUsed)})`,
+            target: '—',
+          });
+          rows.push({
+            item: '7',
+            measure: 'extension storage (navigator.storage.estimate in the worker; IndexedDB part)',
+            baseline: `after account setup ${mb(memoryBefore.storageUsage)} (IDB ${mb(memoryBefore.idbUsage)})`,
+            result: `${mb(memoryAfter.storageUsage)} (IDB ${mb(memoryAfter.idbUsage)})`,
+            target: '—',
+          });
+        } else if (side !== cr) {
+          const after = await extensionStorage(side.kirjava);
+          rows.push({
+            item: '7',
+            measure: `event page JS heap after ${side.decrypted.toLocaleString('en')} decrypted events, ${side.label}`,
+            baseline: 'n/a (no CDP in Firefox)',
+            result: 'n/a (no CDP in Firefox)',
+            target: '—',
+          });
+          rows.push({
+            item: '7',
+            measure: `extension storage (navigator.storage.estimate in an extension page), ${side.label}`,
+            baseline: `after account setup ${mb(storageBefore.get(side.name) ?? NaN)}`,
+            result: `${mb(after)} (no per-store breakdown in Firefox)`,
+            target: '—',
+          });
+        }
+      }
     }
 
     // 4. Cold start: worker stopped, then a /sync with one encrypted event. Each sync,
     // cold or warm, carries an event of its own (never seen: no decrypted-cache answer).
+    // Firefox: its event page terminated as about:debugging does, then the same bodies.
     if (want('4')) {
-      log('4. cold start');
       corpus.singles.forEach((event, i) => {
         const body = syncBody({ [SYNC_ROOMS[0]]: [event] }, [], `one${i}`);
         server.syncs.set(`single${i}`, () => body);
       });
-      let single = 0;
-      /** A sync with a new event; `hold`: a long-poll the server answers that much later (not counted). */
-      const nextSingle = async (hold = 0) => {
-        const url = `${syncUrl(`single${single++}`)}${hold ? `&hold=${hold}` : ''}`;
-        const timed = await timedFetch(page, url, browserToken);
-        if (timed.decrypted !== 1) throw new Error('bench: a cold-start sync was not decrypted');
-        return timed.ms - hold;
-      };
-      /** Pairs of a sync with the worker running and one right after it was stopped. */
-      const coldStarts = async (hold: number) => {
-        const pairs = { warm: [] as number[], cold: [] as number[] };
-        for (let i = 0; i < COLD_RUNS; i++) {
-          pairs.warm.push(await nextSingle(hold));
-          await browsers.kirjava.stopWorker();
-          await new Promise((r) => setTimeout(r, 300));
-          pairs.cold.push(await nextSingle(hold));
-        }
-        return pairs;
-      };
-      await nextSingle();
-      const { warm, cold } = await coldStarts(0);
-      // The same after a long-poll: the client's /sync waits on the server until an event
-      // arrives (here 1 s), and the page hook has woken the worker when the request started.
-      const polls = await coldStarts(LONG_POLL_MS);
-      const coldSpread = spread(cold);
-      rows.push({
-        item: '4',
-        measure: 'cold start: worker stopped, then a /sync with one encrypted event (never seen before)',
-        baseline: `a sync with another new event, worker running ${ms(warm)}`,
-        result: ms(cold),
-        target: '≤ 150 ms',
-        met: coldSpread.median <= 150,
-      });
-      rows.push({
-        item: '4',
-        measure:
-          `cold start during a long-poll: worker stopped, then a /sync the server answers ` +
-          `${LONG_POLL_MS / 1000} s later with one new encrypted event; from the answer to the decrypted body`,
-        baseline: `the same, worker running ${ms(polls.warm)}`,
-        result: ms(polls.cold),
-        target: '≤ 150 ms',
-        met: spread(polls.cold).median <= 150,
-      });
+      for (const side of sides) {
+        log(`4. cold start, ${side.label}`);
+        let single = 0;
+        /** A sync with a new event; `hold`: a long-poll the server answers that much later (not counted). */
+        const nextSingle = async (hold = 0) => {
+          const url = `${syncUrl(`single${single++}`)}${hold ? `&hold=${hold}` : ''}`;
+          const timed = await timedFetch(side.kirjavaPage, url, side.token);
+          if (timed.decrypted !== 1) throw new Error(`bench: a cold-start sync in ${side.name} was not decrypted`);
+          return timed.ms - hold;
+        };
+        /** Pairs of a sync with the worker running and one right after it was stopped. */
+        const coldStarts = async (hold: number) => {
+          const pairs = { warm: [] as number[], cold: [] as number[] };
+          for (let i = 0; i < COLD_RUNS; i++) {
+            pairs.warm.push(await nextSingle(hold));
+            await side.kirjava.stopWorker();
+            if (side.name === 'firefox' && (await side.kirjava.backgroundRunning()))
+              throw new Error('bench: the Firefox event page still runs after it was terminated');
+            await new Promise((r) => setTimeout(r, 300));
+            pairs.cold.push(await nextSingle(hold));
+          }
+          return pairs;
+        };
+        await nextSingle();
+        const { warm, cold } = await coldStarts(0);
+        // The same after a long-poll: the client's /sync waits on the server until an event
+        // arrives (here 1 s), and the page hook has woken the worker when the request started.
+        const polls = await coldStarts(LONG_POLL_MS);
+        const coldSpread = spread(cold);
+        const stopped = side.name === 'chromium' ? 'worker stopped' : 'event page terminated (as about:debugging does)';
+        const running = side.name === 'chromium' ? 'worker running' : 'event page running';
+        const which = side.name === 'chromium' ? '' : `, ${side.label}`;
+        rows.push({
+          item: '4',
+          measure: `cold start: ${stopped}, then a /sync with one encrypted event (never seen before)${which}`,
+          baseline: `a sync with another new event, ${running} ${ms(warm)}`,
+          result: ms(cold),
+          target: '≤ 150 ms',
+          met: coldSpread.median <= 150,
+        });
+        rows.push({
+          item: '4',
+          measure:
+            `cold start during a long-poll: ${stopped}, then a /sync the server answers ` +
+            `${LONG_POLL_MS / 1000} s later with one new encrypted event; ` +
+            `from the answer to the decrypted body${which}`,
+          baseline: `the same, ${running} ${ms(polls.warm)}`,
+          result: ms(polls.cold),
+          target: '≤ 150 ms',
+          met: spread(polls.cold).median <= 150,
+        });
+      }
     }
 
     // 8. Scale: 200 rooms, an initial sync of 20,000 events, then to 100,000 (opt-in, last:
     // it fills the worker's cache and index).
-    if (wantScale) rows.push(...(await benchScale({ server, hs, browsers, receiver, token: browserToken, log })));
+    if (wantScale && cr) rows.push(...(await benchScale({ server, hs, browsers: cr, receiver, token: cr.token, log })));
+    else if (wantScale) log('8: Chromium only, and BENCH_BROWSERS has no chromium: skipped');
     corpus.close();
   } finally {
-    await browsers.close();
+    for (const side of sides) await side.close().catch((error) => console.error('bench: closing', side.name, error));
     receiver.close();
     await server.close();
   }
 }
 
+/** `binary --version`, or "unknown". */
+function version(binary: string): string {
+  try {
+    return execFileSync(binary, ['--version'], { stdio: ['ignore', 'pipe', 'ignore'] })
+      .toString()
+      .trim();
+  } catch {
+    return `${binary}: unknown`;
+  }
+}
+
 function machine(): string[] {
-  const chromium = (() => {
-    try {
-      return execFileSync('/usr/bin/chromium', ['--version'], { stdio: ['ignore', 'pipe', 'ignore'] })
-        .toString()
-        .trim();
-    } catch {
-      return 'unknown';
-    }
-  })();
+  const names = benchBrowserNames();
+  const browsers = [
+    ...(names.includes('chromium') ? [version('/usr/bin/chromium')] : []),
+    ...(names.includes('firefox') ? [`${version('/usr/bin/firefox-esr')} (WebDriver BiDi)`] : []),
+  ];
+  const env = ['BENCH_ONLY', 'BENCH_BROWSERS']
+    .filter((name) => process.env[name])
+    .map((name) => `${name}=${process.env[name]} `)
+    .join('');
   const wasm = JSON.parse(
     readFileSync(resolve(repoRoot, 'node_modules/@matrix-org/matrix-sdk-crypto-wasm/package.json'), 'utf8'),
   ).version;
   const loadAfter = loadavg();
   return [
     `- Date: ${started.toISOString()}`,
-    `- Command: \`npm run bench\` (BENCH_RUNS=${RUNS})`,
+    `- Command: \`${env}npm run bench\` (BENCH_RUNS=${RUNS})`,
     `- Machine: ${cpus().length} cores (nproc), ${cpus()[0]?.model ?? 'unknown CPU'}`,
-    `- ${chromium}; Node ${process.version}; matrix-sdk-crypto-wasm ${wasm}`,
+    `- ${browsers.join('; ')}; Node ${process.version}; matrix-sdk-crypto-wasm ${wasm}`,
     `- Load average (1/5/15 min) at start ${loadBefore.map((l) => l.toFixed(2)).join(' / ')}, ` +
       `at end ${loadAfter.map((l) => l.toFixed(2)).join(' / ')}: ` +
       `the machine is shared, so read ratios and differences, not absolute times`,

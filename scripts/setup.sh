@@ -46,7 +46,13 @@ if ! .venv-synapse/bin/python -c 'import synapse' 2>/dev/null; then
 fi
 
 # npm ci writes node_modules/.package-lock.json last: older than the lock file means stale.
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# A node_modules that is a symlink (a git worktree sharing another checkout's) is left alone:
+# npm ci would empty the folder it points to, under every checkout that shares it.
+if [ -L node_modules ]; then
+  if [ ! -f node_modules/.package-lock.json ] || ! cmp -s package-lock.json "$(readlink -f node_modules)/../package-lock.json"; then
+    echo "setup: node_modules is a symlink to $(readlink -f node_modules); not running npm ci over it" >&2
+  fi
+elif [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing node_modules (npm ci)"
   npm ci
 fi

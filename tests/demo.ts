@@ -1,19 +1,23 @@
 /**
  * `npm run demo`: Kirjava at work, end to end, on this machine. Starts a throwaway Synapse, a plain
- * web Matrix client (no crypto) logged in as alice in Chromium with the extension, and an
+ * web Matrix client (no crypto) logged in as alice in a browser with the extension (Chromium, or
+ * Firefox with `npm run demo -- --browser firefox` or `KIRJAVA_BROWSER=firefox`), and an
  * Element-like E2EE peer, bob, who shares an encrypted room with alice and echoes everything she
  * says. With a display the browser is shown and the demo runs until Ctrl-C; without one it runs
  * headless, saves screenshots into demo-output/ and exits.
  */
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { launchBrowser, type ExtensionBrowser } from './fixtures/browser.ts';
+import type { Page } from 'playwright-core';
+import { type BrowserName, launchBrowser, type ExtensionBrowser } from './fixtures/browser.ts';
 import { startClientServer, type ClientServer } from './fixtures/client-server.ts';
 import { startPeer, type Peer } from './fixtures/peer.ts';
 import { openPlainClient } from './fixtures/plain-client.ts';
 import { startSynapse, type Synapse } from './fixtures/synapse.ts';
 
 const headless = !process.env.DISPLAY;
+const browserName = chosenBrowser();
+const browserLabel = browserName === 'firefox' ? 'Firefox' : 'Chromium';
 const outputDir = resolve(import.meta.dirname, '../demo-output');
 const say = (line: string) => console.log(`demo: ${line}`);
 
@@ -21,6 +25,30 @@ let synapse: Synapse | undefined;
 let site: ClientServer | undefined;
 let peer: Peer | undefined;
 let browser: ExtensionBrowser | undefined;
+
+/** `--browser firefox` (or `--browser=firefox`), else KIRJAVA_BROWSER, else Chromium. */
+function chosenBrowser(): BrowserName {
+  const args = process.argv.slice(2);
+  const at = args.findIndex((arg) => arg === '--browser' || arg.startsWith('--browser='));
+  const named = at < 0 ? process.env.KIRJAVA_BROWSER : args[at]!.includes('=') ? args[at]!.split('=')[1] : args[at + 1];
+  const name = (named ?? 'chromium').trim().toLowerCase();
+  if (name !== 'chromium' && name !== 'firefox') {
+    console.error(`demo: --browser (or KIRJAVA_BROWSER) is chromium or firefox, not "${named}"`);
+    process.exit(2);
+  }
+  return name;
+}
+
+/**
+ * Waits until an extension page has drawn what it shows. Chromium reports network idle for it;
+ * Firefox reports no load state for moz-extension:// pages to the driver, so the document's own
+ * readiness and a moment for the page's messages to the background stand in.
+ */
+async function settled(page: Page): Promise<void> {
+  if (browserName === 'chromium') return page.waitForLoadState('networkidle');
+  await page.waitForFunction(() => document.readyState === 'complete');
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+}
 
 async function shutDown(): Promise<void> {
   await browser?.close();
@@ -39,8 +67,8 @@ async function main(): Promise<void> {
   site = await startClientServer();
   say(`plain client page at ${site.origin}/`);
 
-  say(`launching Chromium with the extension (${headless ? 'headless: no DISPLAY' : 'headed'})`);
-  browser = await launchBrowser({ headless });
+  say(`launching ${browserLabel} with the extension (${headless ? 'headless: no DISPLAY' : 'headed'})`);
+  browser = await launchBrowser({ browser: browserName, headless });
   say(`extension ${browser.extensionId}; configuring it through the options page`);
   await browser.configure(synapse.baseUrl, site.origin);
 
@@ -79,15 +107,17 @@ async function main(): Promise<void> {
   say(`the homeserver stores alice's message as ${stored.type}`);
 
   await mkdir(outputDir, { recursive: true });
-  await client.page.screenshot({ path: resolve(outputDir, 'client.png') });
+  // Chromium's screenshots keep their names; Firefox's say which browser they are from.
+  const shot = (name: string) => (browserName === 'chromium' ? `${name}.png` : `${name}-${browserName}.png`);
+  await client.page.screenshot({ path: resolve(outputDir, shot('client')) });
   const popup = await browser.openPopup();
   await popup.setViewportSize({ width: 420, height: 480 });
-  await popup.waitForLoadState('networkidle');
-  await popup.screenshot({ path: resolve(outputDir, 'popup.png') });
+  await settled(popup);
+  await popup.screenshot({ path: resolve(outputDir, shot('popup')) });
   const options = await browser.openOptions();
-  await options.waitForLoadState('networkidle');
-  await options.screenshot({ path: resolve(outputDir, 'options.png') });
-  say(`screenshots in ${outputDir}: client.png, popup.png, options.png`);
+  await settled(options);
+  await options.screenshot({ path: resolve(outputDir, shot('options')) });
+  say(`screenshots in ${outputDir}: ${['client', 'popup', 'options'].map(shot).join(', ')}`);
 }
 
 try {
