@@ -35,6 +35,16 @@ for (const browserName of storyBrowsers()) {
     )?.[accountId];
   }
 
+  /**
+   * Types `value` into a number field as a user does (select all, type, Tab away): Firefox fires
+   * `change` on a number field only after a real edit, which Playwright's `fill` is not there.
+   */
+  async function typeNumber(field: Locator, value: string) {
+    await field.selectText();
+    await field.pressSequentially(value);
+    await field.press('Tab');
+  }
+
   /** The client's send as the SDK makes it, with its event id or the Matrix error it got. */
   function trySend(client: PlainClient, roomId: string, body: string) {
     return client.page.evaluate(
@@ -110,8 +120,7 @@ for (const browserName of storyBrowsers()) {
         assert.equal(await wait().inputValue(), '120');
 
         // Below the minimum: kept at 5 seconds.
-        await wait().fill('2');
-        await wait().press('Tab');
+        await typeNumber(wait(), '2');
         await poll('the bounded wait to be saved', async () =>
           (await storedSharing(options, accountId))?.askTimeoutSeconds === 5 ? true : undefined,
         );
@@ -119,8 +128,7 @@ for (const browserName of storyBrowsers()) {
         group = await sharingGroup(options, userId);
         assert.equal(await wait().inputValue(), '5');
 
-        await wait().fill('7');
-        await wait().press('Tab');
+        await typeNumber(wait(), '7');
         await poll('the wait to be saved', async () =>
           (await storedSharing(options, accountId))?.askTimeoutSeconds === 7 ? true : undefined,
         );
