@@ -97,7 +97,10 @@ for (const browserName of storyBrowsers()) {
         const href = await link.getAttribute('href');
         assert.equal(href, `${bed.browser.extensionOrigin}/src/diagnostics/index.html`);
         await page.goto(href, { waitUntil: 'commit' });
-        await page.getByRole('heading', { name: 'account 1: active' }).waitFor({ timeout: 30_000 });
+        await page
+          .getByRole('heading', { name: 'account 1: active' })
+          .waitFor({ timeout: 30_000 })
+          .catch(async (error) => assert.fail(`${error}\n${await page.locator('body').innerText()}`));
         const text = `${await page.locator('body').innerText()}\n${await page.getByRole('textbox', { name: 'Report' }).inputValue()}`;
 
         const { version } = JSON.parse(await readFile(resolve(import.meta.dirname, '../../package.json'), 'utf8'));
