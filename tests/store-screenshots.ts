@@ -39,7 +39,7 @@ try {
   await options.getByRole('heading', { name: 'Allowed sites' }).waitFor();
   await shoot(options, '3-options');
 
-  const diagnostics = bed.track(await bed.browser.openOptions());
+  const diagnostics = bed.track(await bed.browser.context.newPage());
   await diagnostics.goto(`${bed.browser.extensionOrigin}/src/diagnostics/index.html`, { waitUntil: 'commit' });
   await diagnostics.getByRole('heading', { name: 'account 1: active' }).waitFor({ timeout: 30_000 });
   await shoot(diagnostics, '4-diagnostics');
