@@ -102,7 +102,7 @@ async function browserAndOs(): Promise<{ browser: string; os: string }> {
     const info = await runtime.getBrowserInfo();
     return { browser: `${info.name} ${info.version}`, os };
   }
-  const [, name, version] = /\b(Edg|OPR|Chromium|Chrome)\/([\d.]+)/.exec(agent) ?? [];
-  const names: Record<string, string> = { Edg: 'Edge', OPR: 'Opera' };
+  const [, name, version] = /\b(Edg|OPR|HeadlessChrome|Chromium|Chrome)\/([\d.]+)/.exec(agent) ?? [];
+  const names: Record<string, string> = { Edg: 'Edge', OPR: 'Opera', HeadlessChrome: 'Chrome (headless)' };
   return { browser: name ? `${names[name] ?? name} ${version}` : agent, os };
 }
