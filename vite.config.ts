@@ -17,6 +17,8 @@ export default defineConfig({
     minify: false,
     sourcemap: false,
     chunkSizeWarningLimit: 10_000,
+    // Pages the manifest does not name (crxjs builds those it names).
+    rollupOptions: { input: { diagnostics: 'src/diagnostics/index.html' } },
   },
   server: { cors: true },
 });

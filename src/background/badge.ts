@@ -94,6 +94,9 @@ async function markedIcon(color: string): Promise<Record<string, IconData>> {
   return drawn;
 }
 
+/** The toolbar icon in every size the manifest lists (the browser picks the one its toolbar needs). */
+const DEFAULT_ICON = Object.fromEntries([16, 32, 48, 128].map((size) => [size, `icons/kirjava-${size}.png`]));
+
 /**
  * Shows in `tabId`'s toolbar icon and title whether the tab is protected, not covered, or
  * not a Matrix client (the badge text stays what waits for the user).
@@ -103,7 +106,7 @@ export async function showTabProtection(tabId: number, protection: TabProtection
   const { action } = browser;
   await action.setTitle({ tabId, title: protection.title });
   if (mark) await action.setIcon({ tabId, imageData: await markedIcon(mark) });
-  else await action.setIcon({ tabId, path: { 128: 'icons/kirjava-128.png' } });
+  else await action.setIcon({ tabId, path: DEFAULT_ICON });
 }
 
 /** Opens the popup (Chrome 127+), or the popup page in a tab where that is not possible. */

@@ -10,7 +10,7 @@
 import { type Runtime, browser, senderOrigin } from '../platform/ext.ts';
 import { requestOrigin } from '../platform/origins.ts';
 import { getSettings, storage } from '../platform/storage.ts';
-import type { PageRequest } from '../shared/messages.ts';
+import type { PageRequest, UncoveredClientView } from '../shared/messages.ts';
 import { onUiRequest } from './ui-router.ts';
 /** How long after a /sync completes the hook's report may still arrive (or came before). */
 const REPORT_WINDOW_MS = 8_000;
@@ -37,15 +37,16 @@ export class ClientCoverage {
       if (details.method === 'GET' && details.statusCode === 200)
         void this.syncCompleted(requestOrigin(details), details.url);
     }, SYNC_REQUESTS);
-    onUiRequest('uncovered-clients', async () => {
-      const uncovered = await this.uncovered();
-      const since = Date.now() - SHOW_FOR_MS;
-      return {
-        clients: Object.entries(uncovered)
-          .filter(([, t]) => t >= since)
-          .map(([origin, lastSeen]) => ({ origin, lastSeen })),
-      };
-    });
+    onUiRequest('uncovered-clients', async () => ({ clients: await this.recentlyUncovered() }));
+  }
+
+  /** Allowed sites whose syncs bypassed the hook within the last SHOW_FOR_MS. */
+  async recentlyUncovered(): Promise<UncoveredClientView[]> {
+    const uncovered = await this.uncovered();
+    const since = Date.now() - SHOW_FOR_MS;
+    return Object.entries(uncovered)
+      .filter(([, t]) => t >= since)
+      .map(([origin, lastSeen]) => ({ origin, lastSeen }));
   }
 
   /** The hook handed over a page request of an allowed site. */

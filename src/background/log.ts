@@ -4,7 +4,7 @@
  * Every background piece logs through `log`; each page request gets a child logger carrying
  * its request id (`requestLog`), which follows a send through key sharing and encryption.
  */
-import { RingLog, type Logger } from '../crypto/core/log.ts';
+import { RingLog, type LogEntry, type Logger } from '../crypto/core/log.ts';
 
 const ring = new RingLog();
 
@@ -18,3 +18,6 @@ export function requestLog(kind: string): Logger {
   lastRequest += 1;
   return log.with({ request: `p${lastRequest}`, kind });
 }
+
+/** The warnings and errors still in the ring, oldest first (the diagnostics page redacts them further). */
+export const recentProblems = (): LogEntry[] => ring.recent('warn');

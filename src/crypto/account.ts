@@ -4,6 +4,7 @@ import {
   RoomMessageRequest,
   StoreHandle,
   UserId,
+  getVersions,
   initAsync,
 } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { AccountKeys } from './keys/account-keys.ts';
@@ -80,6 +81,20 @@ export class ForeignDeviceKeysError extends Error {
 let wasmReady: Promise<void> | undefined;
 /** Loads the WASM module once, lazily: top-level await breaks service worker registration. */
 export const loadCrypto = (): Promise<void> => (wasmReady ??= initAsync());
+
+/** The crypto library's build and the Rust crates in it, e.g. `matrix-sdk-crypto-wasm v18.9.0 (…)`. */
+export async function cryptoLibraryVersion(): Promise<string> {
+  await loadCrypto();
+  const versions = getVersions();
+  try {
+    return (
+      `matrix-sdk-crypto-wasm ${versions.git_description} (matrix-sdk-crypto ${versions.matrix_sdk_crypto}, ` +
+      `vodozemac ${versions.vodozemac})`
+    );
+  } finally {
+    versions.free();
+  }
+}
 
 /**
  * One Matrix account's end-to-end encryption: the OlmMachine of (homeserver, user,

@@ -5,6 +5,7 @@
  */
 export * from './page.ts';
 export * from './ui.ts';
+export * from './diagnostics.ts';
 export * from './settings.ts';
 export * from './media.ts';
 export * from './names.ts';

@@ -2,6 +2,8 @@
  * Requests from the extension's own pages (popup, options) to the worker, on UI_CHANNEL,
  * and the views they answer with.
  */
+import type { DiagnosticsView } from './diagnostics.ts';
+
 /** Whether the keyring's passphrase lock is set, and whether it holds now. */
 export interface LockStatus {
   /** A passphrase is set and nobody entered it since the browser started: every account stays closed. */
@@ -86,6 +88,8 @@ export interface UiRequests extends VerificationUiRequests, LockUiRequests {
   'server-offer-decision': { request: { origin: string; homeserver: string; accept: boolean }; reply: { ok: true } };
   /** Tabs of removed sites whose sends into encrypted rooms stay blocked until they are reloaded. */
   'guarded-until-reload': { request: {}; reply: { origins: string[] } };
+  /** The diagnostics page: coverage, versions, rules and recent problems, without secrets. */
+  diagnostics: { request: {}; reply: DiagnosticsView };
 }
 
 /** Whether the browser's storage for Kirjava is full: new decryptions are then not kept. */
