@@ -234,6 +234,7 @@ for (const browserName of storyBrowsers()) {
       async () => {
         const setup = await givenBothRooms();
         const outcomes: Record<string, string> = {};
+        const notSentByFirefox: string[] = [];
         for (const poster of POSTERS) {
           // A navigating form takes its tab away: it gets a fresh tab of the allowed site.
           const page =
@@ -261,14 +262,18 @@ for (const browserName of storyBrowsers()) {
               url(setup.plain),
               JSON.stringify({ msgtype: 'm.text', body }),
             );
-            if (plain.status !== -1 || bed.browserName !== 'firefox') {
-              assert.equal(plain.status, 200, `${poster} to ${base}, unencrypted room: ${plain.status} ${plain.text}`);
+            if (plain.status === -1 && bed.browserName === 'firefox') {
+              // Firefox sends some posts to a host alias not at all (a form into a hidden iframe
+              // to [::ffff:127.0.0.1]) and says nothing: the guard is not what stopped it there.
+              notSentByFirefox.push(`${poster} to ${base}`);
+              continue;
             }
+            assert.equal(plain.status, 200, `${poster} to ${base}, unencrypted room: ${plain.status} ${plain.text}`);
             await assertStored(setup.peer, setup.plain, body);
           }
           outcomes[poster] = 'blocked; unencrypted room: stored';
         }
-        console.log('[guard] posts:', JSON.stringify(outcomes));
+        console.log('[guard] posts:', JSON.stringify(outcomes), 'not sent by Firefox at all:', notSentByFirefox);
         await assertNoPlaintext(setup.peer, setup.encrypted, setup.userId);
 
         // The rules leave no way out: they name every resource type this browser has.
