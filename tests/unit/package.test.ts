@@ -39,36 +39,33 @@ describe('Store archives', () => {
     assert.deepEqual(namesIn(deterministicZip([a, b])), ['a.txt', 'b/x.txt']);
   });
 
-  it(
-    'are the same bytes when packed twice from the same build',
-    { skip: !built && 'no dist/: run vite build' },
-    async () => {
-      const first = await mkdtemp(join(tmpdir(), 'kirjava-package-'));
-      const second = await mkdtemp(join(tmpdir(), 'kirjava-package-'));
-      try {
-        const once = await writePackages(root, first);
-        const twice = await writePackages(root, second);
-        assert.deepEqual(
-          once.map(({ file }) => basename(file)),
-          ['chromium', 'firefox', 'source'].map((kind) => `kirjava-${version}-${kind}.zip`),
-        );
-        for (const [i, { file }] of once.entries()) {
-          const bytes = await readFile(file);
-          assert.ok(bytes.equals(await readFile(twice[i].file)), `${basename(file)} differs between two runs`);
-          const names = namesIn(bytes);
-          if (file.endsWith('-source.zip')) {
-            for (const name of ['BUILD.md', 'package.json', 'package-lock.json', 'manifest.json']) {
-              assert.ok(names.includes(name), `${name} missing from the source archive`);
-            }
-            assert.ok(!names.some((name) => name.startsWith('node_modules/') || name.startsWith('dist/')));
-          } else {
-            assert.ok(names.includes('manifest.json') && names.includes('icons/kirjava-16.png'), file);
+  it('are the same bytes when packed twice from the same build', async () => {
+    assert.ok(built, 'no dist/: run vite build first (npm test builds before the unit tests)');
+    const first = await mkdtemp(join(tmpdir(), 'kirjava-package-'));
+    const second = await mkdtemp(join(tmpdir(), 'kirjava-package-'));
+    try {
+      const once = await writePackages(root, first);
+      const twice = await writePackages(root, second);
+      assert.deepEqual(
+        once.map(({ file }) => basename(file)),
+        ['chromium', 'firefox', 'source'].map((kind) => `kirjava-${version}-${kind}.zip`),
+      );
+      for (const [i, { file }] of once.entries()) {
+        const bytes = await readFile(file);
+        assert.ok(bytes.equals(await readFile(twice[i].file)), `${basename(file)} differs between two runs`);
+        const names = namesIn(bytes);
+        if (file.endsWith('-source.zip')) {
+          for (const name of ['BUILD.md', 'package.json', 'package-lock.json', 'manifest.json']) {
+            assert.ok(names.includes(name), `${name} missing from the source archive`);
           }
+          assert.ok(!names.some((name) => name.startsWith('node_modules/') || name.startsWith('dist/')));
+        } else {
+          assert.ok(names.includes('manifest.json') && names.includes('icons/kirjava-16.png'), file);
         }
-      } finally {
-        await rm(first, { recursive: true, force: true });
-        await rm(second, { recursive: true, force: true });
       }
-    },
-  );
+    } finally {
+      await rm(first, { recursive: true, force: true });
+      await rm(second, { recursive: true, force: true });
+    }
+  });
 });
