@@ -60,6 +60,11 @@ export interface UiRequests extends VerificationUiRequests, LockUiRequests {
   'keys-recover': { request: { accountId: string; secret: string }; reply: KeysRecoverReply };
   /** "Set up secure backup" with the account password: cross-signing, key backup, secret storage. */
   'keys-setup': { request: { accountId: string; password: string }; reply: KeysSetupReply };
+  /**
+   * "Lost your recovery key? Reset…" with the account password: a new identity, secret storage,
+   * recovery key and key backup version replace the old ones.
+   */
+  'keys-reset': { request: { accountId: string; password: string }; reply: KeysSetupReply };
   /** The user saved the recovery key ("I saved it" + Done): the worker forgets it. */
   'keys-setup-saved': { request: { accountId: string }; reply: { ok: true } };
   'keys-import': { request: { accountId: string; file: string; passphrase: string }; reply: KeysCountReply };
@@ -131,7 +136,7 @@ export interface KeysStatusReply {
   unsavedRecoveryKey: string | null;
 }
 
-/** What "Set up secure backup" made, worker → popup (`keys-setup`); the recovery key is shown once. */
+/** What a secure-backup setup or reset made, worker → popup (`keys-setup`, `keys-reset`); the key is shown once. */
 export interface KeysSetupReply {
   recoveryKey: string;
   backupVersion: string;
