@@ -80,8 +80,9 @@ function givenServer(options: { authStages?: string[] } = {}) {
     }
     if (path === '/room_keys/version') {
       if (method === 'POST') {
-        backup = { ...body, version: String(++versions) };
-        return Response.json({ version: backup.version });
+        const version = String(++versions);
+        backup = { ...body, version };
+        return Response.json({ version });
       }
       return backup ? Response.json(backup) : Response.json({ errcode: 'M_NOT_FOUND' }, { status: 404 });
     }
