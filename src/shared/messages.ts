@@ -8,4 +8,5 @@ export * from './ui.ts';
 export * from './settings.ts';
 export * from './media.ts';
 export * from './names.ts';
+export * from './room-label.ts';
 export * from './storage-keys.ts';

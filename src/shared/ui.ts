@@ -2,6 +2,8 @@
  * Requests from the extension's own pages (popup, options) to the worker, on UI_CHANNEL,
  * and the views they answer with.
  */
+import type { RoomLabel } from './room-label.ts';
+
 /** Whether the keyring's passphrase lock is set, and whether it holds now. */
 export interface LockStatus {
   /** A passphrase is set and nobody entered it since the browser started: every account stays closed. */
@@ -200,6 +202,10 @@ interface VerificationUiRequests {
   verifications: { request: { accountId: string }; reply: VerificationsReply };
   'send-questions': { request: {}; reply: { questions: SendQuestion[] } };
   'send-answer': { request: { id: string; answer: 'send' | 'cancel' }; reply: {} };
+  /** Room names and aliases seen in syncs, by account id and room id. */
+  'room-labels': { request: {}; reply: { accounts: Record<string, Record<string, RoomLabel>> } };
+  /** The room a `#alias:server` names, from the account's homeserver directory. */
+  'room-alias': { request: { accountId: string; alias: string }; reply: { roomId: string } };
   'verification-start': {
     /** A device (to-device), or with `inRoom` the user, in your encrypted direct chat with them. */
     request: { accountId: string; userId: string; deviceId?: string; inRoom?: boolean };
@@ -241,6 +247,8 @@ export interface SendQuestion {
   id: string;
   accountId: string;
   roomId: string;
+  /** The room's name and alias, when a sync showed them. */
+  room?: RoomLabel;
   devices: DeviceView[];
   /** When the send gives up, ms since the epoch. */
   deadline: number;
