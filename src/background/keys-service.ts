@@ -1,5 +1,5 @@
 /**
- * The popup's key management requests: secure backup setup with the account password,
+ * The popup's key management requests: secure backup setup and reset with the account password,
  * recovery with the recovery key or passphrase, key file import and export, and the progress of the task under way.
  */
 import { exportPassphraseProblem } from '../shared/passphrase-rule.ts';
@@ -25,6 +25,11 @@ export function registerKeysService(registry: AccountRegistry): void {
   onUiRequest('keys-setup', async ({ accountId, password }) => {
     const account = await registry.forAccount(accountId);
     return account.keys.setUpSecureBackup(password);
+  });
+
+  onUiRequest('keys-reset', async ({ accountId, password }) => {
+    const account = await registry.forAccount(accountId);
+    return account.keys.resetSecureBackup(password);
   });
 
   onUiRequest('keys-setup-saved', async ({ accountId }) => {

@@ -7,10 +7,17 @@
 import type { SharingDecisions } from '../crypto/send/sharing-policy.ts';
 import { browser } from '../platform/ext.ts';
 import { storage } from '../platform/storage.ts';
-import { type AccountSharing, type DeviceView, type SendQuestion, asSharing } from '../shared/messages.ts';
+import {
+  type AccountSharing,
+  type DeviceView,
+  type SendQuestion,
+  asSharing,
+  roomLabelText,
+} from '../shared/messages.ts';
 import type { AccountRegistry } from './accounts.ts';
 import { openPopup, setBadgeCount } from './badge.ts';
 import { onUiRequest } from './ui-router.ts';
+import { roomLabel } from './room-labels.ts';
 import { log } from './log.ts';
 import { errorText } from '../crypto/core/log.ts';
 
@@ -39,7 +46,8 @@ function decisionsFor(accountId: string): SharingDecisions {
   };
 }
 
-function askUser(accountId: string, roomId: string, devices: DeviceView[], waitMs: number) {
+async function askUser(accountId: string, roomId: string, devices: DeviceView[], waitMs: number) {
+  const room = await roomLabel(accountId, roomId).catch(() => undefined);
   return new Promise<'send' | 'cancel' | 'timeout'>((resolve) => {
     const id = crypto.randomUUID();
     const timer = setTimeout(() => finish('timeout'), waitMs);
@@ -50,7 +58,7 @@ function askUser(accountId: string, roomId: string, devices: DeviceView[], waitM
       void setBadgeCount('send', pending.size);
       resolve(value);
     };
-    pending.set(id, { id, accountId, roomId, devices, deadline: Date.now() + waitMs, answer: finish });
+    pending.set(id, { id, accountId, roomId, room, devices, deadline: Date.now() + waitMs, answer: finish });
     void setBadgeCount('send', pending.size);
     const names = devices.map((d) => `${d.displayName ?? d.deviceId} (${d.userId})`).join(', ');
     void browser.notifications
@@ -59,8 +67,8 @@ function askUser(accountId: string, roomId: string, devices: DeviceView[], waitM
         iconUrl: browser.runtime.getURL('icons/kirjava-128.png'),
         title: 'Send to unverified devices?',
         message:
-          `Your message waits: ${names} ${devices.length === 1 ? 'is' : 'are'} not verified. ` +
-          'Open Kirjava to send anyway or cancel.',
+          `Your message to ${roomLabelText(room) ?? roomId} waits: ${names} ` +
+          `${devices.length === 1 ? 'is' : 'are'} not verified. Open Kirjava to send anyway or cancel.`,
         priority: 2,
       })
       .catch((error) => log.warn('notification failed', { error: errorText(error) }));

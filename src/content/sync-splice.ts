@@ -50,6 +50,8 @@ function concernsWorker(event: unknown): boolean {
   if ((event.type === 'm.room.encryption' || event.type === 'm.room.history_visibility') && event.state_key === '') {
     return true;
   }
+  // What the popup and options page call the room instead of its `!id`.
+  if ((event.type === 'm.room.name' || event.type === 'm.room.canonical_alias') && event.state_key === '') return true;
   if (event.type === 'm.room.redaction') return true; // the search index forgets redacted events
   if (isVerification(event)) return true; // in-room verification steps sent in clear
   if (!isObject(event.unsigned)) return false;

@@ -25,6 +25,8 @@ import { VerificationFlows } from './trust/verification.ts';
 import { SendPolicy } from './send/sharing-policy.ts';
 import { RoomVerificationMessenger } from './trust/room-verification.ts';
 import { JOINED_ROOMS_KEY } from '../shared/names.ts';
+import type { RoomLabel } from '../shared/room-label.ts';
+import { roomLabelsIn } from './receive/room-labels.ts';
 import { type Logger, defaultLog, errorText } from './core/log.ts';
 
 /** The Matrix account an OlmMachine belongs to: homeserver, user and device. */
@@ -123,6 +125,8 @@ export class CryptoAccount {
   readonly sendPolicy: SendPolicy;
   /** Called after each processed sync (e.g. to update the badge); errors are only logged. */
   readonly afterSync = new Set<() => Promise<void> | void>();
+  /** Told of the room names and aliases each sync changes (the popup names rooms with them). */
+  readonly roomLabelsChanged = new Set<(labels: Map<string, RoomLabel>) => void>();
   /** Joined rooms seen in syncs whose encryption state may still be unknown. */
   private readonly roomsToLearn = new Set<string>();
   private learning: Promise<void> | undefined;
@@ -268,6 +272,8 @@ export class CryptoAccount {
     for (const roomId of [...joined, ...(Array.isArray(listed) ? listed : [])]) {
       if (typeof roomId === 'string') this.roomsToLearn.add(roomId);
     }
+    const labels = roomLabelsIn(sync);
+    if (labels.size > 0) for (const listener of this.roomLabelsChanged) listener(labels);
     const result = await this.queue.run(async () => {
       const processed = await this.syncs.process(sync);
       await this.keys.heal(this.decryptor, processed);
@@ -282,6 +288,19 @@ export class CryptoAccount {
         .catch((error) => this.log.warn('after-sync listener failed', { error: errorText(error) }));
     }
     return serializeOr(result, body);
+  }
+
+  /**
+   * The room an alias names, from the homeserver's room directory
+   * (`GET /directory/room/{roomAlias}`); a Matrix error (M_NOT_FOUND) when there is none.
+   */
+  async resolveRoomAlias(alias: string): Promise<string> {
+    const answer = await this.http.request<{ room_id?: unknown }>(
+      'GET',
+      `/directory/room/${encodeURIComponent(alias)}`,
+    );
+    if (typeof answer.room_id !== 'string') throw new Error(`The homeserver knows no room ${alias}`);
+    return answer.room_id;
   }
 
   /**

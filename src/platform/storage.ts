@@ -73,6 +73,7 @@ export const storage = {
     'site.denied': list,
     'server.dismissed': list,
     searchIndexKeys: record,
+    'rooms.labels': record,
   }),
   session: new StorageArea<SessionValues>('session', {
     tokens: record,

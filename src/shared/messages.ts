@@ -9,4 +9,5 @@ export * from './diagnostics.ts';
 export * from './settings.ts';
 export * from './media.ts';
 export * from './names.ts';
+export * from './room-label.ts';
 export * from './storage-keys.ts';

@@ -8,6 +8,7 @@
  */
 import type { AccountSharing, Settings } from './settings.ts';
 import type { AccountSiteRequestView, ServerOfferView, SiteRequestView } from './ui.ts';
+import type { RoomLabel } from './room-label.ts';
 
 /** What is remembered of an account on disk. Never a token. */
 export interface AccountRecord {
@@ -60,6 +61,8 @@ export interface LocalValues {
   'server.dismissed': string[];
   /** Left by older versions; moved into the keyring at the worker's start. */
   searchIndexKeys: LegacySearchKeys;
+  /** Room names and aliases seen in syncs: account id → room id → label (src/background/room-labels.ts). */
+  'rooms.labels': Record<string, Record<string, RoomLabel>>;
 }
 
 /** `storage.session`: memory only, survives worker restarts, gone when the browser closes. */

@@ -3,6 +3,7 @@
  * and the views they answer with.
  */
 import type { DiagnosticsView } from './diagnostics.ts';
+import type { RoomLabel } from './room-label.ts';
 
 /** Whether the keyring's passphrase lock is set, and whether it holds now. */
 export interface LockStatus {
@@ -62,6 +63,11 @@ export interface UiRequests extends VerificationUiRequests, LockUiRequests {
   'keys-recover': { request: { accountId: string; secret: string }; reply: KeysRecoverReply };
   /** "Set up secure backup" with the account password: cross-signing, key backup, secret storage. */
   'keys-setup': { request: { accountId: string; password: string }; reply: KeysSetupReply };
+  /**
+   * "Lost your recovery key? Reset…" with the account password: a new identity, secret storage,
+   * recovery key and key backup version replace the old ones.
+   */
+  'keys-reset': { request: { accountId: string; password: string }; reply: KeysSetupReply };
   /** The user saved the recovery key ("I saved it" + Done): the worker forgets it. */
   'keys-setup-saved': { request: { accountId: string }; reply: { ok: true } };
   'keys-import': { request: { accountId: string; file: string; passphrase: string }; reply: KeysCountReply };
@@ -135,7 +141,7 @@ export interface KeysStatusReply {
   unsavedRecoveryKey: string | null;
 }
 
-/** What "Set up secure backup" made, worker → popup (`keys-setup`); the recovery key is shown once. */
+/** What a secure-backup setup or reset made, worker → popup (`keys-setup`, `keys-reset`); the key is shown once. */
 export interface KeysSetupReply {
   recoveryKey: string;
   backupVersion: string;
@@ -199,6 +205,10 @@ interface VerificationUiRequests {
   verifications: { request: { accountId: string }; reply: VerificationsReply };
   'send-questions': { request: {}; reply: { questions: SendQuestion[] } };
   'send-answer': { request: { id: string; answer: 'send' | 'cancel' }; reply: {} };
+  /** Room names and aliases seen in syncs, by account id and room id. */
+  'room-labels': { request: {}; reply: { accounts: Record<string, Record<string, RoomLabel>> } };
+  /** The room a `#alias:server` names, from the account's homeserver directory. */
+  'room-alias': { request: { accountId: string; alias: string }; reply: { roomId: string } };
   'verification-start': {
     /** A device (to-device), or with `inRoom` the user, in your encrypted direct chat with them. */
     request: { accountId: string; userId: string; deviceId?: string; inRoom?: boolean };
@@ -240,6 +250,8 @@ export interface SendQuestion {
   id: string;
   accountId: string;
   roomId: string;
+  /** The room's name and alias, when a sync showed them. */
+  room?: RoomLabel;
   devices: DeviceView[];
   /** When the send gives up, ms since the epoch. */
   deadline: number;

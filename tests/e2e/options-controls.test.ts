@@ -152,36 +152,53 @@ for (const browserName of storyBrowsers()) {
     );
 
     it(
-      'A room policy added in the options page ("Ask") persists, makes a send in that room wait for ' +
-        'the popup’s "Send anyway"; removed, it is gone after a reload and a send to a new device no longer asks',
+      'A room policy added in the options page by the room’s #alias ("Ask") persists under the room’s name, makes ' +
+        'a send in that room wait for the popup’s "Send anyway" (which names the room); removed, it is gone after ' +
+        'a reload and a send to a new device no longer asks',
       story,
       async () => {
         const { client, userId, deviceId } = await bed.givenLoggedInClient();
         const bobUser = await bed.newUser('bob');
         const bob = await bed.givenPeer(bobUser);
         const roomId = await givenEncryptedRoom(bob, client, userId, deviceId);
+        // The room has a name and an address (#alias), as rooms people talk about do.
+        const alias = `#project-${Date.now()}:${userId.split(':')[1]}`;
+        await bob.client.setRoomName(roomId, 'Project chat');
+        await bob.client.createAlias(alias, roomId);
+        await bob.client.sendStateEvent(roomId, 'm.room.canonical_alias' as never, { alias } as never, '');
 
         const options = bed.track(await bed.browser.openOptions());
         let group = await sharingGroup(options, userId);
         const roomField = () => group.getByRole('textbox', { name: 'Room ID' });
-        // Something that is not a room id is refused on the page, not in the console.
+        // Something that is not a room id or address is refused on the page, not in the console.
         await roomField().fill('general');
         await group.getByRole('button', { name: 'Add room policy' }).click();
-        await options
-          .getByRole('region', { name: 'Key sharing' })
-          .getByRole('alert')
-          .filter({ hasText: 'A room ID looks like !abcdef:example.org' })
-          .waitFor({ timeout: 5_000 });
+        const alert = options.getByRole('region', { name: 'Key sharing' }).getByRole('alert');
+        await alert.filter({ hasText: 'Enter a room address like #room:example.org' }).waitFor({ timeout: 5_000 });
+        // An address the homeserver does not know is refused too.
+        await roomField().fill(`#nowhere-${Date.now()}:${userId.split(':')[1]}`);
+        await group.getByRole('button', { name: 'Add room policy' }).click();
+        await alert.filter({ hasText: 'could not be found on your homeserver' }).waitFor({ timeout: 10_000 });
 
-        await roomField().fill(roomId);
+        // The room's address is enough: the homeserver says which room it is.
+        await roomField().fill(alias);
         await group.getByRole('combobox', { name: 'Policy for this room' }).selectOption('ask');
         await group.getByRole('button', { name: 'Add room policy' }).click();
         await group.getByRole('button', { name: `Remove ${roomId}` }).waitFor({ timeout: 10_000 });
-        await options.reload();
-        group = await sharingGroup(options, userId);
-        const listed = group.getByRole('listitem').filter({ hasText: roomId });
-        assert.equal(await listed.count(), 1, 'the room policy did not persist');
-        assert.match(await listed.innerText(), new RegExp(ASK_LABEL));
+        // After a reload the policy is there, under the room's name and address (seen in the client's syncs).
+        const listed = () => group.getByRole('listitem').filter({ hasText: roomId });
+        await poll(
+          'the room policy listed under the room’s name',
+          async () => {
+            await options.reload();
+            group = await sharingGroup(options, userId);
+            return (await listed().innerText()).includes(`Project chat (${alias})`) || undefined;
+          },
+          20_000,
+          1000,
+        );
+        assert.equal(await listed().count(), 1, 'the room policy did not persist');
+        assert.match(await listed().innerText(), new RegExp(ASK_LABEL));
         assert.equal(await group.getByRole('combobox', { name: 'Share room keys with' }).inputValue(), 'all');
 
         // In that room, a send waits for the popup's question; "Send anyway" delivers it.
@@ -192,6 +209,7 @@ for (const browserName of storyBrowsers()) {
         const asked = 'Sent after the room’s question';
         const sending = client.sendText(roomId, asked);
         await question.getByText(bob.deviceId).waitFor({ timeout: 20_000 });
+        assert.match(await question.innerText(), new RegExp(`A message to Project chat \\(${alias}\\)`));
         await question.getByRole('button', { name: 'Send anyway' }).click();
         const askedId = await sending;
         await assertPeerDecrypts(bob, roomId, askedId, asked, userId);

@@ -44,6 +44,7 @@ function givenServer(options: { authStages?: string[] } = {}) {
   const hs = new FakeHomeserver();
   const accountData = new Map<string, Record<string, unknown>>();
   let backup: Record<string, unknown> | undefined;
+  let versions = 0;
   const backedUp = new Set<string>();
   const flows = [{ stages: options.authStages ?? ['m.login.password'] }];
   const fetchFn = async (input: string, init: RequestInit = {}) => {
@@ -79,8 +80,9 @@ function givenServer(options: { authStages?: string[] } = {}) {
     }
     if (path === '/room_keys/version') {
       if (method === 'POST') {
-        backup = { ...body, version: '1' };
-        return Response.json({ version: '1' });
+        const version = String(++versions);
+        backup = { ...body, version };
+        return Response.json({ version });
       }
       return backup ? Response.json(backup) : Response.json({ errcode: 'M_NOT_FOUND' }, { status: 404 });
     }
@@ -217,5 +219,55 @@ describe('Set up secure backup', () => {
     });
     assert.equal(server.accountData.size, 0);
     assert.equal(deviceSigningUploads(server), 0);
+  });
+
+  it('a reset after a lost recovery key: new identity, new secret storage and recovery key, a new backup', async () => {
+    const server = givenServer();
+    const bob = await openBob(server, 'BOBDEV');
+    const old = await bob.keys.setUpSecureBackup(PASSWORD);
+    bob.keys.recoveryKeySaved();
+    const masterBefore = (await bob.machine.exportCrossSigningKeys())!.masterKey;
+    const oldKeyId = (server.accountData.get('m.secret_storage.default_key') as { key: string }).key;
+    const uploadsBefore = deviceSigningUploads(server);
+
+    // A wrong password changes nothing.
+    await assert.rejects(bob.keys.resetSecureBackup('not the password'), PasswordAuthError);
+    assert.equal(deviceSigningUploads(server), uploadsBefore);
+    assert.equal((await bob.machine.exportCrossSigningKeys())!.masterKey, masterBefore);
+    assert.equal((server.backup() as { version: string }).version, old.backupVersion);
+
+    const reset = await bob.keys.resetSecureBackup(PASSWORD);
+    assert.notEqual(reset.recoveryKey, old.recoveryKey);
+    assert.equal(reset.backupVersion, '2');
+    assert.equal(bob.keys.unsavedRecoveryKey, reset.recoveryKey);
+    assert.equal(deviceSigningUploads(server), uploadsBefore + 1);
+    const exported = (await bob.machine.exportCrossSigningKeys())!;
+    assert.notEqual(exported.masterKey, masterBefore);
+
+    // The new default key opens every secret with the new recovery key; the old recovery key does not open it.
+    const keyId = (server.accountData.get('m.secret_storage.default_key') as { key: string }).key;
+    assert.notEqual(keyId, oldKeyId);
+    const description = server.accountData.get(`m.secret_storage.key.${keyId}`) as SecretStorageKeyDescription;
+    const key = await unlockKey(reset.recoveryKey, description);
+    await assert.rejects(unlockKey(old.recoveryKey, description));
+    const content = server.accountData.get('m.cross_signing.master') as { encrypted: Record<string, EncryptedSecret> };
+    assert.deepEqual(Object.keys(content.encrypted), [keyId]);
+    assert.equal(await decryptSecret(key, 'm.cross_signing.master', content.encrypted[keyId]!), exported.masterKey);
+
+    // Backing up goes to the new version, whose key the new secret storage holds.
+    assert.equal(bob.keys.backup.version, '2');
+    const backupKey = (await bob.machine.getBackupKeys()).decryptionKey!;
+    assert.equal(
+      (server.backup() as { auth_data: { public_key: string } }).auth_data.public_key,
+      backupKey.megolmV1PublicKey.publicKeyBase64,
+    );
+    const secret = server.accountData.get('m.megolm_backup.v1') as { encrypted: Record<string, EncryptedSecret> };
+    assert.equal(await decryptSecret(key, 'm.megolm_backup.v1', secret.encrypted[keyId]!), backupKey.toBase64());
+
+    // Another device of Bob recovers with the new key and trusts the new backup.
+    const second = await openBob(server, 'BOBDEV2');
+    await assert.rejects(second.keys.recover(old.recoveryKey));
+    const recovered = await second.keys.recover(reset.recoveryKey);
+    assert.deepEqual(recovered, { crossSigned: true, backupVersion: '2', imported: 0, total: 0 });
   });
 });

@@ -97,11 +97,22 @@ export class AccountKeys {
    * none, after confirming the account password; see SecureBackupSetup. Returns the recovery
    * key, which is kept nowhere.
    */
-  async setUpSecureBackup(password: string): Promise<SecureBackupSetupResult> {
+  setUpSecureBackup(password: string): Promise<SecureBackupSetupResult> {
+    return this.makeSecureBackup(() => this.setup.setUp(password));
+  }
+
+  /**
+   * Replaces the account's cross-signing identity, secret storage and key backup after the
+   * account password is confirmed, for a user who lost the recovery key; see
+   * SecureBackupSetup.reset. Returns the new recovery key, which is kept nowhere.
+   */
+  resetSecureBackup(password: string): Promise<SecureBackupSetupResult> {
+    return this.makeSecureBackup(() => this.setup.reset(password));
+  }
+
+  private async makeSecureBackup(make: () => Promise<SecureBackupSetupResult>): Promise<SecureBackupSetupResult> {
     try {
-      const result = await this.track('setup', () =>
-        this.queue.run(() => this.setup.setUp(password)).finally(this.trustChanged),
-      );
+      const result = await this.track('setup', () => this.queue.run(make).finally(this.trustChanged));
       this.unsaved = result.recoveryKey;
       await this.queue
         .run(() => this.backup.uploadPending())

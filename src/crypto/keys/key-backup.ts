@@ -112,6 +112,15 @@ export class KeyBackup {
     }
   }
 
+  /**
+   * Turns backing up off and forgets which room keys went to the backup (before a reset makes
+   * a new version, so that every key is uploaded to it).
+   */
+  async disable(): Promise<void> {
+    await this.machine.disableBackup();
+    this.enabledVersion = undefined;
+  }
+
   private async enable(info: BackupInfo): Promise<void> {
     if (this.enabledVersion === info.version) return;
     await this.machine.enableBackupV1(info.auth_data.public_key!, info.version);

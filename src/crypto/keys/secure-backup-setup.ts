@@ -73,10 +73,30 @@ export class SecureBackupSetup {
       );
     }
     await this.confirmPassword(password);
-    await this.createCrossSigning(password);
+    return this.build(password, false);
+  }
+
+  /**
+   * "Reset" for an account whose recovery key is lost, as Element's "Reset cryptographic
+   * identity": after the password is confirmed, a new cross-signing identity replaces the old
+   * one (its upload needs the password on every homeserver), new secret storage gets a new
+   * recovery key, and a new key backup version becomes the current one, which this device's
+   * keys are uploaded to again. The old backup stays on the server but nothing can open it
+   * without the old recovery key; the user's other devices and the people who verified them
+   * see a new identity and must verify again.
+   */
+  async reset(password: string): Promise<SecureBackupSetupResult> {
+    if (!password) throw new SecretStorageError('Enter your account password');
+    await this.confirmPassword(password);
+    return this.build(password, true);
+  }
+
+  /** Steps 2 to 4 of the class comment; `fresh` replaces what exists instead of resuming it. */
+  private async build(password: string, fresh: boolean): Promise<SecureBackupSetupResult> {
+    await this.createCrossSigning(password, fresh);
     const storage = await createSecretStorageKey();
     await this.storeCrossSigningSecrets(storage);
-    const backupKey = await this.createBackup();
+    const backupKey = await this.createBackup(fresh);
     await this.putSecret(storage, 'm.megolm_backup.v1', backupKey.key.toBase64());
     await this.putAccountData(DEFAULT_KEY, { key: storage.keyId });
     return { recoveryKey: encodeRecoveryKey(storage.key), backupVersion: backupKey.version };
@@ -93,9 +113,9 @@ export class SecureBackupSetup {
     await this.auth.request('POST', '/delete_devices', { devices: [] }, password);
   }
 
-  private async createCrossSigning(password: string): Promise<void> {
+  private async createCrossSigning(password: string, fresh: boolean): Promise<void> {
     // An identity an interrupted setup of this device uploaded is kept, not replaced.
-    if ((await this.ownIdentity()) && (await this.serverHasIdentity())) return;
+    if (!fresh && (await this.ownIdentity()) && (await this.serverHasIdentity())) return;
     const requests = await this.machine.bootstrapCrossSigning(true);
     if (requests.uploadKeysRequest) await this.outgoing.send(requests.uploadKeysRequest);
     await this.auth.request(
@@ -123,9 +143,11 @@ export class SecureBackupSetup {
   /**
    * A new backup version (spec "Server-side key backups"), or the one an interrupted setup of
    * this device made (its key is the machine's), turned on for this device's room keys.
+   * `fresh` (a reset) always makes a new version and forgets which keys went to the old one.
    */
-  private async createBackup(): Promise<{ key: BackupDecryptionKey; version: string }> {
-    const ours = await this.ownBackup();
+  private async createBackup(fresh: boolean): Promise<{ key: BackupDecryptionKey; version: string }> {
+    if (fresh) await this.backup.disable();
+    const ours = fresh ? undefined : await this.ownBackup();
     if (ours) {
       await this.backup.activate(ours);
       return { key: ours.key, version: ours.info.version };
