@@ -235,6 +235,7 @@ for (const browserName of storyBrowsers()) {
         const setup = await givenBothRooms();
         const outcomes: Record<string, string> = {};
         const notSentByFirefox: string[] = [];
+        const firefoxReports: string[] = [];
         for (const poster of POSTERS) {
           // A navigating form takes its tab away: it gets a fresh tab of the allowed site.
           const page =
@@ -268,12 +269,21 @@ for (const browserName of storyBrowsers()) {
               notSentByFirefox.push(`${poster} to ${base}`);
               continue;
             }
-            assert.equal(plain.status, 200, `${poster} to ${base}, unencrypted room: ${plain.status} ${plain.text}`);
+            if (bed.browserName === 'firefox' && plain.status !== 200) {
+              // Firefox reports a beacon as failed (NS_ERROR_FAILURE) whatever became of it:
+              // the homeserver's copy says whether it went out.
+              firefoxReports.push(`${poster} to ${base}: ${plain.status} ${plain.text}`);
+            } else {
+              assert.equal(plain.status, 200, `${poster} to ${base}, unencrypted room: ${plain.status} ${plain.text}`);
+            }
             await assertStored(setup.peer, setup.plain, body);
           }
           outcomes[poster] = 'blocked; unencrypted room: stored';
         }
-        console.log('[guard] posts:', JSON.stringify(outcomes), 'not sent by Firefox at all:', notSentByFirefox);
+        console.log('[guard] posts:', JSON.stringify(outcomes));
+        if (bed.browserName === 'firefox') {
+          console.log('[guard] Firefox sent not at all:', notSentByFirefox, '; reported otherwise:', firefoxReports);
+        }
         await assertNoPlaintext(setup.peer, setup.encrypted, setup.userId);
 
         // The rules leave no way out: they name every resource type this browser has.
