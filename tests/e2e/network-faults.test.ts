@@ -101,14 +101,31 @@ for (const browserName of storyBrowsers()) {
 
     after(() => bed.stop());
 
+    /** Beyond one failure: several in a row, and no answer within Kirjava's 30 s per attempt. */
+    const repeated: Array<{ name: string; fault: Fault; times: number; waitsAtLeastMs: number }> = [
+      {
+        name: 'a 503, three times in a row',
+        fault: { kind: 'server-error', status: 503 },
+        times: 3,
+        waitsAtLeastMs: 900,
+      },
+      { name: 'no answer within 30 s', fault: { kind: 'hold', ms: 35_000 }, times: 1, waitsAtLeastMs: 29_000 },
+    ];
+
     for (const request of requests) {
-      for (const { name, fault, waitsAtLeastMs } of faults) {
+      const cases = [
+        ...faults.map((entry) => ({ ...entry, times: 1 })),
+        // The share held past 30 s has its own story below.
+        ...repeated.filter((entry) => !(request.path.startsWith('/sendToDevice') && entry.fault.kind === 'hold')),
+      ];
+      for (const { name, fault, times, waitsAtLeastMs } of cases) {
         it(
-          `The ${request.name} fails once with ${name}: the message arrives encrypted, exactly once`,
-          story,
+          `The ${request.name} fails ${times === 1 ? 'once' : `${times} times`} with ${name}: ` +
+            'the message arrives encrypted, exactly once',
+          times === 1 && fault.kind !== 'hold' ? story : { timeout: 150_000 },
           async () => {
             const { client, peer, session, roomId } = await givenFreshRoom();
-            const rule = proxy.fail({ path: request.path, bodyIncludes: peer.userId, fault, times: 1 });
+            const rule = proxy.fail({ path: request.path, bodyIncludes: peer.userId, fault, times });
             const body = `Through ${name} on the ${request.name}`;
 
             const started = Date.now();
@@ -118,6 +135,7 @@ for (const browserName of storyBrowsers()) {
 
             const seen = proxy.matched(rule);
             assert.equal(seen[0]?.outcome, fault.kind, `the fault never fired: ${attempts(rule)}`);
+            assert.equal(seen.filter((entry) => entry.outcome === fault.kind).length, times, attempts(rule));
             assert.ok(
               seen.slice(1).some((entry) => entry.outcome === 'passed 200'),
               `no attempt after the fault went through: ${attempts(rule)}`,
