@@ -463,7 +463,7 @@ for (const browserName of storyBrowsers()) {
     it(
       '“Ask” policy for one room: a send with a new unverified device waits; ' +
         '“Send anyway” delivers it, “Cancel” and the timeout give the client an error',
-      story,
+      { timeout: 240_000 }, // three new devices and three questions: slow on a loaded machine
       async () => {
         const alice = await newUser('alice');
         const { client, deviceId } = await givenKirjavaDevice(alice);
