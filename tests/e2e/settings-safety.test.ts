@@ -188,7 +188,7 @@ for (const browserName of storyBrowsers()) {
       );
 
       it(
-        "First run, as the README tells it: Kirjava installed and nothing configured, the user opens the client " +
+        'First run, as the README tells it: Kirjava installed and nothing configured, the user opens the client ' +
           'and logs in; the badge asks and the popup offers to set up its site and server; one click on ' +
           '"Set up", and the popup shows the account with "Encryption active", a message from an E2EE peer ' +
           'reads in clear and one sent into the encrypted room reaches the peer while the server holds only ciphertext',
