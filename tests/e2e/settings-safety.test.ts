@@ -7,6 +7,8 @@
  * effect. The popup and options pages throw no uncaught error in any of them.
  */
 import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { sendThrough, type Bypass } from '../fixtures/bypass.ts';
@@ -14,9 +16,18 @@ import { launchBrowser, type ExtensionBrowser, storyBrowsers } from '../fixtures
 import { poll, sleep } from '../fixtures/net.ts';
 import type { Peer } from '../fixtures/peer.ts';
 import { openPlainClient, type PlainClient } from '../fixtures/plain-client.ts';
-import { StoryBed, assertEncryptedOnServer, assertPeerDecrypts, givenEncryptedRoom } from '../fixtures/stories.ts';
+import {
+  StoryBed,
+  assertClientReads,
+  assertEncryptedOnServer,
+  assertPeerDecrypts,
+  givenEncryptedRoom,
+} from '../fixtures/stories.ts';
 
 const story = { timeout: 240_000 };
+/** KIRJAVA_SCREENSHOTS=1 writes the README's first-run pictures into docs/screenshots/, from the Chromium run. */
+const SCREENSHOTS = process.env.KIRJAVA_SCREENSHOTS === '1';
+const screenshotDir = resolve(import.meta.dirname, '../../docs/screenshots');
 for (const browserName of storyBrowsers()) {
   const bed = new StoryBed(browserName);
 
@@ -42,6 +53,14 @@ for (const browserName of storyBrowsers()) {
       homeservers: [],
       allowedSites: [],
     }) as StoredSettings;
+
+  /** One of the README's pictures: the popup's top `height` pixels, from Chromium only (the same look each time). */
+  async function readmeScreenshot(page: Page, name: string, height: number): Promise<void> {
+    if (!SCREENSHOTS || browserName !== 'chromium') return;
+    await mkdir(screenshotDir, { recursive: true });
+    await page.setViewportSize({ width: 380, height });
+    await page.screenshot({ path: `${screenshotDir}/${name}.png` });
+  }
 
   const badge = (browser?: ExtensionBrowser) => inWorker(() => chrome.action.getBadgeText({}), browser);
 
@@ -169,23 +188,33 @@ for (const browserName of storyBrowsers()) {
       );
 
       it(
-        'First run: nothing configured, a client logs in; the badge and the popup offer to set up ' +
-          'its site and server, and one click makes its messages encrypted',
+        'First run, as the README tells it: Kirjava installed and nothing configured, the user opens the client ' +
+          'and logs in; the badge asks and the popup offers to set up its site and server; one click on ' +
+          '"Set up", and the popup shows the account with "Encryption active", a message from an E2EE peer ' +
+          'reads in clear and one sent into the encrypted room reaches the peer while the server holds only ciphertext',
         story,
         async () => {
+          // 1. Install: a fresh browser with Kirjava and nothing configured.
           const fresh = await launchBrowser({ browser: browserName });
           try {
+            assert.deepEqual(await storedSettings(fresh), { homeservers: [], allowedSites: [] });
+            // 2. Open the client and log in.
             const user = await bed.newUser('alice');
             const client = await openPlainClient(fresh.context, bed.site.origin);
             const session = await client.login(bed.synapse.baseUrl, user.userId, user.password);
+            // 3. The toolbar badge shows "?"; the popup offers to set the client up.
             await poll('the badge to ask', async () => ((await badge(fresh)) === '?' ? true : undefined), 15_000);
             const popup = await fresh.openPopup();
+            await popup.setViewportSize({ width: 380, height: 600 });
             const offer = popup.getByRole('region', { name: `Homeserver not handled: ${bed.synapse.baseUrl}` });
             await offer.waitFor({ timeout: 10_000 });
             assert.match(await offer.innerText(), /which Kirjava does not handle — add it\?/);
             assert.match(await offer.innerText(), /Only add a Matrix client you trust/);
+            assert.ok(await offer.getByRole('button', { name: 'Not now' }).isVisible());
             assert.deepEqual(await storedSettings(fresh), { homeservers: [], allowedSites: [] });
+            await readmeScreenshot(popup, 'first-run-offer', 340);
 
+            // 4. "Set up" adds both the site and its homeserver.
             await offer.getByRole('button', { name: 'Set up' }).click();
             await offer.waitFor({ state: 'detached', timeout: 10_000 });
             assert.deepEqual(await storedSettings(fresh), {
@@ -193,16 +222,30 @@ for (const browserName of storyBrowsers()) {
               allowedSites: [bed.site.origin],
             });
 
+            // 5. At the client's next sync (its long poll may run 30 s) the popup shows the account.
             const peer = await bed.givenPeer();
-            // The client's next sync (its long poll may run 30 s) is the first Kirjava serves.
             await peer.waitForDeviceKeys(session.userId, session.deviceId, 45_000);
+            const card = popup.getByRole('article', { name: session.userId });
+            await card.getByText('Encryption active').waitFor({ timeout: 15_000 });
+            assert.match(await card.innerText(), new RegExp(session.deviceId));
+            assert.equal(await badge(fresh), '', 'the badge still asks after the setup');
+
+            // 6. Read and send in an encrypted room.
             const roomId = await givenEncryptedRoom(peer, client, session.userId, session.deviceId);
-            const text = 'Encrypted after a one-click setup';
-            const eventId = await client.sendText(roomId, text);
-            await assertEncryptedOnServer(peer, roomId, eventId, text);
-            await assertPeerDecrypts(peer, roomId, eventId, text, session.userId);
+            const greeting = 'Hello from an E2EE client, after a one-click setup';
+            const greetingId = await peer.sendText(roomId, greeting);
+            await assertEncryptedOnServer(peer, roomId, greetingId, greeting);
+            await assertClientReads(client, roomId, greeting, peer.userId);
+            const reply = 'Encrypted by Kirjava on its first run';
+            const replyId = await client.sendText(roomId, reply);
+            await assertEncryptedOnServer(peer, roomId, replyId, reply);
+            await assertPeerDecrypts(peer, roomId, replyId, reply, session.userId);
+            assert.deepEqual(await plaintextOnServer(peer, roomId, session.userId), []);
+            await popup.reload();
             await popup.getByRole('article', { name: session.userId }).getByText('Encryption active').waitFor();
+            await readmeScreenshot(popup, 'first-run-popup', 260);
             assert.deepEqual(fresh.pageErrors, []);
+            await popup.close();
             await client.close();
           } finally {
             await fresh.close();
