@@ -11,7 +11,13 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import type { Locator, Page } from 'playwright-core';
 import { poll } from '../fixtures/net.ts';
 import type { PlainClient } from '../fixtures/plain-client.ts';
-import { StoryBed, assertEncryptedOnServer, assertPeerDecrypts, givenEncryptedRoom } from '../fixtures/stories.ts';
+import {
+  StoryBed,
+  assertEncryptedOnServer,
+  assertPeerDecrypts,
+  givenEncryptedRoom,
+  typeNumber,
+} from '../fixtures/stories.ts';
 import { storyBrowsers } from '../fixtures/browser.ts';
 
 const story = { timeout: 240_000 };
@@ -33,16 +39,6 @@ for (const browserName of storyBrowsers()) {
     return (
       sharing as Record<string, { policy?: string; askTimeoutSeconds?: number; rooms?: Record<string, string> }>
     )?.[accountId];
-  }
-
-  /**
-   * Types `value` into a number field as a user does (select all, type, Tab away): Firefox fires
-   * `change` on a number field only after a real edit, which Playwright's `fill` is not there.
-   */
-  async function typeNumber(field: Locator, value: string) {
-    await field.selectText();
-    await field.pressSequentially(value);
-    await field.press('Tab');
   }
 
   /** The client's send as the SDK makes it, with its event id or the Matrix error it got. */

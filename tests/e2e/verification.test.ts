@@ -18,7 +18,7 @@ import type { Locator, Page } from 'playwright-core';
 import { poll, sleep } from '../fixtures/net.ts';
 import type { Peer } from '../fixtures/peer.ts';
 import type { PlainClient } from '../fixtures/plain-client.ts';
-import { StoryBed } from '../fixtures/stories.ts';
+import { StoryBed, typeNumber } from '../fixtures/stories.ts';
 import { storyBrowsers } from '../fixtures/browser.ts';
 import type { RegisteredUser } from '../fixtures/synapse.ts';
 
@@ -463,7 +463,7 @@ for (const browserName of storyBrowsers()) {
     it(
       '“Ask” policy for one room: a send with a new unverified device waits; ' +
         '“Send anyway” delivers it, “Cancel” and the timeout give the client an error',
-      { timeout: 240_000 }, // three new devices and three questions: slow on a loaded machine
+      story,
       async () => {
         const alice = await newUser('alice');
         const { client, deviceId } = await givenKirjavaDevice(alice);
@@ -621,8 +621,7 @@ for (const browserName of storyBrowsers()) {
     await sharing.waitFor({ timeout: 10_000 });
     if (waitSeconds !== undefined) {
       const wait = sharing.getByRole('spinbutton', { name: 'When asking, wait this many seconds for an answer' });
-      await wait.fill(String(waitSeconds));
-      await wait.press('Tab');
+      await typeNumber(wait, String(waitSeconds));
     }
     await sharing.getByRole('textbox', { name: 'Room ID' }).fill(roomId);
     await sharing.getByRole('combobox', { name: 'Policy for this room' }).selectOption(policy);
