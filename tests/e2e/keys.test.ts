@@ -77,7 +77,7 @@ for (const browserName of storyBrowsers()) {
 
   /** Presses `button` and returns what the panel then says: its status line, or its alert. */
   async function press(panel: ReturnType<Page['getByRole']>, button: string, timeoutMs = 60_000) {
-    await panel.getByRole('button', { name: button }).click();
+    await panel.getByRole('button', { name: button, exact: true }).click();
     const status = panel.getByRole('status').filter({ hasNotText: /Working|\d+ of \d+ keys (imported|restored)$/ });
     const outcome = panel.getByRole('alert').or(status);
     await outcome.first().waitFor({ timeout: timeoutMs });

@@ -604,7 +604,7 @@ for (const browserName of storyBrowsers()) {
         const card = popup.getByRole('article', { name: session.userId });
         await card.getByText(/Logged out: keys kept until/).waitFor({ timeout: 10_000 });
         assert.equal(
-          await card.getByRole('button', { name: 'Recover' }).count(),
+          await card.getByRole('button', { name: 'Recover', exact: true }).count(),
           0,
           'a logged-out account offers recovery',
         );
