@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { StoryBed, assertClientReads, givenEncryptedRoom } from '../fixtures/stories.ts';
 import { storyBrowsers } from '../fixtures/browser.ts';
+import { poll } from '../fixtures/net.ts';
 
 const story = { timeout: 120_000 };
 for (const browserName of storyBrowsers()) {
@@ -42,6 +43,51 @@ for (const browserName of storyBrowsers()) {
         const fingerprint = ungroup(await card.locator('.fingerprint').innerText());
         assert.equal(fingerprint, device.keys[`ed25519:${deviceId}`]);
         await popup.close();
+      },
+    );
+
+    it(
+      "A fresh account's card says 'Needs attention' with 'Set up secure backup' at the top, which leads to the " +
+        "control that does it; once set up, the card says 'Protected'",
+      { timeout: 180_000 },
+      async () => {
+        const alice = await bed.newUser('alice');
+        const client = await bed.givenClientTab();
+        const { userId } = await client.login(bed.synapse.baseUrl, alice.userId, alice.password);
+
+        const popup = bed.track(await bed.browser.openPopup());
+        const card = popup.getByRole('article', { name: userId });
+        const status = card.getByRole('group', { name: `Status of ${userId}` });
+        await status.getByText('Needs attention', { exact: true }).waitFor({ timeout: 20_000 });
+        assert.match(await status.innerText(), /lose your encrypted history/);
+
+        // The one action leads to the control that fixes it, and the keyboard is there.
+        const keys = card.getByRole('region', { name: 'Encryption keys' });
+        const setUp = keys.getByRole('button', { name: 'Set up secure backup' });
+        await status.getByRole('link', { name: 'Set up secure backup' }).click();
+        await poll('the focus on "Set up secure backup"', async () =>
+          (await setUp.evaluate((button) => button === document.activeElement)) ? true : undefined,
+        );
+        // The card's navigation leads to its sections.
+        await card
+          .getByRole('navigation', { name: `Sections of ${userId}` })
+          .getByRole('link', { name: 'Search' })
+          .click();
+        const searchHeading = card.getByRole('region', { name: 'Search index' }).getByRole('heading');
+        await poll('the focus on the search section', async () =>
+          (await searchHeading.evaluate((heading) => heading === document.activeElement)) ? true : undefined,
+        );
+
+        await setUp.click();
+        const form = keys.getByRole('form', { name: 'Set up secure backup' });
+        await form.getByLabel('Account password').fill(alice.password);
+        await form.getByRole('button', { name: 'Set up' }).click();
+        const dialog = keys.getByRole('dialog', { name: 'Save your recovery key' });
+        await dialog.waitFor({ timeout: 60_000 });
+        await dialog.getByLabel('I saved my recovery key somewhere safe').check();
+        await dialog.getByRole('button', { name: 'Done' }).click();
+        await status.getByText('Protected', { exact: true }).waitFor({ timeout: 30_000 });
+        assert.equal(await status.getByRole('link').count(), 0, 'nothing left to fix');
       },
     );
 
