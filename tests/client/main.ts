@@ -137,7 +137,7 @@ const api: KirjavaTestApi = {
     };
   },
 
-  waitForBody: (roomId, body, timeoutMs = 15_000) =>
+  waitForBody: (roomId, body, timeoutMs = 30_000) =>
     waitFor(
       `a message "${body}" in ${roomId}`,
       () => timelineOf(roomId).find((e) => e.type === EventType.RoomMessage && e.body === body && e.status === null),
@@ -163,7 +163,7 @@ const api: KirjavaTestApi = {
         const room = running().getRoom(roomId);
         return room && (!encrypted || room.hasEncryptionStateEvent()) ? room : undefined;
       },
-      15_000,
+      30_000,
     );
     selectedRoomId = roomId;
     render();
@@ -175,13 +175,13 @@ const api: KirjavaTestApi = {
     await waitFor(
       `our join of ${roomId} to sync`,
       () => (running().getRoom(roomId)?.getMyMembership() === KnownMembership.Join ? true : undefined),
-      15_000,
+      30_000,
     );
     selectedRoomId = roomId;
     render();
   },
 
-  waitForInvite: (timeoutMs = 15_000) =>
+  waitForInvite: (timeoutMs = 30_000) =>
     waitFor(
       'an invite',
       () =>
@@ -273,7 +273,7 @@ const api: KirjavaTestApi = {
     return { eventId, url, thumbnailUrl };
   },
 
-  waitForEventContent: (roomId, eventId, timeoutMs = 15_000) =>
+  waitForEventContent: (roomId, eventId, timeoutMs = 30_000) =>
     waitFor(
       `event ${eventId} in ${roomId}`,
       () => {

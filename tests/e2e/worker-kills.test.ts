@@ -122,11 +122,18 @@ for (const browserName of storyBrowsers()) {
           since = answer.next;
           quiet = answer.heldMs >= 900;
         }
+        // Stopped until seen stopped: on a loaded machine an event still on its way (the last
+        // sync's follow-up work) may start the worker again right after the first stop.
         await bed.browser.stopWorker();
         await poll(
           'the worker to stop',
-          async () => ((await bed.browser.backgroundRunning()) ? undefined : true),
-          10_000,
+          async () => {
+            if (!(await bed.browser.backgroundRunning())) return true;
+            await bed.browser.stopWorker();
+            return undefined;
+          },
+          30_000,
+          500,
         );
 
         // Nothing happens for this user: Synapse holds the long-poll for 8 s.
