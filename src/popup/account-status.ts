@@ -1,6 +1,7 @@
 /**
  * How one account reads in the popup: its protection status, its state line and its session key.
  */
+import { t } from '../platform/i18n.ts';
 import type { AccountView, CrossSigningView, KeysStatusReply } from '../shared/messages.ts';
 
 /** The ed25519 key in groups of four, as Element shows a "session key" to compare. */
@@ -12,15 +13,15 @@ export function groupFingerprint(key: string): string {
 export function stateLine(account: AccountView): string {
   switch (account.state) {
     case 'active':
-      return 'Encryption active';
+      return t('accountStatus_active');
     case 'waiting-for-login':
-      return 'Waiting for login: log in again in your Matrix client';
+      return t('accountStatus_waitingForLogin');
     case 'error':
-      return `Error: ${account.error || 'the worker gave no details'}`;
+      return account.error ? t('accountStatus_error', account.error) : t('accountStatus_errorNoDetails');
     case 'not-served':
-      return `Not encrypted: ${account.error}`;
+      return t('accountStatus_notServed', account.error ?? '');
     case 'logged-out':
-      return `Logged out: keys kept until ${new Date(account.deleteAfter ?? Date.now()).toLocaleDateString()}`;
+      return t('accountStatus_loggedOut', new Date(account.deleteAfter ?? Date.now()).toLocaleDateString());
   }
 }
 
@@ -55,19 +56,19 @@ export function protection(account: AccountView, facts: ProtectionFacts): Protec
   if (account.state === 'logged-out') {
     return {
       level: 'Not covered',
-      says: 'Your client logged out of this device. Export its keys before Kirjava deletes them.',
-      action: { label: 'Export keys', target: 'export-keys' },
+      says: t('accountStatus_loggedOutSays'),
+      action: { label: t('accountStatus_exportKeys'), target: 'export-keys' },
     };
   }
   if (account.state !== 'active') {
-    return { level: 'Not covered', says: 'Kirjava cannot encrypt for this account now: see below.', action: null };
+    return { level: 'Not covered', says: t('accountStatus_notActiveSays'), action: null };
   }
   const [origin] = facts.noAccess;
   if (origin) {
     return {
       level: 'Not covered',
-      says: `Kirjava cannot see ${origin}: your messages there are not encrypted or decrypted.`,
-      action: { label: 'Give access', target: 'give-access', origin },
+      says: t('accountStatus_noAccessSays', origin),
+      action: { label: t('accountStatus_giveAccess'), target: 'give-access', origin },
     };
   }
   const { crossSigning, keys } = facts;
@@ -75,39 +76,37 @@ export function protection(account: AccountView, facts: ProtectionFacts): Protec
   if (keys.unsavedRecoveryKey) {
     return {
       level: 'Needs attention',
-      says: 'Save your recovery key: it is shown only until you confirm.',
-      action: { label: 'Save recovery key', target: 'secure-backup' },
+      says: t('accountStatus_unsavedRecoveryKeySays'),
+      action: { label: t('accountStatus_saveRecoveryKey'), target: 'secure-backup' },
     };
   }
   if (keys.secureBackup === 'none') {
     return {
       level: 'Needs attention',
-      says: 'No secure backup: if you lose this browser, you lose your encrypted history.',
-      action: { label: 'Set up secure backup', target: 'secure-backup' },
+      says: t('accountStatus_noSecureBackupSays'),
+      action: { label: t('accountStatus_setUpSecureBackup'), target: 'secure-backup' },
     };
   }
   const recoverable = keys.secureBackup === 'set-up';
   if (crossSigning.identityKnown && !crossSigning.deviceSignedByOwner) {
     return {
       level: 'Needs attention',
-      says: 'Your other devices do not trust this one yet, and it cannot read your backed-up history.',
+      says: t('accountStatus_untrustedDeviceSays'),
       action: recoverable
-        ? { label: 'Enter recovery key', target: 'recovery-key' }
-        : { label: 'Verify this device', target: 'verify-device' },
+        ? { label: t('accountStatus_enterRecoveryKey'), target: 'recovery-key' }
+        : { label: t('accountStatus_verifyDevice'), target: 'verify-device' },
     };
   }
   if (!keys.backupVersion && recoverable) {
     return {
       level: 'Needs attention',
-      says: 'New keys are not backed up yet: enter your recovery key to turn the backup on.',
-      action: { label: 'Enter recovery key', target: 'recovery-key' },
+      says: t('accountStatus_backupOffSays'),
+      action: { label: t('accountStatus_enterRecoveryKey'), target: 'recovery-key' },
     };
   }
   return {
     level: 'Protected',
-    says: keys.backupVersion
-      ? 'This device is trusted and its keys are backed up.'
-      : 'This device is trusted. Set up a key backup in another client to keep your history.',
+    says: keys.backupVersion ? t('accountStatus_protectedSays') : t('accountStatus_protectedNoBackupSays'),
     action: null,
   };
 }
