@@ -2,7 +2,7 @@
  * The popup's key management requests: secure backup setup and reset with the account password,
  * recovery with the recovery key or passphrase, key file import and export, and the progress of the task under way.
  */
-import { exportPassphraseProblem } from '../shared/passphrase-rule.ts';
+import { exportPassphraseProblem } from '../ui/passphrase-rule.ts';
 import type { AccountRegistry } from './accounts.ts';
 import { onUiRequest } from './ui-router.ts';
 

@@ -26,7 +26,7 @@ export function stateLine(account: AccountView): string {
 }
 
 /** How well one account's messages are protected, as the status line at the top of its card says it. */
-export type ProtectionLevel = 'Protected' | 'Needs attention' | 'Not covered';
+export type ProtectionLevel = 'protected' | 'needs-attention' | 'not-covered';
 
 /**
  * The control in the card that fixes the most important problem; the card marks each such control
@@ -55,18 +55,18 @@ export interface ProtectionFacts {
 export function protection(account: AccountView, facts: ProtectionFacts): Protection | null {
   if (account.state === 'logged-out') {
     return {
-      level: 'Not covered',
+      level: 'not-covered',
       says: t('accountStatus_loggedOutSays'),
       action: { label: t('accountStatus_exportKeys'), target: 'export-keys' },
     };
   }
   if (account.state !== 'active') {
-    return { level: 'Not covered', says: t('accountStatus_notActiveSays'), action: null };
+    return { level: 'not-covered', says: t('accountStatus_notActiveSays'), action: null };
   }
   const [origin] = facts.noAccess;
   if (origin) {
     return {
-      level: 'Not covered',
+      level: 'not-covered',
       says: t('accountStatus_noAccessSays', origin),
       action: { label: t('accountStatus_giveAccess'), target: 'give-access', origin },
     };
@@ -75,14 +75,14 @@ export function protection(account: AccountView, facts: ProtectionFacts): Protec
   if (!crossSigning || !keys) return null;
   if (keys.unsavedRecoveryKey) {
     return {
-      level: 'Needs attention',
+      level: 'needs-attention',
       says: t('accountStatus_unsavedRecoveryKeySays'),
       action: { label: t('accountStatus_saveRecoveryKey'), target: 'secure-backup' },
     };
   }
   if (keys.secureBackup === 'none') {
     return {
-      level: 'Needs attention',
+      level: 'needs-attention',
       says: t('accountStatus_noSecureBackupSays'),
       action: { label: t('accountStatus_setUpSecureBackup'), target: 'secure-backup' },
     };
@@ -90,7 +90,7 @@ export function protection(account: AccountView, facts: ProtectionFacts): Protec
   const recoverable = keys.secureBackup === 'set-up';
   if (crossSigning.identityKnown && !crossSigning.deviceSignedByOwner) {
     return {
-      level: 'Needs attention',
+      level: 'needs-attention',
       says: t('accountStatus_untrustedDeviceSays'),
       action: recoverable
         ? { label: t('accountStatus_enterRecoveryKey'), target: 'recovery-key' }
@@ -99,13 +99,13 @@ export function protection(account: AccountView, facts: ProtectionFacts): Protec
   }
   if (!keys.backupVersion && recoverable) {
     return {
-      level: 'Needs attention',
+      level: 'needs-attention',
       says: t('accountStatus_backupOffSays'),
       action: { label: t('accountStatus_enterRecoveryKey'), target: 'recovery-key' },
     };
   }
   return {
-    level: 'Protected',
+    level: 'protected',
     says: keys.backupVersion ? t('accountStatus_protectedSays') : t('accountStatus_protectedNoBackupSays'),
     action: null,
   };

@@ -45,7 +45,7 @@ const facts = (more: Partial<ProtectionFacts>): ProtectionFacts => ({
 describe('The status line of an account card', () => {
   it('a fresh account needs attention: "Set up secure backup"', () => {
     const status = protection(account, facts({}));
-    assert.equal(status?.level, 'Needs attention');
+    assert.equal(status?.level, 'needs-attention');
     assert.deepEqual(status?.action, { label: 'Set up secure backup', target: 'secure-backup' });
   });
 
@@ -54,26 +54,26 @@ describe('The status line of an account card', () => {
       account,
       facts({ crossSigning: trusted, keys: backedUp, noAccess: ['https://hs.example'] }),
     );
-    assert.equal(status?.level, 'Not covered');
+    assert.equal(status?.level, 'not-covered');
     assert.deepEqual(status?.action, { label: 'Give access', target: 'give-access', origin: 'https://hs.example' });
   });
 
   it('a device its owner has not signed, with secure backup on the server: "Enter recovery key"', () => {
     const keys = { ...fresh, secureBackup: 'set-up' as const };
     const status = protection(account, facts({ crossSigning: { ...trusted, deviceSignedByOwner: false }, keys }));
-    assert.equal(status?.level, 'Needs attention');
+    assert.equal(status?.level, 'needs-attention');
     assert.equal(status?.action?.label, 'Enter recovery key');
   });
 
   it('a trusted device whose keys go to the backup is protected, with nothing to do', () => {
     const status = protection(account, facts({ crossSigning: trusted, keys: backedUp }));
-    assert.equal(status?.level, 'Protected');
+    assert.equal(status?.level, 'protected');
     assert.equal(status?.action, null);
   });
 
   it('a logged-out account is not covered and offers its key export; nothing is decided before the answer', () => {
     const status = protection({ ...account, state: 'logged-out' }, facts({}));
-    assert.equal(status?.level, 'Not covered');
+    assert.equal(status?.level, 'not-covered');
     assert.equal(status?.action?.target, 'export-keys');
     assert.equal(protection(account, facts({ keys: null })), null);
   });

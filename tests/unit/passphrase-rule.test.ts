@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { EXPORT_PASSPHRASE_RULE, exportPassphraseProblem } from '../../src/shared/passphrase-rule.ts';
+import { exportPassphraseProblem, exportPassphraseRule } from '../../src/ui/passphrase-rule.ts';
 
 describe('Key file passphrase rule', () => {
   it('refuses fewer than 12 characters, counting what is typed, not surrounding spaces', () => {
@@ -24,7 +24,7 @@ describe('Key file passphrase rule', () => {
   });
 
   it('states the rule the checks apply', () => {
-    assert.match(EXPORT_PASSPHRASE_RULE, /12 characters/);
-    assert.match(EXPORT_PASSPHRASE_RULE, /6 different/);
+    assert.match(exportPassphraseRule(), /12 characters/);
+    assert.match(exportPassphraseRule(), /6 different/);
   });
 });
