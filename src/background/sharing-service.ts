@@ -20,6 +20,7 @@ import { onUiRequest } from './ui-router.ts';
 import { roomLabel } from './room-labels.ts';
 import { log } from './log.ts';
 import { errorText } from '../crypto/core/log.ts';
+import { plural, t } from '../platform/i18n.ts';
 
 const NOTIFICATION_PREFIX = 'kirjava-send:';
 
@@ -65,10 +66,14 @@ async function askUser(accountId: string, roomId: string, devices: DeviceView[],
       ?.create(`${NOTIFICATION_PREFIX}${id}`, {
         type: 'basic',
         iconUrl: browser.runtime.getURL('icons/kirjava-128.png'),
-        title: 'Send to unverified devices?',
-        message:
-          `Your message to ${roomLabelText(room) ?? roomId} waits: ${names} ` +
-          `${devices.length === 1 ? 'is' : 'are'} not verified. Open Kirjava to send anyway or cancel.`,
+        title: t('notifications_sendTitle'),
+        message: plural(
+          devices.length,
+          'notifications_sendMessageOne',
+          'notifications_sendMessageOther',
+          roomLabelText(room) ?? roomId,
+          names,
+        ),
         priority: 2,
       })
       .catch((error) => log.warn('notification failed', { error: errorText(error) }));

@@ -11,6 +11,7 @@ import { getSettings, watchSettings } from '../platform/storage.ts';
 import type { Settings } from '../shared/messages.ts';
 import { type TabProtection, showTabProtection } from './badge.ts';
 import { log } from './log.ts';
+import { t } from '../platform/i18n.ts';
 import { errorText } from '../crypto/core/log.ts';
 
 /** How bad each state is: a tab shows the worst its page has come to. */
@@ -25,18 +26,15 @@ const baseOf = (url: string): string | undefined => {
 /** What one page's request to `base` from `initiator` makes of its tab, under `settings`. */
 function classify(settings: Settings, initiator: string, base: string): TabProtection {
   if (!settings.homeservers.includes(base)) {
-    return {
-      state: 'not-covered',
-      title: `Kirjava: not covered — this page talks to ${base}, which Kirjava does not handle`,
-    };
+    return { state: 'not-covered', title: t('tabStatus_homeserverNotHandled', base) };
   }
   if (!settings.allowedSites.includes(initiator)) {
-    return { state: 'not-covered', title: `Kirjava: not covered — ${initiator} is not an allowed site` };
+    return { state: 'not-covered', title: t('tabStatus_siteNotAllowed', initiator) };
   }
-  return { state: 'protected', title: 'Kirjava: this tab is protected' };
+  return { state: 'protected', title: t('tabStatus_protected') };
 }
 
-const NONE: TabProtection = { state: 'none', title: 'Kirjava: not a Matrix client' };
+const NONE: TabProtection = { state: 'none', title: t('tabStatus_notAMatrixClient') };
 
 /** Starts following the tabs' Matrix traffic for the toolbar icon. */
 export function registerTabStatus(): void {

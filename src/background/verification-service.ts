@@ -10,6 +10,7 @@ import { openPopup, setBadgeCount } from './badge.ts';
 import { onUiRequest } from './ui-router.ts';
 import { log } from './log.ts';
 import { errorText } from '../crypto/core/log.ts';
+import { t } from '../platform/i18n.ts';
 
 const NOTIFICATION_PREFIX = 'kirjava-verification:';
 
@@ -73,15 +74,19 @@ async function onSynced(registry: AccountRegistry, account: CryptoAccount): Prom
   for (const verification of await account.verifications.list()) {
     if (verification.stage !== 'incoming' || announced.has(verification.flowId)) continue;
     announced.add(verification.flowId);
-    const who = verification.selfVerification
-      ? `Another of your sessions (${verification.otherDeviceId ?? 'unknown device'})`
-      : verification.otherUserId;
+    const message = verification.selfVerification
+      ? t(
+          'notifications_verificationFromOwnSession',
+          verification.otherDeviceId ?? t('notifications_unknownDevice'),
+          account.identity.userId,
+        )
+      : t('notifications_verificationMessage', verification.otherUserId, account.identity.userId);
     await browser.notifications
       ?.create(`${NOTIFICATION_PREFIX}${verification.flowId}`, {
         type: 'basic',
         iconUrl: browser.runtime.getURL('icons/kirjava-128.png'),
-        title: 'Verification request',
-        message: `${who} wants to verify ${account.identity.userId}. Open Kirjava to accept.`,
+        title: t('notifications_verificationTitle'),
+        message,
         priority: 2,
       })
       .catch((error) => log.warn('notification failed', { error: errorText(error) }));

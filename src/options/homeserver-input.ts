@@ -8,11 +8,10 @@
  */
 import { normalizeBaseUrl } from '../shared/messages.ts';
 import type { ParsedEntry } from './entry-input.ts';
+import { t } from '../platform/i18n.ts';
 
 /** How long one discovery request may take. */
 const REQUEST_TIMEOUT_MS = 8_000;
-
-const EXAMPLES = 'such as https://matrix.example.org, example.org or @you:example.org';
 
 /** A host name, IPv4 or bracketed IPv6 address, with an optional port. */
 const SERVER_NAME = /^(?:[\w-]+(?:\.[\w-]+)*\.?|\[[0-9a-f:.]+\])(?::\d{1,5})?$/i;
@@ -35,11 +34,11 @@ async function checkVersions(baseUrl: string, fetchFn: Fetch): Promise<string | 
     const response = await fetchFn(`${baseUrl}/_matrix/client/versions`, {
       signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });
-    if (!response.ok) return `it answered ${response.status} to /_matrix/client/versions`;
+    if (!response.ok) return t('homeserverInput_versionsStatus', response.status);
     const body = (await response.json().catch(() => null)) as { versions?: unknown } | null;
-    return Array.isArray(body?.versions) ? null : 'its /_matrix/client/versions is not a Matrix answer';
+    return Array.isArray(body?.versions) ? null : t('homeserverInput_versionsNotMatrix');
   } catch (error) {
-    return `it did not answer (${error instanceof Error ? error.message : String(error)})`;
+    return t('homeserverInput_versionsNoAnswer', error instanceof Error ? error.message : String(error));
   }
 }
 
@@ -48,13 +47,15 @@ async function wellKnown(origin: string, fetchFn: Fetch): Promise<{ baseUrl: str
   const url = `${origin}/.well-known/matrix/client`;
   try {
     const response = await fetchFn(url, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-    if (!response.ok) return { problem: `${url} answered ${response.status}` };
+    if (!response.ok) return { problem: t('homeserverInput_wellKnownStatus', url, response.status) };
     const body = (await response.json().catch(() => null)) as { 'm.homeserver'?: { base_url?: unknown } } | null;
     const base = body?.['m.homeserver']?.base_url;
-    if (typeof base !== 'string') return { problem: `${url} names no m.homeserver base_url` };
+    if (typeof base !== 'string') return { problem: t('homeserverInput_wellKnownNoBaseUrl', url) };
     return { baseUrl: normalizeBaseUrl(base) };
   } catch (error) {
-    return { problem: `${url} could not be read (${error instanceof Error ? error.message : String(error)})` };
+    return {
+      problem: t('homeserverInput_wellKnownUnreadable', url, error instanceof Error ? error.message : String(error)),
+    };
   }
 }
 
@@ -68,19 +69,14 @@ async function resolveServerName(name: string, fetchFn: Fetch): Promise<ParsedEn
     if ('baseUrl' in found) {
       const broken = await checkVersions(found.baseUrl, fetchFn);
       if (!broken) return { ok: true, entry: found.baseUrl };
-      problems.push(`${found.baseUrl}, which its well-known names, does not answer: ${broken}`);
+      problems.push(t('homeserverInput_wellKnownBaseDead', found.baseUrl, broken));
       continue;
     }
     problems.push(found.problem);
     // Without a well-known, the server name may be the homeserver itself.
     if (!(await checkVersions(origin, fetchFn))) return { ok: true, entry: origin };
   }
-  return {
-    ok: false,
-    error:
-      `Could not find the homeserver of ${name}: ${problems.join('; ')}. ` +
-      'Enter the homeserver’s full base URL instead, such as https://matrix.example.org',
-  };
+  return { ok: false, error: t('homeserverInput_notFound', name, problems.join('; ')) };
 }
 
 /** A typed URL: refused when it is a page or an API path, else checked (or resolved via its host). */
@@ -89,35 +85,25 @@ async function resolveUrl(typed: string, fetchFn: Fetch): Promise<ParsedEntry> {
   try {
     url = new URL(typed);
   } catch {
-    return { ok: false, error: `“${typed}” is not a URL. Enter your homeserver, ${EXAMPLES}` };
+    return { ok: false, error: t('homeserverInput_notAUrl', typed) };
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    return { ok: false, error: 'A homeserver URL starts with https:// (or http:// for a server on your own network)' };
+    return { ok: false, error: t('homeserverInput_wrongScheme') };
   }
   if (!SERVER_NAME.test(url.host)) {
-    return { ok: false, error: `“${typed}” is not a URL. Enter your homeserver, ${EXAMPLES}` };
+    return { ok: false, error: t('homeserverInput_notAUrl', typed) };
   }
   const apiAt = url.pathname.indexOf('/_matrix/');
   if (apiAt >= 0) {
     const base = url.origin + url.pathname.slice(0, apiAt);
-    return {
-      ok: false,
-      error: `${typed} is an API path, not a homeserver. Enter the part before /_matrix/: ${base}`,
-    };
+    return { ok: false, error: t('homeserverInput_apiPath', typed, base) };
   }
   if (url.hash || url.search) {
-    return {
-      ok: false,
-      error:
-        `${typed} looks like the page of a Matrix client, not a homeserver. ` +
-        `Enter your homeserver instead, ${EXAMPLES} (your client shows it at login)`,
-    };
+    return { ok: false, error: t('homeserverInput_clientPage', typed) };
   }
   if (url.protocol === 'http:' && !isLocalHost(url.hostname)) {
-    return {
-      ok: false,
-      error: `Plain http:// is only for a homeserver on your own computer or network: enter https://${url.host}${url.pathname.replace(/\/+$/, '')}`,
-    };
+    const secure = `https://${url.host}${url.pathname.replace(/\/+$/, '')}`;
+    return { ok: false, error: t('homeserverInput_plainHttp', secure) };
   }
   const base = normalizeBaseUrl(typed);
   const broken = await checkVersions(base, fetchFn);
@@ -127,12 +113,7 @@ async function resolveUrl(typed: string, fetchFn: Fetch): Promise<ParsedEntry> {
     const found = await wellKnown(url.origin, fetchFn);
     if ('baseUrl' in found && !(await checkVersions(found.baseUrl, fetchFn))) return { ok: true, entry: found.baseUrl };
   }
-  return {
-    ok: false,
-    error:
-      `${base} does not answer as a Matrix homeserver: ${broken}. ` +
-      `Check the address; a client’s page is not the homeserver. Enter your homeserver, ${EXAMPLES}`,
-  };
+  return { ok: false, error: t('homeserverInput_notAnswering', base, broken) };
 }
 
 /**
@@ -141,14 +122,14 @@ async function resolveUrl(typed: string, fetchFn: Fetch): Promise<ParsedEntry> {
  */
 export async function resolveHomeserver(input: string, fetchFn: Fetch = fetch): Promise<ParsedEntry> {
   const typed = input.trim();
-  if (typed === '') return { ok: false, error: `Enter your homeserver, ${EXAMPLES}` };
+  if (typed === '') return { ok: false, error: t('homeserverInput_empty') };
   if (typed.includes('://')) return resolveUrl(typed, fetchFn);
   const name = typed.startsWith('@') ? typed.slice(typed.indexOf(':') + 1) : typed;
   if (typed.startsWith('@') && !typed.includes(':')) {
-    return { ok: false, error: `${typed} is not a full user id: it looks like @you:example.org` };
+    return { ok: false, error: t('homeserverInput_notAFullUserId', typed) };
   }
   if (!SERVER_NAME.test(name)) {
-    return { ok: false, error: `“${typed}” is not a homeserver. Enter your homeserver, ${EXAMPLES}` };
+    return { ok: false, error: t('homeserverInput_notAHomeserver', typed) };
   }
   return resolveServerName(name, fetchFn);
 }

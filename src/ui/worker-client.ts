@@ -4,6 +4,7 @@
  * words when it refused, e.g. "Waiting for login: open your Matrix client…").
  */
 import { NoAnswerError, askRuntime } from '../platform/ext.ts';
+import { t } from '../platform/i18n.ts';
 import {
   UI_CHANNEL,
   type AccountView,
@@ -15,9 +16,6 @@ import {
 
 /** A worker that has not answered by then is stuck or gone; say so instead of waiting. */
 const ANSWER_TIMEOUT_MS = 5000;
-
-const NO_ANSWER = 'The Kirjava background worker did not answer';
-const WHAT_TO_DO = 'If this lasts, reload Kirjava in chrome://extensions.';
 
 /** How `ask` waits for the worker's answer. */
 export interface AskOptions {
@@ -40,8 +38,8 @@ export async function ask<K extends UiKind>(
     const answer = askRuntime<UiReply<K>>(request);
     reply = await (timeout === false ? answer : withTimeout(answer, timeout));
   } catch (error) {
-    if (error instanceof NoAnswerError) throw new Error(`${NO_ANSWER}. ${WHAT_TO_DO}`);
-    throw new Error(`${NO_ANSWER} (${error instanceof Error ? error.message : String(error)}). ${WHAT_TO_DO}`);
+    if (error instanceof NoAnswerError) throw new Error(t('workerClient_noAnswer'));
+    throw new Error(t('workerClient_noAnswerBecause', error instanceof Error ? error.message : String(error)));
   }
   if (typeof reply === 'object' && 'error' in reply && typeof reply.error === 'string') throw new Error(reply.error);
   return reply as UiRequests[K]['reply'];
@@ -50,14 +48,14 @@ export async function ask<K extends UiKind>(
 /** The accounts the worker serves; throws an Error the page can show as is. */
 export async function requestAccounts(): Promise<AccountView[]> {
   const reply = await ask('accounts', {});
-  if (!Array.isArray(reply?.accounts)) throw new Error(`${NO_ANSWER}. ${WHAT_TO_DO}`);
+  if (!Array.isArray(reply?.accounts)) throw new Error(t('workerClient_noAnswer'));
   return reply.accounts;
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms / 1000} s`)), ms);
+    timer = setTimeout(() => reject(new Error(t('workerClient_timedOut', ms / 1000))), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
