@@ -6,6 +6,7 @@
  */
 import { browser } from '../platform/ext.ts';
 import { SerialQueue } from '../crypto/core/serial-queue.ts';
+import { plural, t } from '../platform/i18n.ts';
 
 const counts = new Map<string, number>();
 let sitesWaiting = 0;
@@ -24,11 +25,11 @@ function render(): Promise<void> {
       await action.setBadgeText({ text: sitesWaiting + serversOffered > 0 ? '?' : '' });
     }
     const waiting = [
-      sitesWaiting > 0 ? `${sitesWaiting} site(s) ask to use encryption` : '',
-      serversOffered > 0 ? `${serversOffered} client(s) talk to a homeserver Kirjava does not handle` : '',
+      sitesWaiting > 0 ? plural(sitesWaiting, 'badge_sitesAskOne', 'badge_sitesAskOther') : '',
+      serversOffered > 0 ? plural(serversOffered, 'badge_serversOfferedOne', 'badge_serversOfferedOther') : '',
     ].filter(Boolean);
     // A tab without its own title (tab-status.ts) is not a Matrix client; what waits follows.
-    const title = ['Kirjava: not a Matrix client', ...waiting].join(' · ');
+    const title = [t('tabStatus_notAMatrixClient'), ...waiting].join(' · ');
     await action.setTitle({ title });
   });
 }

@@ -159,6 +159,7 @@ const svelteFiles = PAGE_DIRS.flatMap((dir) => filesUnder(dir, ['.svelte']));
 const pageModules = [
   ...PAGE_DIRS.flatMap((dir) => filesUnder(dir, ['.ts'])),
   join(root, 'src/background/tab-status.ts'),
+  join(root, 'src/background/badge.ts'),
 ];
 
 describe('Languages', () => {
