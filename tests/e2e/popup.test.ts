@@ -15,6 +15,9 @@ const story = { timeout: 120_000 };
 for (const browserName of storyBrowsers()) {
   const bed = new StoryBed(browserName);
 
+  /** Says where a story is, with the time: when one hangs on a slow machine, its log shows where. */
+  const step = (what: string) => console.log(`# ${new Date().toISOString()} ${what}`);
+
   /** "abcd efgh …" as the popup groups it, back to the unpadded base64 key. */
   const ungroup = (text: string) => text.replace(/\s+/g, '');
 
@@ -135,13 +138,18 @@ for (const browserName of storyBrowsers()) {
         const device = await peer.waitForDeviceKeys(userId, deviceId);
         const roomId = await givenEncryptedRoom(peer, client, userId, deviceId);
         const secret = 'The diagnostics must never show this sentence';
+        step('send the secret');
         await client.sendText(roomId, secret);
         await assertClientReads(client, roomId, secret, userId);
+
+        step('open the options page');
 
         const options = await bed.browser.openOptions();
         const href = await options.getByRole('link', { name: 'Diagnostics' }).getAttribute('href');
         assert.equal(href, `${bed.browser.extensionOrigin}/src/diagnostics/index.html`);
+        step('close the options page');
         await options.close();
+        step('open the diagnostics page');
         // A tab of its own: Firefox's driver loses a moz-extension page navigated to another one.
         const page = await bed.browser.context.newPage();
         await page.goto(href, { waitUntil: 'commit' });
@@ -168,11 +176,14 @@ for (const browserName of storyBrowsers()) {
         for (const key of Object.values(device.keys)) secrets.push(key);
         for (const hidden of secrets) assert.ok(!text.includes(hidden), `${hidden} shown in\n${text}`);
 
+        step('copy the report');
         await page.getByRole('button', { name: 'Copy report' }).click();
         await page.getByRole('status').waitFor();
         // Firefox does not report a moz-extension tab closing: leave the page first.
+        step('close the diagnostics page');
         await page.goto('about:blank', { waitUntil: 'commit' });
         await page.close();
+        step('done');
       },
     );
   });
