@@ -287,6 +287,7 @@ export class CryptoAccount {
         .then(listener)
         .catch((error) => this.log.warn('after-sync listener failed', { error: errorText(error) }));
     }
+    await this.media.stored();
     return serializeOr(result, body);
   }
 
@@ -333,6 +334,7 @@ export class CryptoAccount {
     const parsed = parseObject(body);
     if (!parsed) return body;
     const result = await this.queue.run(() => decryptHistory(this.decryptor, this.rooms, roomId, parsed));
+    await this.media.stored();
     return serializeOr(result, body);
   }
 
@@ -383,6 +385,7 @@ export class CryptoAccount {
     const result = await this.queue.run(() =>
       decryptNotifications(this.decryptor, parsed, this.mentions, onlyHighlight),
     );
+    await this.media.stored();
     return serializeOr(result, body);
   }
 

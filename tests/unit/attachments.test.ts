@@ -231,6 +231,37 @@ describe('MediaKeyRing', () => {
     assert.equal(ring.expose(plain), plain);
   });
 
+  it('says when every key it named is stored: a worker stopped after the page got the event loses none', async () => {
+    const saves: Array<{ mxc: string; done: () => void; fail: (error: Error) => void }> = [];
+    const stored = new Map<string, unknown>();
+    const ring = new MediaKeyRing(10, {
+      load: async (mxc) => stored.get(mxc) as any,
+      save: (mxc, key) =>
+        new Promise<void>((resolve, reject) => {
+          saves.push({ mxc, done: () => (stored.set(mxc, key), resolve()), fail: reject });
+        }),
+    });
+    await ring.stored(); // nothing shown yet
+    ring.expose({ file: file('mxc://hs/one') });
+    ring.expose({ file: file('mxc://hs/two') });
+    let settled = false;
+    const waiting = ring.stored().then(() => (settled = true));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(settled, false, 'stored() resolved before the saves finished');
+    saves[0]!.done();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(settled, false, 'stored() resolved with a save still under way');
+    saves[1]!.fail(new Error('QuotaExceededError')); // a failed save is logged, not waited for forever
+    await waiting;
+    assert.ok(stored.has('mxc://hs/one'));
+    // A fresh ring over the same store (a restarted worker) finds the stored key.
+    assert.ok(
+      await new MediaKeyRing(10, { load: async (mxc) => stored.get(mxc) as any, save: async () => {} }).lookup(
+        'mxc://hs/one',
+      ),
+    );
+  });
+
   it('is bounded: the least recently seen key goes first', async () => {
     const ring = new MediaKeyRing(2);
     ring.expose({ file: file('mxc://hs/a') });

@@ -28,6 +28,8 @@ const isObject = (value: unknown): value is Json =>
  */
 export class MediaKeyRing {
   private readonly keys = new Map<string, MediaKey>();
+  /** Saves under way: a page must not see a file's event before its key is stored. */
+  private readonly saving = new Set<Promise<void>>();
 
   constructor(
     private readonly limit = 20_000,
@@ -92,10 +94,21 @@ export class MediaKeyRing {
     const before = this.keys.get(file.url);
     this.keep(file.url, key);
     if (this.store && JSON.stringify(before) !== JSON.stringify(key)) {
-      this.store
+      const saved = this.store
         .save(file.url, key)
         .catch((error) => this.log.warn('storing a media key failed', { error: errorText(error) }));
+      this.saving.add(saved);
+      void saved.then(() => this.saving.delete(saved));
     }
+  }
+
+  /**
+   * Resolves once every key named so far is stored (or its save failed, which is logged).
+   * Awaited before a decrypted body goes back to the page: a worker stopped right after the
+   * client got an event still has the key of its file when the client downloads it.
+   */
+  async stored(): Promise<void> {
+    while (this.saving.size > 0) await Promise.all([...this.saving]);
   }
 
   private keep(mxc: string, key: MediaKey): void {
