@@ -26,8 +26,8 @@ interface BrowserI18n {
 
 const browserI18n: BrowserI18n | undefined = (globalThis as { chrome?: { i18n?: BrowserI18n } }).chrome?.i18n;
 
-/** `$1`…`$9` and `$$` as the browsers substitute them, for when there is no browser (unit tests). */
-function substitute(message: string, substitutions: string[]): string {
+/** `message` with `$1`…`$9` and `$$` replaced as the browsers do (where there is no browser: unit tests). */
+export function substitute(message: string, substitutions: string[]): string {
   return message.replace(/\$(\$|[1-9])/g, (_, which: string) =>
     which === '$' ? '$' : (substitutions[Number(which) - 1] ?? ''),
   );

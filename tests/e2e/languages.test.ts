@@ -12,14 +12,14 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { launchBrowser, storyBrowsers, type ExtensionBrowser } from '../fixtures/browser.ts';
+import { substitute } from '../../src/platform/i18n.ts';
 
 type Catalog = Record<string, { message: string }>;
 const locales = resolve(import.meta.dirname, '../../public/_locales');
 const german = JSON.parse(await readFile(resolve(locales, 'de/messages.json'), 'utf8')) as Catalog;
 const english = JSON.parse(await readFile(resolve(locales, 'en/messages.json'), 'utf8')) as Catalog;
 /** A German message, `$1`… filled in as the browser does. */
-const de = (name: string, ...values: string[]) =>
-  german[name]!.message.replace(/\$([1-9])/g, (_, i: string) => values[Number(i) - 1] ?? '');
+const de = (name: string, ...values: string[]) => substitute(german[name]!.message, values);
 
 if (storyBrowsers().includes('chromium')) {
   describe('Kirjava in a German browser (chromium)', () => {
