@@ -11,7 +11,10 @@
  * decrypted-event cache until 2026-12-01); `seq` keyed by the order of writing with the id in
  * a unique index, trimmed by one range delete (the cache since); `id-terms` and `seq-terms`
  * the same with a multi-entry index of 20 random terms per row (the search index's shape);
- * `databases` rows in databases of 10,000, the oldest database deleted whole.
+ * `segments` as `id` with a `seg` index (1,000 rows per segment) and the terms in a store of
+ * their own keyed by [segment, term], each row the ids of the segment's rows holding the term,
+ * trimmed a segment at a time (one range delete for its terms); `databases` rows in databases
+ * of 10,000, the oldest database deleted whole.
  */
 import { createServer } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -20,7 +23,7 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { CHROMIUM_FLAGS } from '../tests/fixtures/browser.ts';
 
-const SHAPES = ['id', 'seq', 'id-terms', 'seq-terms', 'databases'] as const;
+const SHAPES = ['id', 'seq', 'id-terms', 'seq-terms', 'segments', 'databases'] as const;
 type Shape = (typeof SHAPES)[number];
 
 /** Runs in the page: writes and trims, returns the storage in MiB after the fill and every 20,000 more. */
@@ -75,6 +78,63 @@ async function churn({ shape, kept, more }: { shape: Shape; kept: number; more: 
     await finished(tx);
   };
   const figures: number[] = [];
+  if (shape === 'segments') {
+    const req = indexedDB.open('segments', 1);
+    req.onupgradeneeded = () => {
+      req.result.createObjectStore('rows', { keyPath: 'id' }).createIndex('seg', 'seg');
+      req.result.createObjectStore('postings');
+    };
+    const db = await request(req);
+    let seg = 0;
+    let inSeg = 0;
+    let oldest = 0;
+    const writeSegmented = async (n: number) => {
+      for (let batch = 0; batch < n; batch += 500) {
+        const tx = db.transaction(['rows', 'postings'], 'readwrite');
+        const rows = tx.objectStore('rows');
+        const postings = tx.objectStore('postings');
+        const byTerm = new Map<number, string[]>();
+        for (let i = 0; i < 500; i++, written++) {
+          const row = { id: `$${crypto.randomUUID()}`, seg, data: crypto.getRandomValues(new Uint8Array(600)) };
+          rows.add(row);
+          for (const term of crypto.getRandomValues(new Uint32Array(20))) {
+            byTerm.set(term, [...(byTerm.get(term) ?? []), row.id]);
+          }
+        }
+        // The open segment's postings are read and rewritten whole.
+        const merged = await Promise.all(
+          [...byTerm].map(async ([term, ids]) => {
+            const before = (await request(postings.get([seg, term]))) as string[] | undefined;
+            return [term, [...(before ?? []), ...ids]] as const;
+          }),
+        );
+        for (const [term, ids] of merged) postings.put(ids, [seg, term]);
+        await finished(tx);
+        inSeg += 500;
+        if (inSeg >= 1_000) {
+          seg++;
+          inSeg = 0;
+        }
+      }
+    };
+    const trimSegments = async (n: number) => {
+      const cut = oldest + Math.ceil(n / 1_000);
+      const tx = db.transaction(['rows', 'postings'], 'readwrite');
+      const rows = tx.objectStore('rows');
+      for (const key of await request(rows.index('seg').getAllKeys(IDBKeyRange.upperBound(cut, true)))) rows.delete(key);
+      tx.objectStore('postings').delete(IDBKeyRange.upperBound([cut], true));
+      await finished(tx);
+      oldest = cut;
+    };
+    await writeSegmented(kept);
+    figures.push(await usage());
+    for (let done = 0; done < more; done += 5_000) {
+      await writeSegmented(5_000);
+      await trimSegments(5_000);
+      if ((done + 5_000) % 20_000 === 0) figures.push(await usage());
+    }
+    return figures;
+  }
   if (shape === 'databases') {
     const names: string[] = [];
     let db: IDBDatabase | undefined;

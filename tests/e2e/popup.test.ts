@@ -179,9 +179,11 @@ for (const browserName of storyBrowsers()) {
         step('copy the report');
         await page.getByRole('button', { name: 'Copy report' }).click();
         await page.getByRole('status').waitFor();
-        // Firefox does not report a moz-extension tab closing: leave the page first.
         step('close the diagnostics page');
-        await page.goto('about:blank', { waitUntil: 'commit' });
+        // Firefox does not report a moz-extension tab closing: leave the page first. Chromium
+        // must not: closing a tab while it swaps from the extension's process to about:blank's
+        // hung once for the whole test timeout.
+        if (browserName === 'firefox') await page.goto('about:blank', { waitUntil: 'commit' });
         await page.close();
         step('done');
       },
