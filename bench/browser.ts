@@ -137,11 +137,8 @@ export async function launchBenchBrowser(
   }
 }
 
-/** A raw CDP call on the extension's service worker target (Playwright cannot attach to it). */
-export async function workerCdp<T = any>(
-  debugPort: number,
-  calls: { method: string; params?: object }[],
-): Promise<T[]> {
+/** A CDP connection to the extension's service worker target (Playwright cannot attach to it). */
+async function workerSocket(debugPort: number): Promise<WebSocket> {
   const wsUrl = await poll('the extension service worker target', async () => {
     const targets = (await (await fetch(`http://127.0.0.1:${debugPort}/json/list`)).json()) as {
       type: string;
@@ -156,6 +153,15 @@ export async function workerCdp<T = any>(
     socket.onopen = resolve;
     socket.onerror = reject;
   });
+  return socket;
+}
+
+/** Raw CDP calls on the extension's service worker target, one after the other. */
+export async function workerCdp<T = any>(
+  debugPort: number,
+  calls: { method: string; params?: object }[],
+): Promise<T[]> {
+  const socket = await workerSocket(debugPort);
   try {
     const results: T[] = [];
     for (const [id, call] of calls.entries()) {
@@ -171,6 +177,61 @@ export async function workerCdp<T = any>(
       results.push(result);
     }
     return results;
+  } finally {
+    socket.close();
+  }
+}
+
+/** One node of a CDP CPU profile (`Profiler.Profile`). */
+interface ProfileNode {
+  id: number;
+  hitCount?: number;
+  callFrame: { functionName: string; url: string };
+}
+
+/**
+ * Runs `during` with the service worker's CPU profiled (CDP `Profiler`, sampled every 0.5 ms)
+ * and returns its result and the worker's sampled time per function (`name (file)`), in ms,
+ * most first; `(idle)` is the worker waiting (on IndexedDB, the page, the network).
+ */
+export async function workerProfile<T>(
+  debugPort: number,
+  during: () => Promise<T>,
+): Promise<{ result: T; totalMs: number; selfMs: [string, number][] }> {
+  const socket = await workerSocket(debugPort);
+  let next = 0;
+  const waiting = new Map<number, { resolve: (v: any) => void; reject: (e: Error) => void }>();
+  socket.onmessage = (message) => {
+    const data = JSON.parse(String(message.data));
+    const call = waiting.get(data.id);
+    if (!call) return;
+    waiting.delete(data.id);
+    if (data.error) call.reject(new Error(data.error.message));
+    else call.resolve(data.result);
+  };
+  const send = (method: string, params: object = {}) =>
+    new Promise<any>((resolve, reject) => {
+      waiting.set(++next, { resolve, reject });
+      socket.send(JSON.stringify({ id: next, method, params }));
+    });
+  try {
+    await send('Profiler.enable');
+    await send('Profiler.setSamplingInterval', { interval: 500 });
+    await send('Profiler.start');
+    const result = await during();
+    const { profile } = (await send('Profiler.stop')) as {
+      profile: { nodes: ProfileNode[]; startTime: number; endTime: number; samples: number[] };
+    };
+    const totalMs = (profile.endTime - profile.startTime) / 1000;
+    const msPerSample = totalMs / Math.max(1, profile.samples.length);
+    const byName = new Map<string, number>();
+    for (const node of profile.nodes) {
+      if (!node.hitCount) continue;
+      const file = node.callFrame.url.split('/').pop() || '';
+      const name = `${node.callFrame.functionName || '(anonymous)'}${file ? ` (${file})` : ''}`;
+      byName.set(name, (byName.get(name) ?? 0) + node.hitCount * msPerSample);
+    }
+    return { result, totalMs, selfMs: [...byName].sort((a, b) => b[1] - a[1]) };
   } finally {
     socket.close();
   }

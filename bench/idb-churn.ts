@@ -12,7 +12,7 @@
  * a unique index, trimmed by one range delete (the cache since); `id-terms` and `seq-terms`
  * the same with a multi-entry index of 20 random terms per row (the search index's shape);
  * `segments` as `id` with a `seg` index (1,000 rows per segment) and the terms in a store of
- * their own keyed by [segment, term], each row the ids of the segment's rows holding the term,
+ * their own keyed by [segment, term, batch], each row the ids of the batch's rows holding the term,
  * trimmed a segment at a time (one range delete for its terms); `databases` rows in databases
  * of 10,000, the oldest database deleted whole.
  */
@@ -101,14 +101,8 @@ async function churn({ shape, kept, more }: { shape: Shape; kept: number; more: 
             byTerm.set(term, [...(byTerm.get(term) ?? []), row.id]);
           }
         }
-        // The open segment's postings are read and rewritten whole.
-        const merged = await Promise.all(
-          [...byTerm].map(async ([term, ids]) => {
-            const before = (await request(postings.get([seg, term]))) as string[] | undefined;
-            return [term, [...(before ?? []), ...ids]] as const;
-          }),
-        );
-        for (const [term, ids] of merged) postings.put(ids, [seg, term]);
+        // Written once per batch, keyed [segment, term, batch]: no read before the write.
+        for (const [term, ids] of byTerm) postings.put(ids, [seg, term, written]);
         await finished(tx);
         inSeg += 500;
         if (inSeg >= 1_000) {
@@ -121,7 +115,8 @@ async function churn({ shape, kept, more }: { shape: Shape; kept: number; more: 
       const cut = oldest + Math.ceil(n / 1_000);
       const tx = db.transaction(['rows', 'postings'], 'readwrite');
       const rows = tx.objectStore('rows');
-      for (const key of await request(rows.index('seg').getAllKeys(IDBKeyRange.upperBound(cut, true)))) rows.delete(key);
+      for (const key of await request(rows.index('seg').getAllKeys(IDBKeyRange.upperBound(cut, true))))
+        rows.delete(key);
       tx.objectStore('postings').delete(IDBKeyRange.upperBound([cut], true));
       await finished(tx);
       oldest = cut;

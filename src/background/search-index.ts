@@ -13,10 +13,11 @@
  * the index files show which events share a (hashed) word, not the words.
  *
  * Bounded: at most `limit` events (SEARCH_INDEX_LIMIT) per account, the oldest by event time
- * going first. Counting costs a transaction, so the bound is checked every `limit / 10`
- * writes (and at the first write after opening): the store holds at most 1.1 × `limit`.
- * When the browser refuses writes for lack of space, the index stops growing (StorageQuota)
- * and decryption goes on without it. The IndexedDB store is src/background/search-store.ts.
+ * going first (in IndexedDB a segment of ≈ 1,000 events at a time, so that the bytes on disk
+ * stay bounded too: src/background/search-database.ts). The bound is checked every
+ * `limit / 10` writes (and at the first write after opening): the store holds at most
+ * 1.1 × `limit`. When the browser refuses writes for lack of space, the index stops growing
+ * (StorageQuota) and decryption goes on without it.
  */
 import { openWith, sealWith } from '../crypto/keyring/keyring-seal.ts';
 import { type IndexedEvent, type SearchRequest, indexTermsOf, lookupTermsOf } from '../search/request.ts';
@@ -37,6 +38,9 @@ export interface IndexRecord {
   data: ArrayBuffer;
 }
 
+/** An indexed event as read back: its words stay with the store's lookup, not with the record. */
+export type StoredIndexRecord = Omit<IndexRecord, 'terms'>;
+
 /** How far history backfill got in one room. */
 export interface RoomProgress {
   room: string;
@@ -49,14 +53,14 @@ export interface RoomProgress {
 export interface SearchStore {
   /** Adds or replaces these records, in one transaction. */
   putMany(records: IndexRecord[]): Promise<void>;
-  get(id: string): Promise<IndexRecord | undefined>;
+  get(id: string): Promise<StoredIndexRecord | undefined>;
   delete(id: string): Promise<void>;
-  getMany(ids: string[]): Promise<(IndexRecord | undefined)[]>;
+  getMany(ids: string[]): Promise<(StoredIndexRecord | undefined)[]>;
   /** The ids of the events that hold any of these hashed words. */
   idsWithAnyTerm(terms: string[]): Promise<string[]>;
   count(): Promise<number>;
-  /** Removes the `n` events with the smallest `ts` (the oldest). */
-  dropOldest(n: number): Promise<void>;
+  /** Evicts the oldest events (by `ts`, in the store's units of eviction) until at most `limit` remain. */
+  keepAtMost(limit: number): Promise<void>;
   roomProgress(roomId: string): Promise<RoomProgress | undefined>;
   saveRoomProgress(progress: RoomProgress): Promise<void>;
   close(): void;
@@ -201,13 +205,12 @@ export class SearchIndex {
     };
   }
 
-  /** Drops the oldest events beyond the bound; counted every `limit / 10` writes, not on each. */
+  /** Drops the oldest events beyond the bound; checked every `limit / 10` writes, not on each. */
   private async keepBound(written: number): Promise<void> {
     this.sinceCheck += written;
     if (this.sinceCheck < this.checkEvery) return;
     this.sinceCheck = 0;
-    const excess = (await this.store.count()) - this.limit;
-    if (excess > 0) await this.store.dropOldest(excess);
+    await this.store.keepAtMost(this.limit);
   }
 
   /**
@@ -246,7 +249,7 @@ export class SearchIndex {
       ids = ids ? new Set([...ids].filter((id) => found.has(id))) : found;
       if (ids.size === 0) return [];
     }
-    const records = (await this.store.getMany([...ids!])).filter((r): r is IndexRecord => r !== undefined);
+    const records = (await this.store.getMany([...ids!])).filter((r): r is StoredIndexRecord => r !== undefined);
     const cheap = { ...request.filter, contains_url: undefined };
     const passing = records.filter((r) =>
       matchesFilter(
@@ -257,7 +260,7 @@ export class SearchIndex {
     return Promise.all(passing.map((r) => this.decrypt(r)));
   }
 
-  private async decrypt(record: IndexRecord): Promise<IndexedEvent> {
+  private async decrypt(record: StoredIndexRecord): Promise<IndexedEvent> {
     const plain = await openWith(this.encKey, { iv: record.iv, data: new Uint8Array(record.data) });
     return JSON.parse(new TextDecoder().decode(plain)) as IndexedEvent;
   }

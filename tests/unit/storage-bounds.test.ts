@@ -58,8 +58,9 @@ class MemorySearchStore implements SearchStore {
   async count() {
     return this.events.size;
   }
-  async dropOldest(n: number) {
-    for (const r of [...this.events.values()].sort((a, b) => a.ts - b.ts).slice(0, n)) this.events.delete(r.id);
+  async keepAtMost(limit: number) {
+    const oldest = [...this.events.values()].sort((a, b) => a.ts - b.ts);
+    for (const r of oldest.slice(0, Math.max(0, oldest.length - limit))) this.events.delete(r.id);
   }
   async roomProgress(roomId: string) {
     return this.rooms.get(roomId);
