@@ -75,6 +75,12 @@ const WRITE_BATCH = 500;
  * oldest waiting ones are dropped (search misses them) rather than the worker's memory grow.
  */
 const PENDING_LIMIT = 5_000;
+/**
+ * Hashed words remembered (the most recently used): words repeat, and one HMAC per word of
+ * every event was the index's largest cost in the worker (≈ 2.5 s of an initial sync of
+ * 20,000 events, BENCHMARKS.md). The worker holds these events in clear anyway.
+ */
+const HASHED_WORDS = 20_000;
 
 interface PendingAdd {
   stored: IndexedEvent;
@@ -95,6 +101,7 @@ export class SearchIndex {
   private flushing: Promise<void> | undefined;
   /** Events redacted this worker lifetime, so a decryption that finishes later is not indexed. */
   private readonly redacted = new Set<string>();
+  private readonly hashed = new Map<string, Promise<string>>();
   /** Writes since the bound was last checked; starts due, so an index opened over its bound is trimmed. */
   private sinceCheck: number;
 
@@ -129,9 +136,20 @@ export class SearchIndex {
     return Math.max(1, Math.floor(this.limit / 10));
   }
 
-  private async hashTerm(term: string): Promise<string> {
-    const mac = await crypto.subtle.sign('HMAC', this.macKey, new TextEncoder().encode(term));
-    return toBase64(mac.slice(0, 16));
+  private hashTerm(term: string): Promise<string> {
+    const known = this.hashed.get(term);
+    if (known) {
+      this.hashed.delete(term);
+      this.hashed.set(term, known);
+      return known;
+    }
+    const hash = crypto.subtle
+      .sign('HMAC', this.macKey, new TextEncoder().encode(term))
+      .then((mac) => toBase64(mac.slice(0, 16)));
+    hash.catch(() => this.hashed.delete(term));
+    this.hashed.set(term, hash);
+    if (this.hashed.size > HASHED_WORDS) this.hashed.delete(this.hashed.keys().next().value as string);
+    return hash;
   }
 
   /**
@@ -278,6 +296,7 @@ export class SearchIndex {
   }
 
   close(): void {
+    this.hashed.clear();
     this.store.close();
   }
 }
