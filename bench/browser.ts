@@ -194,7 +194,7 @@ interface ProfileNode {
  * and returns its result and the worker's sampled time per function (`name (file)`), in ms,
  * most first; `(idle)` is the worker waiting (on IndexedDB, the page, the network).
  */
-export async function workerProfile<T>(
+async function workerProfile<T>(
   debugPort: number,
   during: () => Promise<T>,
 ): Promise<{ result: T; totalMs: number; selfMs: [string, number][] }> {
@@ -235,6 +235,19 @@ export async function workerProfile<T>(
   } finally {
     socket.close();
   }
+}
+
+/** Runs `during` under workerProfile and logs the worker's 30 largest self times. */
+export async function profiled<T>(
+  debugPort: number,
+  during: () => Promise<T>,
+  log: (...args: unknown[]) => void,
+  what: string,
+): Promise<T> {
+  const { result, totalMs, selfMs } = await workerProfile(debugPort, during);
+  log(`   worker profile of ${what}, ${totalMs.toFixed(0)} ms sampled; self time, most first:`);
+  for (const [name, ms] of selfMs.slice(0, 30)) log(`     ${ms.toFixed(0).padStart(7)} ms  ${name}`);
+  return result;
 }
 
 /** The worker's JS heap (after a GC) and the extension origin's storage use. */

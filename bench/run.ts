@@ -19,6 +19,7 @@ import {
   benchBrowserNames,
   extensionStorage,
   launchBenchBrowser,
+  profiled,
   timedFetch,
   workerMemory,
 } from './browser.ts';
@@ -248,7 +249,17 @@ async function main() {
             RUNS,
             () => bareLoop(receiver, fresh[bareRun++]!)(),
             async () => {
-              const timed = await timedFetch(side.kirjavaPage, syncUrl(`${name}${pageRun++}`), side.token);
+              const url = syncUrl(`${name}${pageRun++}`);
+              // BENCH_PROFILE=1: the worker's CPU profile of the last run in Chromium, where its time goes.
+              const timed =
+                process.env.BENCH_PROFILE && cr && side.name === 'chromium' && pageRun === RUNS
+                  ? await profiled(
+                      cr.debugPort,
+                      () => timedFetch(side.kirjavaPage, url, side.token),
+                      log,
+                      `item 2's last run`,
+                    )
+                  : await timedFetch(side.kirjavaPage, url, side.token);
               if (timed.decrypted !== events)
                 throw new Error(`bench: the ${side.name} page got ${timed.decrypted} of ${events} events decrypted`);
               side.decrypted += timed.decrypted;

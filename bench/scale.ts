@@ -12,7 +12,7 @@
 import { performance } from 'node:perf_hooks';
 import type { CryptoAccount } from '../src/crypto/account.ts';
 import type { FakeHomeserver } from '../tests/fixtures/fake-homeserver.ts';
-import { type BenchBrowsers, timedFetch, workerCdp, workerMemory, workerProfile } from './browser.ts';
+import { type BenchBrowsers, profiled, timedFetch, workerCdp, workerMemory } from './browser.ts';
 import { ME, openSenders, plaintexts } from './corpus.ts';
 import { bareLoop, receiveKeys } from './node-decrypt.ts';
 import type { BenchServer } from './server.ts';
@@ -217,14 +217,10 @@ export async function benchScale(options: {
   const plain = await timedFetch(browsers.plainPage, syncUrl('scale-initial'), token);
   const bare = await bareLoop(receiver, initialTimeline)();
   // BENCH_PROFILE=1: the worker's CPU profile of the initial sync, where its time goes.
-  const profiled = process.env.BENCH_PROFILE
-    ? await workerProfile(browsers.debugPort, () => timedFetch(page, syncUrl('scale-initial'), token))
-    : undefined;
-  const initial = profiled?.result ?? (await timedFetch(page, syncUrl('scale-initial'), token));
-  if (profiled) {
-    log(`   worker profile of the initial sync, ${fmt(profiled.totalMs, 0)} ms sampled; self time, most first:`);
-    for (const [name, ms] of profiled.selfMs.slice(0, 30)) log(`     ${fmt(ms, 0).padStart(7)} ms  ${name}`);
-  }
+  const fetchInitial = () => timedFetch(page, syncUrl('scale-initial'), token);
+  const initial = process.env.BENCH_PROFILE
+    ? await profiled(browsers.debugPort, fetchInitial, log, 'the initial sync')
+    : await fetchInitial();
   if (initial.decrypted !== initialEvents)
     throw new Error(`bench scale: the page got ${initial.decrypted} of ${initialEvents} events decrypted`);
   log(`   Kirjava ${fmt(initial.ms, 0)} ms, bare browser ${fmt(plain.ms, 0)} ms, Node bare loop ${fmt(bare, 0)} ms`);

@@ -102,6 +102,7 @@ export class SearchService {
   private attach(id: string, account: CryptoAccount): void {
     this.ids.set(account, id);
     const index = this.indexOf(id);
+    index.then((opened) => opened.writeWhenQuiet(() => account.idle())).catch(() => undefined);
     account.onDecrypted((roomId, event) => {
       index
         .then((opened) => opened.add(roomId, event))

@@ -338,6 +338,11 @@ export class CryptoAccount {
     return serializeOr(result, body);
   }
 
+  /** Settles once the syncs, history pages and sends queued so far are done (never rejects). */
+  idle(): Promise<void> {
+    return this.queue.idle();
+  }
+
   /**
    * Calls `listener` with every event this account decrypts from now on (sync, history,
    * notifications); returns the function that stops it.
