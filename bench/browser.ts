@@ -197,7 +197,7 @@ interface ProfileNode {
 async function workerProfile<T>(
   debugPort: number,
   during: () => Promise<T>,
-): Promise<{ result: T; totalMs: number; selfMs: [string, number][] }> {
+): Promise<{ result: T; totalMs: number; selfMs: [string, number][]; timeline: string[] }> {
   const socket = await workerSocket(debugPort);
   let next = 0;
   const waiting = new Map<number, { resolve: (v: any) => void; reject: (e: Error) => void }>();
@@ -220,7 +220,7 @@ async function workerProfile<T>(
     await send('Profiler.start');
     const result = await during();
     const { profile } = (await send('Profiler.stop')) as {
-      profile: { nodes: ProfileNode[]; startTime: number; endTime: number; samples: number[] };
+      profile: { nodes: ProfileNode[]; startTime: number; endTime: number; samples: number[]; timeDeltas: number[] };
     };
     const totalMs = (profile.endTime - profile.startTime) / 1000;
     const msPerSample = totalMs / Math.max(1, profile.samples.length);
@@ -231,7 +231,25 @@ async function workerProfile<T>(
       const name = `${node.callFrame.functionName || '(anonymous)'}${file ? ` (${file})` : ''}`;
       byName.set(name, (byName.get(name) ?? 0) + node.hitCount * msPerSample);
     }
-    return { result, totalMs, selfMs: [...byName].sort((a, b) => b[1] - a[1]) };
+    // A timeline in 50 ms slices: how busy the worker was, and its busiest function in each.
+    const nameOf = new Map(profile.nodes.map((n) => [n.id, n.callFrame.functionName || '(anonymous)']));
+    const slices: { busy: number; all: number; top: Map<string, number> }[] = [];
+    let at = 0;
+    profile.samples.forEach((id, i) => {
+      at += (profile.timeDeltas[i] ?? 0) / 1000;
+      const slice = (slices[Math.floor(at / 50)] ??= { busy: 0, all: 0, top: new Map() });
+      const name = nameOf.get(id)!;
+      slice.all += 1;
+      if (name === '(idle)') return;
+      slice.busy += 1;
+      slice.top.set(name, (slice.top.get(name) ?? 0) + 1);
+    });
+    const timeline = [...slices].map((slice, i) => {
+      if (!slice) return `${i * 50} ms: -`;
+      const top = [...slice.top].sort((a, b) => b[1] - a[1])[0]?.[0] ?? '';
+      return `${i * 50} ms: ${Math.round((100 * slice.busy) / slice.all)}% busy, ${top.slice(0, 60)}`;
+    });
+    return { result, totalMs, selfMs: [...byName].sort((a, b) => b[1] - a[1]), timeline };
   } finally {
     socket.close();
   }
@@ -244,9 +262,10 @@ export async function profiled<T>(
   log: (...args: unknown[]) => void,
   what: string,
 ): Promise<T> {
-  const { result, totalMs, selfMs } = await workerProfile(debugPort, during);
+  const { result, totalMs, selfMs, timeline } = await workerProfile(debugPort, during);
   log(`   worker profile of ${what}, ${totalMs.toFixed(0)} ms sampled; self time, most first:`);
   for (const [name, ms] of selfMs.slice(0, 30)) log(`     ${ms.toFixed(0).padStart(7)} ms  ${name}`);
+  if (timeline.length <= 100) log(`   timeline:\n     ${timeline.join('\n     ')}`);
   return result;
 }
 

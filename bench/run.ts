@@ -250,9 +250,12 @@ async function main() {
             () => bareLoop(receiver, fresh[bareRun++]!)(),
             async () => {
               const url = syncUrl(`${name}${pageRun++}`);
-              // BENCH_PROFILE=1: the worker's CPU profile of the last run in Chromium, where its time goes.
+              // BENCH_PROFILE=1: the worker's CPU profile of the last run in Chromium (=all: of every run).
               const timed =
-                process.env.BENCH_PROFILE && cr && side.name === 'chromium' && pageRun === RUNS
+                process.env.BENCH_PROFILE &&
+                cr &&
+                side.name === 'chromium' &&
+                (pageRun === RUNS || process.env.BENCH_PROFILE === 'all')
                   ? await profiled(
                       cr.debugPort,
                       () => timedFetch(side.kirjavaPage, url, side.token),

@@ -31,6 +31,8 @@ class MediaKeyDatabase extends Dexie {
 export class IndexedDbMediaKeyStore implements MediaKeyStore {
   private readonly db: MediaKeyDatabase;
   private key: Promise<CryptoKey> | undefined;
+  /** Keys sealed and waiting for their write (see save). */
+  private batch: { records: Map<string, SealedMediaKey>; written: Promise<void> } | undefined;
 
   constructor(
     name: string,
@@ -51,6 +53,7 @@ export class IndexedDbMediaKeyStore implements MediaKeyStore {
     return JSON.parse(new TextDecoder().decode(plaintext)) as MediaKey;
   }
 
+  /** Seals the key, then writes it with every other key saved in the same tick: one transaction. */
   async save(mxc: string, key: MediaKey): Promise<void> {
     const sealed = await sealWith(
       await this.cipherKey(),
@@ -61,7 +64,16 @@ export class IndexedDbMediaKeyStore implements MediaKeyStore {
       sealed.data.byteOffset,
       sealed.data.byteOffset + sealed.data.byteLength,
     ) as ArrayBuffer;
-    await this.db.keys.put({ iv: sealed.iv as Uint8Array<ArrayBuffer>, data }, mxc);
+    if (!this.batch) {
+      const records = new Map<string, SealedMediaKey>();
+      const written = new Promise((resolve) => setTimeout(resolve, 0)).then(async () => {
+        this.batch = undefined;
+        await this.db.keys.bulkPut([...records.values()], [...records.keys()]);
+      });
+      this.batch = { records, written };
+    }
+    this.batch.records.set(mxc, { iv: sealed.iv as Uint8Array<ArrayBuffer>, data });
+    await this.batch.written;
   }
 
   private cipherKey(): Promise<CryptoKey> {

@@ -105,6 +105,9 @@ export async function cryptoLibraryVersion(): Promise<string> {
  */
 export class CryptoAccount {
   private readonly queue = new SerialQueue();
+  /** Bodies being decrypted for the client now, and who waits for none to be (see idle). */
+  private answering = 0;
+  private readonly idleWaiters: (() => void)[] = [];
   private readonly outgoing: OutgoingRequestProcessor;
   private readonly decryptor: RoomEventDecryptor;
   /** Decryption from in-memory copies of the room keys (the persistent store is slow per event). */
@@ -141,6 +144,7 @@ export class CryptoAccount {
   ) {
     this.log = log;
     this.media = new MediaKeyRing(undefined, mediaKeyStore, log);
+    decryptedCache?.writeWhenQuiet(() => this.idle());
     // Anything that may change who a room key goes to makes the next sends share in full,
     // and the shields of decrypted events be asked again.
     const devicesChanged = () => {
@@ -263,7 +267,11 @@ export class CryptoAccount {
   }
 
   /** Feeds a /sync body to the machine and returns it with encrypted events decrypted. */
-  async processSync(body: string): Promise<string> {
+  processSync(body: string): Promise<string> {
+    return this.answer(() => this.decryptSync(body));
+  }
+
+  private async decryptSync(body: string): Promise<string> {
     const sync = parseObject(body);
     if (!sync) return body;
     const joined = isObject(sync.rooms) && isObject(sync.rooms.join) ? Object.keys(sync.rooms.join) : [];
@@ -330,17 +338,37 @@ export class CryptoAccount {
   }
 
   /** Decrypts a /messages, /context or /event body of `roomId`. */
-  async processHistory(roomId: string, body: string): Promise<string> {
-    const parsed = parseObject(body);
-    if (!parsed) return body;
-    const result = await this.queue.run(() => decryptHistory(this.decryptor, this.rooms, roomId, parsed));
-    await this.media.stored();
-    return serializeOr(result, body);
+  processHistory(roomId: string, body: string): Promise<string> {
+    return this.answer(async () => {
+      const parsed = parseObject(body);
+      if (!parsed) return body;
+      const result = await this.queue.run(() => decryptHistory(this.decryptor, this.rooms, roomId, parsed));
+      await this.media.stored();
+      return serializeOr(result, body);
+    });
   }
 
-  /** Settles once the syncs, history pages and sends queued so far are done (never rejects). */
+  /**
+   * Settles once no sync, history page or notifications body is being decrypted (never
+   * rejects), a tick after the last answer went back: work that can wait (the cache's and
+   * the search index's writes) waits for it, off the path of the answer the client waits for.
+   */
   idle(): Promise<void> {
-    return this.queue.idle();
+    return this.answering === 0 ? Promise.resolve() : new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Runs `work` as a body the client waits for (see idle). */
+  private async answer<T>(work: () => Promise<T>): Promise<T> {
+    this.answering += 1;
+    try {
+      return await work();
+    } finally {
+      this.answering -= 1;
+      if (this.answering === 0 && this.idleWaiters.length > 0) {
+        const waiters = this.idleWaiters.splice(0);
+        setTimeout(() => waiters.forEach((resolve) => resolve()), 0);
+      }
+    }
   }
 
   /**
@@ -384,14 +412,16 @@ export class CryptoAccount {
    * Decrypts a /notifications body (events of many rooms), mentions in encrypted messages
    * highlighted; `onlyHighlight` keeps the highlights only (the page's `only=highlight`).
    */
-  async processNotifications(body: string, onlyHighlight = false): Promise<string> {
-    const parsed = parseObject(body);
-    if (!parsed) return body;
-    const result = await this.queue.run(() =>
-      decryptNotifications(this.decryptor, parsed, this.mentions, onlyHighlight),
-    );
-    await this.media.stored();
-    return serializeOr(result, body);
+  processNotifications(body: string, onlyHighlight = false): Promise<string> {
+    return this.answer(async () => {
+      const parsed = parseObject(body);
+      if (!parsed) return body;
+      const result = await this.queue.run(() =>
+        decryptNotifications(this.decryptor, parsed, this.mentions, onlyHighlight),
+      );
+      await this.media.stored();
+      return serializeOr(result, body);
+    });
   }
 
   /** Decides what a `PUT /rooms/{roomId}/send/{eventType}/{txnId}` must send instead. */

@@ -108,6 +108,58 @@ describe('Decrypted-event cache', () => {
     },
   );
 
+  it('writes wait until the account has answered: the store is written after the body went back', async () => {
+    const store = new MemorySealedStore();
+    const cache = await DecryptedEventCache.create('a passphrase', store);
+    let release!: () => void;
+    const quiet = new Promise<void>((resolve) => (release = resolve));
+    cache.writeWhenQuiet(() => quiet);
+    const entry = (i: number) => ({
+      type: 'm.room.message',
+      content: { body: `Secret ${i}` },
+      info: { decrypted: true },
+    });
+    const id = (i: number) => `${ROOM}|$e${i}|${ALICE}|100|${'x'.repeat(86)}`;
+    for (let i = 0; i < 3; i++) cache.put(id(i), entry(i));
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    assert.equal(store.entries.size, 0, 'written while the account was answering');
+    assert.deepEqual((await cache.get(id(1)))?.content, { body: 'Secret 1' }, 'not readable meanwhile');
+
+    release();
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    assert.equal(store.entries.size, 3);
+  });
+
+  it('a long answer (an initial sync) does not hold every decryption in memory: past 2,000 it writes', async () => {
+    const store = new MemorySealedStore();
+    const cache = await DecryptedEventCache.create('a passphrase', store);
+    cache.writeWhenQuiet(() => new Promise(() => {}));
+    for (let i = 0; i < 2_000; i++) {
+      cache.put(`${ROOM}|$e${i}|${ALICE}|100|${'x'.repeat(86)}`, { type: 'm.room.message', content: {}, info: {} });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(store.entries.size, 2_000);
+  });
+
+  it("the account's idle() settles only after the body it was decrypting went back", async () => {
+    const { chunk } = await givenHistory(20);
+    const hs = new FakeHomeserver();
+    const order: string[] = [];
+    const account = await CryptoAccount.open({
+      baseUrl: hs.baseUrl,
+      userId: BOB,
+      deviceId: 'BOBDEV2',
+      accessToken: hs.login(BOB, 'BOBDEV2'),
+      fetchFn: hs.fetchFn,
+    });
+    opened.push(account);
+    await account.idle();
+    const answered = account.processHistory(ROOM, JSON.stringify({ chunk })).then(() => order.push('answered'));
+    const idle = account.idle().then(() => order.push('idle'));
+    await Promise.all([answered, idle]);
+    assert.deepEqual(order, ['answered', 'idle']);
+  });
+
   it('is bounded: the oldest entries go', async () => {
     const { store, cache, chunk, load } = await givenHistory(25, 10);
     for (const event of chunk) {

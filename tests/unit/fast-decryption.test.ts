@@ -187,3 +187,34 @@ test('given a logout, the mirror holds nothing and decryption declines', async (
     undefined,
   );
 });
+
+test('given a session Bob got late and its earlier messages later from a key file, the copy is made again', async () => {
+  const { hs, others } = await roomWith(['@alice:example.test']);
+  const alice = others[0]!;
+  const early = [];
+  for (let i = 0; i < 3; i++) early.push(await sendText(hs, alice, ROOM, `early ${i}`));
+  // Bob's new device gets the session from the next message on.
+  const phone = await openAccount(hs, BOB, 'BOBPHONE', { claim: true });
+  await alice.processSync(hs.syncFor('@alice:example.test', 'DEV0'));
+  await alice.flushOutgoingQueued();
+  const late = await sendText(hs, alice, ROOM, 'late');
+  assert.equal(late.content.session_id, early[0]!.content.session_id, 'Alice started a new session');
+  await phone.processSync(hs.syncFor(BOB, 'BOBPHONE'));
+  await phone.flushOutgoingQueued();
+  const lateRead = await compare(phone, [late]);
+  assert.equal(lateRead.outputs[0]!.content?.body, 'late');
+  assert.equal(lateRead.fast, 1);
+
+  // Alice's own copy, from the first message on: the session improves in the phone's store.
+  const file = await encryptKeyFile(await alice.machine.exportRoomKeys(() => true), 'pass', 1000);
+  await phone.keys.importKeyFile(file, 'pass');
+  const first = await compare(phone, [early[0]!]);
+  assert.equal(first.outputs[0]!.content?.body, 'early 0');
+  assert.equal(first.fast, 0, 'the copy decrypted a message before its first index');
+  const next = await compare(phone, early.slice(1));
+  assert.deepEqual(
+    next.outputs.map((e) => e.content?.body),
+    ['early 1', 'early 2'],
+  );
+  assert.equal(next.fast, 2, 'the earlier messages still go to the persistent store');
+});

@@ -14,7 +14,6 @@ import {
   SearchIndex,
 } from '../../src/background/search-index.ts';
 import { silentLog } from '../../src/crypto/core/log.ts';
-import { SerialQueue } from '../../src/crypto/core/serial-queue.ts';
 import { StorageQuota, isQuotaError } from '../../src/crypto/core/storage-quota.ts';
 import { DecryptedEventCache, MemorySealedStore, type SealedEntry } from '../../src/crypto/receive/decrypted-cache.ts';
 import { ENCRYPTION_INFO_KEY } from '../../src/crypto/receive/event-decryptor.ts';
@@ -120,10 +119,9 @@ describe('Search index bound', () => {
 
   it('writes wait while the account decrypts, then every waiting event is written and found', async () => {
     const { store, index } = await givenIndex(1_000);
-    const queue = new SerialQueue();
-    index.writeWhenQuiet(() => queue.idle());
     let finishSync!: () => void;
-    const sync = queue.run(() => new Promise<void>((resolve) => (finishSync = resolve)));
+    const sync = new Promise<void>((resolve) => (finishSync = resolve));
+    index.writeWhenQuiet(() => sync);
     const added = Array.from({ length: 1_200 }, (_, i) => index.add(ROOM, message(i)));
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.equal(store.events.size, 0, 'the index wrote while the sync was being decrypted');

@@ -49,12 +49,15 @@ export const DEFAULT_CACHE_LIMIT = 20_000;
  * store read or an AES-GCM open per event.
  */
 export const RECENT_LIMIT = 5_000;
+/** Decryptions waiting for their write beyond which the cache writes without waiting for quiet. */
+const WRITE_WITHOUT_WAITING = 2_000;
 
 /** One account's cache of decrypted events, sealed at rest, with a layer of recent entries in memory. */
 export class DecryptedEventCache {
   private pendingGets = new Map<string, ((value: CachedDecryption | undefined) => void)[]>();
   private pendingPuts: { id: string; value: CachedDecryption }[] = [];
   private flushTimer: ReturnType<typeof setTimeout> | undefined;
+  private quiet: (() => Promise<unknown>) | undefined;
   private writes = 0;
   private readonly recent = new Map<string, CachedDecryption>();
 
@@ -125,13 +128,24 @@ export class DecryptedEventCache {
   put(id: string, value: CachedDecryption): void {
     this.remember(id, value);
     this.pendingPuts.push({ id, value });
-    this.flushTimer ??= setTimeout(() => void this.flushPuts(), 50);
+    // A long answer (an initial sync) writes as it goes beyond this many, not all at its end.
+    if (this.pendingPuts.length >= WRITE_WITHOUT_WAITING) void this.flushPuts(false);
+    else this.flushTimer ??= setTimeout(() => void this.flushPuts(), 50);
   }
 
-  /** Writes what is pending now (tests, and before the worker may stop). */
+  /** Writes what is pending now (tests, and before the worker may stop), quiet or not. */
   async flush(): Promise<void> {
     if (this.flushTimer) clearTimeout(this.flushTimer);
-    await this.flushPuts();
+    await this.flushPuts(false);
+  }
+
+  /**
+   * From now on a batch of writes first waits for `quiet` (the account answers no body the
+   * client waits for): the sealing and the IndexedDB write stay off that answer's path, and
+   * the decryptions stay readable from memory (`recent`) meanwhile.
+   */
+  writeWhenQuiet(quiet: () => Promise<unknown>): void {
+    this.quiet = quiet;
   }
 
   private async flushGets(): Promise<void> {
@@ -153,8 +167,9 @@ export class DecryptedEventCache {
     );
   }
 
-  private async flushPuts(): Promise<void> {
+  private async flushPuts(waitForQuiet = true): Promise<void> {
     this.flushTimer = undefined;
+    if (waitForQuiet) await this.quiet?.().catch(() => undefined);
     const batch = this.pendingPuts.splice(0);
     // Storage is full: these stay in memory only (`recent`), until a later try finds space.
     if (batch.length === 0 || this.quota.skipWrites()) return;

@@ -1,4 +1,5 @@
 import {
+  DecryptionErrorCode,
   DecryptionSettings,
   type EncryptionInfo,
   type OlmMachine,
@@ -117,6 +118,10 @@ export class FastDecryption {
       ]);
       return { event: decrypted.event, ...info };
     } catch (error) {
+      // The copy lacks the earlier part of the session the persistent machine may have since.
+      if ((error as { code?: unknown }).code === DecryptionErrorCode.UnknownMessageIndex) {
+        this.mirror.refresh({ roomId, sessionId });
+      }
       this.log.debug('fast decryption declined; the persistent machine decrypts', { error: errorText(error) });
       return undefined;
     }

@@ -70,9 +70,31 @@ export class RoomKeyMirror {
     return this.mirrored.size;
   }
 
-  /** The persistent machine received or improved these sessions' keys: copy them soon. */
+  /**
+   * The persistent machine received or updated these sessions' keys: copy the new ones soon.
+   * One the mirror holds already is not copied again: the library also reports a session it
+   * only re-saved (with what it learned of the sender on a decryption or a shield lookup:
+   * once per new session of a cross-signed sender), and each copy reads the whole store. A
+   * key improved for real (an earlier message index, from a forward or a backup) shows when
+   * the mirror cannot decrypt an earlier message: see `refresh`.
+   */
   keysUpdated(sessions: Iterable<SessionRef>): void {
-    for (const session of sessions) this.pending.set(keyOf(session.roomId, session.sessionId), session);
+    for (const session of sessions) {
+      const key = keyOf(session.roomId, session.sessionId);
+      if (!this.mirrored.has(key)) this.pending.set(key, session);
+    }
+    if (this.pending.size > 0) this.feedSoon();
+  }
+
+  /**
+   * The mirror's copy of this session could not decrypt a message the persistent machine may
+   * (its key was improved since): the persistent machine decrypts the session's events until
+   * the copy is made again, soon.
+   */
+  refresh(session: SessionRef): void {
+    const key = keyOf(session.roomId, session.sessionId);
+    this.mirrored.delete(key);
+    this.pending.set(key, session);
     this.feedSoon();
   }
 
