@@ -188,7 +188,7 @@ test('given a logout, the mirror holds nothing and decryption declines', async (
   );
 });
 
-test('given a session Bob got late and its earlier messages later from a key file, the copy is made again', async () => {
+test('given a session Bob got late and its earlier messages later from a key file, it is copied again', async () => {
   const { hs, others } = await roomWith(['@alice:example.test']);
   const alice = others[0]!;
   const early = [];
