@@ -70,6 +70,8 @@ export interface SearchStore {
 export const SEARCH_INDEX_LIMIT = 50_000;
 /** Events sealed and written per transaction. */
 const WRITE_BATCH = 500;
+/** Events sealed between two looks at whether the account is answering (see writeWhenQuiet). */
+const SEAL_CHUNK = 50;
 /**
  * Events waiting to be written, at most: writes wait while the account decrypts (see
  * writeWhenQuiet), so an initial sync's events all wait (20,000 in the bench's); beyond this
@@ -203,11 +205,14 @@ export class SearchIndex {
       const batch = this.pending.splice(0, Math.min(WRITE_BATCH, this.checkEvery));
       // Storage is full: the events are not kept (search misses them) until a later try finds space.
       if (this.quota.skipWrites()) continue;
-      const records = await Promise.all(
-        batch
-          .filter(({ stored }) => !this.redacted.has(`${stored.room_id}|${stored.event_id}`))
-          .map(({ stored, terms }) => this.recordOf(stored, terms)),
-      );
+      const kept = batch.filter(({ stored }) => !this.redacted.has(`${stored.room_id}|${stored.event_id}`));
+      const records: IndexRecord[] = [];
+      // Sealed a few at a time, each time yielding to an answer that came in meanwhile.
+      for (let i = 0; i < kept.length; i += SEAL_CHUNK) {
+        if (i > 0) await this.quiet?.().catch(() => undefined);
+        const chunk = kept.slice(i, i + SEAL_CHUNK);
+        records.push(...(await Promise.all(chunk.map(({ stored, terms }) => this.recordOf(stored, terms)))));
+      }
       if (records.length === 0) continue;
       try {
         await this.store.putMany(records);

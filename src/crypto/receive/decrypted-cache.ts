@@ -51,6 +51,8 @@ export const DEFAULT_CACHE_LIMIT = 20_000;
 export const RECENT_LIMIT = 5_000;
 /** Decryptions waiting for their write beyond which the cache writes without waiting for quiet. */
 const WRITE_WITHOUT_WAITING = 2_000;
+/** Entries sealed between two looks at whether the account is answering. */
+const SEAL_CHUNK = 100;
 
 /** One account's cache of decrypted events, sealed at rest, with a layer of recent entries in memory. */
 export class DecryptedEventCache {
@@ -175,7 +177,14 @@ export class DecryptedEventCache {
     if (batch.length === 0 || this.quota.skipWrites()) return;
     try {
       const now = Date.now();
-      await this.store.putMany(await Promise.all(batch.map(({ id, value }) => this.seal(id, value, now))));
+      const sealed: SealedEntry[] = [];
+      // Sealed a few at a time, each time yielding to an answer that came in meanwhile.
+      for (let i = 0; i < batch.length; i += SEAL_CHUNK) {
+        if (i > 0 && waitForQuiet) await this.quiet?.().catch(() => undefined);
+        const chunk = batch.slice(i, i + SEAL_CHUNK);
+        sealed.push(...(await Promise.all(chunk.map(({ id, value }) => this.seal(id, value, now)))));
+      }
+      await this.store.putMany(sealed);
       this.quota.written();
       this.writes += batch.length;
       // Counting costs a transaction: check the bound every so often, not on every write.
