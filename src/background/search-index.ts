@@ -106,6 +106,9 @@ export class SearchIndex {
   private readonly redacted = new Set<string>();
   private readonly hashed = new Map<string, Promise<string>>();
   private quiet: (() => Promise<unknown>) | undefined;
+  /** Searches waiting for the writes: those then do not wait for quiet. */
+  private searching = 0;
+  private readonly hurry = new Set<() => void>();
   /** Writes since the bound was last checked; starts due, so an index opened over its bound is trimmed. */
   private sinceCheck: number;
 
@@ -196,11 +199,31 @@ export class SearchIndex {
     this.quiet = quiet;
   }
 
+  /** Waits for `quiet` (see writeWhenQuiet), unless a search waits for the writes. */
+  private async whenQuiet(): Promise<void> {
+    if (!this.quiet || this.searching > 0) return;
+    let hurried!: () => void;
+    const searched = new Promise<void>((resolve) => this.hurry.add((hurried = resolve)));
+    await Promise.race([this.quiet().catch(() => undefined), searched]);
+    this.hurry.delete(hurried);
+  }
+
+  /** Waits for the writes queued so far, without waiting for quiet: a search needs them now. */
+  private async flushedNow(): Promise<void> {
+    this.searching += 1;
+    for (const hurried of this.hurry) hurried();
+    try {
+      await this.flushed();
+    } finally {
+      this.searching -= 1;
+    }
+  }
+
   /** Seals and writes the waiting events, WRITE_BATCH per transaction. */
   private async writePending(): Promise<void> {
     this.flushing = undefined;
     while (this.pending.length > 0) {
-      await this.quiet?.().catch(() => undefined);
+      await this.whenQuiet();
       // No bigger than the bound's check interval, so the store never holds more than 1.1 × limit.
       const batch = this.pending.splice(0, Math.min(WRITE_BATCH, this.checkEvery));
       // Storage is full: the events are not kept (search misses them) until a later try finds space.
@@ -209,7 +232,7 @@ export class SearchIndex {
       const records: IndexRecord[] = [];
       // Sealed a few at a time, each time yielding to an answer that came in meanwhile.
       for (let i = 0; i < kept.length; i += SEAL_CHUNK) {
-        if (i > 0) await this.quiet?.().catch(() => undefined);
+        if (i > 0) await this.whenQuiet();
         const chunk = kept.slice(i, i + SEAL_CHUNK);
         records.push(...(await Promise.all(chunk.map(({ stored, terms }) => this.recordOf(stored, terms)))));
       }
@@ -274,7 +297,7 @@ export class SearchIndex {
    * pass the request's filter (checked on the clear fields before anything is decrypted).
    */
   async candidates(request: Pick<SearchRequest, 'query' | 'keys' | 'filter'>): Promise<IndexedEvent[]> {
-    await this.flushed();
+    await this.flushedNow();
     const lookups = lookupTermsOf(request);
     if (lookups.length === 0) return [];
     let ids: Set<string> | undefined;

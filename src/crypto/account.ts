@@ -98,6 +98,13 @@ export async function cryptoLibraryVersion(): Promise<string> {
   }
 }
 
+/** How long the account must have answered no body before work that can wait runs (see idle). */
+const QUIET_MS = 500;
+/** Work that can wait waits at most this long, so that a stream of answers cannot starve it. */
+const QUIET_WAIT_MAX_MS = 10_000;
+
+const unref = (timer: ReturnType<typeof setTimeout>) => (timer as { unref?: () => void }).unref?.();
+
 /**
  * One Matrix account's end-to-end encryption: the OlmMachine of (homeserver, user,
  * device) and everything that runs on it. Every public operation runs on the account's
@@ -105,8 +112,10 @@ export async function cryptoLibraryVersion(): Promise<string> {
  */
 export class CryptoAccount {
   private readonly queue = new SerialQueue();
-  /** Bodies being decrypted for the client now, and who waits for none to be (see idle). */
+  /** Bodies being decrypted for the client now, when the last was answered, who waits (see idle). */
   private answering = 0;
+  private lastAnswered = 0;
+  private quietTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly idleWaiters: (() => void)[] = [];
   private readonly outgoing: OutgoingRequestProcessor;
   private readonly decryptor: RoomEventDecryptor;
@@ -349,12 +358,39 @@ export class CryptoAccount {
   }
 
   /**
-   * Settles once no sync, history page or notifications body is being decrypted (never
-   * rejects), a tick after the last answer went back: work that can wait (the cache's and
-   * the search index's writes) waits for it, off the path of the answer the client waits for.
+   * Settles once the account has answered no sync, history page or notifications body for
+   * QUIET_MS (or after QUIET_WAIT_MAX_MS at most; never rejects). Work that can wait (the
+   * cache's and the search index's writes) waits for it: off the path of the answer the
+   * client waits for, and of the next one when the client asks again at once (catching up
+   * after a day away, scrolling back through history).
    */
   idle(): Promise<void> {
-    return this.answering === 0 ? Promise.resolve() : new Promise((resolve) => this.idleWaiters.push(resolve));
+    if (this.isQuiet() || this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      let settled = false;
+      const settle = () => {
+        if (settled) return;
+        settled = true;
+        resolve();
+      };
+      this.idleWaiters.push(settle);
+      unref(setTimeout(settle, QUIET_WAIT_MAX_MS));
+      this.wakeWhenQuiet();
+    });
+  }
+
+  private isQuiet(): boolean {
+    return this.answering === 0 && performance.now() - this.lastAnswered >= QUIET_MS;
+  }
+
+  private wakeWhenQuiet(): void {
+    if (this.answering > 0 || this.quietTimer !== undefined || this.idleWaiters.length === 0) return;
+    const wait = Math.max(0, QUIET_MS - (performance.now() - this.lastAnswered));
+    this.quietTimer = setTimeout(() => {
+      this.quietTimer = undefined;
+      if (this.isQuiet()) for (const settle of this.idleWaiters.splice(0)) settle();
+      else this.wakeWhenQuiet();
+    }, wait);
   }
 
   /** Runs `work` as a body the client waits for (see idle). */
@@ -364,10 +400,8 @@ export class CryptoAccount {
       return await work();
     } finally {
       this.answering -= 1;
-      if (this.answering === 0 && this.idleWaiters.length > 0) {
-        const waiters = this.idleWaiters.splice(0);
-        setTimeout(() => waiters.forEach((resolve) => resolve()), 0);
-      }
+      this.lastAnswered = performance.now();
+      this.wakeWhenQuiet();
     }
   }
 
@@ -470,6 +504,8 @@ export class CryptoAccount {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.quietTimer !== undefined) clearTimeout(this.quietTimer);
+    for (const settle of this.idleWaiters.splice(0)) settle();
     this.fastDecryption.close();
     this.machine.close();
   }

@@ -133,6 +133,16 @@ describe('Search index bound', () => {
     assert.deepEqual(await found(index, 'w1199'), ['$e1199']);
   });
 
+  it('a search does not wait for quiet: it finds what waited to be written', async () => {
+    const { store, index } = await givenIndex(1_000);
+    index.writeWhenQuiet(() => new Promise(() => {}));
+    for (let i = 0; i < 120; i++) void index.add(ROOM, message(i));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(store.events.size, 0);
+    assert.deepEqual(await found(index, 'w119'), ['$e119']);
+    assert.equal(store.events.size, 120);
+  });
+
   it('an index opened over its bound (one from before the bound existed) is trimmed at its first write', async () => {
     const { store, index } = await givenIndex(1_000);
     for (let i = 0; i < 1_500; i++) await index.add(ROOM, message(i));
