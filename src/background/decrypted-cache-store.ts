@@ -41,4 +41,8 @@ export class DexieSealedStore implements SealedStore {
     const keys = await this.db.entries.orderBy('at').limit(n).primaryKeys();
     await this.db.entries.bulkDelete(keys);
   }
+
+  ids() {
+    return this.db.entries.toCollection().primaryKeys();
+  }
 }

@@ -141,6 +141,31 @@ describe('Decrypted-event cache', () => {
     assert.equal(store.entries.size, 2_000);
   });
 
+  it('knowing which ids its store holds, a miss reads nothing; entries stored before and after are found', async () => {
+    const store = new MemorySealedStore();
+    const before = await DecryptedEventCache.create('a passphrase', store);
+    const id = (i: number) => `${ROOM}|$e${i}|${ALICE}|100|${'x'.repeat(86)}`;
+    const value = (i: number) => ({ type: 'm.room.message', content: { body: `Secret ${i}` }, info: {} });
+    before.put(id(1), value(1));
+    await before.flush();
+
+    const reads: number[] = [];
+    const getMany = store.getMany.bind(store);
+    store.getMany = (ids: string[]) => (reads.push(ids.length), getMany(ids));
+    const cache = await DecryptedEventCache.create('a passphrase', store);
+    await cache.learnStoredIds(0);
+    assert.equal(await cache.get(id(2)), undefined);
+    assert.deepEqual(reads, [], 'a miss read the store');
+    assert.deepEqual((await cache.get(id(1)))?.content, { body: 'Secret 1' });
+    assert.deepEqual(reads, [1]);
+
+    cache.put(id(3), value(3));
+    await cache.flush();
+    const fresh = await DecryptedEventCache.create('a passphrase', store);
+    await fresh.learnStoredIds(0);
+    assert.deepEqual((await fresh.get(id(3)))?.content, { body: 'Secret 3' });
+  });
+
   it("the account's idle() settles only after the body it was decrypting went back", async () => {
     const { chunk } = await givenHistory(20);
     const hs = new FakeHomeserver();

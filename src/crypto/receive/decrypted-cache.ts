@@ -24,6 +24,8 @@ export interface SealedStore {
   count(): Promise<number>;
   /** Removes the `n` entries with the smallest `at`. */
   dropOldest(n: number): Promise<void>;
+  /** The ids of every entry (read once in a while, see DecryptedEventCache.learnStoredIds). */
+  ids(): Promise<string[]>;
 }
 
 /** One cached decryption as stored: its id (bound into the seal), and the sealed decryption with its IV. */
@@ -53,6 +55,15 @@ export const RECENT_LIMIT = 5_000;
 const WRITE_WITHOUT_WAITING = 2_000;
 /** Entries sealed between two looks at whether the account is answering. */
 const SEAL_CHUNK = 100;
+/** How long after the cache is made it reads which ids its store holds (off a cold start's path). */
+const LEARN_IDS_AFTER_MS = 2_000;
+
+/** A 32-bit FNV-1a hash of an id: the in-memory index of stored ids holds these, not the ids. */
+function idHash(id: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) hash = Math.imul(hash ^ id.charCodeAt(i), 0x01000193);
+  return hash >>> 0;
+}
 
 /** One account's cache of decrypted events, sealed at rest, with a layer of recent entries in memory. */
 export class DecryptedEventCache {
@@ -62,6 +73,16 @@ export class DecryptedEventCache {
   private quiet: (() => Promise<unknown>) | undefined;
   private writes = 0;
   private readonly recent = new Map<string, CachedDecryption>();
+  /**
+   * Hashes of the ids the store holds, once learned (a superset: trimmed entries stay until
+   * the next reading): a lookup whose hash is not here is a miss without a store read, which
+   * is every event of a sync never seen before. Until learned, every lookup reads the store.
+   */
+  private stored: Set<number> | undefined;
+  private learning: Promise<void> | undefined;
+  private learnTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Hashes written while the ids were being read (the reading may not have seen them). */
+  private writtenWhileLearning: number[] | undefined;
 
   private constructor(
     private readonly key: CryptoKey,
@@ -96,7 +117,9 @@ export class DecryptedEventCache {
       false,
       ['encrypt', 'decrypt'],
     );
-    return new DecryptedEventCache(key, store, limit, log, quota);
+    const cache = new DecryptedEventCache(key, store, limit, log, quota);
+    void cache.learnStoredIds();
+    return cache;
   }
 
   /** The cache id of an encrypted envelope, or undefined when it cannot be cached. */
@@ -111,6 +134,44 @@ export class DecryptedEventCache {
     return `${roomId}|${envelope.event_id}|${String(envelope.sender)}|${ciphertext.length}|${ciphertext.slice(-86)}`;
   }
 
+  /**
+   * Reads which ids the store holds, `afterMs` from now (default: a while, so that a cold
+   * start's first sync does not wait for it), and again after each trim. A call replaces a
+   * reading scheduled before it (whose promise then stays pending); one under way is shared.
+   */
+  learnStoredIds(afterMs = LEARN_IDS_AFTER_MS): Promise<void> {
+    if (this.learning) return this.learning;
+    if (this.learnTimer !== undefined) clearTimeout(this.learnTimer);
+    return new Promise<void>((resolve) => {
+      this.learnTimer = setTimeout(() => {
+        this.learnTimer = undefined;
+        resolve(this.readStoredIds());
+      }, afterMs);
+      // A later reading must not keep a Node process alive (tests); one asked for now may.
+      if (afterMs > 0) (this.learnTimer as { unref?: () => void }).unref?.();
+    });
+  }
+
+  private readStoredIds(): Promise<void> {
+    this.writtenWhileLearning = [];
+    this.learning = this.store
+      .ids()
+      .then(
+        (ids) => {
+          this.stored = new Set([...ids.map(idHash), ...(this.writtenWhileLearning ?? [])]);
+        },
+        (error) => {
+          this.stored = undefined;
+          this.log.warn('decrypted-event cache: could not list its entries', { error: errorText(error) });
+        },
+      )
+      .finally(() => {
+        this.learning = undefined;
+        this.writtenWhileLearning = undefined;
+      });
+    return this.learning;
+  }
+
   /** Looks up one entry; lookups made in the same tick go to the store together. */
   get(id: string): Promise<CachedDecryption | undefined> {
     const recent = this.recent.get(id);
@@ -118,6 +179,7 @@ export class DecryptedEventCache {
       this.remember(id, recent);
       return Promise.resolve(recent);
     }
+    if (this.stored && !this.stored.has(idHash(id))) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       const waiting = this.pendingGets.get(id);
       if (waiting) waiting.push(resolve);
@@ -185,13 +247,20 @@ export class DecryptedEventCache {
         sealed.push(...(await Promise.all(chunk.map(({ id, value }) => this.seal(id, value, now)))));
       }
       await this.store.putMany(sealed);
+      for (const entry of sealed) {
+        this.stored?.add(idHash(entry.id));
+        this.writtenWhileLearning?.push(idHash(entry.id));
+      }
       this.quota.written();
       this.writes += batch.length;
       // Counting costs a transaction: check the bound every so often, not on every write.
       if (this.writes >= Math.max(1, Math.floor(this.limit / 10))) {
         this.writes = 0;
         const excess = (await this.store.count()) - this.limit;
-        if (excess > 0) await this.store.dropOldest(excess);
+        if (excess > 0) {
+          await this.store.dropOldest(excess);
+          void this.learnStoredIds(); // the trimmed ids leave the index of stored ids
+        }
       }
     } catch (error) {
       if (this.quota.refused(error, 'decrypted-event cache')) return;
@@ -240,5 +309,9 @@ export class MemorySealedStore implements SealedStore {
   async dropOldest(n: number) {
     const oldest = [...this.entries.values()].sort((a, b) => a.at - b.at).slice(0, n);
     for (const entry of oldest) this.entries.delete(entry.id);
+  }
+
+  async ids() {
+    return [...this.entries.keys()];
   }
 }
