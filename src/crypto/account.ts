@@ -99,7 +99,7 @@ export async function cryptoLibraryVersion(): Promise<string> {
 }
 
 /** How long the account must have answered no body before work that can wait runs (see idle). */
-const QUIET_MS = 500;
+const QUIET_MS = 50;
 /** Work that can wait waits at most this long, so that a stream of answers cannot starve it. */
 const QUIET_WAIT_MAX_MS = 10_000;
 
