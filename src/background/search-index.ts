@@ -106,6 +106,7 @@ export class SearchIndex {
   private readonly redacted = new Set<string>();
   private readonly hashed = new Map<string, Promise<string>>();
   private quiet: (() => Promise<unknown>) | undefined;
+  private closed = false;
   /** Searches waiting for the writes: those then do not wait for quiet. */
   private searching = 0;
   private readonly hurry = new Set<() => void>();
@@ -166,6 +167,7 @@ export class SearchIndex {
   add(roomId: string, event: Record<string, unknown>): Promise<void> {
     const terms = indexTermsOf(event);
     if (
+      this.closed ||
       terms.length === 0 ||
       typeof event.event_id !== 'string' ||
       typeof event.sender !== 'string' ||
@@ -236,7 +238,7 @@ export class SearchIndex {
         const chunk = kept.slice(i, i + SEAL_CHUNK);
         records.push(...(await Promise.all(chunk.map(({ stored, terms }) => this.recordOf(stored, terms)))));
       }
-      if (records.length === 0) continue;
+      if (records.length === 0 || this.closed) continue;
       try {
         await this.store.putMany(records);
       } catch (error) {
@@ -279,6 +281,7 @@ export class SearchIndex {
     this.redacted.add(`${roomId}|${eventId}`);
     if (this.redacted.size > 10_000) this.redacted.delete(this.redacted.values().next().value as string);
     const write = this.writes.then(async () => {
+      if (this.closed) return;
       if ((await this.store.get(eventId))?.room === roomId) await this.store.delete(eventId);
     });
     this.writes = write.catch((error) =>
@@ -335,7 +338,10 @@ export class SearchIndex {
     await this.store.saveRoomProgress(progress);
   }
 
+  /** Nothing more is written: what waits is dropped, so no write recreates a database a logout deletes. */
   close(): void {
+    this.closed = true;
+    this.pending.length = 0;
     this.hashed.clear();
     this.store.close();
   }

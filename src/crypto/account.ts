@@ -117,6 +117,7 @@ export class CryptoAccount {
   private lastAnswered = 0;
   private quietTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly idleWaiters: (() => void)[] = [];
+  private readonly decryptedCache: DecryptedEventCache | undefined;
   private readonly outgoing: OutgoingRequestProcessor;
   private readonly decryptor: RoomEventDecryptor;
   /** Decryption from in-memory copies of the room keys (the persistent store is slow per event). */
@@ -153,6 +154,7 @@ export class CryptoAccount {
   ) {
     this.log = log;
     this.media = new MediaKeyRing(undefined, mediaKeyStore, log);
+    this.decryptedCache = decryptedCache;
     decryptedCache?.writeWhenQuiet(() => this.idle());
     // Anything that may change who a room key goes to makes the next sends share in full,
     // and the shields of decrypted events be asked again.
@@ -505,6 +507,7 @@ export class CryptoAccount {
     if (this.closed) return;
     this.closed = true;
     if (this.quietTimer !== undefined) clearTimeout(this.quietTimer);
+    this.decryptedCache?.close();
     for (const settle of this.idleWaiters.splice(0)) settle();
     this.fastDecryption.close();
     this.machine.close();

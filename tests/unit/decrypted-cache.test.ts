@@ -166,6 +166,21 @@ describe('Decrypted-event cache', () => {
     assert.deepEqual((await fresh.get(id(3)))?.content, { body: 'Secret 3' });
   });
 
+  it('closed (the account logged out) while writes wait for quiet, it writes and reads nothing more', async () => {
+    const store = new MemorySealedStore();
+    const cache = await DecryptedEventCache.create('a passphrase', store);
+    let quiet!: () => void;
+    cache.writeWhenQuiet(() => new Promise<void>((resolve) => (quiet = resolve)));
+    const id = `${ROOM}|$e1|${ALICE}|100|${'x'.repeat(86)}`;
+    cache.put(id, { type: 'm.room.message', content: { body: 'Secret' }, info: {} });
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    cache.close();
+    quiet();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(store.entries.size, 0, 'a closed cache wrote: it would recreate a deleted database');
+    assert.equal(await cache.get(id), undefined);
+  });
+
   it("the account's idle() settles only after the body it was decrypting went back", async () => {
     const { chunk } = await givenHistory(20);
     const hs = new FakeHomeserver();

@@ -143,6 +143,19 @@ describe('Search index bound', () => {
     assert.equal(store.events.size, 120);
   });
 
+  it('closed (the account logged out) while events wait for quiet, it writes none of them', async () => {
+    const { store, index } = await givenIndex(1_000);
+    let quiet!: () => void;
+    index.writeWhenQuiet(() => new Promise<void>((resolve) => (quiet = resolve)));
+    for (let i = 0; i < 50; i++) void index.add(ROOM, message(i));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    index.close();
+    quiet();
+    await index.flushed();
+    await index.add(ROOM, message(99));
+    assert.equal(store.events.size, 0, 'a closed index wrote: it would recreate a deleted database');
+  });
+
   it('an index opened over its bound (one from before the bound existed) is trimmed at its first write', async () => {
     const { store, index } = await givenIndex(1_000);
     for (let i = 0; i < 1_500; i++) await index.add(ROOM, message(i));

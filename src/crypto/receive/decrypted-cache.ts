@@ -81,6 +81,7 @@ export class DecryptedEventCache {
   private stored: Set<number> | undefined;
   private learning: Promise<void> | undefined;
   private learnTimer: ReturnType<typeof setTimeout> | undefined;
+  private closed = false;
   /** Hashes written while the ids were being read (the reading may not have seen them). */
   private writtenWhileLearning: number[] | undefined;
 
@@ -153,11 +154,13 @@ export class DecryptedEventCache {
   }
 
   private readStoredIds(): Promise<void> {
+    if (this.closed) return Promise.resolve();
     this.writtenWhileLearning = [];
     this.learning = this.store
       .ids()
       .then(
         (ids) => {
+          if (this.closed) return;
           this.stored = new Set([...ids.map(idHash), ...(this.writtenWhileLearning ?? [])]);
         },
         (error) => {
@@ -174,6 +177,7 @@ export class DecryptedEventCache {
 
   /** Looks up one entry; lookups made in the same tick go to the store together. */
   get(id: string): Promise<CachedDecryption | undefined> {
+    if (this.closed) return Promise.resolve(undefined);
     const recent = this.recent.get(id);
     if (recent) {
       this.remember(id, recent);
@@ -190,11 +194,27 @@ export class DecryptedEventCache {
 
   /** Remembers a decryption; writes are batched. */
   put(id: string, value: CachedDecryption): void {
+    if (this.closed) return;
     this.remember(id, value);
     this.pendingPuts.push({ id, value });
     // A long answer (an initial sync) writes as it goes beyond this many, not all at its end.
     if (this.pendingPuts.length >= WRITE_WITHOUT_WAITING) void this.flushPuts(false);
     else this.flushTimer ??= setTimeout(() => void this.flushPuts(), 50);
+  }
+
+  /**
+   * The account closed (logout, forget): nothing more is read or written, what waited to be
+   * written is dropped, so that no write recreates a database the logout deletes.
+   */
+  close(): void {
+    this.closed = true;
+    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
+    if (this.learnTimer !== undefined) clearTimeout(this.learnTimer);
+    this.flushTimer = undefined;
+    this.learnTimer = undefined;
+    this.pendingPuts = [];
+    this.recent.clear();
+    this.stored = undefined;
   }
 
   /** Writes what is pending now (tests, and before the worker may stop), quiet or not. */
@@ -234,6 +254,7 @@ export class DecryptedEventCache {
   private async flushPuts(waitForQuiet = true): Promise<void> {
     this.flushTimer = undefined;
     if (waitForQuiet) await this.quiet?.().catch(() => undefined);
+    if (this.closed) return;
     const batch = this.pendingPuts.splice(0);
     // Storage is full: these stay in memory only (`recent`), until a later try finds space.
     if (batch.length === 0 || this.quota.skipWrites()) return;
@@ -246,6 +267,7 @@ export class DecryptedEventCache {
         const chunk = batch.slice(i, i + SEAL_CHUNK);
         sealed.push(...(await Promise.all(chunk.map(({ id, value }) => this.seal(id, value, now)))));
       }
+      if (this.closed) return;
       await this.store.putMany(sealed);
       for (const entry of sealed) {
         this.stored?.add(idHash(entry.id));
