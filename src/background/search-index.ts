@@ -23,6 +23,7 @@ import { openWith, sealWith } from '../crypto/keyring/keyring-seal.ts';
 import { type IndexedEvent, type SearchRequest, indexTermsOf, lookupTermsOf } from '../search/request.ts';
 import { matchesFilter } from '../search/ranking.ts';
 import type { StorageQuota } from '../crypto/core/storage-quota.ts';
+import { mapInChunks } from '../crypto/core/later.ts';
 import { log } from './log.ts';
 import { errorText } from '../crypto/core/log.ts';
 
@@ -231,13 +232,13 @@ export class SearchIndex {
       // Storage is full: the events are not kept (search misses them) until a later try finds space.
       if (this.quota.skipWrites()) continue;
       const kept = batch.filter(({ stored }) => !this.redacted.has(`${stored.room_id}|${stored.event_id}`));
-      const records: IndexRecord[] = [];
       // Sealed a few at a time, each time yielding to an answer that came in meanwhile.
-      for (let i = 0; i < kept.length; i += SEAL_CHUNK) {
-        if (i > 0) await this.whenQuiet();
-        const chunk = kept.slice(i, i + SEAL_CHUNK);
-        records.push(...(await Promise.all(chunk.map(({ stored, terms }) => this.recordOf(stored, terms)))));
-      }
+      const records = await mapInChunks(
+        kept,
+        SEAL_CHUNK,
+        () => this.whenQuiet(),
+        ({ stored, terms }) => this.recordOf(stored, terms),
+      );
       if (records.length === 0 || this.closed) continue;
       try {
         await this.store.putMany(records);

@@ -19,6 +19,7 @@ import { OutgoingRequestLoop } from './core/outgoing-request-loop.ts';
 import { OutgoingRequestProcessor } from './core/outgoing-request-processor.ts';
 import { type RoomEncryptionObserver, RoomEncryptor } from './send/room-encryptor.ts';
 import { SerialQueue } from './core/serial-queue.ts';
+import { unref } from './core/later.ts';
 import { SyncDecryptor, decryptHistory, decryptNotifications, isObject } from './receive/sync-decryptor.ts';
 import { DeviceTrust } from './trust/device-trust.ts';
 import { VerificationFlows } from './trust/verification.ts';
@@ -102,8 +103,6 @@ export async function cryptoLibraryVersion(): Promise<string> {
 const QUIET_MS = 50;
 /** Work that can wait waits at most this long, so that a stream of answers cannot starve it. */
 const QUIET_WAIT_MAX_MS = 10_000;
-
-const unref = (timer: ReturnType<typeof setTimeout>) => (timer as { unref?: () => void }).unref?.();
 
 /**
  * One Matrix account's end-to-end encryption: the OlmMachine of (homeserver, user,

@@ -16,6 +16,7 @@ import { DECRYPTED_CACHE_KEY_INFO } from '../../shared/names.ts';
 import { openWith, sealWith } from '../keyring/keyring-seal.ts';
 import { type Logger, defaultLog, errorText } from '../core/log.ts';
 import { StorageQuota } from '../core/storage-quota.ts';
+import { mapInChunks, unref } from '../core/later.ts';
 
 /** Where sealed entries live: IndexedDB (Dexie) in the browser, memory in Node tests. */
 export interface SealedStore {
@@ -149,7 +150,7 @@ export class DecryptedEventCache {
         resolve(this.readStoredIds());
       }, afterMs);
       // A later reading must not keep a Node process alive (tests); one asked for now may.
-      if (afterMs > 0) (this.learnTimer as { unref?: () => void }).unref?.();
+      if (afterMs > 0) unref(this.learnTimer);
     });
   }
 
@@ -260,13 +261,9 @@ export class DecryptedEventCache {
     if (batch.length === 0 || this.quota.skipWrites()) return;
     try {
       const now = Date.now();
-      const sealed: SealedEntry[] = [];
       // Sealed a few at a time, each time yielding to an answer that came in meanwhile.
-      for (let i = 0; i < batch.length; i += SEAL_CHUNK) {
-        if (i > 0 && waitForQuiet) await this.quiet?.().catch(() => undefined);
-        const chunk = batch.slice(i, i + SEAL_CHUNK);
-        sealed.push(...(await Promise.all(chunk.map(({ id, value }) => this.seal(id, value, now)))));
-      }
+      const between = async () => (waitForQuiet ? this.quiet?.() : undefined);
+      const sealed = await mapInChunks(batch, SEAL_CHUNK, between, ({ id, value }) => this.seal(id, value, now));
       if (this.closed) return;
       await this.store.putMany(sealed);
       for (const entry of sealed) {

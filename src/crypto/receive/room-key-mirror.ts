@@ -1,5 +1,6 @@
 import { DeviceId, type InboundGroupSession, OlmMachine, UserId } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { type Logger, defaultLog, errorText } from '../core/log.ts';
+import { unref } from '../core/later.ts';
 
 /** A megolm session as the mirror knows it: its room and its id. */
 export interface SessionRef {
@@ -105,7 +106,7 @@ export class RoomKeyMirror {
       this.timer = undefined;
       void this.feed();
     }, this.options.feedDelayMs ?? FEED_DELAY_MS);
-    (this.timer as { unref?: () => void }).unref?.();
+    unref(this.timer);
   }
 
   /**
