@@ -5,10 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { CryptoAccount } from '../../src/crypto/account.ts';
 import { DecryptedEventCache, MemorySealedStore } from '../../src/crypto/receive/decrypted-cache.ts';
 import { ENCRYPTION_INFO_KEY } from '../../src/crypto/receive/event-decryptor.ts';
 import { FakeHomeserver } from '../fixtures/fake-homeserver.ts';
+import { closeOpenedAccounts, openAccount } from '../fixtures/crypto-accounts.ts';
 
 type Json = Record<string, any>;
 
@@ -16,30 +16,14 @@ const ALICE = '@alice:example.test';
 const BOB = '@bob:example.test';
 const ROOM = '!secret:example.test';
 
-const opened: CryptoAccount[] = [];
-afterEach(() => {
-  for (const account of opened.splice(0)) account.close();
-});
+afterEach(closeOpenedAccounts);
 
 async function givenHistory(count: number, limit?: number) {
   const hs = new FakeHomeserver();
   const store = new MemorySealedStore();
   const cache = await DecryptedEventCache.create('the account store passphrase', store, limit);
-  const open = async (userId: string, deviceId: string, decryptedCache?: DecryptedEventCache) => {
-    const account = await CryptoAccount.open({
-      baseUrl: hs.baseUrl,
-      userId,
-      deviceId,
-      accessToken: hs.login(userId, deviceId),
-      fetchFn: hs.fetchFn,
-      decryptedCache,
-    });
-    opened.push(account);
-    await account.claimDevice();
-    return account;
-  };
-  const alice = await open(ALICE, 'ALICEDEV');
-  const bob = await open(BOB, 'BOBDEV', cache);
+  const alice = await openAccount(hs, ALICE, 'ALICEDEV', { claim: true });
+  const bob = await openAccount(hs, BOB, 'BOBDEV', { claim: true, decryptedCache: cache });
   hs.setEncrypted(ROOM);
   hs.setMembership(ROOM, ALICE, 'join');
   hs.setMembership(ROOM, BOB, 'join');
@@ -183,16 +167,8 @@ describe('Decrypted-event cache', () => {
 
   it("the account's idle() settles only after the body it was decrypting went back", async () => {
     const { chunk } = await givenHistory(20);
-    const hs = new FakeHomeserver();
     const order: string[] = [];
-    const account = await CryptoAccount.open({
-      baseUrl: hs.baseUrl,
-      userId: BOB,
-      deviceId: 'BOBDEV2',
-      accessToken: hs.login(BOB, 'BOBDEV2'),
-      fetchFn: hs.fetchFn,
-    });
-    opened.push(account);
+    const account = await openAccount(new FakeHomeserver(), BOB, 'BOBDEV2');
     await account.idle();
     const answered = account.processHistory(ROOM, JSON.stringify({ chunk })).then(() => order.push('answered'));
     const idle = account.idle().then(() => order.push('idle'));
