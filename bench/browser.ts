@@ -137,8 +137,14 @@ export async function launchBenchBrowser(
   }
 }
 
-/** A CDP connection to the extension's service worker target (Playwright cannot attach to it). */
-async function workerSocket(debugPort: number): Promise<WebSocket> {
+/** A CDP session: `send` a command, get its result (rejects with the method and CDP's error). */
+interface CdpSession {
+  send(method: string, params?: object): Promise<any>;
+  close(): void;
+}
+
+/** A CDP session on the extension's service worker target (Playwright cannot attach to it). */
+async function workerSession(debugPort: number): Promise<CdpSession> {
   const wsUrl = await poll('the extension service worker target', async () => {
     const targets = (await (await fetch(`http://127.0.0.1:${debugPort}/json/list`)).json()) as {
       type: string;
@@ -153,7 +159,24 @@ async function workerSocket(debugPort: number): Promise<WebSocket> {
     socket.onopen = resolve;
     socket.onerror = reject;
   });
-  return socket;
+  let next = 0;
+  const waiting = new Map<number, { method: string; resolve: (v: any) => void; reject: (e: Error) => void }>();
+  socket.onmessage = (message) => {
+    const data = JSON.parse(String(message.data));
+    const call = waiting.get(data.id);
+    if (!call) return;
+    waiting.delete(data.id);
+    if (data.error) call.reject(new Error(`${call.method}: ${data.error.message}`));
+    else call.resolve(data.result);
+  };
+  return {
+    send: (method, params = {}) =>
+      new Promise((resolve, reject) => {
+        waiting.set(++next, { method, resolve, reject });
+        socket.send(JSON.stringify({ id: next, method, params }));
+      }),
+    close: () => socket.close(),
+  };
 }
 
 /** Raw CDP calls on the extension's service worker target, one after the other. */
@@ -161,24 +184,13 @@ export async function workerCdp<T = any>(
   debugPort: number,
   calls: { method: string; params?: object }[],
 ): Promise<T[]> {
-  const socket = await workerSocket(debugPort);
+  const session = await workerSession(debugPort);
   try {
     const results: T[] = [];
-    for (const [id, call] of calls.entries()) {
-      const result = await new Promise<T>((resolve, reject) => {
-        socket.onmessage = (message) => {
-          const data = JSON.parse(String(message.data));
-          if (data.id !== id + 1) return;
-          if (data.error) reject(new Error(`${call.method}: ${data.error.message}`));
-          else resolve(data.result as T);
-        };
-        socket.send(JSON.stringify({ id: id + 1, method: call.method, params: call.params ?? {} }));
-      });
-      results.push(result);
-    }
+    for (const call of calls) results.push((await session.send(call.method, call.params)) as T);
     return results;
   } finally {
-    socket.close();
+    session.close();
   }
 }
 
@@ -198,22 +210,8 @@ async function workerProfile<T>(
   debugPort: number,
   during: () => Promise<T>,
 ): Promise<{ result: T; totalMs: number; selfMs: [string, number][]; timeline: string[] }> {
-  const socket = await workerSocket(debugPort);
-  let next = 0;
-  const waiting = new Map<number, { resolve: (v: any) => void; reject: (e: Error) => void }>();
-  socket.onmessage = (message) => {
-    const data = JSON.parse(String(message.data));
-    const call = waiting.get(data.id);
-    if (!call) return;
-    waiting.delete(data.id);
-    if (data.error) call.reject(new Error(data.error.message));
-    else call.resolve(data.result);
-  };
-  const send = (method: string, params: object = {}) =>
-    new Promise<any>((resolve, reject) => {
-      waiting.set(++next, { resolve, reject });
-      socket.send(JSON.stringify({ id: next, method, params }));
-    });
+  const session = await workerSession(debugPort);
+  const send = session.send;
   try {
     await send('Profiler.enable');
     await send('Profiler.setSamplingInterval', { interval: 500 });
@@ -251,7 +249,7 @@ async function workerProfile<T>(
     });
     return { result, totalMs, selfMs: [...byName].sort((a, b) => b[1] - a[1]), timeline };
   } finally {
-    socket.close();
+    session.close();
   }
 }
 
