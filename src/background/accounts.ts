@@ -1,4 +1,4 @@
-import { CryptoAccount, ForeignDeviceKeysError } from '../crypto/account.ts';
+import { CryptoAccount, ForeignDeviceKeysError, loadCrypto } from '../crypto/account.ts';
 import { DecryptedEventCache } from '../crypto/receive/decrypted-cache.ts';
 import { MatrixApiError, MatrixHttp } from '../crypto/core/http.ts';
 import { DexieSealedStore } from './decrypted-cache-store.ts';
@@ -376,6 +376,9 @@ export class AccountRegistry {
   }
 
   private async resolveToken(baseUrl: string, token: string): Promise<CryptoAccount> {
+    // The WASM module compiles off the main thread while the records, the keyring and the
+    // caches are read; CryptoAccount.open waits for the same load (and reports its failure).
+    loadCrypto().catch(() => undefined);
     const known = (await this.tokens())[token];
     const records = await this.records();
     if (known && records[known] && !records[known].loggedOutAt) {
