@@ -299,3 +299,17 @@ export async function workerMemory(
 export async function extensionStorage(kirjava: ExtensionBrowser): Promise<number> {
   return kirjava.inExtension(async () => (await navigator.storage.estimate()).usage ?? NaN);
 }
+
+/**
+ * The worker's startup marks (src/crypto/core/startup-marks.ts): for each step its worker
+ * reached, ms since that worker started.
+ */
+export async function startupMarks(debugPort: number): Promise<Record<string, number>> {
+  const expression =
+    "JSON.stringify(performance.getEntriesByType('mark').filter((m) => m.name.startsWith('kirjava:'))" +
+    '.map((m) => [m.name.slice(8), m.startTime]))';
+  const [answer] = await workerCdp(debugPort, [
+    { method: 'Runtime.evaluate', params: { expression, returnByValue: true } },
+  ]);
+  return Object.fromEntries(JSON.parse(answer.result.value) as [string, number][]);
+}

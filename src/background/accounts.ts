@@ -1,4 +1,4 @@
-import { CryptoAccount, ForeignDeviceKeysError, loadCrypto } from '../crypto/account.ts';
+import { CryptoAccount, ForeignDeviceKeysError } from '../crypto/account.ts';
 import { DecryptedEventCache } from '../crypto/receive/decrypted-cache.ts';
 import { MatrixApiError, MatrixHttp } from '../crypto/core/http.ts';
 import { DexieSealedStore } from './decrypted-cache-store.ts';
@@ -16,6 +16,7 @@ import { storage } from '../platform/storage.ts';
 import type { AccountRecord } from '../shared/storage-keys.ts';
 import { log } from './log.ts';
 import { errorText } from '../crypto/core/log.ts';
+import { startupMark } from '../crypto/core/startup-marks.ts';
 
 /** How long after a worker start an account's leftover outgoing requests go out (see openAccount). */
 const STARTUP_FLUSH_DELAY_MS = 2000;
@@ -76,6 +77,7 @@ export class AccountRegistry {
    * SiteNotBoundError and the popup asks the user.
    */
   forToken(baseUrl: string, token: string, origin: string): Promise<CryptoAccount> {
+    startupMark('request');
     let account = this.byToken.get(token);
     if (!account) {
       account = this.resolveToken(baseUrl, token);
@@ -376,9 +378,6 @@ export class AccountRegistry {
   }
 
   private async resolveToken(baseUrl: string, token: string): Promise<CryptoAccount> {
-    // The WASM module compiles off the main thread while the records, the keyring and the
-    // caches are read; CryptoAccount.open waits for the same load (and reports its failure).
-    loadCrypto().catch(() => undefined);
     const known = (await this.tokens())[token];
     const records = await this.records();
     if (known && records[known] && !records[known].loggedOutAt) {
@@ -416,6 +415,7 @@ export class AccountRegistry {
     deviceId: string,
   ): Promise<CryptoAccount> {
     const records = await this.records();
+    startupMark('records');
     let record = records[key];
     if (record?.error) throw new AccountUnusableError(record.error);
     if (!record) {
@@ -436,6 +436,7 @@ export class AccountRegistry {
     };
     const storeKey = await keyring.secret(secretNames.store(record.storeName));
     const storePassphrase = bytesHex(storeKey);
+    startupMark('store-key');
     const decryptedCache = await DecryptedEventCache.create(
       storePassphrase,
       new DexieSealedStore(`${record.storeName}-decrypted-events`),
@@ -443,6 +444,7 @@ export class AccountRegistry {
       log,
       storageQuota,
     );
+    startupMark('cache');
     const account = await CryptoAccount.open({
       ...record,
       log,

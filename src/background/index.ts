@@ -29,6 +29,7 @@ import { registerUiRouter } from './ui-router.ts';
 import { registerVerificationService } from './verification-service.ts';
 import { log } from './log.ts';
 import { errorText } from '../crypto/core/log.ts';
+import { startupMark } from '../crypto/core/startup-marks.ts';
 
 // Content scripts must not read extension storage; before anything is written to it.
 storageRestricted().catch((error) => log.error('could not restrict storage access', { error: errorText(error) }));
@@ -63,3 +64,4 @@ registerLockService();
 registerDiagnosticsService(registry, coverage);
 registerUiRouter();
 registerPageService(registry, coverage);
+startupMark('script');

@@ -29,6 +29,7 @@ import { JOINED_ROOMS_KEY } from '../shared/names.ts';
 import type { RoomLabel } from '../shared/room-label.ts';
 import { roomLabelsIn } from './receive/room-labels.ts';
 import { type Logger, defaultLog, errorText } from './core/log.ts';
+import { startupMark } from './core/startup-marks.ts';
 
 /** The Matrix account an OlmMachine belongs to: homeserver, user and device. */
 export interface AccountIdentity {
@@ -237,6 +238,7 @@ export class CryptoAccount {
 
   static async open(options: OpenOptions): Promise<CryptoAccount> {
     await loadCrypto();
+    startupMark('wasm');
     let machine: OlmMachine;
     if (options.storeName && options.storeKey) {
       const store = await StoreHandle.openWithKey(options.storeName, options.storeKey);
@@ -250,6 +252,7 @@ export class CryptoAccount {
         options.storePassphrase,
       );
     }
+    startupMark('machine');
     const http = new MatrixHttp(options.baseUrl, options.accessToken, options.fetchFn, options.requestTimeoutMs);
     const { baseUrl, userId, deviceId } = options;
     return new CryptoAccount({ baseUrl, userId, deviceId }, machine, http, options);
@@ -278,7 +281,11 @@ export class CryptoAccount {
 
   /** Feeds a /sync body to the machine and returns it with encrypted events decrypted. */
   processSync(body: string): Promise<string> {
-    return this.answer(() => this.decryptSync(body));
+    return this.answer(async () => {
+      const answer = await this.decryptSync(body);
+      startupMark('sync-decrypted');
+      return answer;
+    });
   }
 
   private async decryptSync(body: string): Promise<string> {
