@@ -69,11 +69,19 @@ export function registerPageService(registry: AccountRegistry, coverage: ClientC
     servedOrigin(request, sender).then(
       (origin) => {
         if (!origin) return;
-        coverage.hookReported(request, sender);
         // Locked, every account stays closed (a logout still wipes: it needs no secret).
         const opened = request.kind === 'logout' ? Promise.resolve() : keyring.unlocked();
-        void opened
-          .then(() => handlePageRequest(registry, request, origin))
+        const handled = opened.then(() => handlePageRequest(registry, request, origin));
+        // A sync covers its site only when answered with the account's confirmed token (not by failure()).
+        coverage.hookReported(
+          request,
+          sender,
+          handled.then(
+            (reply) => reply.ok,
+            () => false,
+          ),
+        );
+        void handled
           .catch((error) => (error instanceof KeyringLockedError ? lockedReply(error) : failure(error)))
           .then(sendResponse);
       },
