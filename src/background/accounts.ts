@@ -197,15 +197,18 @@ export class AccountRegistry {
   }
 
   /**
-   * Whether the homeserver refuses `token` as unknown (`401 M_UNKNOWN_TOKEN`); false when it
-   * still accepts it. Any other failure (network, server error) is thrown: it proves nothing.
+   * Whether the homeserver refuses `token` as unknown (`401 M_UNKNOWN_TOKEN`) for good; false
+   * when it still accepts it, or calls it a soft logout (an expired token of a device that still
+   * exists: its client refreshes it). Any other failure (network, server error) is thrown: it
+   * proves nothing.
    */
   private async refused(baseUrl: string, token: string): Promise<boolean> {
     try {
       await this.whoami(baseUrl, token);
       return false;
     } catch (error) {
-      if (error instanceof MatrixApiError && error.status === 401 && error.errcode === 'M_UNKNOWN_TOKEN') return true;
+      if (error instanceof MatrixApiError && error.status === 401 && error.errcode === 'M_UNKNOWN_TOKEN')
+        return error.body?.soft_logout !== true;
       throw error;
     }
   }

@@ -150,6 +150,26 @@ describe('AccountRegistry: logouts', () => {
     assert.equal(tokens()[theirs], undefined);
   });
 
+  it('with `all`, keeps another device whose token the homeserver calls a soft logout (expired)', async () => {
+    const registry = new AccountRegistry();
+    const mine = await logIn(registry, 'DEV1', SITE_A);
+    const theirs = await logIn(registry, 'DEV2', SITE_B);
+    hs.logout(mine);
+    // The first whoami checks site A's own token (ended); the next, the other device's (expired).
+    let whoamis = 0;
+    const softLogout = () =>
+      new Response(JSON.stringify({ errcode: 'M_UNKNOWN_TOKEN', error: 'expired', soft_logout: true }), {
+        status: 401,
+      });
+    hs.intercept = (method, path) =>
+      method === 'GET' && path === '/account/whoami' && ++whoamis > 1 ? softLogout() : undefined;
+    hs.logout(theirs);
+    await registry.logOut(hs.baseUrl, mine, true, SITE_A);
+    assert.equal(whoamis, 2);
+    assert.equal(active('DEV1'), false);
+    assert.equal(active('DEV2'), true);
+  });
+
   it('with `all`, keeps another device whose token Kirjava does not hold (checked when next used)', async () => {
     const registry = new AccountRegistry();
     const mine = await logIn(registry, 'DEV1', SITE_A);
