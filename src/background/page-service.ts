@@ -19,6 +19,7 @@ import {
 import type { AccountRegistry } from './accounts.ts';
 import type { ClientCoverage } from './coverage.ts';
 import { keyring } from './keyring.ts';
+import { SiteNotBoundError } from './account-errors.ts';
 import { failure, handlePageRequest, servedOrigin } from './page-requests.ts';
 
 /** What the client gets while Kirjava is locked: an error it retries, never plaintext. */
@@ -72,13 +73,14 @@ export function registerPageService(registry: AccountRegistry, coverage: ClientC
         // Locked, every account stays closed (a logout still wipes: it needs no secret).
         const opened = request.kind === 'logout' ? Promise.resolve() : keyring.unlocked();
         const handled = opened.then(() => handlePageRequest(registry, request, origin));
-        // A sync covers its site only when answered with the account's confirmed token (not by failure()).
+        // A sync covers its site only once its token is the account's as the homeserver confirmed: served,
+        // or refused only because the site waits for the user's allow (checked after the token).
         coverage.hookReported(
           request,
           sender,
           handled.then(
             (reply) => reply.ok,
-            () => false,
+            (error: unknown) => error instanceof SiteNotBoundError,
           ),
         );
         void handled
