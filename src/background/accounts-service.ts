@@ -9,6 +9,9 @@ import { onUiRequest } from './ui-router.ts';
 import { log } from './log.ts';
 import { errorText } from '../crypto/core/log.ts';
 
+/** How often a running worker deletes the kept stores of accounts logged out LOGGED_OUT_KEEP_MS ago. */
+const SWEEP_EVERY_MS = 60 * 60 * 1000;
+
 /**
  * Answers the popup's account requests from `registry`: the account list, the sites asking
  * for an account and the user's answers, and "Delete now".
@@ -27,10 +30,14 @@ export function registerAccountsService(registry: AccountRegistry): void {
     await registry.deleteLoggedOut(accountId);
     return { ok: true };
   });
-  // Logged-out accounts whose keys were kept for a week are deleted at the next worker start.
-  registry
-    .sweepLoggedOut()
-    .catch((error) => log.warn('could not delete logged-out accounts', { error: errorText(error) }));
+  // Logged-out accounts whose keys were kept for a week are deleted when the worker starts, and
+  // by a worker that keeps running (a client's traffic can keep it up for days) every hour.
+  const sweep = () =>
+    registry
+      .sweepLoggedOut()
+      .catch((error) => log.warn('could not delete logged-out accounts', { error: errorText(error) }));
+  void sweep();
+  setInterval(sweep, SWEEP_EVERY_MS);
 }
 
 /**

@@ -171,7 +171,10 @@ export class AccountRegistry {
    * token (`M_UNKNOWN_TOKEN`): a page that merely claims a logout, or presents a made-up token
    * whose 401 proves nothing, changes nothing. Then the account's store is deleted if its
    * room keys are all in the key backup, and otherwise kept sealed for LOGGED_OUT_KEEP_MS as
-   * "recently logged out" (export or delete from the popup).
+   * "recently logged out" (export or delete from the popup). With `all` (the page's word, not
+   * the homeserver's), another device of the user goes too only when Kirjava holds that
+   * device's own tokens and the homeserver refuses each of them; a device whose token still
+   * works, or whose token Kirjava does not hold, stays (it is checked when next used).
    */
   async logOut(baseUrl: string, token: string, all: boolean, origin: string): Promise<void> {
     const tokens = await this.tokens();
@@ -179,23 +182,56 @@ export class AccountRegistry {
     const key = tokens[token];
     const record = key ? records[key] : undefined;
     if (!key || !record || record.baseUrl !== baseUrl || !(record.sites ?? []).includes(origin)) return;
-    try {
-      await this.whoami(baseUrl, token);
-      return; // the token still works: not a logout
-    } catch (error) {
-      if (!(error instanceof MatrixApiError && error.status === 401 && error.errcode === 'M_UNKNOWN_TOKEN'))
-        throw error;
-    }
+    if (!(await this.refused(baseUrl, token))) return; // the token still works: not a logout
     this.byToken.delete(token);
     delete tokens[token];
     await storage.session.set('tokens', tokens);
-    const doomed = all
-      ? Object.keys(records).filter(
-          (k) =>
-            records[k].baseUrl === record.baseUrl && records[k].userId === record.userId && !records[k].loggedOutAt,
-        )
-      : [key];
+    const doomed = [key];
+    if (all) {
+      // The page's "every device" is a claim: each other device goes only on its own token's word.
+      const others = Object.keys(records).filter(
+        (k) =>
+          k !== key && records[k].baseUrl === baseUrl && records[k].userId === record.userId && !records[k].loggedOutAt,
+      );
+      for (const id of others) if (await this.loggedOutElsewhere(baseUrl, id, tokens)) doomed.push(id);
+    }
     for (const id of doomed) await this.retire(id);
+  }
+
+  /**
+   * Whether the homeserver refuses `token` as unknown (`401 M_UNKNOWN_TOKEN`) for good; false
+   * when it still accepts it, or calls it a soft logout (an expired token of a device that still
+   * exists: its client refreshes it). Any other failure (network, server error) is thrown: it
+   * proves nothing.
+   */
+  private async refused(baseUrl: string, token: string): Promise<boolean> {
+    try {
+      await this.whoami(baseUrl, token);
+      return false;
+    } catch (error) {
+      if (error instanceof MatrixApiError && error.status === 401 && error.errcode === 'M_UNKNOWN_TOKEN')
+        return error.body?.soft_logout !== true;
+      throw error;
+    }
+  }
+
+  /**
+   * Whether the account `id` is logged out as far as Kirjava can prove it: it holds tokens of
+   * the account (bound after the homeserver confirmed them) and the homeserver refuses every
+   * one. An account without a held token stays (its next request is checked), and so does one
+   * whose token could not be checked.
+   */
+  private async loggedOutElsewhere(baseUrl: string, id: string, tokens: Record<string, string>): Promise<boolean> {
+    const held = Object.keys(tokens).filter((token) => tokens[token] === id);
+    if (held.length === 0) return false;
+    for (const token of held) {
+      const dead = await this.refused(baseUrl, token).catch((error: unknown) => {
+        log.warn('could not check a token after a logout of every device', { error: errorText(error) });
+        return false;
+      });
+      if (!dead) return false;
+    }
+    return true;
   }
 
   /**

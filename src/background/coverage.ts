@@ -31,6 +31,8 @@ export function registerCoverageService(): ClientCoverage {
 export class ClientCoverage {
   /** Per origin, times at which the hook reported a sync (this worker lifetime). */
   private readonly reported = new Map<string, number[]>();
+  /** Per origin, the hook's syncs the worker is still serving: counted or not once answered. */
+  private readonly pending = new Map<string, Set<Promise<unknown>>>();
 
   constructor() {
     browser.webRequest.onCompleted.addListener((details) => {
@@ -49,14 +51,27 @@ export class ClientCoverage {
       .map(([origin, lastSeen]) => ({ origin, lastSeen }));
   }
 
-  /** The hook handed over a page request of an allowed site. */
-  hookReported(request: PageRequest, sender: Runtime.MessageSender): void {
+  /**
+   * The hook handed over a page request of an allowed site. A sync counts as covered only once
+   * `served` resolves true: the worker answered it with the account's confirmed token. A page
+   * that merely reports syncs (with a made-up token) covers nothing.
+   */
+  hookReported(request: PageRequest, sender: Runtime.MessageSender, served: Promise<boolean>): void {
     if (request?.kind !== 'sync') return;
     const origin = senderOrigin(sender);
     if (!origin) return;
-    const now = Date.now();
-    const times = (this.reported.get(origin) ?? []).filter((t) => t > now - 2 * REPORT_WINDOW_MS);
-    this.reported.set(origin, [...times, now]);
+    const at = Date.now();
+    const pending = this.pending.get(origin) ?? new Set<Promise<unknown>>();
+    this.pending.set(origin, pending);
+    const counted = served
+      .then((ok) => {
+        if (!ok) return;
+        const times = (this.reported.get(origin) ?? []).filter((t) => t > Date.now() - 2 * REPORT_WINDOW_MS);
+        this.reported.set(origin, [...times, at]);
+      })
+      .catch(() => undefined)
+      .finally(() => pending.delete(counted));
+    pending.add(counted);
   }
 
   private async syncCompleted(origin: string | undefined, url: string): Promise<void> {
@@ -66,6 +81,7 @@ export class ClientCoverage {
     if (!settings.homeservers.some((base) => url.startsWith(`${base}/_matrix/client/`))) return;
     const completedAt = Date.now();
     await new Promise((resolve) => setTimeout(resolve, REPORT_WINDOW_MS));
+    await Promise.all(this.pending.get(origin) ?? []); // a sync still being served decides first
     const times = this.reported.get(origin) ?? [];
     const index = times.findIndex((t) => t >= completedAt - REPORT_WINDOW_MS);
     if (index >= 0) {

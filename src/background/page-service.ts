@@ -19,6 +19,7 @@ import {
 import type { AccountRegistry } from './accounts.ts';
 import type { ClientCoverage } from './coverage.ts';
 import { keyring } from './keyring.ts';
+import { SiteNotBoundError } from './account-errors.ts';
 import { failure, handlePageRequest, servedOrigin } from './page-requests.ts';
 
 /** What the client gets while Kirjava is locked: an error it retries, never plaintext. */
@@ -69,11 +70,20 @@ export function registerPageService(registry: AccountRegistry, coverage: ClientC
     servedOrigin(request, sender).then(
       (origin) => {
         if (!origin) return;
-        coverage.hookReported(request, sender);
         // Locked, every account stays closed (a logout still wipes: it needs no secret).
         const opened = request.kind === 'logout' ? Promise.resolve() : keyring.unlocked();
-        void opened
-          .then(() => handlePageRequest(registry, request, origin))
+        const handled = opened.then(() => handlePageRequest(registry, request, origin));
+        // A sync covers its site only once its token is the account's as the homeserver confirmed: served,
+        // or refused only because the site waits for the user's allow (checked after the token).
+        coverage.hookReported(
+          request,
+          sender,
+          handled.then(
+            (reply) => reply.ok,
+            (error: unknown) => error instanceof SiteNotBoundError,
+          ),
+        );
+        void handled
           .catch((error) => (error instanceof KeyringLockedError ? lockedReply(error) : failure(error)))
           .then(sendResponse);
       },

@@ -77,6 +77,19 @@ for (const browserName of storyBrowsers()) {
     return (accounts ?? {}) as Awaited<ReturnType<typeof accountRecords>>;
   }
 
+  /** Adds `origin` to the allowed sites as the user does, on the options page. */
+  async function allowSite(origin: string): Promise<void> {
+    const page = await bed.browser.openOptions();
+    try {
+      const region = page.getByRole('region', { name: 'Allowed sites' });
+      await region.getByRole('textbox', { name: 'Add site' }).fill(origin);
+      await region.getByRole('button', { name: 'Add', exact: true }).click();
+      await region.getByRole('listitem').filter({ hasText: origin }).first().waitFor({ timeout: 10_000 });
+    } finally {
+      await page.close();
+    }
+  }
+
   /** Sends a forged page request over the stolen bridge port; what comes back within `ms`. */
   function forgeOverBridge(page: Page, request: unknown, ms = 2500): Promise<unknown> {
     return page.evaluate(
@@ -323,6 +336,66 @@ for (const browserName of storyBrowsers()) {
         const next = 'Still readable after the forged logout';
         await peer.sendText(roomId, next);
         assert.equal((await client.waitForBody(roomId, next, 20_000)).type, 'm.room.message');
+      },
+    );
+
+    it(
+      'A page that logged its own session out and then claims a logout of every device retires only its own: ' +
+        "the user's device on another site, whose token still works, keeps reading",
+      story,
+      async () => {
+        const { user, session, client, peer, roomId } = await givenAliceWithASecret('Before the claimed logout');
+        const aliceId = `${bed.synapse.baseUrl}|${session.userId}|${session.deviceId}`;
+        const otherSite = await startClientServer('127.0.0.3');
+        try {
+          await allowSite(otherSite.origin);
+          // Alice's second device, logged in on the other site (bound to it, its token live).
+          const second = await bed.givenClientTab(otherSite.origin);
+          const secondSession = await second.login(bed.homeserverUrl, user.userId, user.password);
+          const secondId = `${bed.synapse.baseUrl}|${secondSession.userId}|${secondSession.deviceId}`;
+          await poll('the second device bound to the other site', async () =>
+            (await accountRecords())[secondId] ? true : undefined,
+          );
+          await peer.waitForDeviceKeys(secondSession.userId, secondSession.deviceId, 20_000);
+
+          // Site A ends its own session for real past the hook (as a Web Worker of the page could)...
+          await client.close();
+          const ended = await fetch(`${bed.synapse.baseUrl}/_matrix/client/v3/logout`, {
+            method: 'POST',
+            headers: { Authorization: `Bearer ${session.accessToken}`, 'Content-Type': 'application/json' },
+            body: '{}',
+          });
+          assert.equal(ended.status, 200);
+          // ...then claims, with its dead token, that every device of the user logged out.
+          const page = await openPortThief(bed.site.origin);
+          const claimed = (await forgeOverBridge(
+            page,
+            { kind: 'logout', baseUrl: bed.synapse.baseUrl, token: session.accessToken, all: true },
+            15_000,
+          )) as { reply?: { ok: boolean } };
+          assert.equal(claimed.reply?.ok, true, JSON.stringify(claimed));
+          const records = await accountRecords();
+          assert.ok(!records[aliceId] || records[aliceId].loggedOutAt, "site A's own device was not retired");
+          assert.ok(
+            records[secondId] && !records[secondId].loggedOutAt,
+            "the claimed logout of every device retired the other site's live device",
+          );
+
+          // The second device still decrypts what the peer sends.
+          const next = 'Still readable on the other site';
+          await peer.sendText(roomId, next);
+          assert.equal((await second.waitForBody(roomId, next, 30_000)).type, 'm.room.message');
+          await second.close();
+        } finally {
+          await inWorker(async () => {
+            const { settings } = await chrome.storage.local.get('settings');
+            const s = settings as { allowedSites: string[] };
+            await chrome.storage.local.set({
+              settings: { ...s, allowedSites: s.allowedSites.filter((o) => !o.includes('127.0.0.3')) },
+            });
+          });
+          await otherSite.stop();
+        }
       },
     );
 
