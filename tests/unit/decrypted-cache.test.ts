@@ -16,6 +16,13 @@ const ALICE = '@alice:example.test';
 const BOB = '@bob:example.test';
 const ROOM = '!secret:example.test';
 
+/** Waits until `done()` holds (the writes run on timers; a loaded machine runs them late), at most 10 s. */
+async function until(done: () => boolean, what: string): Promise<void> {
+  for (const start = Date.now(); !done(); await new Promise((resolve) => setTimeout(resolve, 10))) {
+    if (Date.now() - start > 10_000) assert.fail(`not within 10 s: ${what}`);
+  }
+}
+
 afterEach(closeOpenedAccounts);
 
 async function givenHistory(count: number, limit?: number) {
@@ -110,8 +117,7 @@ describe('Decrypted-event cache', () => {
     assert.deepEqual((await cache.get(id(1)))?.content, { body: 'Secret 1' }, 'not readable meanwhile');
 
     release();
-    await new Promise((resolve) => setTimeout(resolve, 120));
-    assert.equal(store.entries.size, 3);
+    await until(() => store.entries.size === 3, 'the three entries written once the account is quiet');
   });
 
   it('a long answer (an initial sync) does not hold every decryption in memory: past 2,000 it writes', async () => {
@@ -121,8 +127,7 @@ describe('Decrypted-event cache', () => {
     for (let i = 0; i < 2_000; i++) {
       cache.put(`${ROOM}|$e${i}|${ALICE}|100|${'x'.repeat(86)}`, { type: 'm.room.message', content: {}, info: {} });
     }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    assert.equal(store.entries.size, 2_000);
+    await until(() => store.entries.size === 2_000, 'the 2,000 entries written while the answer goes on');
   });
 
   it('knowing which ids its store holds, a miss reads nothing; entries stored before and after are found', async () => {
