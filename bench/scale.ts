@@ -99,6 +99,9 @@ const find = (records: Record<string, number>, test: (name: string) => boolean) 
 const cacheRecords = (c: Checkpoint) => find(c.records, (name) => /-decrypted-events\//.test(name));
 const indexRecords = (c: Checkpoint) => find(c.records, (name) => /^kirjava-search-[^/]+\/events$/.test(name));
 const count = (n: number) => n.toLocaleString('en');
+/** A search index's database name and a crypto store's prefix, shortened in the table. */
+const SEARCH_DATABASE = /^kirjava-search-[0-9a-f]+/;
+const CRYPTO_STORE = /^kirjava-[0-9a-f]{16}/;
 
 /** How long a checkpoint waits at most for the worker's writes to settle. */
 const SETTLE_MAX_MS = 400_000;
@@ -338,10 +341,7 @@ export async function benchScale(options: {
     baseline: '—',
     result: Object.entries(last.records)
       .filter(([, n]) => n > 0)
-      .map(
-        ([name, n]) =>
-          `${name.replace(/^kirjava-search-[0-9a-f]+/, 'search').replace(/^kirjava-[0-9a-f]{16}/, '<store>')}: ${count(n)}`,
-      )
+      .map(([name, n]) => `${name.replace(SEARCH_DATABASE, 'search').replace(CRYPTO_STORE, '<store>')}: ${count(n)}`)
       .join('; '),
     target: '—',
   });

@@ -80,6 +80,9 @@ const ALLOW_PRIORITY = 2;
 /** Escapes a literal for RE2 (the regex syntax declarativeNetRequest uses). */
 export const escapeRegex = (text: string): string => text.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&');
 
+/** A hex digit of a percent escape in either case: `A` → `[Aa]`; a decimal digit as is. */
+const eitherCase = (digit: string): string => (/[A-F]/.test(digit) ? `[${digit}${digit.toLowerCase()}]` : digit);
+
 /**
  * A room id as a client may write it in a path: each character either as is or
  * percent-encoded (hex digits in either case). Chromium keeps escapes as the page wrote
@@ -94,7 +97,7 @@ export function roomIdPattern(roomId: string): string {
       const escapes = [...new TextEncoder().encode(char)]
         .map((byte) => {
           const hex = byte.toString(16).toUpperCase().padStart(2, '0');
-          return `%${[...hex].map((digit) => (/[A-F]/.test(digit) ? `[${digit}${digit.toLowerCase()}]` : digit)).join('')}`;
+          return `%${[...hex].map(eitherCase).join('')}`;
         })
         .join('');
       pattern += `(?:${literal}|${escapes})`;

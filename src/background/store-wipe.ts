@@ -14,7 +14,8 @@ export function deleteDatabase(name: string): Promise<void> {
       () =>
         reject(
           new Error(
-            `The crypto store ${name} could not be deleted because it is still open: reload Kirjava in chrome://extensions and log out again`,
+            `The crypto store ${name} could not be deleted because it is still open: ` +
+              'reload Kirjava in chrome://extensions and log out again',
           ),
         ),
       DELETE_TIMEOUT_MS,
