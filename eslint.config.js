@@ -91,6 +91,16 @@ export default tseslint.config(
     },
   },
   {
+    // The product reaches the browser through src/platform/ (webextension-polyfill), never `chrome.*`.
+    files: ['src/**/*.ts', 'src/**/*.svelte'],
+    rules: {
+      'no-restricted-globals': [
+        'error',
+        { name: 'chrome', message: 'Use the browser APIs of src/platform/ (ext.ts), not the chrome global.' },
+      ],
+    },
+  },
+  {
     // Plain TypeScript over the crypto library, tested in Node: no browser extension APIs.
     files: ['src/crypto/**/*.ts', 'src/search/**/*.ts'],
     rules: {

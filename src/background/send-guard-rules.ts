@@ -1,6 +1,6 @@
 /**
  * The send guard's declarativeNetRequest rules, built in one place from the settings and
- * the rooms known to be unencrypted. Plain data in, plain rules out (no chrome.* here),
+ * the rooms known to be unencrypted. Plain data in, plain rules out (no extension API here),
  * so the rule shapes are unit-tested in Node.
  *
  * Fail closed: every PUT/POST to `/_matrix/client/<any prefix>/rooms/<anything>/send/`
@@ -15,11 +15,14 @@
  * Rooms Kirjava never saw, and URLs written in encodings nobody expected, stay blocked.
  */
 
-import type { BrowserKind } from '../platform/ext.ts';
+import type { BrowserKind, DeclarativeNetRequest } from '../platform/ext.ts';
 
-/** One declarativeNetRequest rule, as the browser takes it. */
-export type Rule = chrome.declarativeNetRequest.Rule;
-type ResourceType = chrome.declarativeNetRequest.ResourceType;
+/**
+ * One declarativeNetRequest rule, as the browser takes it, in the polyfill's types (Firefox's:
+ * Chromium's own resource types are cast into them below).
+ */
+export type Rule = DeclarativeNetRequest.Rule;
+type ResourceType = DeclarativeNetRequest.ResourceType;
 
 /** The resource types both browsers know. */
 const COMMON_RESOURCE_TYPES = [
@@ -112,13 +115,10 @@ export function roomIdPattern(roomId: string): string {
  * An allow rule (higher priority than the block rules) for sends whose URL matches
  * `regexFilter`, matched case-sensitively: event types and room ids are case-sensitive.
  */
-function allowRule(
-  common: chrome.declarativeNetRequest.RuleCondition,
-  regexFilter: string,
-): Omit<chrome.declarativeNetRequest.Rule, 'id'> {
+function allowRule(common: DeclarativeNetRequest.RuleConditionType, regexFilter: string): Omit<Rule, 'id'> {
   return {
     priority: ALLOW_PRIORITY,
-    action: { type: 'allow' as chrome.declarativeNetRequest.RuleActionType },
+    action: { type: 'allow' },
     condition: { ...common, isUrlFilterCaseSensitive: true, regexFilter },
   };
 }
@@ -177,11 +177,11 @@ export function buildGuardRules(input: GuardInput): GuardRules {
   if (initiators.length === 0) return { rules: [], plainRoomsAllowed: new Set(), plainRoomsLeftOut: 0 };
   const rules: Omit<Rule, 'id'>[] = [];
   const common = {
-    requestMethods: ['put', 'post'] as chrome.declarativeNetRequest.RequestMethod[],
+    requestMethods: ['put', 'post'],
     resourceTypes: [...GUARDED_RESOURCE_TYPES[input.browser]],
     excludedInitiatorDomains: [input.extensionHost],
   };
-  const block = { type: 'block' as chrome.declarativeNetRequest.RuleActionType };
+  const block: DeclarativeNetRequest.RuleActionType = { type: 'block' };
   const urlFilter = SEND_URL_FILTER;
   rules.push({
     priority: BLOCK_PRIORITY,
