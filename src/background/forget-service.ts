@@ -37,8 +37,8 @@ async function resetEverything(registry: AccountRegistry): Promise<void> {
   for (const name of await databaseNames()) {
     await deleteDatabase(name).catch((error) => failures.push(errorText(error)));
   }
-  await storage.local.raw().clear();
-  await storage.session.raw().clear();
+  await storage.local.clear();
+  await storage.session.clear();
   const dnr = browser.declarativeNetRequest;
   const session = (await dnr.getSessionRules()).map((rule) => rule.id);
   const dynamic = (await dnr.getDynamicRules()).map((rule) => rule.id);
