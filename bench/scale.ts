@@ -1,5 +1,5 @@
 /**
- * Item 8 (issue 14, item 4), opt-in (`BENCH_ONLY=8` or `BENCH_SCALE=1`): an account with
+ * Item 8, the scale benchmark, opt-in (`BENCH_ONLY=8` or `BENCH_SCALE=1`): an account with
  * 200 encrypted rooms. First an initial sync of 200 rooms × 100 events (20,000 events,
  * each room's timeline `limited` with a `prev_batch` and its state, as Synapse sends an
  * initial sync): the time until the page has it decrypted. Then incremental syncs of
@@ -7,7 +7,8 @@
  * traffic brings them) until 100,000 events were decrypted: the worker's JS heap, the
  * extension's storage and the record counts of Kirjava's IndexedDB databases at 20,000,
  * 50,000 and 100,000, against the bounds (decrypted-event cache 20,000 entries, search
- * index 50,000 events per account, each checked every tenth of its bound: at most 1.1 ×).
+ * index 50,000 events per account, each checked every tenth of its bound: at most 1.1 ×; see
+ * docs/architecture.md, "Where state lives").
  */
 import { performance } from 'node:perf_hooks';
 import type { CryptoAccount } from '../src/crypto/account.ts';
