@@ -7,7 +7,7 @@ import { distDir, firefoxBuild } from './build/browsers.ts';
 // One source, two browsers: dist/chromium/ is crxjs's output, dist/firefox/ a copy with
 // Firefox's manifest (build/browsers.ts).
 // The MAIN-world hook and the bridge are `*.iife.ts`: crxjs bundles them as standalone
-// scripts so they run at document_start, before the page's own code (DESIGN.md §3).
+// scripts so they run at document_start, before the page's own code (docs/architecture.md, "Contexts").
 export default defineConfig({
   plugins: [svelte(), crx({ manifest }), firefoxBuild(import.meta.dirname)],
   build: {

@@ -1,5 +1,5 @@
 /**
- * Item 8 (issue 14, item 4), opt-in (`BENCH_ONLY=8` or `BENCH_SCALE=1`): an account with
+ * Item 8, the scale benchmark, opt-in (`BENCH_ONLY=8` or `BENCH_SCALE=1`): an account with
  * 200 encrypted rooms. First an initial sync of 200 rooms × 100 events (20,000 events,
  * each room's timeline `limited` with a `prev_batch` and its state, as Synapse sends an
  * initial sync): the time until the page has it decrypted. Then incremental syncs of
@@ -7,7 +7,8 @@
  * traffic brings them) until 100,000 events were decrypted: the worker's JS heap, the
  * extension's storage and the record counts of Kirjava's IndexedDB databases at 20,000,
  * 50,000 and 100,000, against the bounds (decrypted-event cache 20,000 entries, search
- * index 50,000 events per account, each checked every tenth of its bound: at most 1.1 ×).
+ * index 50,000 events per account, each checked every tenth of its bound: at most 1.1 ×; see
+ * docs/architecture.md, "Where state lives").
  */
 import { performance } from 'node:perf_hooks';
 import type { CryptoAccount } from '../src/crypto/account.ts';
@@ -99,6 +100,9 @@ const find = (records: Record<string, number>, test: (name: string) => boolean) 
 const cacheRecords = (c: Checkpoint) => find(c.records, (name) => /-decrypted-events\//.test(name));
 const indexRecords = (c: Checkpoint) => find(c.records, (name) => /^kirjava-search-[^/]+\/events$/.test(name));
 const count = (n: number) => n.toLocaleString('en');
+/** A search index's database name and a crypto store's prefix, shortened in the table. */
+const SEARCH_DATABASE = /^kirjava-search-[0-9a-f]+/;
+const CRYPTO_STORE = /^kirjava-[0-9a-f]{16}/;
 
 /** How long a checkpoint waits at most for the worker's writes to settle. */
 const SETTLE_MAX_MS = 400_000;
@@ -338,10 +342,7 @@ export async function benchScale(options: {
     baseline: '—',
     result: Object.entries(last.records)
       .filter(([, n]) => n > 0)
-      .map(
-        ([name, n]) =>
-          `${name.replace(/^kirjava-search-[0-9a-f]+/, 'search').replace(/^kirjava-[0-9a-f]{16}/, '<store>')}: ${count(n)}`,
-      )
+      .map(([name, n]) => `${name.replace(SEARCH_DATABASE, 'search').replace(CRYPTO_STORE, '<store>')}: ${count(n)}`)
       .join('; '),
     target: '—',
   });

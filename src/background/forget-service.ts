@@ -3,10 +3,10 @@
  * account, or everything Kirjava keeps, from this browser. UI requests only: the router
  * answers Kirjava's own pages and never a content script, so no web page can ask for either.
  */
+import { databaseNames, deleteDatabase } from '../platform/databases.ts';
 import { browser } from '../platform/ext.ts';
 import { storage } from '../platform/storage.ts';
 import type { AccountRegistry } from './accounts.ts';
-import { deleteDatabase } from './store-wipe.ts';
 import { onUiRequest } from './ui-router.ts';
 import { log } from './log.ts';
 import { errorText } from '../crypto/core/log.ts';
@@ -34,11 +34,11 @@ async function resetEverything(registry: AccountRegistry): Promise<void> {
   for (const id of await registry.ids()) {
     await registry.forget(id).catch((error) => failures.push(errorText(error)));
   }
-  for (const { name } of await indexedDB.databases()) {
-    if (name) await deleteDatabase(name).catch((error) => failures.push(errorText(error)));
+  for (const name of await databaseNames()) {
+    await deleteDatabase(name).catch((error) => failures.push(errorText(error)));
   }
-  await storage.local.raw().clear();
-  await storage.session.raw().clear();
+  await storage.local.clear();
+  await storage.session.clear();
   const dnr = browser.declarativeNetRequest;
   const session = (await dnr.getSessionRules()).map((rule) => rule.id);
   const dynamic = (await dnr.getDynamicRules()).map((rule) => rule.id);

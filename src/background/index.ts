@@ -7,6 +7,7 @@
  * around them is started here by its `register…(deps)`.
  */
 import { browser } from '../platform/ext.ts';
+import { logStorageProblemsTo } from '../platform/storage.ts';
 import { AccountRegistry } from './accounts.ts';
 import { registerAccountsService } from './accounts-service.ts';
 import { registerCoverageService } from './coverage.ts';
@@ -31,6 +32,8 @@ import { log } from './log.ts';
 import { errorText } from '../crypto/core/log.ts';
 import { startupMark } from '../crypto/core/startup-marks.ts';
 
+// Malformed stored values are warned about in the worker's log (the diagnostics page shows them).
+logStorageProblemsTo(log);
 // Content scripts must not read extension storage; before anything is written to it.
 storageRestricted().catch((error) => log.error('could not restrict storage access', { error: errorText(error) }));
 // Secrets older versions kept in storage.local move into the keyring now, not at first use.

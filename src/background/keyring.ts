@@ -75,7 +75,7 @@ const sessionKeyCache: SessionKeyCache = {
 
 /** The worker's one keyring; secrets older versions kept in `storage.local` move in at its first use. */
 export const keyring = new Keyring(new IndexedDbKeyringBackend(), sessionKeyCache, {
-  migrate: (adopt) => migrateLegacySecrets(storage.local.raw(), adopt),
+  migrate: (adopt) => migrateLegacySecrets(storage.local, adopt),
 });
 
 /** 'lock-status', 'lock-unlock', 'lock-set', 'lock-remove' for the popup and options page. */

@@ -5,20 +5,19 @@
  * the keyring holds exactly it; whatever cannot be moved stays where it was, with a warning.
  */
 import { secretNames } from '../crypto/keyring/keyring.ts';
-import type { LegacySearchKeys, LocalValues } from '../shared/storage-keys.ts';
+import type { AccountRecord, LegacySearchKeys, LocalValues } from '../shared/storage-keys.ts';
 import { log } from './log.ts';
 
-const RECORDS_KEY: keyof LocalValues = 'accounts';
-const SEARCH_KEYS: keyof LocalValues = 'searchIndexKeys';
-
 type Adopt = (name: string, secret: Uint8Array) => Promise<boolean>;
-/** `storage.local` (a fake in Node tests). */
+type LegacyKey = 'accounts' | 'searchIndexKeys';
+/** The keys of `storage.local` that held secrets (src/platform/storage.ts; a fake in Node tests). */
 export interface LegacyStorage {
-  get(keys: string | string[]): Promise<Record<string, unknown>>;
-  set(items: Record<string, unknown>): Promise<void>;
-  remove(keys: string): Promise<void>;
+  get<K extends LegacyKey>(key: K): Promise<LocalValues[K]>;
+  set<K extends LegacyKey>(key: K, value: LocalValues[K]): Promise<void>;
+  remove(key: LegacyKey): Promise<void>;
 }
-type LegacyRecords = Record<string, { storeName?: unknown; storePassphrase?: unknown }>;
+/** An account record as older versions kept it: with its store's key (the reader keeps the field). */
+type LegacyRecords = Record<string, AccountRecord & { storePassphrase?: unknown }>;
 
 const HEX_KEY = /^[0-9a-f]{64}$/;
 const hexBytes = (hex: string) => Uint8Array.from(hex.match(/../g) ?? [], (byte) => parseInt(byte, 16));
@@ -37,9 +36,8 @@ function base64Key(text: unknown): Uint8Array | undefined {
  * `storage` only once the keyring holds it; the keyring runs it before its first use.
  */
 export async function migrateLegacySecrets(storage: LegacyStorage, adopt: Adopt): Promise<void> {
-  const stored = await storage.get([RECORDS_KEY, SEARCH_KEYS]);
-  const records = (stored[RECORDS_KEY] ?? {}) as LegacyRecords;
-  const searchKeys = stored[SEARCH_KEYS] as LegacySearchKeys | undefined;
+  const records: LegacyRecords = await storage.get('accounts');
+  const searchKeys = await storage.get('searchIndexKeys');
 
   const movedStores = new Map<string, unknown>();
   for (const [id, record] of Object.entries(records)) {
@@ -54,7 +52,7 @@ export async function migrateLegacySecrets(storage: LegacyStorage, adopt: Adopt)
     }
   }
   const keptSearchKeys: LegacySearchKeys = {};
-  for (const [id, keys] of Object.entries(searchKeys ?? {})) {
+  for (const [id, keys] of Object.entries(searchKeys)) {
     const enc = base64Key(keys.enc);
     const mac = base64Key(keys.mac);
     if (!enc || !mac || !(await adopt(secretNames.search(id), new Uint8Array([...enc, ...mac])))) {
@@ -65,13 +63,13 @@ export async function migrateLegacySecrets(storage: LegacyStorage, adopt: Adopt)
 
   if (movedStores.size) {
     // Read again: an account may have been added meanwhile.
-    const fresh = ((await storage.get(RECORDS_KEY))[RECORDS_KEY] ?? {}) as LegacyRecords;
+    const fresh: LegacyRecords = await storage.get('accounts');
     for (const [id, passphrase] of movedStores) {
       if (fresh[id]?.storePassphrase === passphrase) delete fresh[id].storePassphrase;
     }
-    await storage.set({ [RECORDS_KEY]: fresh });
+    await storage.set('accounts', fresh);
   }
-  if (searchKeys === undefined) return;
-  if (Object.keys(keptSearchKeys).length) await storage.set({ [SEARCH_KEYS]: keptSearchKeys });
-  else await storage.remove(SEARCH_KEYS);
+  if (Object.keys(searchKeys).length === 0) return;
+  if (Object.keys(keptSearchKeys).length) await storage.set('searchIndexKeys', keptSearchKeys);
+  else await storage.remove('searchIndexKeys');
 }

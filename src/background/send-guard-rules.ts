@@ -1,6 +1,6 @@
 /**
  * The send guard's declarativeNetRequest rules, built in one place from the settings and
- * the rooms known to be unencrypted. Plain data in, plain rules out (no chrome.* here),
+ * the rooms known to be unencrypted. Plain data in, plain rules out (no extension API here),
  * so the rule shapes are unit-tested in Node.
  *
  * Fail closed: every PUT/POST to `/_matrix/client/<any prefix>/rooms/<anything>/send/`
@@ -15,11 +15,14 @@
  * Rooms Kirjava never saw, and URLs written in encodings nobody expected, stay blocked.
  */
 
-import type { BrowserKind } from '../platform/ext.ts';
+import type { BrowserKind, DeclarativeNetRequest } from '../platform/ext.ts';
 
-/** One declarativeNetRequest rule, as the browser takes it. */
-export type Rule = chrome.declarativeNetRequest.Rule;
-type ResourceType = chrome.declarativeNetRequest.ResourceType;
+/**
+ * One declarativeNetRequest rule, as the browser takes it, in the polyfill's types (Firefox's:
+ * Chromium's own resource types are cast into them below).
+ */
+export type Rule = DeclarativeNetRequest.Rule;
+type ResourceType = DeclarativeNetRequest.ResourceType;
 
 /** The resource types both browsers know. */
 const COMMON_RESOURCE_TYPES = [
@@ -80,6 +83,9 @@ const ALLOW_PRIORITY = 2;
 /** Escapes a literal for RE2 (the regex syntax declarativeNetRequest uses). */
 export const escapeRegex = (text: string): string => text.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&');
 
+/** A hex digit of a percent escape in either case: `A` → `[Aa]`; a decimal digit as is. */
+const eitherCase = (digit: string): string => (/[A-F]/.test(digit) ? `[${digit}${digit.toLowerCase()}]` : digit);
+
 /**
  * A room id as a client may write it in a path: each character either as is or
  * percent-encoded (hex digits in either case). Chromium keeps escapes as the page wrote
@@ -94,7 +100,7 @@ export function roomIdPattern(roomId: string): string {
       const escapes = [...new TextEncoder().encode(char)]
         .map((byte) => {
           const hex = byte.toString(16).toUpperCase().padStart(2, '0');
-          return `%${[...hex].map((digit) => (/[A-F]/.test(digit) ? `[${digit}${digit.toLowerCase()}]` : digit)).join('')}`;
+          return `%${[...hex].map(eitherCase).join('')}`;
         })
         .join('');
       pattern += `(?:${literal}|${escapes})`;
@@ -109,13 +115,10 @@ export function roomIdPattern(roomId: string): string {
  * An allow rule (higher priority than the block rules) for sends whose URL matches
  * `regexFilter`, matched case-sensitively: event types and room ids are case-sensitive.
  */
-function allowRule(
-  common: chrome.declarativeNetRequest.RuleCondition,
-  regexFilter: string,
-): Omit<chrome.declarativeNetRequest.Rule, 'id'> {
+function allowRule(common: DeclarativeNetRequest.RuleConditionType, regexFilter: string): Omit<Rule, 'id'> {
   return {
     priority: ALLOW_PRIORITY,
-    action: { type: 'allow' as chrome.declarativeNetRequest.RuleActionType },
+    action: { type: 'allow' },
     condition: { ...common, isUrlFilterCaseSensitive: true, regexFilter },
   };
 }
@@ -174,11 +177,11 @@ export function buildGuardRules(input: GuardInput): GuardRules {
   if (initiators.length === 0) return { rules: [], plainRoomsAllowed: new Set(), plainRoomsLeftOut: 0 };
   const rules: Omit<Rule, 'id'>[] = [];
   const common = {
-    requestMethods: ['put', 'post'] as chrome.declarativeNetRequest.RequestMethod[],
+    requestMethods: ['put', 'post'],
     resourceTypes: [...GUARDED_RESOURCE_TYPES[input.browser]],
     excludedInitiatorDomains: [input.extensionHost],
   };
-  const block = { type: 'block' as chrome.declarativeNetRequest.RuleActionType };
+  const block: DeclarativeNetRequest.RuleActionType = { type: 'block' };
   const urlFilter = SEND_URL_FILTER;
   rules.push({
     priority: BLOCK_PRIORITY,

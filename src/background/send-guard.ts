@@ -9,12 +9,12 @@
  * and whenever the settings change.
  */
 import { SerialQueue } from '../crypto/core/serial-queue.ts';
-import { type DeclarativeNetRequest, browser, browserKind } from '../platform/ext.ts';
+import { browser, browserKind } from '../platform/ext.ts';
 import { getSettings, storage, watchSettings } from '../platform/storage.ts';
 import type { PlainRooms } from '../shared/messages.ts';
 import { GuardedTabs } from './guarded-tabs.ts';
 import { onUiRequest } from './ui-router.ts';
-import { type Rule, buildGuardRules } from './send-guard-rules.ts';
+import { buildGuardRules } from './send-guard-rules.ts';
 import { log } from './log.ts';
 import { errorText } from '../crypto/core/log.ts';
 
@@ -134,22 +134,20 @@ export class SendGuard {
       regexBudget: dnr.MAX_NUMBER_OF_REGEX_RULES - REGEX_RESERVE,
     };
     const built = buildGuardRules(input);
-    // Chromium's rule shape; the polyfill's types are Firefox's (resource types differ by browser).
-    const rules = (built: { rules: Rule[] }) => built.rules as unknown as DeclarativeNetRequest.Rule[];
     if (built.plainRoomsLeftOut > 0) {
       // Sends there pass once the page hook asks for them again.
       log.warn('unencrypted rooms without an allow rule (regex rule limit)', { rooms: built.plainRoomsLeftOut });
     }
     const removeRuleIds = (await dnr.getSessionRules()).map((rule) => rule.id);
     try {
-      await dnr.updateSessionRules({ removeRuleIds, addRules: rules(built) });
+      await dnr.updateSessionRules({ removeRuleIds, addRules: built.rules });
       this.allowed = built.plainRoomsAllowed;
     } catch (error) {
       // A room id whose pattern the browser refuses must not cost the whole guard: keep
       // the block rules and the m.room.encrypted allow rules; unencrypted rooms fail closed.
       log.error('send guard rules refused, installing them without unencrypted rooms', { error: errorText(error) });
       const essential = buildGuardRules({ ...input, plainRooms: [] });
-      await dnr.updateSessionRules({ removeRuleIds, addRules: rules(essential) });
+      await dnr.updateSessionRules({ removeRuleIds, addRules: essential.rules });
       this.allowed = new Set();
     }
   }

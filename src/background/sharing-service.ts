@@ -86,7 +86,7 @@ async function askUser(accountId: string, roomId: string, devices: DeviceView[],
  */
 export function registerSharingService(registry: AccountRegistry): void {
   registry.onAccountOpened((id, account) => {
-    account.sendPolicy.decisions = decisionsFor(id);
+    account.sendPolicy.decideWith(decisionsFor(id));
   });
   registry.onAccountWiped(async (id) => {
     for (const question of pending.values()) if (question.accountId === id) question.answer('cancel');

@@ -23,7 +23,7 @@ import { unref } from './core/later.ts';
 import { SyncDecryptor, decryptHistory, decryptNotifications, isObject } from './receive/sync-decryptor.ts';
 import { DeviceTrust } from './trust/device-trust.ts';
 import { VerificationFlows } from './trust/verification.ts';
-import { SendPolicy } from './send/sharing-policy.ts';
+import { SendPolicy, type SharingDecisions } from './send/sharing-policy.ts';
 import { RoomVerificationMessenger } from './trust/room-verification.ts';
 import { JOINED_ROOMS_KEY } from '../shared/names.ts';
 import type { RoomLabel } from '../shared/room-label.ts';
@@ -58,6 +58,8 @@ export interface OpenOptions extends AccountIdentity {
   decryptedCache?: DecryptedEventCache;
   /** Told when a room is learnt to be encrypted or not (the send guard). */
   roomObserver?: RoomEncryptionObserver;
+  /** The user's key sharing choices (SendPolicy); without them room keys are shared under 'all'. */
+  sharing?: SharingDecisions;
   /** Overrides of the retry policy for the machine's requests (DEFAULT_RETRY). */
   retry?: Partial<RetryPolicy>;
   /** Timeout of any one homeserver request (REQUEST_TIMEOUT_MS). */
@@ -67,7 +69,10 @@ export interface OpenOptions extends AccountIdentity {
 }
 
 /** What an account is given besides its machine and homeserver. */
-type AccountParts = Pick<OpenOptions, 'mediaKeyStore' | 'decryptedCache' | 'roomObserver' | 'retry' | 'log'>;
+type AccountParts = Pick<
+  OpenOptions,
+  'mediaKeyStore' | 'decryptedCache' | 'roomObserver' | 'sharing' | 'retry' | 'log'
+>;
 
 /** What to send instead of the page's plaintext event, or leave it alone. */
 export type SendDecision = { eventType: 'm.room.encrypted'; body: string } | 'passthrough';
@@ -134,7 +139,7 @@ export class CryptoAccount {
   readonly devices: DeviceTrust;
   /** Interactive verifications (SAS, QR) and cross-signing secrets. */
   readonly verifications: VerificationFlows;
-  /** Who room keys go to; set `sendPolicy.decisions` to apply the user's sharing policy. */
+  /** Who room keys go to, under the user's sharing policy (OpenOptions.sharing). */
   readonly sendPolicy: SendPolicy;
   /** Called after each processed sync (e.g. to update the badge); errors are only logged. */
   readonly afterSync = new Set<() => Promise<void> | void>();
@@ -150,7 +155,7 @@ export class CryptoAccount {
     readonly identity: AccountIdentity,
     readonly machine: OlmMachine,
     private readonly http: MatrixHttp,
-    { mediaKeyStore, decryptedCache, roomObserver, retry, log = defaultLog }: AccountParts,
+    { mediaKeyStore, decryptedCache, roomObserver, sharing, retry, log = defaultLog }: AccountParts,
   ) {
     this.log = log;
     this.media = new MediaKeyRing(undefined, mediaKeyStore, log);
@@ -223,7 +228,7 @@ export class CryptoAccount {
     );
     const recipientsOf = async (roomId: string) =>
       (await this.rooms.isEncrypted(roomId)) ? this.rooms.recipients(roomId) : [];
-    this.sendPolicy = new SendPolicy(machine, recipientsOf, run);
+    this.sendPolicy = new SendPolicy(machine, recipientsOf, run, sharing);
     this.verifications = new VerificationFlows(machine, {
       run,
       // The user's own steps go encrypted; messages the machine queues by itself (e.g. a
@@ -470,7 +475,7 @@ export class CryptoAccount {
   async prepareSend(roomId: string, eventType: string, body: string, log = this.log): Promise<SendDecision> {
     if (eventType === 'm.room.encrypted') return 'passthrough';
     // May wait for the user ('ask' policy): outside the queue, so syncs go on meanwhile.
-    const policy = await this.sendPolicy.approve(roomId);
+    const policy = await this.sendPolicy.approve(roomId, log);
     return this.queue.run(async () => {
       if (!(await this.rooms.isEncrypted(roomId))) {
         log.debug('unencrypted room: the send passes as it is', { room: roomId });

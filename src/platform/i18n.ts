@@ -11,7 +11,8 @@
  *
  * This module reads `chrome.i18n` (the one namespace both browsers give every extension
  * context, synchronous) rather than the polyfill, so that the UI's text helpers also run in
- * Node's unit tests, where it falls back to the English file.
+ * Node's unit tests, where it falls back to the English file. It is the only place in `src/`
+ * that names `chrome`, as a property of `globalThis` (ESLint forbids the global elsewhere).
  */
 import english from '../../public/_locales/en/messages.json' with { type: 'json' };
 
@@ -24,6 +25,7 @@ interface BrowserI18n {
   getMessage: GetMessage;
 }
 
+// Not the polyfill: importing it throws outside an extension, and Node's tests have no `chrome`.
 const browserI18n: BrowserI18n | undefined = (globalThis as { chrome?: { i18n?: BrowserI18n } }).chrome?.i18n;
 
 /** `message` with `$1`…`$9` and `$$` replaced as the browsers do (where there is no browser: unit tests). */

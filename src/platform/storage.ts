@@ -1,20 +1,25 @@
 /**
  * Kirjava's one way to extension storage, for the worker and the extension's pages alike
- * (content scripts may not read it). Every value is read through a reader that turns what is
- * stored into the shape src/shared/storage-keys.ts declares (missing or malformed: the
- * default), so no caller handles a raw `unknown`.
+ * (content scripts may not read it). Every value is read through its reader
+ * (src/platform/stored-shapes.ts), which checks it against the shape src/shared/storage-keys.ts
+ * declares: a malformed value reads as the default, with a warning, so no caller handles a raw
+ * `unknown` and no damaged value reaches a page as an error.
  */
 import { browser } from './ext.ts';
-import { type AccountSharing, type Settings, asSettings, asSharing } from '../shared/settings.ts';
+import { type Reader, localReaders, sessionReaders } from './stored-shapes.ts';
+import { type Logger, defaultLog } from '../crypto/core/log.ts';
+import { type AccountSharing, type Settings, asSharing } from '../shared/settings.ts';
 import type { LocalValues, SessionValues } from '../shared/storage-keys.ts';
 
-type Reader<T> = (stored: unknown) => T;
-type Readers<V> = { [K in keyof V]: Reader<V[K]> };
+type Readers<V> = { [K in keyof V]-?: Reader<V[K]> };
 
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
-const record = <T>(stored: unknown) => (isRecord(stored) ? (stored as T) : ({} as T));
-const list = <T>(stored: unknown) => (Array.isArray(stored) ? (stored as T[]) : []);
+let problems: Logger = defaultLog;
+const reported = new Set<string>();
+
+/** Where warnings about malformed stored values go (the worker's log); the console until then. */
+export function logStorageProblemsTo(logger: Logger): void {
+  problems = logger;
+}
 
 /** One storage area: typed keys, checked values. */
 export class StorageArea<V> {
@@ -27,16 +32,18 @@ export class StorageArea<V> {
     return browser.storage[this.name];
   }
 
-  /**
-   * The area as the browser has it, shapes unchecked: for moving older versions' data,
-   * whose code checks what it reads itself (src/background/secrets-migration.ts).
-   */
-  raw() {
-    return this.area;
+  /** `stored` in the shape of `key`; what was wrong with it is logged once per context. */
+  private read<K extends keyof V & string>(key: K, stored: unknown): V[K] {
+    return this.readers[key](stored, (problem) => {
+      const line = `${this.name} ${key}: ${problem}`;
+      if (reported.has(line)) return;
+      reported.add(line);
+      problems.warn('a stored value has the wrong shape', { area: this.name, key, problem });
+    });
   }
 
   async get<K extends keyof V & string>(key: K): Promise<V[K]> {
-    return this.readers[key]((await this.area.get(key))[key]);
+    return this.read(key, (await this.area.get(key))[key]);
   }
 
   async set<K extends keyof V & string>(key: K, value: V[K]): Promise<void> {
@@ -45,6 +52,11 @@ export class StorageArea<V> {
 
   async remove<K extends keyof V & string>(key: K): Promise<void> {
     await this.area.remove(key);
+  }
+
+  /** Removes every key of the area, Kirjava's and any older version's ("Reset Kirjava"). */
+  async clear(): Promise<void> {
+    await this.area.clear();
   }
 
   /** Reads `key`, applies `edit`, writes the result back whole; returns it. */
@@ -57,33 +69,17 @@ export class StorageArea<V> {
   /** Calls `listener` with the new value whenever `key` changes; returns the unsubscribe. */
   onChanged<K extends keyof V & string>(key: K, listener: (value: V[K]) => void): () => void {
     const changed = (changes: Record<string, { newValue?: unknown }>, area: string) => {
-      if (area === this.name && key in changes) listener(this.readers[key](changes[key].newValue));
+      if (area === this.name && key in changes) listener(this.read(key, changes[key].newValue));
     };
     browser.storage.onChanged.addListener(changed);
     return () => browser.storage.onChanged.removeListener(changed);
   }
 }
 
+/** `storage.local` and `storage.session`, each key read through its reader. */
 export const storage = {
-  local: new StorageArea<LocalValues>('local', {
-    settings: asSettings,
-    sharing: record,
-    accounts: record,
-    'guard.plainRooms': record,
-    'site.denied': list,
-    'server.dismissed': list,
-    searchIndexKeys: record,
-    'rooms.labels': record,
-  }),
-  session: new StorageArea<SessionValues>('session', {
-    tokens: record,
-    'account.siteRequests': list,
-    'site.pending': list,
-    'server.offers': list,
-    'guard.tabs': record,
-    'coverage.uncovered': record,
-    'keyring.vaultKey': (stored) => (typeof stored === 'string' ? stored : undefined),
-  }),
+  local: new StorageArea<LocalValues>('local', localReaders),
+  session: new StorageArea<SessionValues>('session', sessionReaders),
 };
 
 let cachedSettings: Promise<Settings> | undefined;

@@ -21,6 +21,8 @@ import {
   WrongPassphraseError,
 } from '../../src/crypto/keyring/keyring-seal.ts';
 import { type LegacyStorage, migrateLegacySecrets } from '../../src/background/secrets-migration.ts';
+import { type Reader, localReaders } from '../../src/platform/stored-shapes.ts';
+import type { LocalValues } from '../../src/shared/storage-keys.ts';
 
 /** Few iterations keep most tests fast; one story checks the real count. */
 const FAST = 1000;
@@ -294,12 +296,12 @@ describe('Keyring: the passphrase lock', () => {
 /** storage.local of an older version: the fake keeps copies, like the browser. */
 class LegacyLocal implements LegacyStorage {
   constructor(public items: Record<string, unknown>) {}
-  async get(keys: string | string[]) {
-    const wanted = typeof keys === 'string' ? [keys] : keys;
-    return structuredClone(Object.fromEntries(wanted.filter((k) => k in this.items).map((k) => [k, this.items[k]])));
+  async get<K extends 'accounts' | 'searchIndexKeys'>(key: K): Promise<LocalValues[K]> {
+    const reader = localReaders[key] as Reader<LocalValues[K]>;
+    return reader(structuredClone(this.items[key]), (problem) => assert.fail(`${key}: ${problem}`));
   }
-  async set(items: Record<string, unknown>) {
-    Object.assign(this.items, structuredClone(items));
+  async set<K extends 'accounts' | 'searchIndexKeys'>(key: K, value: LocalValues[K]) {
+    this.items[key] = structuredClone(value);
   }
   async remove(key: string) {
     delete this.items[key];

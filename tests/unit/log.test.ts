@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RingLog, errorText, loggerTo, scrub, type LogEntry } from '../../src/crypto/core/log.ts';
+import type { SharingDecisions } from '../../src/crypto/send/sharing-policy.ts';
 import { aliceAndBobIn, closeOpenedAccounts, readText } from '../fixtures/crypto-accounts.ts';
 
 const TOKEN = 'syt_YWxpY2U_ZxJkWkVuUvtLmNoPqRsT_0hGdZt';
@@ -83,6 +84,31 @@ describe('Log lines', () => {
       const written = JSON.stringify(lines);
       assert.ok(!written.includes(secret), 'the plaintext is in the log');
       assert.ok(!written.includes(hs.login(alice.identity.userId, 'ALICEDEV')), 'a token is in the log');
+    } finally {
+      closeOpenedAccounts();
+    }
+  });
+
+  it("carry a send's request id through its key sharing decision, and the user's answer", async () => {
+    const room = '!asked:example.test';
+    const sharing: SharingDecisions = { policyFor: async () => 'ask', ask: async () => 'send' };
+    const { alice } = await aliceAndBobIn(room, sharing);
+    try {
+      const lines: LogEntry[] = [];
+      const sendLog = loggerTo((entry) => lines.push(entry)).with({ request: 'p43' });
+      const content = JSON.stringify({ msgtype: 'm.text', body: 'asked first' });
+      assert.notEqual(await alice.prepareSend(room, 'm.room.message', content, sendLog), 'passthrough');
+      const approval = lines.filter((entry) =>
+        ['key sharing policy', 'asking the user about unverified devices', 'the user answered'].includes(entry.message),
+      );
+      assert.deepEqual(
+        approval.map((entry) => entry.fields),
+        [
+          { request: 'p43', room, policy: 'ask' },
+          { request: 'p43', room, devices: 1 },
+          { request: 'p43', room, answer: 'send' },
+        ],
+      );
     } finally {
       closeOpenedAccounts();
     }

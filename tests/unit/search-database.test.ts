@@ -1,5 +1,5 @@
 /**
- * The search index's IndexedDB layout (src/background/search-database.ts), on an in-memory
+ * The search index's IndexedDB layout (src/background/search/search-database.ts), on an in-memory
  * IndexedDB: words found across segments, whole segments evicted oldest first with their
  * word rows, an event written again or redacted, and the move from the first layout (words
  * as a multi-entry index) that loses nothing.
@@ -8,8 +8,8 @@ import 'fake-indexeddb/auto';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import Dexie from 'dexie';
-import { SegmentedSearchStore } from '../../src/background/search-database.ts';
-import { type IndexRecord, SearchIndex } from '../../src/background/search-index.ts';
+import { SegmentedSearchStore } from '../../src/background/search/search-database.ts';
+import { type IndexRecord, SearchIndex } from '../../src/background/search/search-index.ts';
 import { silentLog } from '../../src/crypto/core/log.ts';
 import { StorageQuota } from '../../src/crypto/core/storage-quota.ts';
 import { parseSearchRequest } from '../../src/search/request.ts';

@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { CryptoAccount } from '../../src/crypto/account.ts';
-import { SearchHistoryIndexer } from '../../src/background/search-history.ts';
-import type { RoomProgress, SearchIndex } from '../../src/background/search-index.ts';
+import { SearchHistoryIndexer } from '../../src/background/search/search-history.ts';
+import type { RoomProgress, SearchIndex } from '../../src/background/search/search-index.ts';
 
 /** A room history of `length` events served newest first, `pageSize` per page, tokens `t<position>`. */
 function fakeAccount(rooms: Record<string, number>, options: { failAt?: string } = {}) {

@@ -12,7 +12,7 @@ import {
   type RoomProgress,
   type SearchStore,
   SearchIndex,
-} from '../../src/background/search-index.ts';
+} from '../../src/background/search/search-index.ts';
 import { silentLog } from '../../src/crypto/core/log.ts';
 import { StorageQuota, isQuotaError } from '../../src/crypto/core/storage-quota.ts';
 import { DecryptedEventCache, MemorySealedStore, type SealedEntry } from '../../src/crypto/receive/decrypted-cache.ts';

@@ -20,7 +20,7 @@ const ROOM = '!secret:example.test';
 
 afterEach(closeOpenedAccounts);
 
-const aliceAndBob = () => aliceAndBobIn(ROOM);
+const aliceAndBob = (aliceSharing?: SharingDecisions) => aliceAndBobIn(ROOM, aliceSharing);
 
 /** Alice sends `body`; returns what Bob's next sync shows for it. */
 async function bobReads(hs: FakeHomeserver, alice: CryptoAccount, bob: CryptoAccount, body: string): Promise<Json> {
@@ -32,11 +32,11 @@ async function bobReads(hs: FakeHomeserver, alice: CryptoAccount, bob: CryptoAcc
   return synced.rooms.join[ROOM].timeline.events[0];
 }
 
-/** The user's answers, recorded. */
-function answering(policy: SharingPolicy, answers: ('send' | 'cancel' | 'timeout')[]) {
+/** The user's answers, recorded; `policy` may change between sends. */
+function answering(policy: SharingPolicy | (() => SharingPolicy), answers: ('send' | 'cancel' | 'timeout')[]) {
   const asked: DeviceView[][] = [];
   const decisions: SharingDecisions = {
-    policyFor: async () => policy,
+    policyFor: async () => (typeof policy === 'function' ? policy() : policy),
     ask: async (_roomId, devices) => {
       asked.push(devices);
       return answers.shift() ?? 'timeout';
@@ -94,9 +94,8 @@ describe('sharing policy', () => {
   it(
     '"ask": the send waits for the answer; "send" delivers, ' + 'and the same devices are not asked about again',
     async () => {
-      const { hs, alice, bob } = await aliceAndBob();
       const { decisions, asked } = answering('ask', ['send']);
-      alice.sendPolicy.decisions = decisions;
+      const { hs, alice, bob } = await aliceAndBob(decisions);
 
       assert.equal((await bobReads(hs, alice, bob, 'first')).content.body, 'first');
       assert.deepEqual(
@@ -109,9 +108,8 @@ describe('sharing policy', () => {
   );
 
   it('"ask": two sends at once share one question and both go out after "send"', async () => {
-    const { hs, alice, bob } = await aliceAndBob();
     const { decisions, asked } = answering('ask', ['send']);
-    alice.sendPolicy.decisions = decisions;
+    const { hs, alice, bob } = await aliceAndBob(decisions);
 
     const [one, two] = await Promise.all([bobReads(hs, alice, bob, 'one'), bobReads(hs, alice, bob, 'two')]);
     assert.equal(asked.length, 1);
@@ -119,8 +117,7 @@ describe('sharing policy', () => {
   });
 
   it('"ask": "cancel" and no answer refuse the send with a 403 Matrix error that says what to do', async () => {
-    const { alice } = await aliceAndBob();
-    alice.sendPolicy.decisions = answering('ask', ['cancel', 'timeout']).decisions;
+    const { alice } = await aliceAndBob(answering('ask', ['cancel', 'timeout']).decisions);
     const send = () => alice.prepareSend(ROOM, 'm.room.message', JSON.stringify({ msgtype: 'm.text', body: 'x' }));
 
     await assert.rejects(send(), (error: unknown) => {
@@ -134,11 +131,12 @@ describe('sharing policy', () => {
   });
 
   it('"ask": a device the user verified (or trusts locally) is not asked about', async () => {
-    const { hs, alice, bob } = await aliceAndBob();
+    let policy: SharingPolicy = 'all';
+    const { decisions, asked } = answering(() => policy, []);
+    const { hs, alice, bob } = await aliceAndBob(decisions);
     await bobReads(hs, alice, bob, 'track bob');
     await alice.devices.apply(BOB, 'BOBDEV', 'trust-locally');
-    const { decisions, asked } = answering('ask', []);
-    alice.sendPolicy.decisions = decisions;
+    policy = 'ask';
 
     assert.equal((await bobReads(hs, alice, bob, 'no question')).content.body, 'no question');
     assert.equal(asked.length, 0);
@@ -148,8 +146,7 @@ describe('sharing policy', () => {
     '"cross-signed" on an account without cross-signing refuses the send (403) ' +
       'and says what to do, instead of failing inside the library',
     async () => {
-      const { alice } = await aliceAndBob();
-      alice.sendPolicy.decisions = answering('cross-signed', []).decisions;
+      const { alice } = await aliceAndBob(answering('cross-signed', []).decisions);
 
       await assert.rejects(
         alice.prepareSend(ROOM, 'm.room.message', JSON.stringify({ msgtype: 'm.text', body: 'x' })),

@@ -4,7 +4,7 @@
  * (the block counter) start at zero, and the SHA-256 of the ciphertext, all in an
  * `EncryptedFile` object (`v: "v2"`).
  *
- * WebCrypto (`globalThis.crypto.subtle`) and no `chrome.*`: the same code runs in the page's
+ * WebCrypto (`globalThis.crypto.subtle`) and no extension API: the same code runs in the page's
  * hook, in the worker and in Node tests. Two forms: whole buffers (`encryptAttachment`,
  * `decryptAttachment`), and Blobs processed in 1 MiB chunks (`encryptBlob`, `openEncrypted`)
  * for the page, so that a large file never sits whole in its memory: CTR mode can start at

@@ -2,6 +2,7 @@ import { CollectStrategy, type OlmMachine, type UserId } from '@matrix-org/matri
 import type { DeviceView, SharingPolicy } from '../../shared/messages.ts';
 import { deviceView, trustState } from '../trust/device-trust.ts';
 import { MatrixApiError } from '../core/http.ts';
+import { type Logger, silentLog } from '../core/log.ts';
 
 /** Where the user's key sharing choices come from, and how to ask them (the worker provides it). */
 export interface SharingDecisions {
@@ -27,34 +28,49 @@ export class SendRefusedError extends MatrixApiError {
  * only with devices their owner cross-signed (CollectStrategy.identityBasedStrategy); 'ask'
  * shares with all, but first asks the user about unverified devices they have not approved
  * for this room yet. The question is asked outside the account's queue, so syncs (and
- * verifying the device meanwhile) go on while the send waits.
+ * verifying the device meanwhile) go on while the send waits. Without the user's decisions
+ * (Node tests, an account opened for a key export) every send shares under 'all'.
  */
 export class SendPolicy {
   /** room id → devices (user|device) the user chose to send to anyway. */
   private readonly approved = new Map<string, Set<string>>();
   /** Questions on screen, by room and devices: concurrent sends share one question. */
   private readonly asking = new Map<string, Promise<'send' | 'cancel' | 'timeout'>>();
-  decisions: SharingDecisions | undefined;
 
   /**
    * @param machine the account's OlmMachine, which knows the devices and their trust.
    * @param recipientsOf who a room key of the room would go to, devices tracked and queried;
    *   no one when the room is not encrypted. Called inside `run`.
    * @param run runs a lookup on the account's serial queue.
+   * @param decisions the user's choices, and how to ask them.
    */
   constructor(
     private readonly machine: OlmMachine,
     private readonly recipientsOf: (roomId: string) => Promise<UserId[]>,
     private readonly run: <T>(job: () => Promise<T>) => Promise<T>,
+    private decisions?: SharingDecisions,
   ) {}
 
-  /** Resolves with the policy to encrypt under, or throws SendRefusedError. */
-  async approve(roomId: string): Promise<SharingPolicy> {
+  /**
+   * Gives an account opened without them the user's decisions: the worker's registry opens an
+   * account before its sharing service sees it. Once only; later calls are ignored.
+   */
+  decideWith(decisions: SharingDecisions): void {
+    this.decisions ??= decisions;
+  }
+
+  /**
+   * Resolves with the policy to encrypt under, or throws SendRefusedError; `log` is the send's
+   * own (its lines carry the request id).
+   */
+  async approve(roomId: string, log: Logger = silentLog): Promise<SharingPolicy> {
     const policy = (await this.decisions?.policyFor(roomId)) ?? 'all';
+    log.debug('key sharing policy', { room: roomId, policy });
     if (policy === 'cross-signed') {
       // The library can only tell cross-signed devices once the account's own identity is known.
       const identity = await this.run(() => this.machine.getIdentity(this.machine.userId));
       if (!identity) {
+        log.info('send refused: cross-signed only, and the account has no cross-signing', { room: roomId });
         throw new SendRefusedError(
           'Kirjava: this room shares keys with cross-signed devices only, but your account has no cross-signing ' +
             'yet. Set it up in Element (or another full client) and verify this session from the Kirjava popup, or ' +
@@ -67,6 +83,7 @@ export class SendPolicy {
     const approved = this.approved.get(roomId) ?? new Set<string>();
     const fresh = unverified.filter((d) => !approved.has(`${d.userId}|${d.deviceId}`));
     if (fresh.length === 0) return policy;
+    log.info('asking the user about unverified devices', { room: roomId, devices: fresh.length });
     const key = `${roomId} ${fresh
       .map((d) => `${d.userId}|${d.deviceId}`)
       .sort()
@@ -77,6 +94,7 @@ export class SendPolicy {
       this.asking.set(key, question);
     }
     const answer = await question;
+    log.info('the user answered', { room: roomId, answer });
     if (answer === 'cancel') {
       throw new SendRefusedError(
         'Kirjava: you cancelled this message because the room has unverified devices. Verify or blacklist them ' +

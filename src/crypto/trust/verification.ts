@@ -144,7 +144,7 @@ export class VerificationFlows {
       }
       const roomId = await this.host.rooms.findDirectRoom(userId);
       const content = JSON.parse(identity.verificationRequestContent(METHODS)) as Record<string, unknown>;
-      // The library leaves out the msgtype (matrix-rust-sdk issue 5643).
+      // The library leaves out the msgtype (a matrix-rust-sdk bug, matrix-org/matrix-rust-sdk#5643).
       content.msgtype = 'm.key.verification.request';
       const eventId = await this.host.rooms.sendEvent(roomId, 'm.room.message', JSON.stringify(content));
       const request = identity.requestVerification(new RoomId(roomId), new EventId(eventId), METHODS);

@@ -6,8 +6,8 @@
  * finished room is walked again from its newest event on the next run, so gaps left by
  * limited syncs get filled.
  */
-import type { CryptoAccount } from '../crypto/account.ts';
-import type { SearchIndexStatus } from '../shared/messages.ts';
+import type { CryptoAccount } from '../../crypto/account.ts';
+import type { SearchIndexStatus } from '../../shared/messages.ts';
 import type { SearchIndex } from './search-index.ts';
 
 type History = SearchIndexStatus['history'];

@@ -1,12 +1,12 @@
 /**
  * Opens and deletes an account's search index: one database per account (laid out by
- * src/background/search-database.ts), named by a hash of the account id, holding sealed
- * events and hashed words only (src/background/search-index.ts), its keys in the keyring.
+ * search-database.ts), named by a hash of the account id, holding sealed events and hashed
+ * words only (search-index.ts), its keys in the keyring.
  */
 import Dexie from 'dexie';
-import { secretNames } from '../crypto/keyring/keyring.ts';
-import type { StorageQuota } from '../crypto/core/storage-quota.ts';
-import { keyring } from './keyring.ts';
+import { secretNames } from '../../crypto/keyring/keyring.ts';
+import type { StorageQuota } from '../../crypto/core/storage-quota.ts';
+import { keyring } from '../keyring.ts';
 import { SearchIndex } from './search-index.ts';
 import { SegmentedSearchStore } from './search-database.ts';
 

@@ -14,18 +14,18 @@
  *
  * Bounded: at most `limit` events (SEARCH_INDEX_LIMIT) per account, the oldest by event time
  * going first (in IndexedDB a segment of ≈ 1,000 events at a time, so that the bytes on disk
- * stay bounded too: src/background/search-database.ts). The bound is checked every
+ * stay bounded too: src/background/search/search-database.ts). The bound is checked every
  * `limit / 10` writes (and at the first write after opening): the store holds at most
  * 1.1 × `limit`. When the browser refuses writes for lack of space, the index stops growing
  * (StorageQuota) and decryption goes on without it.
  */
-import { openWith, sealWith } from '../crypto/keyring/keyring-seal.ts';
-import { type IndexedEvent, type SearchRequest, indexTermsOf, lookupTermsOf } from '../search/request.ts';
-import { matchesFilter } from '../search/ranking.ts';
-import type { StorageQuota } from '../crypto/core/storage-quota.ts';
-import { mapInChunks } from '../crypto/core/later.ts';
-import { log } from './log.ts';
-import { errorText } from '../crypto/core/log.ts';
+import { openWith, sealWith } from '../../crypto/keyring/keyring-seal.ts';
+import { type IndexedEvent, type SearchRequest, indexTermsOf, lookupTermsOf } from '../../search/request.ts';
+import { matchesFilter } from '../../search/ranking.ts';
+import type { StorageQuota } from '../../crypto/core/storage-quota.ts';
+import { mapInChunks } from '../../crypto/core/later.ts';
+import { log } from '../log.ts';
+import { errorText } from '../../crypto/core/log.ts';
 
 /** One indexed event as stored: the clear fields, its hashed words, and the sealed event. */
 export interface IndexRecord {
