@@ -8,6 +8,7 @@ import { secretNames } from '../crypto/keyring/keyring.ts';
 import { keyring } from './keyring.ts';
 import type { AccountView } from '../shared/messages.ts';
 import type { SendGuard } from './send-guard.ts';
+import type { SharingDecisions } from '../crypto/send/sharing-policy.ts';
 import { deleteDatabase, deleteStore, storeDatabases } from './store-wipe.ts';
 import { AccountUnusableError, UnconfirmedLoginError } from './account-errors.ts';
 import { AccountSites } from './account-sites.ts';
@@ -62,8 +63,15 @@ export class AccountRegistry {
     this.openedListeners.push(listener);
   }
 
-  /** `guard` learns which rooms are encrypted; without it (tests) nothing is guarded. */
-  constructor(private readonly guard?: SendGuard) {}
+  /**
+   * @param guard learns which rooms are encrypted; without it (tests) nothing is guarded.
+   * @param sharingFor the user's key sharing decisions for an account, given to its SendPolicy
+   *   when it opens; without it (tests) room keys go to every device ('all').
+   */
+  constructor(
+    private readonly guard?: SendGuard,
+    private readonly sharingFor?: (accountId: string) => SharingDecisions,
+  ) {}
 
   /** How many accounts this worker has opened (or is opening). */
   openAccounts(): number {
@@ -487,6 +495,7 @@ export class AccountRegistry {
       accessToken: token,
       mediaKeyStore: new IndexedDbMediaKeyStore(`${record.storeName}-media`, storePassphrase),
       ...(record.rawStoreKey ? { storeKey } : { storePassphrase }),
+      sharing: this.sharingFor?.(key),
       decryptedCache,
       roomObserver,
     });

@@ -21,7 +21,7 @@ import { registerSearchService } from './search-service.ts';
 import { SendGuard, registerSendGuard } from './send-guard.ts';
 import { registerServerOffers } from './server-offers.ts';
 import { registerStorageHealthService } from './storage-health.ts';
-import { registerSharingService } from './sharing-service.ts';
+import { decisionsFor, registerSharingService } from './sharing-service.ts';
 import { registerRoomLabelsService } from './room-labels.ts';
 import { registerSiteAccess } from './site-access.ts';
 import { storageRestricted } from './storage-access.ts';
@@ -41,7 +41,7 @@ keyring.ready().catch((error) => log.warn('keyring not ready', { error: errorTex
 registerHookConfigService();
 
 const guard = new SendGuard();
-const registry = new AccountRegistry(guard);
+const registry = new AccountRegistry(guard, decisionsFor);
 // Before any account opens: every decrypted event goes into the account's search index.
 registerSearchService(registry);
 registerStorageHealthService();

@@ -34,7 +34,8 @@ async function sharingOf(accountId: string): Promise<AccountSharing> {
   return asSharing((await storage.local.get('sharing'))[accountId]);
 }
 
-function decisionsFor(accountId: string): SharingDecisions {
+/** The user's key sharing decisions for an account, read from storage at every send (AccountRegistry gives them). */
+export function decisionsFor(accountId: string): SharingDecisions {
   return {
     async policyFor(roomId) {
       const sharing = await sharingOf(accountId);
@@ -81,13 +82,10 @@ async function askUser(accountId: string, roomId: string, devices: DeviceView[],
 }
 
 /**
- * Gives every account of `registry` the user's sharing decisions, and answers the popup's
- * send questions and its "Send anyway" / "Cancel".
+ * Answers the popup's send questions and its "Send anyway" / "Cancel" (the accounts get the
+ * user's decisions from `decisionsFor`, through the registry, when they open).
  */
 export function registerSharingService(registry: AccountRegistry): void {
-  registry.onAccountOpened((id, account) => {
-    account.sendPolicy.decideWith(decisionsFor(id));
-  });
   registry.onAccountWiped(async (id) => {
     for (const question of pending.values()) if (question.accountId === id) question.answer('cancel');
     await storage.local.update('sharing', (all) =>

@@ -48,16 +48,8 @@ export class SendPolicy {
     private readonly machine: OlmMachine,
     private readonly recipientsOf: (roomId: string) => Promise<UserId[]>,
     private readonly run: <T>(job: () => Promise<T>) => Promise<T>,
-    private decisions?: SharingDecisions,
+    private readonly decisions?: SharingDecisions,
   ) {}
-
-  /**
-   * Gives an account opened without them the user's decisions: the worker's registry opens an
-   * account before its sharing service sees it. Once only; later calls are ignored.
-   */
-  decideWith(decisions: SharingDecisions): void {
-    this.decisions ??= decisions;
-  }
 
   /**
    * Resolves with the policy to encrypt under, or throws SendRefusedError; `log` is the send's
