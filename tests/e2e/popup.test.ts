@@ -156,20 +156,35 @@ for (const browserName of storyBrowsers()) {
       async () => {
         const optionsReady = (page: Page) =>
           page.getByRole('region', { name: 'Homeservers' }).waitFor({ timeout: 15_000 });
-        const popup = bed.track(await bed.browser.openPopup());
+        step('open the popup');
+        // Not tracked: "Diagnostics" closes it (and Firefox would not report that closing to a later close()).
+        const popup = await bed.browser.openPopup();
         await popup.getByRole('heading', { name: 'Kirjava', exact: true }).waitFor({ timeout: 10_000 });
         const options = await opensPage(bed.browser, 'src/options/index.html', optionsReady, () =>
           popup.getByRole('button', { name: 'Options', exact: true }).click(),
         );
+        step('close the options page');
         await closeExtensionPage(options);
-        // Diagnostics opens in a tab and closes the popup (a popup window would go anyway).
+        step('open the diagnostics page from the popup');
         const diagnostics = await opensPage(
           bed.browser,
           'src/diagnostics/index.html',
           (page) => page.getByRole('heading', { name: 'Kirjava diagnostics' }).waitFor({ timeout: 15_000 }),
           () => popup.getByRole('button', { name: 'Diagnostics', exact: true }).click(),
         );
+        // It closed the popup, as a toolbar popup goes once a tab opens.
+        const popupUrl = `${bed.browser.extensionOrigin}/src/popup/index.html`;
+        await poll('the popup to close itself', async () =>
+          (await bed.browser.inExtension(
+            async (url) => (await chrome.tabs.query({})).some((tab) => tab.url === url),
+            popupUrl,
+          ))
+            ? undefined
+            : true,
+        );
+        step('close the diagnostics page');
         await closeExtensionPage(diagnostics);
+        step('launch a browser without settings');
 
         // A browser where nothing is set up yet: the popup says what to do first and opens the options.
         const fresh = await launchBrowser({ browser: browserName });
@@ -180,12 +195,15 @@ for (const browserName of storyBrowsers()) {
             first.getByRole('button', { name: 'Open options', exact: true }).click(),
           );
           await opened.getByText('No homeserver yet.').waitFor({ timeout: 10_000 });
+          step('close its options page and popup');
           await closeExtensionPage(opened);
           await first.close();
           assert.deepEqual(fresh.pageErrors, [], 'uncaught errors in the fresh browser’s extension pages');
         } finally {
+          step('close that browser');
           await fresh.close();
         }
+        step('done');
       },
     );
 
