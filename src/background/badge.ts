@@ -98,6 +98,18 @@ async function markedIcon(color: string): Promise<Record<string, IconData>> {
 /** The toolbar icon in every size the manifest lists (the browser picks the one its toolbar needs). */
 const DEFAULT_ICON = Object.fromEntries([16, 32, 48, 128].map((size) => [size, `icons/kirjava-${size}.png`]));
 
+/** Per tab, a digest of the icon last set on it (see `toolbarIconsShown`). */
+const iconsShown = new Map<number, string>();
+
+/** A short digest of drawn icons (FNV-1a over every size's pixels), to tell two images apart. */
+function digestOf(images: Record<string, IconData>): string {
+  let hash = 0x811c9dc5;
+  for (const size of Object.keys(images).sort()) {
+    for (const byte of images[size]!.data) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+  }
+  return `drawn:${hash.toString(16).padStart(8, '0')}`;
+}
+
 /**
  * Shows in `tabId`'s toolbar icon and title whether the tab is protected, not covered, or
  * not a Matrix client (the badge text stays what waits for the user).
@@ -106,8 +118,28 @@ export async function showTabProtection(tabId: number, protection: TabProtection
   const mark = MARKS[protection.state];
   const { action } = browser;
   await action.setTitle({ tabId, title: protection.title });
-  if (mark) await action.setIcon({ tabId, imageData: await markedIcon(mark) });
-  else await action.setIcon({ tabId, path: DEFAULT_ICON });
+  if (mark) {
+    const imageData = await markedIcon(mark);
+    await action.setIcon({ tabId, imageData });
+    iconsShown.set(tabId, digestOf(imageData));
+  } else {
+    await action.setIcon({ tabId, path: DEFAULT_ICON });
+    iconsShown.set(tabId, `path:${DEFAULT_ICON[16]}`);
+  }
+}
+
+/** Forgets what `tabId`'s icon was (the tab closed). */
+export function forgetTabIcon(tabId: number): void {
+  iconsShown.delete(tabId);
+}
+
+/**
+ * What the toolbar icon of each tab is since this worker started, for DevTools and the
+ * end-to-end tests (`kirjavaStatus`): per tab id, a digest of the pixels handed to
+ * `action.setIcon` ("drawn:…"), or the plain icon's file ("path:…").
+ */
+export function toolbarIconsShown(): Record<number, string> {
+  return Object.fromEntries(iconsShown);
 }
 
 /** Opens the popup (Chrome 127+), or the popup page in a tab where that is not possible. */

@@ -10,6 +10,7 @@ import { browser } from '../platform/ext.ts';
 import { logStorageProblemsTo } from '../platform/storage.ts';
 import { AccountRegistry } from './accounts.ts';
 import { registerAccountsService } from './accounts-service.ts';
+import { toolbarIconsShown } from './badge.ts';
 import { registerCoverageService } from './coverage.ts';
 import { registerDiagnosticsService } from './diagnostics.ts';
 import { registerForgetService } from './forget-service.ts';
@@ -55,7 +56,10 @@ registerTabStatus();
 browser.runtime.onStartup.addListener(() => undefined);
 
 // For DevTools (and the end-to-end tests): what this worker holds right now; no secrets.
-(globalThis as { kirjavaStatus?: () => object }).kirjavaStatus = () => ({ openAccounts: registry.openAccounts() });
+(globalThis as { kirjavaStatus?: () => object }).kirjavaStatus = () => ({
+  openAccounts: registry.openAccounts(),
+  toolbarIcons: toolbarIconsShown(),
+});
 
 registerAccountsService(registry);
 registerForgetService(registry);

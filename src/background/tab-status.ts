@@ -9,7 +9,7 @@ import { browser, MATRIX_CLIENT_REQUESTS } from '../platform/ext.ts';
 import { requestOrigin } from '../platform/origins.ts';
 import { getSettings, watchSettings } from '../platform/storage.ts';
 import type { Settings } from '../shared/messages.ts';
-import { type TabProtection, showTabProtection } from './badge.ts';
+import { type TabProtection, forgetTabIcon, showTabProtection } from './badge.ts';
 import { log } from './log.ts';
 import { t } from '../platform/i18n.ts';
 import { errorText } from '../crypto/core/log.ts';
@@ -81,5 +81,6 @@ export function registerTabStatus(): void {
   browser.tabs.onRemoved.addListener((tabId) => {
     talks.delete(tabId);
     shown.delete(tabId);
+    forgetTabIcon(tabId);
   });
 }

@@ -43,6 +43,20 @@ for (const browserName of storyBrowsers()) {
       return tab?.id === undefined ? 'no such tab' : chrome.action.getTitle({ tabId: tab.id });
     }, url);
 
+  /**
+   * What the worker last set as the toolbar icon of the tab whose URL is `url`: a digest of the
+   * pixels it handed to `action.setIcon`, the plain icon's file, or undefined (never set: the
+   * manifest's icon).
+   */
+  const iconOf = async (url: string): Promise<string | undefined> => {
+    const tabId = await bed.browser.inExtension(
+      async (url) => (await chrome.tabs.query({})).find((t) => t.url === url)?.id,
+      url,
+    );
+    assert.ok(tabId !== undefined, `no tab shows ${url}`);
+    return (await bed.browser.toolbarIcons())[tabId];
+  };
+
   interface StoredSettings {
     homeservers: string[];
     allowedSites: string[];
@@ -119,10 +133,7 @@ for (const browserName of storyBrowsers()) {
     () => {
       before(() => bed.start(), { timeout: 180_000 });
 
-      afterEach(async () => {
-        await bed.cleanUp();
-        bed.assertNoPageErrors();
-      });
+      afterEach(() => bed.cleanUp());
 
       after(() => bed.stop());
 
@@ -423,13 +434,16 @@ for (const browserName of storyBrowsers()) {
       );
 
       it(
-        'The toolbar icon says per tab whether it is protected, not covered, or not a Matrix client',
+        'The toolbar icon says per tab whether it is protected, not covered, or not a Matrix client ' +
+          '(its title, and an image of its own for each)',
         story,
         async () => {
           const other = bed.track(await bed.browser.context.newPage());
           await other.goto(`${bed.site.origin}/not-a-client`);
           // Offers left open by earlier stories may follow in the title: what the tab is comes first.
           assert.match(await titleOf(other.url()), /^Kirjava: not a Matrix client( · |$)/);
+          const plainIcon = await iconOf(other.url());
+          assert.ok(plainIcon === undefined || plainIcon.startsWith('path:'), `not a client, yet icon ${plainIcon}`);
 
           const { client } = await bed.givenLoggedInClient();
           await client.page.evaluate(() => history.replaceState({}, '', '/?protected'));
@@ -450,13 +464,24 @@ for (const browserName of storyBrowsers()) {
               : undefined,
           );
           assert.equal(await titleOf(client.page.url()), 'Kirjava: this tab is protected');
+          // Each state has an image of its own: the worker handed setIcon different pixels.
+          const protectedIcon = await iconOf(client.page.url());
+          const uncoveredIcon = await iconOf(uncovered.page.url());
+          assert.match(protectedIcon ?? 'none', /^drawn:/, 'the protected tab got no drawn icon');
+          assert.match(uncoveredIcon ?? 'none', /^drawn:/, 'the not-covered tab got no drawn icon');
+          assert.notEqual(protectedIcon, uncoveredIcon, 'protected and not covered show the same image');
 
           // A new page in the protected tab is not a client until it talks to a homeserver.
-          await client.page.goto(`${bed.site.origin}/not-a-client`);
+          await client.page.goto(`${bed.site.origin}/not-a-client?after-the-client`);
           await poll('the title to reset', async () =>
             (await titleOf(client.page.url())) !== 'Kirjava: this tab is protected' ? true : undefined,
           );
           assert.doesNotMatch(await titleOf(client.page.url()), /protected/);
+          const resetIcon = await poll('the plain icon back', async () => {
+            const icon = await iconOf(client.page.url());
+            return icon?.startsWith('path:') ? icon : undefined;
+          });
+          assert.notEqual(resetIcon, protectedIcon);
 
           const popup = bed.track(await bed.browser.openPopup());
           const offer = popup.getByRole('region', { name: `Homeserver not handled: ${alias}` });

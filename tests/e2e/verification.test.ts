@@ -555,6 +555,80 @@ for (const browserName of storyBrowsers()) {
     );
 
     it(
+      '“Trust locally”, “Stop trusting”, “Mark verified” and “Unverify” in the popup each persist when the popup ' +
+        'is opened again, and under “Ask” decide whether a send to the device waits for the question',
+      story,
+      async () => {
+        const alice = await newUser('alice');
+        const { client, deviceId } = await givenKirjavaDevice(alice);
+        const bob = await givenPeer(await newUser('bob'));
+        await bob.waitForDeviceKeys(alice.userId, deviceId);
+        const roomId = await bob.createEncryptedRoom([alice.userId]);
+        assert.equal(await client.waitForInvite(), roomId);
+        await client.joinRoom(roomId);
+        await bob.waitForMembership(roomId, alice.userId, 'join');
+        await setRoomPolicy(alice.userId, roomId, 'ask', 5);
+
+        let popup: Page | undefined;
+        /** Closes the popup, opens it again, and waits for bob's device to show `state` there. */
+        const reopen = async (state: string): Promise<Locator> => {
+          await popup?.close();
+          const opened = await openPopupCard(alice.userId);
+          popup = opened.page;
+          const row = deviceRow(opened.card, bob.userId, bob.deviceId);
+          await row.getByText(state, { exact: true }).waitFor({ timeout: 20_000 });
+          return row;
+        };
+        /** A send that goes out at once: bob reads it. */
+        const sentWithoutAsking = async (text: string) => {
+          const outcome = await trySend(client, roomId, text);
+          assert.ok(outcome.eventId, `the send did not go out at once: ${JSON.stringify(outcome)}`);
+          const received = await bob.waitForText(roomId, text);
+          assert.equal(received.eventId, outcome.eventId);
+          assert.equal(received.decrypted, true);
+        };
+        /** A send that waits for the popup's question about bob's device; nobody answers, the client gets an error. */
+        const asked = async (text: string) => {
+          const sending = trySend(client, roomId, text);
+          await popup!
+            .getByRole('region', { name: 'Message waiting for your answer' })
+            .getByText(bob.deviceId)
+            .waitFor({ timeout: 15_000 });
+          const outcome = await sending;
+          assert.equal(outcome.errcode, 'M_FORBIDDEN', JSON.stringify(outcome));
+          assert.match(outcome.error ?? '', /nobody answered/);
+        };
+
+        let row = await reopen('Unverified');
+        await asked('asked while bob’s device is unverified');
+
+        await row.getByRole('button', { name: 'Trust locally' }).click();
+        await row.getByText('Trusted locally', { exact: true }).waitFor({ timeout: 10_000 });
+        row = await reopen('Trusted locally');
+        await sentWithoutAsking('sent to a device trusted locally');
+
+        await row.getByRole('button', { name: 'Stop trusting' }).click();
+        await row.getByText('Unverified', { exact: true }).waitFor({ timeout: 10_000 });
+        row = await reopen('Unverified');
+        await asked('asked once the local trust is taken back');
+
+        await row.getByRole('button', { name: 'Mark verified' }).click();
+        await row
+          .getByRole('group', { name: `Compare the session key of ${bob.deviceId}` })
+          .getByRole('button', { name: 'They match' })
+          .click();
+        await row.getByText('Verified', { exact: true }).waitFor({ timeout: 10_000 });
+        row = await reopen('Verified');
+        await sentWithoutAsking('sent to a verified device');
+
+        await row.getByRole('button', { name: 'Unverify' }).click();
+        await row.getByText('Unverified', { exact: true }).waitFor({ timeout: 10_000 });
+        row = await reopen('Unverified');
+        await asked('asked once the verification is taken back');
+      },
+    );
+
+    it(
       '“They don’t match”, a cancel on the peer and a decline in the popup each end the flow cleanly on both sides',
       story,
       async () => {

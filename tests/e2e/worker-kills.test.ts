@@ -21,8 +21,11 @@ for (const browserName of storyBrowsers()) {
     before(() => bed.start(), { timeout: 180_000 });
 
     after(async () => {
-      await bed.cleanUp();
-      await bed.stop();
+      try {
+        await bed.cleanUp();
+      } finally {
+        await bed.stop();
+      }
     });
 
     it(
