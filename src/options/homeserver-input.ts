@@ -51,7 +51,13 @@ async function wellKnown(origin: string, fetchFn: Fetch): Promise<{ baseUrl: str
     const body = (await response.json().catch(() => null)) as { 'm.homeserver'?: { base_url?: unknown } } | null;
     const base = body?.['m.homeserver']?.base_url;
     if (typeof base !== 'string') return { problem: t('homeserverInput_wellKnownNoBaseUrl', url) };
-    return { baseUrl: normalizeBaseUrl(base) };
+    const baseUrl = normalizeBaseUrl(base);
+    // A well-known may name plain http; only a homeserver on this computer or network may use it.
+    const named = URL.canParse(baseUrl) ? new URL(baseUrl) : undefined;
+    if (named?.protocol === 'http:' && !isLocalHost(named.hostname)) {
+      return { problem: t('homeserverInput_wellKnownPlainHttp', url, baseUrl) };
+    }
+    return { baseUrl };
   } catch (error) {
     return {
       problem: t('homeserverInput_wellKnownUnreadable', url, error instanceof Error ? error.message : String(error)),

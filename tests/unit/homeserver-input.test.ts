@@ -79,6 +79,17 @@ describe('resolveHomeserver', () => {
     assert.match(!dead.ok ? dead.error : '', /https:\/\/m\.example, which its well-known names, does not answer/);
   });
 
+  it('refuses a well-known that names plain http:// to a public host, and never asks that host', async () => {
+    const { fetchFn, asked } = network({
+      'https://example.org/.well-known/matrix/client': { 'm.homeserver': { base_url: 'http://matrix.example.org' } },
+      'http://matrix.example.org/_matrix/client/versions': VERSIONS,
+    });
+    const result = await resolveHomeserver('@alice:example.org', fetchFn);
+    assert.equal(result.ok, false);
+    assert.match(!result.ok ? result.error : '', /names http:\/\/matrix\.example\.org, plain http:\/\//);
+    assert.ok(!asked.some((url) => url.startsWith('http://')), `asked over plain http: ${asked.join(', ')}`);
+  });
+
   it("refuses a client's page, an API path and plain http:// to a public host, saying what to enter", async () => {
     const { fetchFn, asked } = network({});
     const refusals: Array<[string, RegExp]> = [
