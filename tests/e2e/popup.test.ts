@@ -11,6 +11,7 @@ import { StoryBed, assertClientReads, givenEncryptedRoom } from '../fixtures/sto
 import type { Page } from 'playwright-core';
 import { launchBrowser, storyBrowsers, type ExtensionBrowser } from '../fixtures/browser.ts';
 import { poll } from '../fixtures/net.ts';
+import { loadExtensionPage } from '../fixtures/browser-driver.ts';
 
 const story = { timeout: 120_000 };
 for (const browserName of storyBrowsers()) {
@@ -35,6 +36,22 @@ for (const browserName of storyBrowsers()) {
     const page = await poll(`${path} to open in a tab`, async () =>
       browser.context.pages().find((opened) => !before.has(opened) && opened.url().startsWith(url)),
     );
+    // Firefox sometimes leaves a moz-extension page it opened itself unrendered, as the fixture
+    // knows of pages right after a start (a fresh browser's options page did so): load it again.
+    if (
+      browserName === 'firefox' &&
+      !(await ready(page).then(
+        () => true,
+        () => false,
+      ))
+    ) {
+      const seen = await Promise.race([
+        page.evaluate(() => `${document.readyState}, ${document.body?.innerHTML.length ?? 'no'} body characters`),
+        new Promise<string>((resolve) => setTimeout(() => resolve('not scriptable within 3 s'), 3_000)),
+      ]).catch((error: Error) => `not scriptable: ${error.message.split('\n')[0]}`);
+      step(`${path} opened blank (${seen}): load it again`);
+      await loadExtensionPage(page, page.url(), () => (document.body?.innerText ?? '').trim() !== '');
+    }
     await ready(page);
     return page;
   }
