@@ -50,19 +50,6 @@ for (const browserName of storyBrowsers()) {
   const countOf = (entries: Array<{ body?: string; type: string }>, body: string) =>
     entries.filter((e) => e.type === 'm.room.message' && e.body === body).length;
 
-  /** Adds `origin` to the allowed sites through the options page, as the user would. */
-  async function allowSite(origin: string): Promise<void> {
-    const page = await bed.browser.openOptions();
-    try {
-      const region = page.getByRole('region', { name: 'Allowed sites' });
-      await region.getByRole('textbox', { name: 'Add site' }).fill(origin);
-      await region.getByRole('button', { name: 'Add', exact: true }).click();
-      await region.getByRole('listitem').filter({ hasText: origin }).first().waitFor({ timeout: 10_000 });
-    } finally {
-      await page.close();
-    }
-  }
-
   describe(`A long-lived browser: several tabs, several accounts, a restart (${browserName})`, () => {
     before(() => bed.start(), { timeout: 180_000 });
     afterEach(() => bed.cleanUp());
@@ -130,7 +117,7 @@ for (const browserName of storyBrowsers()) {
       async () => {
         const started = Date.now();
         otherSite ??= await startClientServer('127.0.0.2');
-        await allowSite(otherSite.origin);
+        await bed.allowSite(otherSite.origin);
 
         const {
           client: alice,

@@ -77,19 +77,6 @@ for (const browserName of storyBrowsers()) {
     return (accounts ?? {}) as Awaited<ReturnType<typeof accountRecords>>;
   }
 
-  /** Adds `origin` to the allowed sites as the user does, on the options page. */
-  async function allowSite(origin: string): Promise<void> {
-    const page = await bed.browser.openOptions();
-    try {
-      const region = page.getByRole('region', { name: 'Allowed sites' });
-      await region.getByRole('textbox', { name: 'Add site' }).fill(origin);
-      await region.getByRole('button', { name: 'Add', exact: true }).click();
-      await region.getByRole('listitem').filter({ hasText: origin }).first().waitFor({ timeout: 10_000 });
-    } finally {
-      await page.close();
-    }
-  }
-
   /** Sends a forged page request over the stolen bridge port; what comes back within `ms`. */
   function forgeOverBridge(page: Page, request: unknown, ms = 2500): Promise<unknown> {
     return page.evaluate(
@@ -348,7 +335,7 @@ for (const browserName of storyBrowsers()) {
         const aliceId = `${bed.synapse.baseUrl}|${session.userId}|${session.deviceId}`;
         const otherSite = await startClientServer('127.0.0.3');
         try {
-          await allowSite(otherSite.origin);
+          await bed.allowSite(otherSite.origin);
           // Alice's second device, logged in on the other site (bound to it, its token live).
           const second = await bed.givenClientTab(otherSite.origin);
           const secondSession = await second.login(bed.homeserverUrl, user.userId, user.password);

@@ -18,7 +18,7 @@ import type { Locator, Page } from 'playwright-core';
 import { poll, sleep } from '../fixtures/net.ts';
 import type { Peer } from '../fixtures/peer.ts';
 import type { PlainClient } from '../fixtures/plain-client.ts';
-import { StoryBed, typeNumber } from '../fixtures/stories.ts';
+import { StoryBed, givenEncryptedRoom, typeNumber } from '../fixtures/stories.ts';
 import { storyBrowsers } from '../fixtures/browser.ts';
 import type { RegisteredUser } from '../fixtures/synapse.ts';
 
@@ -187,11 +187,7 @@ for (const browserName of storyBrowsers()) {
         const alice = await newUser('alice');
         const { client, deviceId } = await givenKirjavaDevice(alice);
         const bob = await givenPeer(await newUser('bob'));
-        await bob.waitForDeviceKeys(alice.userId, deviceId);
-        const roomId = await bob.createEncryptedRoom([alice.userId]);
-        assert.equal(await client.waitForInvite(), roomId);
-        await client.joinRoom(roomId);
-        await bob.waitForMembership(roomId, alice.userId, 'join');
+        const roomId = await givenEncryptedRoom(bob, client, alice.userId, deviceId);
 
         // Before the client ever sent into the room, the popup already lists bob's device.
         const { card } = await openPopupCard(alice.userId);
@@ -469,11 +465,7 @@ for (const browserName of storyBrowsers()) {
         const { client, deviceId } = await givenKirjavaDevice(alice);
         const bobUser = await newUser('bob');
         const bob = await givenPeer(bobUser);
-        await bob.waitForDeviceKeys(alice.userId, deviceId);
-        const roomId = await bob.createEncryptedRoom([alice.userId]);
-        assert.equal(await client.waitForInvite(), roomId);
-        await client.joinRoom(roomId);
-        await bob.waitForMembership(roomId, alice.userId, 'join');
+        const roomId = await givenEncryptedRoom(bob, client, alice.userId, deviceId);
         await client.sendText(roomId, 'before asking');
         await bob.waitForText(roomId, 'before asking');
 
@@ -562,11 +554,7 @@ for (const browserName of storyBrowsers()) {
         const alice = await newUser('alice');
         const { client, deviceId } = await givenKirjavaDevice(alice);
         const bob = await givenPeer(await newUser('bob'));
-        await bob.waitForDeviceKeys(alice.userId, deviceId);
-        const roomId = await bob.createEncryptedRoom([alice.userId]);
-        assert.equal(await client.waitForInvite(), roomId);
-        await client.joinRoom(roomId);
-        await bob.waitForMembership(roomId, alice.userId, 'join');
+        const roomId = await givenEncryptedRoom(bob, client, alice.userId, deviceId);
         await setRoomPolicy(alice.userId, roomId, 'ask', 5);
 
         let popup: Page | undefined;
