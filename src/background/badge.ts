@@ -6,6 +6,7 @@
  */
 import { browser } from '../platform/ext.ts';
 import { SerialQueue } from '../crypto/core/serial-queue.ts';
+import { FNV1A_START, fnv1a } from '../crypto/core/fnv.ts';
 import { plural, t } from '../platform/i18n.ts';
 
 const counts = new Map<string, number>();
@@ -103,11 +104,11 @@ const iconsShown = new Map<number, string>();
 
 /** A short digest of drawn icons (FNV-1a over every size's pixels), to tell two images apart. */
 function digestOf(images: Record<string, IconData>): string {
-  let hash = 0x811c9dc5;
+  let hash = FNV1A_START;
   for (const size of Object.keys(images).sort()) {
-    for (const byte of images[size]!.data) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+    for (const byte of images[size]!.data) hash = fnv1a(hash, byte);
   }
-  return `drawn:${hash.toString(16).padStart(8, '0')}`;
+  return `drawn:${(hash >>> 0).toString(16).padStart(8, '0')}`;
 }
 
 /**

@@ -5,8 +5,6 @@
  */
 import { databaseNames, deleteDatabase } from '../platform/databases.ts';
 
-export { deleteDatabase };
-
 /** Names of the IndexedDB databases that belong to the store `storeName`. */
 export async function storeDatabases(storeName: string): Promise<string[]> {
   return (await databaseNames()).filter(

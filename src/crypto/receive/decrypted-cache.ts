@@ -17,6 +17,7 @@ import { openWith, sealWith } from '../keyring/keyring-seal.ts';
 import { type Logger, defaultLog, errorText } from '../core/log.ts';
 import { StorageQuota } from '../core/storage-quota.ts';
 import { mapInChunks, unref } from '../core/later.ts';
+import { FNV1A_START, fnv1a } from '../core/fnv.ts';
 
 /** Where sealed entries live: IndexedDB (Dexie) in the browser, memory in Node tests. */
 export interface SealedStore {
@@ -61,8 +62,8 @@ const LEARN_IDS_AFTER_MS = 2_000;
 
 /** A 32-bit FNV-1a hash of an id: the in-memory index of stored ids holds these, not the ids. */
 function idHash(id: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < id.length; i++) hash = Math.imul(hash ^ id.charCodeAt(i), 0x01000193);
+  let hash = FNV1A_START;
+  for (let i = 0; i < id.length; i++) hash = fnv1a(hash, id.charCodeAt(i));
   return hash >>> 0;
 }
 
