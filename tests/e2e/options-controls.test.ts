@@ -16,6 +16,7 @@ import {
   assertEncryptedOnServer,
   assertPeerDecrypts,
   givenEncryptedRoom,
+  setUpSecureBackup,
   typeNumber,
 } from '../fixtures/stories.ts';
 import { storyBrowsers } from '../fixtures/browser.ts';
@@ -160,14 +161,7 @@ for (const browserName of storyBrowsers()) {
         const popup = bed.track(await bed.browser.openPopup());
         const keys = popup.getByRole('article', { name: userId }).getByRole('region', { name: 'Encryption keys' });
         await keys.getByRole('button', { name: 'Set up secure backup' }).click({ timeout: 20_000 });
-        const form = keys.getByRole('form', { name: 'Set up secure backup' });
-        await form.getByLabel('Account password').fill(alice.password);
-        await form.getByRole('button', { name: 'Set up' }).click();
-        const dialog = keys.getByRole('dialog', { name: 'Save your recovery key' });
-        await dialog.waitFor({ timeout: 60_000 });
-        await dialog.getByLabel('I saved my recovery key somewhere safe').check();
-        await dialog.getByRole('button', { name: 'Done' }).click();
-        await dialog.waitFor({ state: 'detached', timeout: 10_000 });
+        await setUpSecureBackup(keys, alice.password);
 
         const options = bed.track(await bed.browser.openOptions());
         let group = await sharingGroup(options, userId);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { StoryBed, assertClientReads, givenEncryptedRoom } from '../fixtures/stories.ts';
+import { StoryBed, assertClientReads, givenEncryptedRoom, setUpSecureBackup } from '../fixtures/stories.ts';
 import type { Page } from 'playwright-core';
 import { launchBrowser, storyBrowsers, type ExtensionBrowser } from '../fixtures/browser.ts';
 import { poll } from '../fixtures/net.ts';
@@ -120,13 +120,7 @@ for (const browserName of storyBrowsers()) {
         );
 
         await setUp.click();
-        const form = keys.getByRole('form', { name: 'Set up secure backup' });
-        await form.getByLabel('Account password').fill(alice.password);
-        await form.getByRole('button', { name: 'Set up' }).click();
-        const dialog = keys.getByRole('dialog', { name: 'Save your recovery key' });
-        await dialog.waitFor({ timeout: 60_000 });
-        await dialog.getByLabel('I saved my recovery key somewhere safe').check();
-        await dialog.getByRole('button', { name: 'Done' }).click();
+        await setUpSecureBackup(keys, alice.password);
         await status.getByText('Protected', { exact: true }).waitFor({ timeout: 30_000 });
         assert.equal(await status.getByRole('link').count(), 0, 'nothing left to fix');
       },

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { decodeRecoveryKey } from 'matrix-js-sdk/lib/crypto-api/recovery-key.js';
 import { poll } from '../fixtures/net.ts';
-import { StoryBed } from '../fixtures/stories.ts';
+import { StoryBed, setUpSecureBackup } from '../fixtures/stories.ts';
 import { storyBrowsers } from '../fixtures/browser.ts';
 
 for (const browserName of storyBrowsers()) {
@@ -214,16 +214,8 @@ for (const browserName of storyBrowsers()) {
         const card = popup.getByRole('article', { name: userId });
         const panel = card.getByRole('region', { name: 'Encryption keys' });
         await panel.getByRole('button', { name: 'Set up secure backup' }).click({ timeout: 20_000 });
-        const setup = panel.getByRole('form', { name: 'Set up secure backup' });
-        await setup.getByLabel('Account password').fill(bob.password);
-        await setup.getByRole('button', { name: 'Set up' }).click();
+        const lostKey = await setUpSecureBackup(panel, bob.password);
         const dialog = panel.getByRole('dialog', { name: 'Save your recovery key' });
-        const lostKey = (
-          await dialog.getByLabel('Recovery key', { exact: true }).innerText({ timeout: 60_000 })
-        ).trim();
-        await dialog.getByLabel('I saved my recovery key somewhere safe').check();
-        await dialog.getByRole('button', { name: 'Done' }).click();
-        await dialog.waitFor({ state: 'detached' });
         const before = await serverState(accessToken, userId);
         const masterBefore = await masterKey(accessToken, userId);
 
